@@ -1,0 +1,1 @@
+"""Provider adapters (pure wire translation) and in-process engines, behind one protocol."""

@@ -1,0 +1,83 @@
+"""Known providers as data: which wire format each speaks, where it lives, how it authenticates.
+
+Every OpenAI-compatible host is one entry here, not code. Names follow LiteLLM's provider
+prefixes so `model: groq/llama-3.1-8b-instant` means the same thing in both tools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gatewise.providers.base import AuthStyle
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    wire: str
+    api_base: str = ""
+    key_env: tuple[str, ...] = ()
+    base_env: tuple[str, ...] = ()
+    auth: AuthStyle = "bearer"
+    key_required: bool = True
+    url_style: str = "standard"
+    embeddings: bool = False
+    version_env: tuple[str, ...] = ()
+    # Whether the host accepts `stream_options.include_usage` (it then reports real usage).
+    stream_usage: bool = True
+
+
+PRESETS: dict[str, Preset] = {
+    "openai": Preset("openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",),
+                     ("OPENAI_BASE_URL", "OPENAI_API_BASE"), embeddings=True),
+    "azure": Preset("openai", "", ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
+                    ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"), auth="api-key",
+                    url_style="azure", embeddings=True,
+                    version_env=("AZURE_API_VERSION", "OPENAI_API_VERSION")),
+    "groq": Preset("openai", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",)),
+    "fireworks_ai": Preset("openai", "https://api.fireworks.ai/inference/v1",
+                           ("FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY"), embeddings=True),
+    "openrouter": Preset("openai", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",)),
+    "mistral": Preset("openai", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",),
+                      embeddings=True, stream_usage=False),
+    "together_ai": Preset("openai", "https://api.together.xyz/v1",
+                          ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), embeddings=True),
+    "deepseek": Preset("openai", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",)),
+    "hosted_vllm": Preset("openai", "http://localhost:8000/v1", ("HOSTED_VLLM_API_KEY",),
+                          ("HOSTED_VLLM_API_BASE",), key_required=False, embeddings=True),
+    "lm_studio": Preset("openai", "http://localhost:1234/v1", ("LM_STUDIO_API_KEY",),
+                        ("LM_STUDIO_API_BASE",), key_required=False, embeddings=True),
+    "llamafile": Preset("openai", "http://localhost:8080/v1", (), key_required=False),
+    "llama_cpp_server": Preset("openai", "http://localhost:8080/v1", (), key_required=False,
+                               embeddings=True),
+    "openai_compatible": Preset("openai", "", (), key_required=False, embeddings=True),
+    "anthropic": Preset("anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
+                        ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"), auth="x-api-key"),
+    "gemini": Preset("gemini", "https://generativelanguage.googleapis.com",
+                     ("GEMINI_API_KEY", "GOOGLE_API_KEY"), ("GEMINI_API_BASE",),
+                     auth="x-goog-api-key", embeddings=True),
+    "ollama": Preset("ollama", "http://localhost:11434", ("OLLAMA_API_KEY",), ("OLLAMA_HOST",
+                     "OLLAMA_API_BASE"), key_required=False, embeddings=True),
+    "llamacpp": Preset("llamacpp", key_required=False, auth="none", embeddings=True),
+    "litellm": Preset("litellm", key_required=False, auth="none", embeddings=True),
+}
+
+# Other spellings people use for the same providers (LiteLLM's included).
+ALIASES: dict[str, str] = {
+    "azure_ai": "azure",
+    "azure_openai": "azure",
+    "fireworks": "fireworks_ai",
+    "together": "together_ai",
+    "vllm": "hosted_vllm",
+    "lmstudio": "lm_studio",
+    "ollama_chat": "ollama",
+    "google": "gemini",
+    "google_ai_studio": "gemini",
+    "local": "llamacpp",
+    "llama_cpp": "llamacpp",
+}
+
+
+def find_preset(provider: str) -> tuple[str, Preset] | None:
+    name = ALIASES.get(provider, provider)
+    preset = PRESETS.get(name)
+    return (name, preset) if preset is not None else None

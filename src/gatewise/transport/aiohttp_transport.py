@@ -1,0 +1,161 @@
+"""The production transport: one pooled aiohttp client session shared by every provider.
+
+aiohttp's C HTTP parser keeps per-request CPU low, and its connector pools keep-alive
+connections per host. The session is created lazily inside the running loop (sessions are
+bound to a loop) and imported lazily, so `import gatewise` does not pay for aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from gatewise.transport.base import (
+    ConnectError,
+    HttpRequest,
+    HttpResponse,
+    ProtocolError,
+    ReadTimeout,
+    Timeouts,
+    TransportError,
+)
+
+
+class _Stream:
+    __slots__ = ("_resp", "headers", "status")
+
+    def __init__(self, resp: Any) -> None:
+        self._resp = resp
+        self.status: int = resp.status
+        self.headers: Mapping[str, str] = resp.headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        import aiohttp
+
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise ReadTimeout("stream stalled: no bytes within the read timeout") from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise ProtocolError(f"stream broken: {type(exc).__name__}") from exc
+
+    async def read(self) -> bytes:
+        import aiohttp
+
+        try:
+            data: bytes = await self._resp.read()
+            return data
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise ProtocolError(f"body broken: {type(exc).__name__}") from exc
+        except asyncio.TimeoutError as exc:
+            raise ReadTimeout("body read timed out") from exc
+
+    async def aclose(self) -> None:
+        if self._resp.content.at_eof():
+            self._resp.release()
+        else:
+            self._resp.close()
+
+
+class AiohttpTransport:
+    def __init__(self, *, limit: int = 1000, limit_per_host: int = 0, keepalive: float = 60.0):
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._keepalive = keepalive
+        self._session: Any = None
+        self._timeouts: dict[tuple[float | None, float | None, float | None, bool], Any] = {}
+
+    def _get_session(self) -> Any:
+        s = self._session
+        if s is None or s.closed:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(
+                limit=self._limit,
+                limit_per_host=self._limit_per_host,
+                keepalive_timeout=self._keepalive,
+                ttl_dns_cache=300,
+            )
+            s = aiohttp.ClientSession(
+                connector=connector,
+                skip_auto_headers=("User-Agent",),
+                auto_decompress=True,
+                trust_env=False,
+            )
+            self._session = s
+        return s
+
+    def _timeout(self, t: Timeouts, streaming: bool) -> Any:
+        key = (t.total, t.connect, t.read, streaming)
+        cached = self._timeouts.get(key)
+        if cached is None:
+            import aiohttp
+
+            cached = aiohttp.ClientTimeout(
+                total=None if streaming else t.total,
+                sock_connect=t.connect,
+                sock_read=t.read,
+            )
+            self._timeouts[key] = cached
+        return cached
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        import aiohttp
+
+        session = self._get_session()
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                timeout=self._timeout(request.timeouts, False),
+            ) as resp:
+                body = await resp.read()
+                return HttpResponse(resp.status, resp.headers, body)
+        except asyncio.TimeoutError as exc:
+            raise ReadTimeout("request timed out") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"cannot connect to {_host(request.url)}") from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
+                aiohttp.ClientOSError) as exc:
+            raise ProtocolError(f"connection to {_host(request.url)} broke: "
+                                f"{type(exc).__name__}") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{type(exc).__name__} talking to {_host(request.url)}") from exc
+
+    async def open_stream(self, request: HttpRequest) -> _Stream:
+        import aiohttp
+
+        session = self._get_session()
+        try:
+            resp = await session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                timeout=self._timeout(request.timeouts, True),
+            )
+        except asyncio.TimeoutError as exc:
+            raise ReadTimeout("no response headers within the timeout") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"cannot connect to {_host(request.url)}") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise ProtocolError(f"connection to {_host(request.url)} broke: "
+                                f"{type(exc).__name__}") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{type(exc).__name__} talking to {_host(request.url)}") from exc
+        return _Stream(resp)
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+def _host(url: str) -> str:
+    """Scheme+host+port only: paths and queries can carry keys (Gemini's `?key=`)."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"

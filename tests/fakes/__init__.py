@@ -1,0 +1,1 @@
+"""Fake upstream servers speaking each provider's real wire format over real HTTP on 127.0.0.1."""
