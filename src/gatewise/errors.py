@@ -13,6 +13,7 @@ GatewayError                      .status (HTTP) and .retryable on every class
 │   ├── ProviderServerError 5xx/529                          retryable
 │   └── ProviderResponseError 502                            upstream answered garbage
 ├── PolicyError
+│   ├── UnauthorizedError 401 · ForbiddenError 403 (the caller's gateway key)
 │   ├── BudgetExceededError 402 · RateLimitExceeded 429 · CircuitOpenError 503
 │   └── GuardrailViolation → PIIViolation, PromptInjectionDetected, ToolCallRejected
 └── AllTargetsFailedError         fallback exhausted; carries every attempt's error
@@ -195,6 +196,20 @@ class PolicyError(GatewayError):
     error_type = "policy_error"
 
 
+class UnauthorizedError(PolicyError):
+    """The caller did not present a valid key for this gateway (not a provider's key)."""
+
+    status = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class ForbiddenError(PolicyError):
+    status = 403
+    error_type = "permission_error"
+    code = "permission_denied"
+
+
 class BudgetExceededError(PolicyError):
     status = 402
     error_type = "insufficient_quota"
@@ -279,4 +294,6 @@ __all__ = [
     "RateLimitedError",
     "RequestTooLargeError",
     "ToolCallRejected",
+    "UnauthorizedError",
+    "ForbiddenError",
 ]

@@ -64,11 +64,14 @@ class AiohttpTransport:
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive = keepalive
-        self._session: Any = None
+        # Sessions are bound to the loop that created them; a gateway used from its sync
+        # helper thread and from an async app keeps one pool per loop.
+        self._sessions: dict[asyncio.AbstractEventLoop, Any] = {}
         self._timeouts: dict[tuple[float | None, float | None, float | None, bool], Any] = {}
 
     def _get_session(self) -> Any:
-        s = self._session
+        loop = asyncio.get_running_loop()
+        s = self._sessions.get(loop)
         if s is None or s.closed:
             import aiohttp
 
@@ -84,7 +87,7 @@ class AiohttpTransport:
                 auto_decompress=True,
                 trust_env=False,
             )
-            self._session = s
+            self._sessions[loop] = s
         return s
 
     def _timeout(self, t: Timeouts, streaming: bool) -> Any:
@@ -150,9 +153,16 @@ class AiohttpTransport:
         return _Stream(resp)
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        """Closes the session of the running loop (others close with their loops)."""
+        loop = asyncio.get_running_loop()
+        s = self._sessions.pop(loop, None)
+        if s is not None and not s.closed:
+            await s.close()
+        for other, sess in list(self._sessions.items()):
+            if other.is_closed():
+                self._sessions.pop(other, None)
+            elif not sess.closed:
+                other.call_soon_threadsafe(lambda x=sess: asyncio.ensure_future(x.close()))
 
 
 def _host(url: str) -> str:

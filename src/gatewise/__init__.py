@@ -1,0 +1,69 @@
+"""gatewise: one secure, observable, resilient front door to every large language model.
+
+    import gatewise
+    gw = gatewise.Gateway()                  # offline: the embedded local model
+    print(gw.chat_sync("Say hi").content)
+
+Names are loaded on first use, so `import gatewise` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Gateway": "gatewise.gateway",
+    "ChatResult": "gatewise.results",
+    "ChatStream": "gatewise.results",
+    "EmbedResult": "gatewise.results",
+    "CallInfo": "gatewise.results",
+    "Identity": "gatewise.pipeline.core",
+    "load_config": "gatewise.config.loader",
+    "ChatRequest": "gatewise.types.requests",
+    "ChatCompletion": "gatewise.types.responses",
+    "ChatCompletionChunk": "gatewise.types.stream",
+    "Usage": "gatewise.types.responses",
+    "EmbeddingRequest": "gatewise.types.embeddings",
+    "EmbeddingResponse": "gatewise.types.embeddings",
+}
+_ERRORS = (
+    "GatewayError", "ConfigError", "InvalidRequestError", "ModelNotFoundRequestError",
+    "ProviderError", "ProviderConnectionError", "ProviderTimeoutError", "ProviderResponseError",
+    "AuthenticationError", "PermissionDeniedError", "ModelNotFoundError", "BadRequestError",
+    "ContextLengthExceededError", "ContentFilteredError", "RateLimitedError",
+    "ProviderServerError", "ProviderOverloadedError", "PolicyError", "BudgetExceededError",
+    "RateLimitExceeded", "CircuitOpenError", "GuardrailViolation", "PIIViolation",
+    "PromptInjectionDetected", "ToolCallRejected", "AllTargetsFailedError", "UnauthorizedError",
+    "ForbiddenError",
+)
+for _name in _ERRORS:
+    _EXPORTS[_name] = "gatewise.errors"
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from gatewise.config.loader import load_config
+    from gatewise.errors import *  # noqa: F403
+    from gatewise.gateway import Gateway
+    from gatewise.pipeline.core import Identity
+    from gatewise.results import CallInfo, ChatResult, ChatStream, EmbedResult
+    from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
+    from gatewise.types.requests import ChatRequest
+    from gatewise.types.responses import ChatCompletion, Usage
+    from gatewise.types.stream import ChatCompletionChunk
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gatewise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,1 @@
+"""The `gatewise` command line."""

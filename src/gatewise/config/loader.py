@@ -1,0 +1,233 @@
+"""Loads configuration in two phases: parse and check the schema, then resolve references.
+
+Phase 1 turns YAML into typed objects (errors name the file, the key path and the problem).
+Phase 2 resolves secrets and provider presets into ready `Target`s once, at start-up, so the
+request path never reads the environment or a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from gatewise.config.litellm_compat import is_litellm_config, translate
+from gatewise.config.schema import Config, DeploymentConfig, Prices, ProviderDefaults
+from gatewise.config.secrets import first_env, process_env, resolve_secret
+from gatewise.errors import ConfigError
+from gatewise.providers.base import Target
+from gatewise.providers.presets import Preset, find_preset
+from gatewise.transport.base import Timeouts
+
+DEFAULT_LOCAL_MODEL = "smollm2-135m"
+_MSGSPEC_PATH = re.compile(r" - at `\$\.?(.*)`$")
+_UNKNOWN = re.compile(r"unknown field `([^`]*)`")
+
+
+@dataclass(slots=True)
+class Deployment:
+    """One place an alias can be served: a ready target plus routing and pricing facts.
+    `problem` says why it cannot serve (e.g. a missing key) without failing the whole load."""
+
+    alias: str
+    id: str
+    target: Target
+    weight: float = 1.0
+    rpm: int | None = None
+    tpm: int | None = None
+    prices: Prices | None = None
+    problem: str | None = None
+
+
+@dataclass(slots=True)
+class ResolvedConfig:
+    config: Config
+    file: str | None
+    aliases: dict[str, list[Deployment]]
+    default_model: str | None
+    warnings: list[str] = field(default_factory=list)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    master_key: str | None = field(default=None, repr=False)
+
+    def direct(self, ref: str) -> Deployment | None:
+        """A deployment for a `provider/model` reference that no alias names, if allowed."""
+        if not self.config.allow_direct_models or "/" not in ref:
+            return None
+        provider, _, model = ref.partition("/")
+        if find_preset(provider) is None or not model:
+            return None
+        dep = build_deployment(ref, DeploymentConfig(model=ref), self.config, self.env,
+                               self.file, path=f"<request model {ref}>")
+        if dep.problem is not None or dep.target.wire in ("llamacpp", "litellm"):
+            return None
+        return dep
+
+
+def _schema_error(exc: msgspec.ValidationError, file: str | None) -> ConfigError:
+    text = str(exc)
+    m = _MSGSPEC_PATH.search(text)
+    path = m.group(1) if m else ""
+    msg = _MSGSPEC_PATH.sub("", text)
+    unknown = _UNKNOWN.search(msg)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+        msg = f"unknown key '{unknown.group(1)}'"
+    return ConfigError(msg, file=file, path=path or None)
+
+
+def parse_config(data: Any, file: str | None = None) -> tuple[Config, list[str]]:
+    """Phase 1: plain data (from YAML) → typed `Config`, plus warnings for LiteLLM leftovers."""
+    warnings: list[str] = []
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping", file=file)
+    if is_litellm_config(data):
+        data, warnings = translate(data, file)
+    try:
+        cfg = msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(exc, file) from None
+    return cfg, warnings
+
+
+def read_config_file(path: str | os.PathLike[str]) -> tuple[Config, list[str], dict[str, str]]:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"invalid YAML: {problem}", file=str(p), path=where) from None
+    extra_env: dict[str, str] = {}
+    if isinstance(data, dict) and isinstance(data.get("environment_variables"), dict):
+        extra_env = {str(k): str(v) for k, v in data["environment_variables"].items()}
+    cfg, warnings = parse_config(data, str(p))
+    return cfg, warnings, extra_env
+
+
+def default_config() -> Config:
+    """The zero-config gateway: the embedded local model, answering as `local` and by name."""
+    local = [DeploymentConfig(model=f"llamacpp/{DEFAULT_LOCAL_MODEL}")]
+    return Config(models={"local": local, DEFAULT_LOCAL_MODEL: list(local)},
+                  default_model="local")
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: Mapping[str, str] | None = None) -> ResolvedConfig:
+    """Both phases. No path → the zero-config default (local model only, offline)."""
+    base_env = process_env() if env is None else env
+    if path is None:
+        return resolve_config(default_config(), None, base_env, [])
+    cfg, warnings, extra_env = read_config_file(path)
+    merged_env: Mapping[str, str] = {**base_env, **extra_env} if extra_env else base_env
+    return resolve_config(cfg, str(path), merged_env, warnings)
+
+
+def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
+                   warnings: list[str]) -> ResolvedConfig:
+    """Phase 2: secrets and presets → ready deployments."""
+    aliases: dict[str, list[Deployment]] = {}
+    for alias, deps in cfg.models.items():
+        if not deps:
+            raise ConfigError("an alias needs at least one deployment", file=file,
+                              path=f"models.{alias}")
+        out = []
+        for i, dep in enumerate(deps):
+            d = build_deployment(alias, dep, cfg, env, file, path=f"models.{alias}[{i}]")
+            if d.problem:
+                warnings.append(f"models.{alias}[{i}] ({dep.model}): {d.problem}")
+            out.append(d)
+        aliases[alias] = out
+    for name in cfg.providers:
+        if find_preset(name) is None:
+            raise ConfigError(f"unknown provider '{name}'", file=file, path=f"providers.{name}")
+    if cfg.default_model is not None and cfg.default_model not in aliases:
+        raise ConfigError(f"names '{cfg.default_model}', which is not an alias in 'models'",
+                          file=file, path="default_model")
+    master_key = resolve_secret(cfg.server.master_key, env=env, file=file,
+                                path="server.master_key")
+    return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key)
+
+
+def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mapping[str, str],
+                     file: str | None, *, path: str) -> Deployment:
+    provider, _, model = dep.model.partition("/")
+    found = find_preset(provider)
+    if found is None:
+        if provider == "litellm":
+            found = find_preset("litellm")
+            assert found is not None
+            name, preset = found
+            target = Target(provider="litellm", wire="litellm", model=model, auth="none",
+                            params=dict(dep.params or {}))
+            return Deployment(alias, dep.id or f"{alias}:{dep.model}", target, dep.weight,
+                              dep.rpm, dep.tpm, dep.prices)
+        raise ConfigError(
+            f"unknown provider '{provider}' in '{dep.model}' (use 'litellm/{dep.model}' to "
+            "reach it through LiteLLM)", file=file, path=f"{path}.model")
+    name, preset = found
+    defaults = cfg.providers.get(name) or ProviderDefaults()
+    problem: str | None = None
+    if not defaults.enabled:
+        problem = f"provider '{name}' is disabled in config"
+    api_base = dep.api_base or defaults.api_base or first_env(preset.base_env, env) or preset.api_base
+    if name == "ollama" and api_base and "://" not in api_base:
+        api_base = f"http://{api_base}"  # OLLAMA_HOST is often host:port
+    key_ref = dep.api_key or defaults.api_key
+    api_key = resolve_secret(key_ref, env=env, file=file, path=f"{path}.api_key") if key_ref \
+        else first_env(preset.key_env, env)
+    if preset.key_required and not api_key and problem is None:
+        problem = f"no API key: set {preset.key_env[0]} or 'api_key'"
+    if preset.wire not in ("llamacpp", "litellm") and not api_base and problem is None:
+        problem = "no api_base: this provider needs one"
+    version = dep.api_version or defaults.api_version or first_env(preset.version_env, env)
+    headers = {**(defaults.headers or {}), **(dep.headers or {})}
+    extra: dict[str, Any] = {"stream_usage": preset.stream_usage}
+    if preset.wire == "llamacpp":
+        spec = cfg.local_models.get(model)
+        extra["local_model"] = msgspec.to_builtins(spec) if spec is not None else {}
+        if cfg.model_cache_dir:
+            extra["cache_dir"] = cfg.model_cache_dir
+    target = Target(
+        provider=name,
+        wire=preset.wire,
+        model=model,
+        api_base=api_base or "",
+        api_key=api_key,
+        auth=preset.auth,
+        headers=headers,
+        api_version=version,
+        url_style="azure" if preset.url_style == "azure" else "standard",
+        timeouts=_timeouts(dep),
+        params=dict(dep.params or {}),
+        extra=extra,
+    )
+    return Deployment(alias, dep.id or f"{alias}:{dep.model}", target, dep.weight, dep.rpm,
+                      dep.tpm, dep.prices, problem)
+
+
+def _timeouts(dep: DeploymentConfig) -> Timeouts:
+    if dep.timeout is None and dep.stream_timeout is None and dep.connect_timeout is None:
+        return Timeouts()
+    return Timeouts(
+        total=dep.timeout or 600.0,
+        connect=dep.connect_timeout or 10.0,
+        read=dep.stream_timeout or dep.timeout or 120.0,
+    )
+
+
+def preset_for(target: Target) -> Preset | None:
+    found = find_preset(target.provider)
+    return found[1] if found else None

@@ -1,0 +1,120 @@
+"""The request pipeline: an ordered chain of middleware `async (call, next) -> result`.
+
+Everything a request touches lives on the `Call` (request, identity, deployment, timings,
+usage, events). A middleware reads and adds to it and never reaches into another middleware.
+The library, the server and the CLI all run the same chain, built by `Gateway`.
+
+Which middleware runs when:
+
+- once per call (outermost first): telemetry (request id, timings, metrics) → [auth, rate
+  limits, budgets, input guardrails, cache: later issues] → router (alias → deployment choice,
+  and fallbacks/retries in later issues: everything inside it may run several times);
+- once per attempt: the provider call (adapter + transport or an in-process engine).
+
+A chat call's result is a `ChatCompletion`; a streaming call's result is a `ChunkStream`
+whose first chunk has already arrived (so a failure before the first byte is still an
+exception a middleware can catch and fail over); an embeddings call's is an `EmbeddingResponse`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from gatewise.types.embeddings import EmbeddingRequest
+from gatewise.types.requests import ChatRequest
+from gatewise.types.responses import Usage
+
+if TYPE_CHECKING:
+    from gatewise.config.loader import Deployment
+
+CallKind = Literal["chat", "embed"]
+
+
+class Identity:
+    """Who is calling. Scopes everything shared (cache keys, conversations, budgets)."""
+
+    __slots__ = ("key_id", "team", "tenant", "user")
+
+    def __init__(self, tenant: str = "default", user: str | None = None,
+                 key_id: str | None = None, team: str | None = None) -> None:
+        self.tenant = tenant
+        self.user = user
+        self.key_id = key_id
+        self.team = team
+
+
+ANONYMOUS = Identity()
+
+
+class Call:
+    __slots__ = (
+        "attempts",
+        "deployment",
+        "ended",
+        "events",
+        "identity",
+        "kind",
+        "request",
+        "request_id",
+        "response_headers",
+        "started",
+        "stream",
+        "ttft",
+        "upstream_s",
+        "usage",
+    )
+
+    def __init__(self, kind: CallKind, request: ChatRequest | EmbeddingRequest,
+                 identity: Identity = ANONYMOUS, request_id: str | None = None) -> None:
+        self.kind = kind
+        self.request = request
+        self.identity = identity
+        self.request_id = request_id or f"req_{os.urandom(12).hex()}"
+        self.stream = kind == "chat" and isinstance(request, ChatRequest) and request.stream
+        self.started = time.perf_counter()
+        self.ended: float | None = None
+        self.ttft: float | None = None
+        self.upstream_s = 0.0
+        self.deployment: Deployment | None = None
+        self.usage: Usage | None = None
+        self.attempts = 0
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.response_headers: dict[str, str] = {}
+
+    @property
+    def chat_request(self) -> ChatRequest:
+        assert isinstance(self.request, ChatRequest)
+        return self.request
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    def event(self, name: str, **data: Any) -> None:
+        """A structured step of the call, for timelines (REPL), logs and audits."""
+        self.events.append((name, data))
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+class Middleware(Protocol):
+    async def __call__(self, call: Call, next: Handler) -> Any: ...
+
+
+def build_chain(middlewares: Sequence[Middleware], terminal: Handler) -> Handler:
+    """Wraps `terminal` so the first middleware in the list runs first."""
+    handler = terminal
+    for mw in reversed(middlewares):
+        handler = _link(mw, handler)
+    return handler
+
+
+def _link(mw: Middleware, nxt: Handler) -> Handler:
+    async def handler(call: Call) -> Any:
+        return await mw(call, nxt)
+
+    return handler

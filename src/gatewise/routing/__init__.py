@@ -1,0 +1,1 @@
+"""Routing: aliases to deployments and strategies for choosing among them."""

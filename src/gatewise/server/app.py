@@ -1,0 +1,144 @@
+"""`create_app(config)`: the OpenAI-compatible ASGI application.
+
+Routing is a dict lookup on (method, path); each endpoint family lives in `routes/`. Every
+failure, anywhere, leaves through `server.errors` as OpenAI error JSON with the right status.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from gatewise.config.loader import ResolvedConfig, load_config
+from gatewise.errors import UnauthorizedError
+from gatewise.gateway import Gateway
+from gatewise.server.context import RequestContext
+from gatewise.server.errors import error_body, plain_error
+from gatewise.server.http import Receive, Scope, Send, header, respond
+from gatewise.server.openapi import build_openapi
+from gatewise.server.routes.chat import handle_chat
+from gatewise.server.routes.embeddings import handle_embeddings
+from gatewise.server.routes.health import handle_healthz, handle_metrics, handle_readyz
+from gatewise.server.routes.models import handle_model, handle_models
+
+log = logging.getLogger("gatewise.server")
+Route = Callable[[RequestContext], Awaitable[None]]
+_PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json"})
+
+
+class GatewayApp:
+    """The ASGI callable. Holds the gateway; closes it on lifespan shutdown."""
+
+    def __init__(self, gateway: Gateway, *, warmup: bool | None = None) -> None:
+        self.gateway = gateway
+        settings = gateway.config.config.server
+        self.max_body = settings.max_body_bytes
+        self.warmup = settings.warmup if warmup is None else warmup
+        self.warmed = not self.warmup
+        self._master = gateway.config.master_key.encode() if gateway.config.master_key else None
+        self._created = int(time.time())
+        self._openapi = msgspec.json.encode(build_openapi())
+        self._routes: dict[tuple[str, str], Route] = {}
+        for prefix in ("/v1", ""):
+            self._routes[("POST", f"{prefix}/chat/completions")] = handle_chat
+            self._routes[("POST", f"{prefix}/embeddings")] = handle_embeddings
+            self._routes[("GET", f"{prefix}/models")] = self._models
+        self._routes[("GET", "/healthz")] = handle_healthz
+        self._routes[("GET", "/readyz")] = self._readyz
+        self._routes[("GET", "/metrics")] = handle_metrics
+        self._routes[("GET", "/openapi.json")] = self._openapi_route
+        self._paths = {p for _, p in self._routes}
+
+    async def _models(self, ctx: RequestContext) -> None:
+        await handle_models(ctx, self._created)
+
+    async def _readyz(self, ctx: RequestContext) -> None:
+        await handle_readyz(ctx, self.warmed)
+
+    async def _openapi_route(self, ctx: RequestContext) -> None:
+        await respond(ctx.send, 200, self._openapi, [])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        request_id = RequestContext.request_id_from(scope, f"req_{os.urandom(12).hex()}")
+        route = self._routes.get((method, path))
+        if route is None and path.startswith(("/v1/models/", "/models/")):
+            name = path.split("/models/", 1)[1]
+            if method == "GET" and name:
+                created = self._created
+
+                async def one(ctx: RequestContext) -> None:
+                    await handle_model(ctx, name, created)
+
+                route = one
+        if route is None:
+            allowed = path in self._paths
+            status = 405 if allowed else 404
+            msg = f"Method {method} not allowed on {path}" if allowed else f"Unknown path {path}"
+            await respond(send, status, plain_error(status, msg, "not_found" if status == 404
+                                                    else "method_not_allowed"),
+                          [(b"x-request-id", request_id.encode())])
+            return
+        ctx = RequestContext(scope, receive, send, self.gateway, request_id, self.max_body)
+        try:
+            if self._master is not None and path not in _PUBLIC:
+                self._authenticate(scope)
+            await route(ctx)
+        except ConnectionResetError:
+            return
+        except Exception as exc:
+            status, headers, body = error_body(exc, request_id)
+            headers.append((b"x-request-id", request_id.encode()))
+            try:
+                await respond(send, status, body, headers)
+            except Exception:  # noqa: S110 - response already started or client gone
+                log.debug("could not send error response for %s", request_id)
+
+    def _authenticate(self, scope: Scope) -> None:
+        raw = header(scope, b"authorization") or b""
+        token = raw[7:].strip() if raw[:7].lower() == b"bearer " else b""
+        if not token:
+            token = (header(scope, b"api-key") or header(scope, b"x-api-key") or b"").strip()
+        assert self._master is not None
+        if not token or not hmac.compare_digest(token, self._master):
+            raise UnauthorizedError("Invalid or missing API key for this gateway")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    if self.warmup:
+                        await self.gateway.warmup()
+                    self.warmed = True
+                except Exception as exc:
+                    log.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.gateway.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(config: ResolvedConfig | str | os.PathLike[str] | None = None, *,
+               gateway: Gateway | None = None, **kw: Any) -> GatewayApp:
+    if gateway is None:
+        resolved = config if isinstance(config, ResolvedConfig) else load_config(config)
+        gateway = Gateway(resolved)
+    return GatewayApp(gateway, **kw)

@@ -1,0 +1,29 @@
+"""What every route handler gets: the ASGI triple, the gateway and the request id."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gatewise.gateway import Gateway
+from gatewise.server.http import Receive, Scope, Send, header
+
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+@dataclass(slots=True)
+class RequestContext:
+    scope: Scope
+    receive: Receive
+    send: Send
+    gateway: Gateway
+    request_id: str
+    max_body: int
+
+    @staticmethod
+    def request_id_from(scope: Scope, generated: str) -> str:
+        """Honours a caller's `x-request-id` when it is a sane token, for end-to-end tracing."""
+        given = header(scope, b"x-request-id")
+        if given is not None and _SAFE_ID.match(given):
+            return given.decode()
+        return generated

@@ -1,0 +1,21 @@
+"""`POST /v1/embeddings`."""
+
+from __future__ import annotations
+
+import msgspec
+
+from gatewise.pipeline.core import Call
+from gatewise.server.context import RequestContext
+from gatewise.server.http import read_body, respond
+from gatewise.server.routes.chat import call_headers
+from gatewise.types.validation import decode_embedding_request
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def handle_embeddings(ctx: RequestContext) -> None:
+    body = await read_body(ctx.scope, ctx.receive, ctx.max_body)
+    req = decode_embedding_request(body)
+    call = Call("embed", req, request_id=ctx.request_id)
+    result = await ctx.gateway.run(call)
+    await respond(ctx.send, 200, _encode(result), call_headers(call, overhead=True))
