@@ -46,7 +46,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from gatewise.config.loader import load_config
-    from gatewise.errors import *  # noqa: F403
+    from gatewise.errors import *
     from gatewise.gateway import Gateway
     from gatewise.pipeline.core import Identity
     from gatewise.results import CallInfo, ChatResult, ChatStream, EmbedResult

@@ -275,6 +275,7 @@ __all__ = [
     "ConfigError",
     "ContentFilteredError",
     "ContextLengthExceededError",
+    "ForbiddenError",
     "GatewayError",
     "GuardrailViolation",
     "InvalidRequestError",
@@ -295,5 +296,4 @@ __all__ = [
     "RequestTooLargeError",
     "ToolCallRejected",
     "UnauthorizedError",
-    "ForbiddenError",
 ]

@@ -25,7 +25,7 @@ from gatewise.providers.pool import ProviderPool
 from gatewise.results import CallInfo, ChatResult, ChatStream, EmbedResult
 from gatewise.routing.router import Router
 from gatewise.transport.base import Transport
-from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
+from gatewise.types.embeddings import EmbeddingResponse
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.validation import chat_request_from_dict, embedding_request_from_dict

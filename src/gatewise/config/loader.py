@@ -18,7 +18,13 @@ import msgspec
 import yaml
 
 from gatewise.config.litellm_compat import is_litellm_config, translate
-from gatewise.config.schema import Config, DeploymentConfig, Prices, ProviderDefaults
+from gatewise.config.schema import (
+    Config,
+    DeploymentConfig,
+    LocalModelConfig,
+    Prices,
+    ProviderDefaults,
+)
 from gatewise.config.secrets import first_env, process_env, resolve_secret
 from gatewise.errors import ConfigError
 from gatewise.providers.base import Target
@@ -64,15 +70,17 @@ class ResolvedConfig:
             return None
         dep = build_deployment(ref, DeploymentConfig(model=ref), self.config, self.env,
                                self.file, path=f"<request model {ref}>")
-        if dep.problem is not None or dep.target.wire in ("llamacpp", "litellm"):
+        if dep.problem is not None or dep.target.wire in ("llamacpp", "litellm", "fake"):
             return None
         return dep
 
 
-def _schema_error(exc: msgspec.ValidationError, file: str | None) -> ConfigError:
+def _schema_error(exc: msgspec.ValidationError, file: str | None, prefix: str = "") -> ConfigError:
     text = str(exc)
     m = _MSGSPEC_PATH.search(text)
     path = m.group(1) if m else ""
+    if prefix:
+        path = f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}" if path else prefix
     msg = _MSGSPEC_PATH.sub("", text)
     unknown = _UNKNOWN.search(msg)
     if unknown:
@@ -90,6 +98,17 @@ def parse_config(data: Any, file: str | None = None) -> tuple[Config, list[str]]
         raise ConfigError("the top level must be a mapping", file=file)
     if is_litellm_config(data):
         data, warnings = translate(data, file)
+    # msgspec reports mapping keys as `[...]`; check the keyed sections one key at a time so
+    # errors name the alias or model that is wrong.
+    for section, kind in (("models", list[DeploymentConfig]), ("local_models", LocalModelConfig),
+                          ("providers", ProviderDefaults)):
+        entries = data.get(section)
+        if isinstance(entries, dict):
+            for key, value in entries.items():
+                try:
+                    msgspec.convert(value, kind)
+                except msgspec.ValidationError as exc:
+                    raise _schema_error(exc, file, f"{section}.{key}") from None
     try:
         cfg = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
@@ -190,7 +209,7 @@ def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mappin
         else first_env(preset.key_env, env)
     if preset.key_required and not api_key and problem is None:
         problem = f"no API key: set {preset.key_env[0]} or 'api_key'"
-    if preset.wire not in ("llamacpp", "litellm") and not api_base and problem is None:
+    if preset.wire not in ("llamacpp", "litellm", "fake") and not api_base and problem is None:
         problem = "no api_base: this provider needs one"
     version = dep.api_version or defaults.api_version or first_env(preset.version_env, env)
     headers = {**(defaults.headers or {}), **(dep.headers or {})}

@@ -73,7 +73,7 @@ class Histogram:
             acc = 0
             for bound, c in zip(self.buckets, counts, strict=False):
                 acc += c
-                le = 'le="%g"' % bound
+                le = f'le="{bound:g}"'
                 out.append(f"{self.name}_bucket{_labels(self.label_names, labels, le)} {acc}")
             acc += counts[-1]
             inf = 'le="+Inf"'

@@ -18,7 +18,6 @@ from gatewise.errors import (
 from gatewise.providers.base import Capabilities, Target, WireAdapter
 from gatewise.providers.common import bad_response
 from gatewise.transport.base import (
-    ConnectError,
     HttpRequest,
     HttpResponse,
     ReadTimeout,
@@ -33,12 +32,8 @@ from gatewise.types.stream import ChatCompletionChunk
 
 
 def _transport_error(exc: TransportError, target: Target) -> ProviderError:
-    kw = {"provider": target.provider, "model": target.model}
-    if isinstance(exc, ReadTimeout):
-        return ProviderTimeoutError(str(exc), **kw)
-    if isinstance(exc, ConnectError):
-        return ProviderConnectionError(str(exc), **kw)
-    return ProviderConnectionError(str(exc), **kw)
+    cls = ProviderTimeoutError if isinstance(exc, ReadTimeout) else ProviderConnectionError
+    return cls(str(exc), provider=target.provider, model=target.model)
 
 
 class HttpProviderClient:

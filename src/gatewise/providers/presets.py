@@ -59,6 +59,8 @@ PRESETS: dict[str, Preset] = {
                      "OLLAMA_API_BASE"), key_required=False, embeddings=True),
     "llamacpp": Preset("llamacpp", key_required=False, auth="none", embeddings=True),
     "litellm": Preset("litellm", key_required=False, auth="none", embeddings=True),
+    # gatewise.testing.FakeProvider: behaviour chosen by model name, for applications' tests.
+    "fake": Preset("fake", key_required=False, auth="none", embeddings=True),
 }
 
 # Other spellings people use for the same providers (LiteLLM's included).

@@ -24,6 +24,7 @@ WIRE_ADAPTERS: dict[str, str] = {
 IN_PROCESS: dict[str, str] = {
     "llamacpp": "gatewise.providers.llamacpp.provider:LlamaCppProvider",
     "litellm": "gatewise.providers.litellm.provider:LiteLLMProvider",
+    "fake": "gatewise.testing.fake:FakeProvider",
 }
 
 

@@ -105,7 +105,7 @@ class GatewayApp:
             headers.append((b"x-request-id", request_id.encode()))
             try:
                 await respond(send, status, body, headers)
-            except Exception:  # noqa: S110 - response already started or client gone
+            except Exception:
                 log.debug("could not send error response for %s", request_id)
 
     def _authenticate(self, scope: Scope) -> None:

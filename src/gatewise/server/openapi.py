@@ -36,7 +36,7 @@ def build_openapi() -> dict[str, Any]:
         ref_template="#/components/schemas/{name}",
     )
     components["Error"] = _ERROR
-    bearer = [{"bearer": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "gatewise", "version": __version__,

@@ -36,7 +36,7 @@ class _Stream:
         try:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise ReadTimeout("stream stalled: no bytes within the read timeout") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise ProtocolError(f"stream broken: {type(exc).__name__}") from exc
@@ -49,7 +49,7 @@ class _Stream:
             return data
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise ProtocolError(f"body broken: {type(exc).__name__}") from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise ReadTimeout("body read timed out") from exc
 
     async def aclose(self) -> None:
@@ -118,7 +118,7 @@ class AiohttpTransport:
             ) as resp:
                 body = await resp.read()
                 return HttpResponse(resp.status, resp.headers, body)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise ReadTimeout("request timed out") from exc
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"cannot connect to {_host(request.url)}") from exc
@@ -141,7 +141,7 @@ class AiohttpTransport:
                 headers=request.headers,
                 timeout=self._timeout(request.timeouts, True),
             )
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise ReadTimeout("no response headers within the timeout") from exc
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"cannot connect to {_host(request.url)}") from exc
@@ -162,7 +162,7 @@ class AiohttpTransport:
             if other.is_closed():
                 self._sessions.pop(other, None)
             elif not sess.closed:
-                other.call_soon_threadsafe(lambda x=sess: asyncio.ensure_future(x.close()))
+                asyncio.run_coroutine_threadsafe(sess.close(), other)
 
 
 def _host(url: str) -> str:

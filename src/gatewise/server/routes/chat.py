@@ -9,6 +9,7 @@ upstream call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import msgspec
@@ -71,10 +72,8 @@ async def _stream(ctx: RequestContext, call: Call, stream: ChunkStream) -> None:
         return
     # The client went away: stop generating and release the upstream connection.
     pump.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError, Exception):  # the client is gone
         await pump
-    except (asyncio.CancelledError, Exception):  # noqa: S110 - the client is gone; nothing to tell
-        pass
     await stream.aclose()
 
 

@@ -1,0 +1,71 @@
+"""ChunkStream: first-byte failures raise before anything is sent; finish runs exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gatewise.errors import ProviderServerError
+from gatewise.pipeline.core import Call
+from gatewise.pipeline.stream import Cancelled, ChunkStream
+from gatewise.types import ChatCompletionChunk, ChunkChoice, Delta, Usage
+from gatewise.types.validation import chat_request_from_dict
+
+
+def _call() -> Call:
+    return Call("chat", chat_request_from_dict(
+        {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}))
+
+
+def _chunk(text: str) -> ChatCompletionChunk:
+    return ChatCompletionChunk(choices=[ChunkChoice(index=0, delta=Delta(content=text))])
+
+
+async def test_failure_before_first_chunk_raises_from_prefetch() -> None:
+    async def broken() -> AsyncIterator[ChatCompletionChunk]:
+        raise ProviderServerError("boom")
+        yield _chunk("never")
+
+    finished: list[BaseException | None] = []
+    s = ChunkStream(_call(), broken(), include_usage=False)
+    s.on_finish(lambda c, e: finished.append(e))
+    with pytest.raises(ProviderServerError):
+        await s.prefetch()
+    assert len(finished) == 1 and isinstance(finished[0], ProviderServerError)
+
+
+async def test_usage_chunk_is_recorded_but_hidden_unless_asked() -> None:
+    async def src() -> AsyncIterator[ChatCompletionChunk]:
+        yield _chunk("a")
+        yield ChatCompletionChunk(choices=[], usage=Usage(prompt_tokens=1, completion_tokens=1,
+                                                          total_tokens=2))
+
+    call = _call()
+    s = ChunkStream(call, src(), include_usage=False)
+    await s.prefetch()
+    got = [c async for c in s]
+    assert len(got) == 1 and call.usage is not None and call.usage.total_tokens == 2
+    assert call.ttft is not None and call.ended is not None
+
+
+async def test_abandoning_a_stream_closes_the_source_and_records_a_cancel() -> None:
+    closed = []
+
+    async def src() -> AsyncIterator[ChatCompletionChunk]:
+        try:
+            while True:
+                yield _chunk("tick")
+        finally:
+            closed.append(True)
+
+    finished: list[BaseException | None] = []
+    s = ChunkStream(_call(), src(), include_usage=False)
+    s.on_finish(lambda c, e: finished.append(e))
+    await s.prefetch()
+    await s.__anext__()
+    await s.__anext__()
+    await s.aclose()
+    await s.aclose()
+    assert closed == [True]
+    assert len(finished) == 1 and isinstance(finished[0], Cancelled)
