@@ -119,6 +119,17 @@ def make_app(srv: FakeServer) -> web.Application:
 
         await send([{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None},
                      "logprobs": None, "finish_reason": None}])
+        if "endless" in model:  # streams until the client goes away
+            try:
+                for _ in range(2000):
+                    await send([{"index": 0, "delta": {"content": "tick "}, "logprobs": None,
+                                 "finish_reason": None}])
+                    await asyncio.sleep(0.01)
+            except (ConnectionResetError, asyncio.CancelledError):
+                srv.notes.append("stream-aborted")
+                raise
+            srv.notes.append("stream-finished")
+            return resp
         if tool_calls:
             call = tool_calls[0]
             await send([{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": call["id"],

@@ -34,6 +34,8 @@ class FakeServer:
 
     make_app: Callable[[FakeServer], web.Application]
     requests: list[SeenRequest] = field(default_factory=list)
+    # What fakes observed that is not a request (e.g. "stream-aborted" when a client left).
+    notes: list[str] = field(default_factory=list)
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None

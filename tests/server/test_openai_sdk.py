@@ -36,8 +36,9 @@ def gateway(openai_fake: FakeServer) -> Iterator[GatewayServer]:
 
 
 @pytest.fixture
-def client(gateway: GatewayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=MASTER, max_retries=0)
+def client(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=MASTER, max_retries=0) as c:
+        yield c
 
 
 def test_chat_completion_round_trips(client: openai.OpenAI) -> None:
@@ -179,8 +180,8 @@ def test_unknown_model_is_a_404(client: openai.OpenAI) -> None:
 
 
 def test_wrong_gateway_key_is_a_401(gateway: GatewayServer) -> None:
-    bad = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-wrong", max_retries=0) as bad, \
+            pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "x"}])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gatewise.errors import ConfigError
+from gatewise.providers.presets import find_preset
 
 _PARAM_KEYS = {
     "api_base": "api_base",
@@ -120,5 +121,9 @@ def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], l
 
 
 def _model_ref(model: str) -> str:
-    """LiteLLM allows bare model names for OpenAI (`gpt-4o`); gatewise always names the provider."""
-    return model if "/" in model else f"openai/{model}"
+    """LiteLLM allows bare model names for OpenAI (`gpt-4o`); gatewise always names the provider.
+    Providers gatewise has no adapter for run through LiteLLM itself, in process."""
+    if "/" not in model:
+        return f"openai/{model}"
+    provider = model.split("/", 1)[0]
+    return model if find_preset(provider) is not None else f"litellm/{model}"

@@ -186,10 +186,11 @@ def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mappin
     found = find_preset(provider)
     if found is None:
         if provider == "litellm":
-            found = find_preset("litellm")
-            assert found is not None
-            name, preset = found
-            target = Target(provider="litellm", wire="litellm", model=model, auth="none",
+            # The long tail: LiteLLM runs in process and knows the provider from the model string.
+            key = resolve_secret(dep.api_key, env=env, file=file, path=f"{path}.api_key")
+            target = Target(provider="litellm", wire="litellm", model=model, api_base=dep.api_base or "",
+                            api_key=key, auth="none", headers=dict(dep.headers or {}),
+                            api_version=dep.api_version, timeouts=_timeouts(dep),
                             params=dict(dep.params or {}))
             return Deployment(alias, dep.id or f"{alias}:{dep.model}", target, dep.weight,
                               dep.rpm, dep.tpm, dep.prices)

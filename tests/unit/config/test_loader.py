@@ -160,3 +160,11 @@ def test_direct_provider_refs_resolve_only_with_keys() -> None:
     assert with_key.direct("openai/gpt-4o-mini") is not None
     assert resolve_config(cfg, None, {}, []).direct("openai/gpt-4o-mini") is None
     assert with_key.direct("nonsense/model") is None
+
+
+def test_litellm_config_sends_providers_without_an_adapter_through_litellm() -> None:
+    cfg, _ = parse_config({"model_list": [{"model_name": "claude-bedrock", "litellm_params": {
+        "model": "bedrock/anthropic.claude-3-haiku", "api_key": "k"}}]})
+    dep = resolve_config(cfg, None, {}, []).aliases["claude-bedrock"][0]
+    assert (dep.target.wire, dep.target.model, dep.target.api_key) == (
+        "litellm", "bedrock/anthropic.claude-3-haiku", "k")
