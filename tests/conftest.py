@@ -1,7 +1,8 @@
-"""Shared fixtures: fake upstreams over real HTTP on 127.0.0.1."""
+"""Shared fixtures: fake upstreams over real HTTP on 127.0.0.1, one per wire format."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 
 import pytest
@@ -9,9 +10,27 @@ import pytest
 from tests.fakes.server import FakeServer
 
 
-@pytest.fixture(scope="session")
-def openai_fake() -> Iterator[FakeServer]:
-    from tests.fakes.openai_fake import make_app
-
+def _fake(module: str) -> Iterator[FakeServer]:
+    make_app = importlib.import_module(f"tests.fakes.{module}").make_app
     with FakeServer(make_app) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def openai_fake() -> Iterator[FakeServer]:
+    yield from _fake("openai_fake")
+
+
+@pytest.fixture(scope="session")
+def anthropic_fake() -> Iterator[FakeServer]:
+    yield from _fake("anthropic_fake")
+
+
+@pytest.fixture(scope="session")
+def gemini_fake() -> Iterator[FakeServer]:
+    yield from _fake("gemini_fake")
+
+
+@pytest.fixture(scope="session")
+def ollama_fake() -> Iterator[FakeServer]:
+    yield from _fake("ollama_fake")
