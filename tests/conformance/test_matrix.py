@@ -15,6 +15,7 @@ from gatewise.config.loader import parse_config, resolve_config
 from gatewise.errors import (
     AuthenticationError,
     ContextLengthExceededError,
+    InvalidRequestError,
     ModelNotFoundError,
     ProviderConnectionError,
     ProviderOverloadedError,
@@ -38,6 +39,9 @@ ENTRIES: dict[str, Entry] = {
     "azure": Entry("openai_fake", lambda url, s: {
         "model": f"azure/prod-gpt4o{s}", "api_base": url, "api_key": "az-test",
         "api_version": "2024-10-21"}, True),
+    "anthropic": Entry("anthropic_fake", lambda url, s: {
+        "model": f"anthropic/claude-3-5-haiku-latest{s}", "api_base": url,
+        "api_key": "sk-ant-test"}, False),
     "ollama": Entry("ollama_fake", lambda url, s: {
         "model": f"ollama/llama3.2{s}", "api_base": url + "/local"}, True),
 }
@@ -137,9 +141,11 @@ async def test_json_schema(request: pytest.FixtureRequest, provider: str) -> Non
 
 
 async def test_embeddings(request: pytest.FixtureRequest, provider: str) -> None:
-    if not ENTRIES[provider].embeddings:
-        pytest.skip(f"{provider} has no embeddings API")
     async with _gateway(request, provider) as gw:
+        if not ENTRIES[provider].embeddings:
+            with pytest.raises(InvalidRequestError, match="embeddings"):
+                await gw.embed(["alpha"], model="m")
+            return
         r = await gw.embed(["alpha", "beta gamma"], model="m")
     assert [d.index for d in r.response.data] == [0, 1]
     assert len(r.vectors[0]) > 0 and len(r.vectors[0]) == len(r.vectors[1])

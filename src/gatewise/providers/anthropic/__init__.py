@@ -1,0 +1,1 @@
+"""Anthropic's Messages API wire format (`/v1/messages`), spoken by api.anthropic.com."""
