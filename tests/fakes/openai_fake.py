@@ -11,7 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.common import count_tokens, last_user_text, reply_for, sample_arguments, sample_for_schema, words
+from tests.fakes.common import (
+    count_tokens,
+    last_user_text,
+    reply_for,
+    sample_arguments,
+    sample_for_schema,
+    words,
+)
 from tests.fakes.faults import fault_response
 from tests.fakes.server import FakeServer
 
