@@ -42,6 +42,8 @@ ENTRIES: dict[str, Entry] = {
     "anthropic": Entry("anthropic_fake", lambda url, s: {
         "model": f"anthropic/claude-3-5-haiku-latest{s}", "api_base": url,
         "api_key": "sk-ant-test"}, False),
+    "gemini": Entry("gemini_fake", lambda url, s: {
+        "model": f"gemini/gemini-2.5-flash{s}", "api_base": url, "api_key": "AIza-test"}, True),
     "ollama": Entry("ollama_fake", lambda url, s: {
         "model": f"ollama/llama3.2{s}", "api_base": url + "/local"}, True),
 }

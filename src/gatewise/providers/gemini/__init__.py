@@ -1,0 +1,1 @@
+"""Google's Gemini API (Generative Language API, v1beta): generateContent, SSE streams, embeddings."""
