@@ -18,7 +18,13 @@ from gatewise.providers.base import Target
 from gatewise.providers.http import HttpProviderClient
 from gatewise.providers.openai.adapter import OpenAIAdapter
 from gatewise.transport.aiohttp_transport import AiohttpTransport
+from gatewise.transport.h1 import H1Transport
 from gatewise.types.validation import chat_request_from_dict
+
+
+@pytest.fixture(params=["h1", "aiohttp"])
+def transport(request):
+    return H1Transport() if request.param == "h1" else AiohttpTransport()
 
 
 def _target(srv, model="gpt-4o-mini"):
@@ -26,8 +32,8 @@ def _target(srv, model="gpt-4o-mini"):
                   api_key="sk-test")
 
 
-async def test_chat_round_trip(openai_fake):
-    client = HttpProviderClient(OpenAIAdapter(), AiohttpTransport())
+async def test_chat_round_trip(openai_fake, transport):
+    client = HttpProviderClient(OpenAIAdapter(), transport)
     req = chat_request_from_dict({"model": "x", "messages": [{"role": "user", "content": "ping"}]})
     out = await client.chat(req, _target(openai_fake))
     assert out.choices[0].message.content == "Hello! You said: ping"
@@ -35,8 +41,8 @@ async def test_chat_round_trip(openai_fake):
     await client.transport.aclose()
 
 
-async def test_stream_round_trip(openai_fake):
-    client = HttpProviderClient(OpenAIAdapter(), AiohttpTransport())
+async def test_stream_round_trip(openai_fake, transport):
+    client = HttpProviderClient(OpenAIAdapter(), transport)
     req = chat_request_from_dict({"model": "x", "stream": True,
                                   "messages": [{"role": "user", "content": "ping pong"}]})
     chunks = [c async for c in client.stream(req, _target(openai_fake))]
@@ -59,8 +65,8 @@ async def test_stream_round_trip(openai_fake):
     ("gpt-reset", ProviderConnectionError),
 ])
 @pytest.mark.parametrize("stream", [False, True])
-async def test_failures_are_mapped(openai_fake, model, exc, stream):
-    client = HttpProviderClient(OpenAIAdapter(), AiohttpTransport())
+async def test_failures_are_mapped(openai_fake, model, exc, stream, transport):
+    client = HttpProviderClient(OpenAIAdapter(), transport)
     req = chat_request_from_dict({"model": "x", "stream": stream,
                                   "messages": [{"role": "user", "content": "a b c d"}]})
     with pytest.raises(exc) as info:

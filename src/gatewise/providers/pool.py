@@ -21,9 +21,9 @@ class ProviderPool:
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            from gatewise.transport.aiohttp_transport import AiohttpTransport
+            from gatewise.transport.h1 import H1Transport
 
-            self._transport = AiohttpTransport()
+            self._transport = H1Transport()
         return self._transport
 
     def client_for(self, target: Target) -> ProviderClient:
