@@ -29,7 +29,7 @@ demo: install
 	bash scripts/demo.sh
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: install-dev lint
