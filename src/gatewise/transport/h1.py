@@ -15,7 +15,7 @@ import asyncio
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -198,8 +198,8 @@ class _Stream:
         self._client = client
         self._conn = conn
         self._read_timeout = read_timeout
-        self.status = conn.status
-        self.headers = conn.response_headers
+        self.status: int = conn.status
+        self.headers: Mapping[str, str] = conn.response_headers
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         conn = self._conn
