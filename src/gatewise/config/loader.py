@@ -185,15 +185,6 @@ def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mappin
     provider, _, model = dep.model.partition("/")
     found = find_preset(provider)
     if found is None:
-        if provider == "litellm":
-            # The long tail: LiteLLM runs in process and knows the provider from the model string.
-            key = resolve_secret(dep.api_key, env=env, file=file, path=f"{path}.api_key")
-            target = Target(provider="litellm", wire="litellm", model=model, api_base=dep.api_base or "",
-                            api_key=key, auth="none", headers=dict(dep.headers or {}),
-                            api_version=dep.api_version, timeouts=_timeouts(dep),
-                            params=dict(dep.params or {}))
-            return Deployment(alias, dep.id or f"{alias}:{dep.model}", target, dep.weight,
-                              dep.rpm, dep.tpm, dep.prices)
         raise ConfigError(
             f"unknown provider '{provider}' in '{dep.model}' (use 'litellm/{dep.model}' to "
             "reach it through LiteLLM)", file=file, path=f"{path}.model")
