@@ -6,8 +6,11 @@ this module decides what an HTTP status means, once, for all of them.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import os
+import re
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +48,19 @@ _CONTEXT_HINTS = (
 _FILTER_HINTS = ("content_filter", "content management policy", "safety", "content_policy")
 
 _json_any = msgspec.json.Decoder()
+_DATA_URL = re.compile(r"^data:([^;,]+)?(?:;[^,;]*)*;base64,(.+)$", re.DOTALL)
+
+
+def parse_data_url(url: str) -> tuple[str | None, str] | None:
+    """(media type or None, base64 payload) of a `data:...;base64,` URL; None for other URLs.
+    Adapters inline images and files from these, since they never fetch anything themselves."""
+    m = _DATA_URL.match(url)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def embedding_base64(vector: list[float]) -> str:
+    """OpenAI's `encoding_format: base64`: the vector as little-endian float32s, base64-encoded."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

@@ -8,7 +8,6 @@ type decodes instead of failing halfway through a response.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,6 +15,7 @@ import msgspec
 
 from gatewise.errors import InvalidRequestError
 from gatewise.providers.base import Target
+from gatewise.providers.common import parse_data_url
 from gatewise.types.messages import (
     AssistantMessage,
     AudioPart,
@@ -41,7 +41,6 @@ DEFAULT_MAX_TOKENS = 4096
 # forced tool call's `input` is a JSON object that matches the tool's schema.
 JSON_TOOL = "json_response"
 
-_DATA_URL = re.compile(r"^data:([^;,]+);base64,(.*)$", re.DOTALL)
 _decode_json = msgspec.json.Decoder()
 
 
@@ -391,10 +390,10 @@ def _user_blocks(msg: UserMessage, i: int) -> list[Block]:
 def _source(url: str, param: str) -> Base64Source | URLSource:
     if url.startswith(("http://", "https://")):
         return URLSource(url=url)
-    m = _DATA_URL.match(url)
-    if m is None:
+    parsed = parse_data_url(url)
+    if parsed is None or parsed[0] is None:
         raise InvalidRequestError("expected an http(s) URL or a base64 data: URL", param=param)
-    return Base64Source(media_type=m.group(1), data=m.group(2))
+    return Base64Source(media_type=parsed[0], data=parsed[1])
 
 
 def _assistant_blocks(msg: AssistantMessage, i: int) -> list[Block]:

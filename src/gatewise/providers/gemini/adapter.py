@@ -8,15 +8,13 @@ becomes an OpenAI tool-call header chunk followed by one argument chunk.
 
 from __future__ import annotations
 
-import base64
-import struct
 from typing import Literal
 
 import msgspec
 
 from gatewise.errors import ContentFilteredError, InvalidRequestError, ProviderError
 from gatewise.providers.base import Capabilities, StreamState, Target
-from gatewise.providers.common import bad_response, new_id, now
+from gatewise.providers.common import bad_response, embedding_base64, new_id, now
 from gatewise.providers.gemini import wire
 from gatewise.providers.gemini.errors import map_error as _map_error
 from gatewise.transport.base import HttpRequest, HttpResponse
@@ -189,7 +187,7 @@ class GeminiAdapter:
                                f"{len(vectors)}", resp)
         as_b64 = req.encoding_format == "base64"
         return EmbeddingResponse(
-            data=[Embedding(index=i, embedding=_b64(v.values) if as_b64 else v.values)
+            data=[Embedding(index=i, embedding=embedding_base64(v.values) if as_b64 else v.values)
                   for i, v in enumerate(vectors)],
             model=wire.model_name(target.model),
             usage=EmbeddingUsage(),  # Gemini reports no token counts for embeddings
@@ -224,6 +222,4 @@ class GeminiAdapter:
                             HttpResponse(200, {}, body))
 
 
-def _b64(values: list[float]) -> str:
-    """OpenAI's base64 encoding: little-endian float32s."""
-    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+

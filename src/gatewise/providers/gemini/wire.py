@@ -19,7 +19,7 @@ import msgspec
 
 from gatewise.errors import InvalidRequestError
 from gatewise.providers.base import Target
-from gatewise.providers.common import new_id
+from gatewise.providers.common import new_id, parse_data_url
 from gatewise.providers.gemini.schema import to_gemini_schema
 from gatewise.types.messages import (
     AssistantMessage,
@@ -50,7 +50,6 @@ _encode = msgspec.json.Encoder().encode
 SIGNATURE_MARK = "__thought__"
 
 _VERSIONED = re.compile(r"/v1(?:beta\d*|alpha)?$")
-_DATA_URL = re.compile(r"^data:([^;,]+)?(?:;[^,]*)?;base64,(.*)$", re.DOTALL)
 _MIME_BY_EXT = {
     "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
     "webp": "image/webp", "heic": "image/heic", "heif": "image/heif", "pdf": "application/pdf",
@@ -297,14 +296,14 @@ def user_parts(content: str | list[Any]) -> list[dict[str, Any]]:
 
 
 def media_part(url: str, filename: str | None = None) -> dict[str, Any]:
-    m = _DATA_URL.match(url)
-    if m:
-        mime = m.group(1) or _guess_mime(filename or "") or "application/octet-stream"
-        return {"inlineData": {"mimeType": mime, "data": m.group(2)}}
+    parsed = parse_data_url(url)
+    if parsed is not None:
+        inline = parsed[0] or _guess_mime(filename or "") or "application/octet-stream"
+        return {"inlineData": {"mimeType": inline, "data": parsed[1]}}
     data: dict[str, Any] = {"fileUri": url}
-    mime = _guess_mime(filename or url)
-    if mime:
-        data["mimeType"] = mime
+    guessed = _guess_mime(filename or url)
+    if guessed:
+        data["mimeType"] = guessed
     return {"fileData": data}
 
 

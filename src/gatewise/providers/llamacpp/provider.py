@@ -13,10 +13,8 @@ model and one worker thread.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
-import struct
 import threading
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
@@ -24,7 +22,7 @@ from typing import Any
 
 from gatewise.errors import ConfigError, InvalidRequestError
 from gatewise.providers.base import Capabilities, Target
-from gatewise.providers.common import new_id, now
+from gatewise.providers.common import embedding_base64, new_id, now
 from gatewise.providers.llamacpp.engine import (
     PROVIDER,
     Generation,
@@ -346,7 +344,7 @@ def _call_id() -> str:
 
 def _encode_vector(v: list[float], fmt: str | None) -> list[float] | str:
     if fmt == "base64":  # OpenAI's: little-endian float32, base64
-        return base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode("ascii")
+        return embedding_base64(v)
     return v
 
 

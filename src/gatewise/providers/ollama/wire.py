@@ -9,8 +9,6 @@ so every body states it.
 
 from __future__ import annotations
 
-import base64
-import struct
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,7 +17,7 @@ from msgspec import UNSET, UnsetType
 
 from gatewise.errors import InvalidRequestError
 from gatewise.providers.base import Target
-from gatewise.providers.common import new_id, now
+from gatewise.providers.common import embedding_base64, new_id, now, parse_data_url
 from gatewise.types.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 from gatewise.types.messages import (
     AssistantMessage,
@@ -301,10 +299,10 @@ def _user_message(m: UserMessage, i: int) -> WireMessage:
 def image_data(url: str, param: str) -> str:
     """The base64 payload of a `data:` URL; Ollama cannot fetch remote images itself, and the
     adapter does no I/O, so anything else is the caller's to inline."""
-    head, sep, data = url.partition(",")
-    if not (url.startswith("data:") and sep and head.endswith(";base64") and data):
+    parsed = parse_data_url(url)
+    if parsed is None:
         raise InvalidRequestError("ollama takes images only as base64 'data:' URLs", param=param)
-    return data
+    return parsed[1]
 
 
 def _arguments_object(arguments: str, param: str) -> dict[str, Any]:
@@ -412,14 +410,10 @@ def embedding_response_from(result: EmbedResult, req: EmbeddingRequest,
                             target: Target) -> EmbeddingResponse:
     as_base64 = req.encoding_format == "base64"
     data = [
-        Embedding(index=i, embedding=_base64_floats(vec) if as_base64 else vec)
+        Embedding(index=i, embedding=embedding_base64(vec) if as_base64 else vec)
         for i, vec in enumerate(result.embeddings)
     ]
     tokens = result.prompt_eval_count or 0
     return EmbeddingResponse(data=data, model=result.model or target.model,
                              usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
 
-
-def _base64_floats(vec: list[float]) -> str:
-    """OpenAI's base64 encoding: little-endian float32s, which Ollama never sends itself."""
-    return base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode("ascii")
