@@ -175,9 +175,46 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
     if cfg.default_model is not None and cfg.default_model not in aliases:
         raise ConfigError(f"names '{cfg.default_model}', which is not an alias in 'models'",
                           file=file, path="default_model")
+    _check_alias_references(cfg, aliases, file)
     master_key = resolve_secret(cfg.server.master_key, env=env, file=file,
                                 path="server.master_key")
     return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key)
+
+
+def _check_alias_references(cfg: Config, aliases: Mapping[str, object], file: str | None) -> None:
+    """Every alias that routing or orchestration names must exist (or be an orchestration)."""
+    known = set(aliases) | set(cfg.orchestrations)
+
+    def need(name: str, path: str) -> None:
+        if name not in known:
+            raise ConfigError(f"names '{name}', which is not an alias in 'models'", file=file,
+                              path=path)
+
+    r = cfg.router
+    for section in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+        for alias, chain in getattr(r, section).items():
+            need(alias, f"router.{section}.{alias}")
+            for j, target in enumerate(chain):
+                need(target, f"router.{section}.{alias}[{j}]")
+    if r.rate_limit_fallback is not None:
+        need(r.rate_limit_fallback, "router.rate_limit_fallback")
+    for i, rule in enumerate(r.rules):
+        need(rule.alias, f"router.rules[{i}].alias")
+    for tier, alias in (r.complexity or {}).items():
+        need(alias, f"router.complexity.{tier}")
+    for step, alias in r.steps.items():
+        need(alias, f"router.steps.{step}")
+    for name, orch in cfg.orchestrations.items():
+        if name in aliases:
+            raise ConfigError("an orchestration cannot share its name with an alias", file=file,
+                              path=f"orchestrations.{name}")
+        for j, m in enumerate(orch.models):
+            if m not in aliases:
+                raise ConfigError(f"names '{m}', which is not an alias in 'models'", file=file,
+                                  path=f"orchestrations.{name}.models[{j}]")
+        if orch.judge is not None and orch.judge not in aliases:
+            raise ConfigError(f"names '{orch.judge}', which is not an alias in 'models'",
+                              file=file, path=f"orchestrations.{name}.judge")
 
 
 def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mapping[str, str],

@@ -7,7 +7,7 @@ must not silently run with defaults. Secrets are references (`env:NAME`, `os.env
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -76,6 +76,87 @@ class ServerConfig(_Strict):
     warmup: bool = True
 
 
+class RetryConfig(_Strict):
+    """Retries of one deployment: exponential backoff with full jitter, `retry-after` honoured,
+    only for retryable error classes (429, 5xx/529, timeouts, connection errors)."""
+
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
+    base_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.25
+    max_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 8.0
+    # Retries may add at most this fraction of extra load over `budget_window_s`, so retries
+    # never amplify an outage.
+    budget_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
+    budget_window_s: _Positive = 10.0
+    budget_min_per_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+
+
+class BreakerConfig(_Strict):
+    """Circuit breaker per deployment: closed → open after `failure_threshold` failures within
+    `window_s` (or `failure_ratio` of at least `min_calls`) → half-open after `open_s`, where a
+    single probe decides."""
+
+    enabled: bool = True
+    failure_threshold: _PositiveInt = 5
+    failure_ratio: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    min_calls: _PositiveInt = 10
+    window_s: _Positive = 30.0
+    open_s: _Positive = 30.0
+    # "memory" (this process) or "redis" (shared by every replica using `redis_url`).
+    store: Literal["memory", "redis"] = "memory"
+
+
+class RoutingRule(_Strict):
+    """Send matching requests to `alias`. All given conditions must hold."""
+
+    alias: str
+    metadata: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
+    models: list[str] | None = None  # only when the request asked for one of these aliases
+
+
+class RouterConfig(_Strict):
+    strategy: Literal["weighted", "least_in_flight", "latency", "cost", "usage"] = "weighted"
+    # Failing deployments sit out this long before being chosen again.
+    cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    # One deadline per request, shared by every attempt and fallback.
+    timeout_s: _Positive = 600.0
+    retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
+    breaker: BreakerConfig = msgspec.field(default_factory=BreakerConfig)
+    redis_url: str | None = None
+    # Fallback chains per alias, as LiteLLM configures them.
+    fallbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    context_window_fallbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    content_policy_fallbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    # Rate limited everywhere → answer with this alias (normally the embedded local model).
+    rate_limit_fallback: str | None = None
+    # Complete outage → the last good answer to the same request, marked stale.
+    stale_on_outage: bool = False
+    stale_ttl_s: _Positive = 86400.0
+    # Repeated failure → one last try with the history trimmed and tools dropped.
+    simplify_on_failure: bool = False
+    # Everything failed → a structured `escalate_to_human` result instead of an error.
+    escalate: bool = False
+    rules: list[RoutingRule] = msgspec.field(default_factory=list)
+    # Prompt complexity tiers → aliases (`model: auto` or a rule picks this up).
+    complexity: dict[Literal["small", "medium", "large"], str] | None = None
+    # Pipeline steps (`metadata.step` or header `x-gatewise-step`) → aliases.
+    steps: dict[str, str] = msgspec.field(default_factory=dict)
+    # Hedging: after this delay, send the same request to a second deployment; first wins.
+    hedge_after_s: _Positive | None = None
+
+
+class OrchestrationConfig(_Strict):
+    """An alias served by several models at once (over HTTP and in the library)."""
+
+    mode: Literal["parallel", "consensus", "cascade"]
+    models: list[str]
+    judge: str | None = None
+    # cascade: the quality gate that escalates to the next model.
+    gate: Literal["valid_json", "json_schema", "tool_calls_valid", "judge", "non_empty"] | None = None
+    min_score: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.7
+    min_agreement: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+
+
 class Config(_Strict):
     models: dict[str, list[DeploymentConfig]] = msgspec.field(default_factory=dict)
     default_model: str | None = None
@@ -84,4 +165,6 @@ class Config(_Strict):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     # Allow `provider/model` in requests for providers whose keys are set, without an alias.
     allow_direct_models: bool = True
+    router: RouterConfig = msgspec.field(default_factory=RouterConfig)
+    orchestrations: dict[str, OrchestrationConfig] = msgspec.field(default_factory=dict)
     model_cache_dir: str | None = None

@@ -51,13 +51,17 @@ ANONYMOUS = Identity()
 
 class Call:
     __slots__ = (
+        "alias",
         "attempts",
+        "deadline",
         "deployment",
         "ended",
         "events",
+        "failures",
         "identity",
         "kind",
         "request",
+        "request_headers",
         "request_id",
         "response_headers",
         "started",
@@ -68,9 +72,19 @@ class Call:
     )
 
     def __init__(self, kind: CallKind, request: ChatRequest | EmbeddingRequest,
-                 identity: Identity = ANONYMOUS, request_id: str | None = None) -> None:
+                 identity: Identity = ANONYMOUS, request_id: str | None = None,
+                 request_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self.kind = kind
         self.request = request
+        # The alias being served now: the requested model, until routing rules, fallbacks or
+        # orchestration point the call elsewhere. The router resolves this, not request.model.
+        self.alias = request.model
+        # Absolute `time.perf_counter()` by which the whole call (every attempt) must finish.
+        self.deadline: float | None = None
+        # Every attempt's failure, in order (fallbacks, escalation and incidents read these).
+        self.failures: list[BaseException] = []
+        # Raw, lower-cased HTTP request headers when the call came through the server.
+        self.request_headers = request_headers
         self.identity = identity
         self.request_id = request_id or f"req_{os.urandom(12).hex()}"
         self.stream = kind == "chat" and isinstance(request, ChatRequest) and request.stream

@@ -13,7 +13,7 @@ class RouterMiddleware:
         self.router = router
 
     async def __call__(self, call: Call, next: Handler) -> Any:
-        dep = self.router.choose(self.router.candidates(call.request.model))
+        dep = self.router.choose(self.router.candidates(call.alias))
         call.deployment = dep
         call.response_headers["x-gatewise-deployment"] = dep.id
         call.event("route", deployment=dep.id, target=dep.target.ref)

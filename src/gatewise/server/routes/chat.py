@@ -44,7 +44,7 @@ def call_headers(call: Call, *, overhead: bool) -> list[tuple[bytes, bytes]]:
 async def handle_chat(ctx: RequestContext) -> None:
     body = await read_body(ctx.scope, ctx.receive, ctx.max_body)
     req = decode_chat_request(body)
-    call = Call("chat", req, request_id=ctx.request_id)
+    call = Call("chat", req, request_id=ctx.request_id, request_headers=ctx.scope["headers"])
     result = await ctx.gateway.run(call)
     if isinstance(result, ChatCompletion):
         await respond(ctx.send, 200, _encode(result), call_headers(call, overhead=True))
