@@ -1,8 +1,11 @@
 """Reads a LiteLLM proxy `config.yaml` as it is, so teams can switch without rewriting config.
 
 `model_list` entries become gatewise aliases and deployments, with `api_base` keeping the
-meaning LiteLLM documents per provider. Anything gatewise does not support yet is reported
-back as a warning naming the key, never silently dropped.
+meaning LiteLLM documents per provider. Router settings (fallback chains, retries, timeout,
+routing strategy, cool-downs), from `router_settings` or `litellm_settings`, become
+`Config.router`; when both name a key, `router_settings` wins, as in LiteLLM's proxy. Anything
+gatewise does not support yet is reported back as a warning naming the key, never silently
+dropped.
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ _PRICE_KEYS = {
 _DEFAULT_PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
                    "frequency_penalty", "presence_penalty", "reasoning_effort")
 _HARMLESS_LITELLM_SETTINGS = {"set_verbose", "telemetry", "json_logs", "suppress_debug_info"}
+_STRATEGIES = {
+    "simple-shuffle": "weighted",
+    "least-busy": "least_in_flight",
+    "latency-based-routing": "latency",
+    "cost-based-routing": "cost",
+    "usage-based-routing": "usage",
+    "usage-based-routing-v2": "usage",
+}
+_FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+_ROUTER_KEYS = frozenset({*_FALLBACK_KEYS, "num_retries", "timeout", "routing_strategy",
+                          "allowed_fails", "cooldown_time"})
 
 
 def is_litellm_config(data: Any) -> bool:
@@ -88,13 +102,16 @@ def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], l
                 warnings.append(f"{where}.{key}: not supported yet, ignored")
         models.setdefault(str(entry["model_name"]), []).append(dep)
 
+    router: dict[str, Any] = {}
     settings = data.get("litellm_settings") or {}
     for key, value in settings.items():
         if key in _HARMLESS_LITELLM_SETTINGS:
             continue
         if key == "callbacks" and not value:
             continue
-        if key == "num_retries" and value in (0, None):
+        if key in _ROUTER_KEYS:
+            if value is not None:
+                _router_setting(router, key, value, f"litellm_settings.{key}", file)
             continue
         if key == "request_timeout":
             for deps in models.values():
@@ -110,14 +127,68 @@ def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], l
             continue
         else:
             warnings.append(f"general_settings.{key}: not supported yet, ignored")
-    for section in ("router_settings",):
-        for key in data.get(section) or {}:
-            warnings.append(f"{section}.{key}: not supported yet, ignored")
+    for key, value in (data.get("router_settings") or {}).items():
+        if key in _ROUTER_KEYS:
+            if value is not None:
+                _router_setting(router, key, value, f"router_settings.{key}", file)
+        else:
+            warnings.append(f"router_settings.{key}: not supported yet, ignored")
+    if router:
+        out["router"] = router
     for key in data:
         if key not in ("model_list", "litellm_settings", "general_settings", "router_settings",
                        "environment_variables"):
             warnings.append(f"{key}: not supported yet, ignored")
     return out, warnings
+
+
+def _router_setting(router: dict[str, Any], key: str, value: Any, where: str,
+                    file: str | None) -> None:
+    """One LiteLLM router setting onto gatewise's `router` section (types are checked by the
+    schema afterwards)."""
+    if key in _FALLBACK_KEYS:
+        router[key] = _fallback_chains(value, where, file)
+    elif key == "num_retries":
+        router.setdefault("retry", {})["max_retries"] = value
+    elif key == "timeout":
+        router["timeout_s"] = value
+    elif key == "routing_strategy":
+        if value not in _STRATEGIES:
+            raise ConfigError(f"unknown routing strategy '{value}' (known: "
+                              + ", ".join(sorted(_STRATEGIES)) + ")", file=file, path=where)
+        router["strategy"] = _STRATEGIES[value]
+    elif key == "allowed_fails":
+        # LiteLLM cools a deployment down once it fails more than this within a minute.
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError("must be a whole number, 0 or more", file=file, path=where)
+        breaker = router.setdefault("breaker", {})
+        breaker["failure_threshold"] = value + 1
+        breaker.setdefault("window_s", 60.0)
+    elif key == "cooldown_time":
+        # LiteLLM's cool-down is both how long a failing deployment sits out and how long its
+        # breaker stays open; 0 turns cool-downs off.
+        router["cooldown_s"] = value
+        if value:
+            router.setdefault("breaker", {})["open_s"] = value
+
+
+def _fallback_chains(value: Any, where: str, file: str | None) -> dict[str, list[str]]:
+    """LiteLLM writes chains as a list of one-key mappings (`[{"gpt-4o": ["claude"]}]`);
+    a plain mapping is accepted too."""
+    items = value if isinstance(value, list) else [value]
+    chains: dict[str, list[str]] = {}
+    for i, item in enumerate(items):
+        path = f"{where}[{i}]" if isinstance(value, list) else where
+        if not isinstance(item, dict):
+            raise ConfigError("each entry maps a model_name to a list of model_names",
+                              file=file, path=path)
+        for alias, targets in item.items():
+            names = [targets] if isinstance(targets, str) else targets
+            if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
+                raise ConfigError("each entry maps a model_name to a list of model_names",
+                                  file=file, path=f"{path}.{alias}")
+            chains.setdefault(str(alias), []).extend(names)
+    return chains
 
 
 def _model_ref(model: str) -> str:

@@ -135,10 +135,10 @@ router_settings:
     assert fake.target.timeouts.total == 30
     assert cfg.aliases["claude"][0].target.api_key == "sk-literal"
     assert cfg.master_key == "mk"
+    assert cfg.config.router.strategy == "latency"
     assert sorted(cfg.warnings) == [
         "litellm_settings.cache: not supported yet, ignored",
         "model_list[0].litellm_params.mystery_flag: not supported yet, ignored",
-        "router_settings.routing_strategy: not supported yet, ignored",
     ]
 
 
