@@ -16,12 +16,24 @@ from typing import Any, TypeVar
 from gatewise.config.loader import Deployment, ResolvedConfig, load_config
 from gatewise.errors import GatewayError, InvalidRequestError
 from gatewise.observability.metrics import GatewayMetrics
+from gatewise.orchestration.cascade import CascadeResult, Gate, cascade
+from gatewise.orchestration.consensus import ConsensusResult, Normalize, consensus
+from gatewise.orchestration.hedge import HedgeMiddleware
+from gatewise.orchestration.http import OrchestrationMiddleware
+from gatewise.orchestration.parallel import ParallelResult, parallel
+from gatewise.pipeline.breaker import BreakerMiddleware
 from gatewise.pipeline.core import ANONYMOUS, Call, Identity, Middleware, build_chain
+from gatewise.pipeline.fallback import FallbackMiddleware
 from gatewise.pipeline.provider_call import ProviderCall
-from gatewise.pipeline.router import RouterMiddleware
+from gatewise.pipeline.retry import RetryMiddleware
+from gatewise.pipeline.router import RouteResolveMiddleware, RouterMiddleware
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.pipeline.telemetry import TelemetryMiddleware
+from gatewise.pipeline.tracking import TrackingMiddleware
+from gatewise.providers.base import Capabilities
 from gatewise.providers.pool import ProviderPool
+from gatewise.resilience import build_breakers
+from gatewise.resilience.incidents import IncidentRecorder
 from gatewise.results import CallInfo, ChatResult, ChatStream, EmbedResult
 from gatewise.routing.router import Router
 from gatewise.transport.base import Transport
@@ -45,12 +57,45 @@ class Gateway:
         self.config = config if isinstance(config, ResolvedConfig) else load_config(config)
         self.metrics = GatewayMetrics()
         self.pool = ProviderPool(transport)
-        self.router = Router(self.config, seed=seed)
-        self._chain = build_chain(
-            [TelemetryMiddleware(self.metrics), *middlewares, RouterMiddleware(self.router)],
-            ProviderCall(self.pool),
-        )
+        cfg = self.config.config
+        rc = cfg.router
+        # One incident recorder and one breaker board per gateway (shared through Redis when
+        # configured), exported in this gateway's metrics.
+        self.incidents = IncidentRecorder(self.metrics.incidents, self.metrics.breaker_recovery)
+        self.breakers = build_breakers(rc.breaker, self.config.redis_url)
+        breaking = rc.breaker.enabled
+        self.router = Router(
+            self.config, seed=seed, capabilities=self._capabilities,
+            available=(lambda d: self.breakers.available(d.id)) if breaking else None)
+        self.fallback = FallbackMiddleware(rc, incidents=self.incidents)
+        # Once per call: orchestration aliases (each branch is a call through everything after
+        # it), then alias resolution (rules, steps, complexity), then fallback chains.
+        per_call: list[Middleware] = [TelemetryMiddleware(self.metrics)]
+        if cfg.orchestrations:
+            per_call.append(OrchestrationMiddleware(cfg.orchestrations))
+        per_call += [*middlewares, RouteResolveMiddleware(self.router), self.fallback]
+        # Once per alias: the deployment choice; hedging needs to see that choice.
+        per_alias: list[Middleware] = [RouterMiddleware(self.router, resolve=False)]
+        if rc.hedge_after_s:
+            per_alias.append(HedgeMiddleware(self.router, rc.hedge_after_s,
+                                             counter=self.metrics.hedges))
+        # Once per attempt: retries, the breaker, performance tracking, the provider call.
+        per_attempt: list[Middleware] = [RetryMiddleware(
+            rc, incidents=self.incidents, retries=self.metrics.retries,
+            available=self.breakers.available if breaking else None)]
+        if breaking:
+            per_attempt.append(BreakerMiddleware(self.breakers, incidents=self.incidents))
+        per_attempt.append(TrackingMiddleware(self.router.tracker))
+        self._chain = build_chain([*per_call, *per_alias, *per_attempt], ProviderCall(self.pool))
         self._sync: _SyncRunner | None = None
+
+    def _capabilities(self, dep: Deployment) -> Capabilities:
+        """What a deployment's model supports, from its provider client (the router caches it)."""
+        return self.pool.client_for(dep.target).capabilities(dep.target)
+
+    def report_quality(self, deployment_id: str, score: float) -> None:
+        """A 0..1 judgement of an answer (`result.info.deployment`); feeds latency/cost routing."""
+        self.router.report_quality(deployment_id, score)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **kw: Any) -> Gateway:
@@ -114,8 +159,37 @@ class Gateway:
     def embed_sync(self, input: str | list[str], **kw: Any) -> EmbedResult:
         return self._run_sync(self.embed(input, **kw))
 
+    # -- orchestration (thin: see gatewise.orchestration) -------------------------------------
+    async def parallel(self, prompt: str | None = None, *, models: Sequence[str],
+                       messages: list[dict[str, Any]] | None = None,
+                       identity: Identity = ANONYMOUS, deadline_s: float | None = None,
+                       **params: Any) -> ParallelResult:
+        """The same request to every model at once; one result per model, in order."""
+        return await parallel(self, prompt, models=models, messages=messages,
+                              identity=identity, deadline_s=deadline_s, **params)
+
+    async def consensus(self, prompt: str | None = None, *, models: Sequence[str],
+                        messages: list[dict[str, Any]] | None = None, judge: str | None = None,
+                        min_agreement: float = 0.5, normalize: Normalize = "auto",
+                        identity: Identity = ANONYMOUS, deadline_s: float | None = None,
+                        **params: Any) -> ConsensusResult:
+        """The answer most models agree on (or the judge's pick), with the agreement level."""
+        return await consensus(self, prompt, models=models, messages=messages, judge=judge,
+                               min_agreement=min_agreement, normalize=normalize,
+                               identity=identity, deadline_s=deadline_s, **params)
+
+    async def cascade(self, prompt: str | None = None, *, models: Sequence[str],
+                      gate: Gate | Sequence[Gate] | None = None,
+                      messages: list[dict[str, Any]] | None = None, judge: str | None = None,
+                      min_score: float = 0.7, identity: Identity = ANONYMOUS,
+                      deadline_s: float | None = None, **params: Any) -> CascadeResult:
+        """Cheapest model first; the next one only when a quality gate rejects the answer."""
+        return await cascade(self, prompt, models=models, gate=gate, messages=messages,
+                             judge=judge, min_score=min_score, identity=identity,
+                             deadline_s=deadline_s, **params)
+
     def models(self) -> list[str]:
-        return self.router.aliases()
+        return [*self.router.aliases(), *self.config.config.orchestrations]
 
     def deployments(self) -> list[Deployment]:
         return [d for deps in self.config.aliases.values() for d in deps]
@@ -140,6 +214,7 @@ class Gateway:
 
     async def warmup(self) -> None:
         """Loads in-process models now instead of on the first request."""
+        self.breakers.start()  # shared breakers: subscribe and sync before the first request
         for dep in self.deployments():
             if dep.problem is None:
                 client = self.pool.client_for(dep.target)
@@ -148,6 +223,7 @@ class Gateway:
                     await warm(dep.target)
 
     async def aclose(self) -> None:
+        await self.breakers.aclose()
         await self.pool.aclose()
         if self._sync is not None:
             self._sync.close()
@@ -162,6 +238,7 @@ class Gateway:
     def close(self) -> None:
         """Sync counterpart of `aclose`, for code that only used the `_sync` methods."""
         if self._sync is not None:
+            self._sync.submit(self.breakers.aclose())
             self._sync.submit(self.pool.aclose())
             self._sync.close()
             self._sync = None

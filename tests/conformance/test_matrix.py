@@ -73,7 +73,10 @@ SCHEMA = {"type": "object", "properties": {"title": {"type": "string"},
 def _gateway(request: pytest.FixtureRequest, name: str, suffix: str = "") -> Gateway:
     entry = ENTRIES[name]
     fake: FakeServer = request.getfixturevalue(entry.fixture)
-    cfg, w = parse_config({"models": {"m": [entry.deployment(fake.url, suffix)]}})
+    # This matrix checks what each adapter maps a failure to, so nothing retries or trips.
+    cfg, w = parse_config({"models": {"m": [entry.deployment(fake.url, suffix)]},
+                           "router": {"retry": {"max_retries": 0},
+                                      "breaker": {"enabled": False}}})
     return Gateway(resolve_config(cfg, None, {}, w))
 
 

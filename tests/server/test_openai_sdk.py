@@ -30,6 +30,8 @@ def gateway(openai_fake: FakeServer) -> Iterator[GatewayServer]:
             "reset": [{"model": "openai/gpt-reset", **dep}],
         },
         "server": {"master_key": MASTER, "max_body_bytes": 200_000},
+        # These tests check how each failure reaches the SDK, so nothing retries or trips.
+        "router": {"retry": {"max_retries": 0}, "breaker": {"enabled": False}},
     }
     with GatewayServer(config) as srv:
         yield srv

@@ -14,7 +14,8 @@ def _gateway(**kw: object) -> Gateway:
     cfg, w = parse_config({"models": {"echo": [{"model": "fake/echo"}],
                                       "tools": [{"model": "fake/tools"}],
                                       "limited": [{"model": "fake/fail-429"}]},
-                           "default_model": "echo"})
+                           "default_model": "echo",
+                           "router": {"retry": {"max_retries": 0}}})
     return Gateway(resolve_config(cfg, None, {}, w), **kw)  # type: ignore[arg-type]
 
 

@@ -60,6 +60,8 @@ class ResolvedConfig:
     warnings: list[str] = field(default_factory=list)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     master_key: str | None = field(default=None, repr=False)
+    # `router.redis_url` with its secret reference resolved (it may carry a password).
+    redis_url: str | None = field(default=None, repr=False)
 
     def direct(self, ref: str) -> Deployment | None:
         """A deployment for a `provider/model` reference that no alias names, if allowed."""
@@ -178,15 +180,22 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
     _check_alias_references(cfg, aliases, file)
     master_key = resolve_secret(cfg.server.master_key, env=env, file=file,
                                 path="server.master_key")
-    return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key)
+    redis_url = resolve_secret(cfg.router.redis_url, env=env, file=file, path="router.redis_url")
+    if cfg.router.breaker.enabled and cfg.router.breaker.store == "redis" and not redis_url:
+        raise ConfigError("a breaker shared through Redis needs 'router.redis_url'", file=file,
+                          path="router.breaker.store")
+    return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key,
+                          redis_url)
 
 
 def _check_alias_references(cfg: Config, aliases: Mapping[str, object], file: str | None) -> None:
     """Every alias that routing or orchestration names must exist (or be an orchestration)."""
     known = set(aliases) | set(cfg.orchestrations)
+    # `auto` (complexity routing) is a valid target for rules and steps once tiers are mapped.
+    routable = known | {"auto"} if cfg.router.complexity else known
 
-    def need(name: str, path: str) -> None:
-        if name not in known:
+    def need(name: str, path: str, among: set[str] = known) -> None:
+        if name not in among:
             raise ConfigError(f"names '{name}', which is not an alias in 'models'", file=file,
                               path=path)
 
@@ -199,11 +208,11 @@ def _check_alias_references(cfg: Config, aliases: Mapping[str, object], file: st
     if r.rate_limit_fallback is not None:
         need(r.rate_limit_fallback, "router.rate_limit_fallback")
     for i, rule in enumerate(r.rules):
-        need(rule.alias, f"router.rules[{i}].alias")
+        need(rule.alias, f"router.rules[{i}].alias", routable)
     for tier, alias in (r.complexity or {}).items():
         need(alias, f"router.complexity.{tier}")
     for step, alias in r.steps.items():
-        need(alias, f"router.steps.{step}")
+        need(alias, f"router.steps.{step}", routable)
     for name, orch in cfg.orchestrations.items():
         if name in aliases:
             raise ConfigError("an orchestration cannot share its name with an alias", file=file,

@@ -103,11 +103,24 @@ class GatewayMetrics:
         self.tokens = Counter("gatewise_tokens_total", "Tokens processed.",
                               ("direction", "model", "deployment"))
         self.in_flight = Counter("gatewise_requests_in_flight", "Requests being served now.")
+        self.incidents = Counter(
+            "gatewise_incidents_total",
+            "Failovers, breaker transitions, retry budget exhaustion and escalations.",
+            ("kind", "alias", "deployment", "error_type"))
+        self.retries = Counter("gatewise_retries_total",
+                               "Retries sent to a deployment, by error type.",
+                               ("deployment", "error_type"))
+        self.breaker_recovery = Histogram(
+            "gatewise_breaker_recovery_seconds", "Time from a breaker opening to closing again.",
+            ("deployment",),
+            buckets=(1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0))
+        self.hedges = Counter("gatewise_hedges_total",
+                              "Hedged requests: started, won, lost, skipped.", ("outcome",))
 
     def render(self) -> str:
         lines: list[str] = []
         for m in (self.requests, self.errors, self.duration, self.ttft, self.overhead,
-                  self.tokens):
+                  self.tokens, self.incidents, self.retries, self.breaker_recovery, self.hedges):
             lines.extend(m.render())
         lines.append("# HELP gatewise_requests_in_flight Requests being served now.")
         lines.append("# TYPE gatewise_requests_in_flight gauge")

@@ -4,12 +4,18 @@ Everything a request touches lives on the `Call` (request, identity, deployment,
 usage, events). A middleware reads and adds to it and never reaches into another middleware.
 The library, the server and the CLI all run the same chain, built by `Gateway`.
 
-Which middleware runs when:
+Which middleware runs when (`Gateway` builds the chain, outermost first):
 
-- once per call (outermost first): telemetry (request id, timings, metrics) → [auth, rate
-  limits, budgets, input guardrails, cache: later issues] → router (alias → deployment choice,
-  and fallbacks/retries in later issues: everything inside it may run several times);
-- once per attempt: the provider call (adapter + transport or an in-process engine).
+- once per call: telemetry (request id, timings, metrics) → orchestration (an alias served by
+  several models: each branch is a call of its own through everything below) → [auth, rate
+  limits, budgets, guardrails, cache: later issues] → route resolution (rules, pipeline steps,
+  complexity tiers pick the alias) → fallback (alias chains, stale answer, simplified prompt,
+  escalation: everything inside it may run again for another alias);
+- once per alias: the router (strategy picks a deployment among available ones, and moves to
+  another deployment of the alias on retryable failures) → hedging (a twin request to a second
+  deployment when the first is slow);
+- once per attempt: retry (backoff, retry budget, deadline) → circuit breaker → performance
+  tracking → the provider call (adapter + transport, or an in-process engine).
 
 A chat call's result is a `ChatCompletion`; a streaming call's result is a `ChunkStream`
 whose first chunk has already arrived (so a failure before the first byte is still an
