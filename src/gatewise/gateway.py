@@ -73,7 +73,10 @@ class Gateway:
         per_call: list[Middleware] = [TelemetryMiddleware(self.metrics)]
         if cfg.orchestrations:
             per_call.append(OrchestrationMiddleware(cfg.orchestrations))
-        per_call += [*middlewares, RouteResolveMiddleware(self.router), self.fallback]
+        per_call += middlewares
+        if self.router.resolves:
+            per_call.append(RouteResolveMiddleware(self.router))
+        per_call.append(self.fallback)
         # Once per alias: the deployment choice; hedging needs to see that choice.
         per_alias: list[Middleware] = [RouterMiddleware(self.router, resolve=False)]
         if rc.hedge_after_s:

@@ -24,11 +24,11 @@ exception a middleware can catch and fail over); an embeddings call's is an `Emb
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from gatewise.providers.common import unique_suffix
 from gatewise.types.embeddings import EmbeddingRequest
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import Usage
@@ -92,7 +92,7 @@ class Call:
         # Raw, lower-cased HTTP request headers when the call came through the server.
         self.request_headers = request_headers
         self.identity = identity
-        self.request_id = request_id or f"req_{os.urandom(12).hex()}"
+        self.request_id = request_id or f"req_{unique_suffix()}"
         self.stream = kind == "chat" and isinstance(request, ChatRequest) and request.stream
         self.started = time.perf_counter()
         self.ended: float | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import itertools
 import os
 import re
 import struct
@@ -162,8 +163,25 @@ def map_status(
     return ProviderResponseError(f"unexpected status {summary}", **kw)
 
 
+class _Ids:
+    """Unique ids without a syscall per id: a random per-process prefix and a counter (ids
+    only need to be unique and unguessable across processes, not secret)."""
+
+    __slots__ = ("_next", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._next = itertools.count(1).__next__
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{self._next():012x}"
+
+
+unique_suffix = _Ids()
+
+
 def new_id(prefix: str = "chatcmpl") -> str:
-    return f"{prefix}-{os.urandom(12).hex()}"
+    return f"{prefix}-{unique_suffix()}"
 
 
 def now() -> int:

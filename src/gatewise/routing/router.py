@@ -97,6 +97,8 @@ class Router:
         self.local_alias = local_alias or find_local_alias(self._aliases)
         self._auto_is_alias = AUTO in self._aliases
         self._resolves = bool(self.rules) or bool(self.steps) or self.complexity is not None
+        self._needs_for: object = None
+        self._needs: Needs = NO_NEEDS
 
     @property
     def default_model(self) -> str | None:
@@ -122,10 +124,25 @@ class Router:
             )
         return [dep]
 
+    @property
+    def resolves(self) -> bool:
+        """Whether any rule, step or complexity tier can change the alias a call asked for."""
+        return self._resolves
+
     # -- 1. which alias ----------------------------------------------------------------------
     def needs(self, call: Call) -> Needs:
-        """What the call's request needs from a deployment (embeddings: nothing checked)."""
-        return needs_of(call.chat_request) if call.kind == "chat" else NO_NEEDS
+        """What the call's request needs from a deployment (embeddings: nothing checked).
+
+        Resolution and choice both ask within one call, so the last answer is kept for the
+        same request object (a fallback's simplified prompt is a new object: recomputed)."""
+        if call.kind != "chat":
+            return NO_NEEDS
+        req = call.request
+        if req is self._needs_for:
+            return self._needs
+        needs = needs_of(call.chat_request)
+        self._needs_for, self._needs = req, needs
+        return needs
 
     def resolve(self, call: Call, needs: Needs = NO_NEEDS) -> str:
         """Applies rules, steps and complexity to `call.alias`; records why on the call."""

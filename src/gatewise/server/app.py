@@ -74,7 +74,7 @@ class GatewayApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
-        request_id = RequestContext.request_id_from(scope, f"req_{os.urandom(12).hex()}")
+        request_id = RequestContext.request_id_from(scope, "")
         route = self._routes.get((method, path))
         if route is None and path.startswith(("/v1/models/", "/models/")):
             name = path.split("/models/", 1)[1]

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from gatewise.gateway import Gateway
+from gatewise.providers.common import unique_suffix
 from gatewise.server.http import Receive, Scope, Send, header
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9_.:\-]{1,128}$")
@@ -26,4 +27,4 @@ class RequestContext:
         given = header(scope, b"x-request-id")
         if given is not None and _SAFE_ID.match(given):
             return given.decode()
-        return generated
+        return generated or f"req_{unique_suffix()}"
