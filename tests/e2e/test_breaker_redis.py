@@ -29,6 +29,7 @@ from gatewise.config.schema import BreakerConfig
 from gatewise.errors import CircuitOpenError, GatewayError
 from gatewise.pipeline.core import Call
 from tests.fakes import openai_fake
+from tests.fakes.ports import free_port
 from tests.fakes.server import FakeServer
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -315,10 +316,7 @@ async def test_successes_flushed_by_one_replica_keep_a_busy_deployment_closed(
 async def test_an_unreachable_redis_fails_open_to_local_breakers() -> None:
     from gatewise.resilience.breaker_redis import RedisBreakers
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     cfg = BreakerConfig(store="redis", failure_threshold=2, open_s=30.0)
     board = RedisBreakers(cfg, f"redis://127.0.0.1:{port}/0", op_timeout_s=0.2)
     try:

@@ -21,8 +21,6 @@ import contextlib
 import json
 import logging
 import multiprocessing
-import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -32,7 +30,6 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-import uvicorn
 from aiohttp import web
 
 from gatewise import Gateway
@@ -46,8 +43,9 @@ from gatewise.errors import (
     ProviderResponseError,
 )
 from gatewise.pipeline.fallback import FallbackMiddleware
-from gatewise.server.app import create_app
 from tests.fakes import openai_fake
+from tests.fakes.gateway import GatewayServer
+from tests.fakes.ports import free_port
 from tests.fakes.server import FakeServer
 
 REQUESTS = 1000
@@ -159,14 +157,6 @@ CALLER_FAULTS = [
 ]
 
 
-def _closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def _serve_upstream(ports: Any) -> None:
     """Runs in its own process, so the fake upstream and the gateway use separate cores. The
     listen backlog is raised above a batch: with the default (128) a burst of new connections
@@ -213,7 +203,7 @@ def upstream() -> Iterator[UpstreamProcess]:
 @pytest.fixture(scope="module")
 def resolved(upstream: UpstreamProcess) -> ResolvedConfig:
     base = upstream.url + "/v1"
-    dead = f"http://127.0.0.1:{_closed_port()}/v1"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     models: dict[str, list[dict[str, Any]]] = {
         HEALTHY: [{"model": "openai/gpt-4o-mini", "api_base": base, "api_key": "sk-up"}]}
     for f in FAULTS:
@@ -349,38 +339,9 @@ async def test_caller_errors_reach_the_upstream_exactly_once_and_never_fail_over
 
 # -- over HTTP: the real server, the official SDK ---------------------------------------------
 
-class ServedGateway:
-    """The real ASGI app for a given `Gateway`, under uvicorn on 127.0.0.1 in a thread."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.port = _closed_port()
-        self._server = uvicorn.Server(uvicorn.Config(
-            create_app(gateway=gateway, warmup=False), host="127.0.0.1", port=self.port,
-            lifespan="on", access_log=False, log_level="warning", loop="asyncio",
-            http="httptools"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ServedGateway:
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("gateway server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(15)
-
-
 @pytest.fixture(scope="module")
-def served(resolved: ResolvedConfig) -> Iterator[ServedGateway]:
-    with ServedGateway(build_gateway(resolved)) as srv:
+def served(resolved: ResolvedConfig) -> Iterator[GatewayServer]:
+    with GatewayServer(gateway=build_gateway(resolved)) as srv:
         yield srv
 
 
@@ -393,7 +354,7 @@ async def _sse(url: str, model: str) -> tuple[dict[str, str], list[bytes]]:
         return dict(resp.headers), [e for e in raw.split(b"\n\n") if e]
 
 
-async def test_server_fails_a_stream_over_before_its_first_byte(served: ServedGateway) -> None:
+async def test_server_fails_a_stream_over_before_its_first_byte(served: GatewayServer) -> None:
     headers, events = await _sse(served.url, "500")
     assert headers["x-gatewise-fallback"] == HEALTHY
     assert headers["x-gatewise-deployment"] == f"{HEALTHY}:openai/gpt-4o-mini"
@@ -404,7 +365,7 @@ async def test_server_fails_a_stream_over_before_its_first_byte(served: ServedGa
 
 
 async def test_server_ends_a_stream_cut_after_its_first_byte_with_an_openai_error_event(
-        served: ServedGateway) -> None:
+        served: GatewayServer) -> None:
     headers, events = await _sse(served.url, "stream-cut-midway")
     assert "x-gatewise-fallback" not in headers
     assert b"[DONE]" not in events[-1]
@@ -417,7 +378,7 @@ async def test_server_ends_a_stream_cut_after_its_first_byte_with_an_openai_erro
 
 
 def test_the_official_sdk_sees_failover_as_success_and_a_late_cut_as_an_error(
-        served: ServedGateway) -> None:
+        served: GatewayServer) -> None:
     with openai.OpenAI(base_url=served.url + "/v1", api_key="sk-any", max_retries=0) as client:
         raw = client.chat.completions.with_raw_response.create(
             model="529", messages=[{"role": "user", "content": "hi"}])

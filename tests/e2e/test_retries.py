@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -42,6 +41,7 @@ from gatewise.pipeline.router import RouterMiddleware
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.resilience.breaker import MemoryBreakers
 from gatewise.types.validation import chat_request_from_dict
+from tests.fakes.ports import free_port
 from tests.fakes.server import FakeServer
 
 MAX_RETRIES = 2
@@ -145,10 +145,7 @@ async def test_a_connection_reset_is_retried(rig_factory: Any, stream: bool) -> 
 
 
 async def test_a_refused_connection_is_retried(rig_factory: Any) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     rig = rig_factory({"refused": {"api_base": f"http://127.0.0.1:{port}/v1"}})
     call = Call("chat", chat_request_from_dict({
         "model": "refused", "messages": [{"role": "user", "content": "hi"}]}))

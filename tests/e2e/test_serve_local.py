@@ -4,7 +4,6 @@ the embedded local model, through the official openai SDK."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+
+from tests.fakes.ports import free_port
 
 pytestmark = pytest.mark.local_model
 
@@ -22,10 +23,7 @@ KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
     cwd = tmp_path_factory.mktemp("empty")  # no gatewise.yaml anywhere near
     proc = subprocess.Popen([sys.executable, "-m", "gatewise.cli.main", "serve", "--port",

@@ -3,7 +3,6 @@ talk to it over HTTP exactly as the official `openai` SDK does in production."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from typing import Any
@@ -11,19 +10,22 @@ from typing import Any
 import uvicorn
 
 from gatewise.config.loader import parse_config, resolve_config
+from gatewise.gateway import Gateway
 from gatewise.server.app import GatewayApp, create_app
+from tests.fakes.ports import free_port
 
 
 class GatewayServer:
-    def __init__(self, config: dict[str, Any], env: dict[str, str] | None = None,
-                 warmup: bool = False) -> None:
-        cfg, warnings = parse_config(config)
-        self.app: GatewayApp = create_app(resolve_config(cfg, None, env or {}, warnings),
-                                          warmup=warmup)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
+    """Serves a config (plain data, resolved with `env`) or a ready `Gateway`."""
+
+    def __init__(self, config: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 warmup: bool = False, *, gateway: Gateway | None = None) -> None:
+        if gateway is not None:
+            self.app: GatewayApp = create_app(gateway=gateway, warmup=warmup)
+        else:
+            cfg, warnings = parse_config(config)
+            self.app = create_app(resolve_config(cfg, None, env or {}, warnings), warmup=warmup)
+        self.port = free_port()
         self._server = uvicorn.Server(uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, lifespan="on", access_log=False,
             log_level="warning", loop="asyncio", http="httptools"))

@@ -5,13 +5,14 @@ tests can assert on exactly what gatewise sent upstream."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.ports import free_port
 
 
 @dataclass
@@ -46,10 +47,7 @@ class FakeServer:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> FakeServer:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
+        self.port = free_port()
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
 

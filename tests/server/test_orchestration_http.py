@@ -9,18 +9,8 @@ from typing import Any
 import openai
 import pytest
 
-import tests.fakes.gateway as gateway_module
-from gatewise import Gateway
-from gatewise.config.loader import ResolvedConfig
-from gatewise.orchestration import OrchestrationMiddleware
-from gatewise.server.app import GatewayApp, create_app
 from tests.fakes.gateway import GatewayServer
 from tests.fakes.server import FakeServer
-
-
-def _with_orchestration(config: ResolvedConfig, **kw: Any) -> GatewayApp:
-    gw = Gateway(config, middlewares=[OrchestrationMiddleware(config.config.orchestrations)])
-    return create_app(gateway=gw, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +28,8 @@ def client(openai_fake: FakeServer) -> Iterator[openai.OpenAI]:
             "cheap-first": {"mode": "cascade", "models": ["broken", "gpt"], "gate": "non_empty"},
         },
     }
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gateway_module, "create_app", _with_orchestration)
-        server = GatewayServer(config)
-    with server, openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as c:
+    with GatewayServer(config) as server, \
+            openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as c:
         yield c
 
 
