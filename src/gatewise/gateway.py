@@ -40,7 +40,11 @@ from gatewise.transport.base import Transport
 from gatewise.types.embeddings import EmbeddingResponse
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
-from gatewise.types.validation import chat_request_from_dict, embedding_request_from_dict
+from gatewise.types.validation import (
+    chat_request_from_dict,
+    embedding_request_from_dict,
+    messages_with_prompt,
+)
 
 T = TypeVar("T")
 
@@ -111,12 +115,7 @@ class Gateway:
     # -- library API -------------------------------------------------------------------------
     def _chat_request(self, prompt: str | None, model: str | None, messages: Any,
                       params: dict[str, Any]) -> ChatRequest:
-        if messages is None:
-            if prompt is None:
-                raise InvalidRequestError("give a prompt or 'messages'", param="messages")
-            messages = [{"role": "user", "content": prompt}]
-        elif prompt is not None:
-            messages = [*messages, {"role": "user", "content": prompt}]
+        messages = messages_with_prompt(prompt, messages)
         model = model or self.router.default_model
         if not model:
             raise InvalidRequestError("no model given and no default_model configured",

@@ -27,7 +27,7 @@ from gatewise.pipeline.core import ANONYMOUS, Call, Identity
 from gatewise.types.messages import ToolCall
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Usage
-from gatewise.types.validation import chat_request_from_dict
+from gatewise.types.validation import chat_request_from_dict, messages_with_prompt
 
 if TYPE_CHECKING:
     from gatewise.gateway import Gateway
@@ -200,12 +200,7 @@ def build_request(prompt: str | None, messages: list[dict[str, Any]] | None,
     """The one validated request every branch shares (only `model` differs per branch)."""
     if not models:
         raise InvalidRequestError("give at least one model", param="models")
-    if messages is None:
-        if prompt is None:
-            raise InvalidRequestError("give a prompt or 'messages'", param="messages")
-        messages = [{"role": "user", "content": prompt}]
-    elif prompt is not None:
-        messages = [*messages, {"role": "user", "content": prompt}]
+    messages = messages_with_prompt(prompt, messages)
     params.pop("stream", None)
     params.pop("stream_options", None)
     return chat_request_from_dict({"model": models[0], "messages": messages, **params})

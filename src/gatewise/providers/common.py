@@ -14,7 +14,7 @@ import re
 import struct
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -48,6 +48,7 @@ _CONTEXT_HINTS = (
 )
 _FILTER_HINTS = ("content_filter", "content management policy", "safety", "content_policy")
 
+T = TypeVar("T")
 _json_any = msgspec.json.Decoder()
 _DATA_URL = re.compile(r"^data:([^;,]+)?(?:;[^,;]*)*;base64,(.+)$", re.DOTALL)
 
@@ -196,3 +197,13 @@ def bad_response(target: Target, what: str, resp: HttpResponse | None = None) ->
         upstream_status=resp.status if resp else None,
         body=resp.body if resp else None,
     )
+
+
+def decode_body(decoder: msgspec.json.Decoder[T], body: bytes, target: Target, problem: str,
+                resp: HttpResponse | None = None) -> T:
+    """`decoder.decode(body)`, with malformed JSON reported as the upstream's fault (`problem`
+    is the message, e.g. "malformed JSON in chat completion")."""
+    try:
+        return decoder.decode(body)
+    except msgspec.DecodeError:
+        raise bad_response(target, problem, resp) from None

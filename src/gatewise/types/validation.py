@@ -50,6 +50,16 @@ def decode_chat_request(body: bytes) -> ChatRequest:
     return req
 
 
+def messages_with_prompt(prompt: str | None,
+                         messages: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The library's shorthand: `prompt` is a trailing user message after `messages`."""
+    if messages is None:
+        if prompt is None:
+            raise InvalidRequestError("give a prompt or 'messages'", param="messages")
+        return [{"role": "user", "content": prompt}]
+    return [*messages, {"role": "user", "content": prompt}] if prompt is not None else messages
+
+
 def chat_request_from_dict(data: dict[str, Any]) -> ChatRequest:
     """The library's entry: keyword arguments become a validated `ChatRequest`."""
     try:

@@ -14,7 +14,7 @@ import msgspec
 
 from gatewise.errors import ContentFilteredError, InvalidRequestError, ProviderError
 from gatewise.providers.base import Capabilities, StreamState, Target
-from gatewise.providers.common import bad_response, embedding_base64, new_id, now
+from gatewise.providers.common import bad_response, decode_body, embedding_base64, new_id, now
 from gatewise.providers.gemini import wire
 from gatewise.providers.gemini.errors import map_error as _map_error
 from gatewise.transport.base import HttpRequest, HttpResponse
@@ -176,10 +176,8 @@ class GeminiAdapter:
 
     def parse_embed_response(self, resp: HttpResponse, req: EmbeddingRequest,
                              target: Target) -> EmbeddingResponse:
-        try:
-            data = _embed_response.decode(resp.body)
-        except msgspec.DecodeError:
-            raise bad_response(target, "malformed JSON in embeddings response", resp) from None
+        data = decode_body(_embed_response, resp.body, target,
+                           "malformed JSON in embeddings response", resp)
         vectors = data.embeddings if data.embeddings is not None else (
             [data.embedding] if data.embedding is not None else [])
         if len(vectors) != len(req.texts):
@@ -201,10 +199,7 @@ class GeminiAdapter:
 
     def _decode(self, body: bytes, target: Target,
                 resp: HttpResponse | None) -> wire.GenerateContentResponse:
-        try:
-            data = _response.decode(body)
-        except msgspec.DecodeError:
-            raise bad_response(target, "malformed JSON from Gemini", resp) from None
+        data = decode_body(_response, body, target, "malformed JSON from Gemini", resp)
         if data.error is not None:
             code = data.error.get("code")
             status = code if isinstance(code, int) and code >= 400 else 502

@@ -13,7 +13,7 @@ import msgspec
 
 from gatewise.errors import ProviderError
 from gatewise.providers.base import Capabilities, StreamState, Target
-from gatewise.providers.common import bad_response, new_id
+from gatewise.providers.common import bad_response, decode_body, new_id
 from gatewise.providers.ollama.errors import map_body_error
 from gatewise.providers.ollama.errors import map_error as _map_error
 from gatewise.providers.ollama.wire import (
@@ -70,10 +70,7 @@ class OllamaAdapter:
 
     def parse_response(self, resp: HttpResponse, req: ChatRequest,
                        target: Target) -> ChatCompletion:
-        try:
-            frame = _frame.decode(resp.body)
-        except msgspec.DecodeError:
-            raise bad_response(target, "malformed JSON in chat response", resp) from None
+        frame = decode_body(_frame, resp.body, target, "malformed JSON in chat response", resp)
         if frame.error is not None:
             raise map_body_error(frame.error, resp.body, target)
         if frame.message is None:
@@ -145,10 +142,8 @@ class OllamaAdapter:
 
     def parse_embed_response(self, resp: HttpResponse, req: EmbeddingRequest,
                              target: Target) -> EmbeddingResponse:
-        try:
-            result = _embed.decode(resp.body)
-        except msgspec.DecodeError:
-            raise bad_response(target, "malformed JSON in embeddings response", resp) from None
+        result = decode_body(_embed, resp.body, target, "malformed JSON in embeddings response",
+                             resp)
         return embedding_response_from(result, req, target)
 
     def build_validate_request(self, target: Target) -> HttpRequest:

@@ -9,7 +9,7 @@ import msgspec
 
 from gatewise.errors import ProviderError
 from gatewise.providers.base import Capabilities, StreamState, Target
-from gatewise.providers.common import bad_response, map_status
+from gatewise.providers.common import decode_body, map_status
 from gatewise.providers.openai.errors import map_error as _map_error
 from gatewise.providers.openai.wire import chat_body, headers_for, url_for
 from gatewise.transport.base import HttpRequest, HttpResponse
@@ -41,10 +41,7 @@ class OpenAIAdapter:
         )
 
     def parse_response(self, resp: HttpResponse, req: ChatRequest, target: Target) -> ChatCompletion:
-        try:
-            out = _completion.decode(resp.body)
-        except msgspec.DecodeError:
-            raise bad_response(target, "malformed JSON in chat completion", resp) from None
+        out = decode_body(_completion, resp.body, target, "malformed JSON in chat completion", resp)
         if not out.choices and resp.body.lstrip().startswith(b'{"error"'):
             raise map_status(502, resp.headers, resp.body, target)
         return out
@@ -90,10 +87,8 @@ class OpenAIAdapter:
 
     def parse_embed_response(self, resp: HttpResponse, req: EmbeddingRequest,
                              target: Target) -> EmbeddingResponse:
-        try:
-            return _embedding.decode(resp.body)
-        except msgspec.DecodeError:
-            raise bad_response(target, "malformed JSON in embeddings response", resp) from None
+        return decode_body(_embedding, resp.body, target, "malformed JSON in embeddings response",
+                           resp)
 
     def build_validate_request(self, target: Target) -> HttpRequest:
         return HttpRequest("GET", url_for(target, "models"), headers_for(target, json_body=False),
