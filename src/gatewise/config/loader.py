@@ -62,6 +62,12 @@ class ResolvedConfig:
     master_key: str | None = field(default=None, repr=False)
     # `router.redis_url` with its secret reference resolved (it may carry a password).
     redis_url: str | None = field(default=None, repr=False)
+    # `storage.redis_url` (else `router.redis_url`), `storage.postgres_url` and
+    # `security.encryption_key`, resolved; `state_dir` expanded to an absolute path.
+    storage_redis_url: str | None = field(default=None, repr=False)
+    postgres_url: str | None = field(default=None, repr=False)
+    encryption_key: str | None = field(default=None, repr=False)
+    state_dir: str = ""
 
     def direct(self, ref: str) -> Deployment | None:
         """A deployment for a `provider/model` reference that no alias names, if allowed."""
@@ -184,8 +190,22 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
     if cfg.router.breaker.enabled and cfg.router.breaker.store == "redis" and not redis_url:
         raise ConfigError("a breaker shared through Redis needs 'router.redis_url'", file=file,
                           path="router.breaker.store")
+    st = cfg.storage
+    storage_redis = resolve_secret(st.redis_url, env=env, file=file,
+                                   path="storage.redis_url") or redis_url
+    postgres_url = resolve_secret(st.postgres_url, env=env, file=file, path="storage.postgres_url")
+    if st.database == "postgres" and not postgres_url:
+        raise ConfigError("database 'postgres' needs 'storage.postgres_url'", file=file,
+                          path="storage.database")
+    if st.counters == "redis" and not storage_redis:
+        raise ConfigError("counters on Redis need 'storage.redis_url'", file=file,
+                          path="storage.counters")
+    encryption_key = resolve_secret(cfg.security.encryption_key, env=env, file=file,
+                                    path="security.encryption_key")
+    state_dir = st.state_dir or env.get("GATEWISE_STATE_DIR") or "~/.local/state/gatewise"
     return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key,
-                          redis_url)
+                          redis_url, storage_redis, postgres_url, encryption_key,
+                          str(Path(state_dir).expanduser().resolve()))
 
 
 def _check_alias_references(cfg: Config, aliases: Mapping[str, object], file: str | None) -> None:

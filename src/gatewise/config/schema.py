@@ -157,6 +157,62 @@ class OrchestrationConfig(_Strict):
     min_agreement: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
 
 
+class StorageConfig(_Strict):
+    """Where shared state lives. One host: SQLite files under `state_dir` (the default).
+    Many replicas: PostgreSQL (ledger, keys, teams, budgets, audit, credentials) plus Redis
+    (budget counters, rate-limit windows, key-revocation broadcast)."""
+
+    # Default: $GATEWISE_STATE_DIR, else ~/.local/state/gatewise. Also holds the ledger journal.
+    state_dir: str | None = None
+    database: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    postgres_url: str | None = None
+    # Counters and windows: "auto" = Redis when `redis_url` is set, else the database's kind.
+    counters: Literal["auto", "memory", "sqlite", "redis"] = "auto"
+    redis_url: str | None = None
+
+
+class BudgetConfig(_Strict):
+    """A budget declared in config (budgets can also be created over the admin API).
+    `subject: "*"` applies one budget to every key / team / user separately."""
+
+    scope: Literal["key", "team", "user"]
+    subject: str = "*"
+    period: Literal["day", "month", "total"] = "month"
+    limit_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    limit_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    hard: bool = True
+
+
+class AccountingConfig(_Strict):
+    enabled: bool = True
+    # USD per million tokens by model name (`gpt-4o`) or `provider/model`; wins over the
+    # shipped table, loses to a deployment's own `prices`.
+    prices: dict[str, Prices] = msgspec.field(default_factory=dict)
+    budgets: list[BudgetConfig] = msgspec.field(default_factory=list)
+    # Spend alerts at these fractions of a budget: webhook (POST JSON), log and metric.
+    alert_thresholds: list[Annotated[float, msgspec.Meta(gt=0, le=1)]] = msgspec.field(
+        default_factory=lambda: [0.5, 0.8, 1.0])
+    alert_webhook: str | None = None
+    # When the counter store is unreachable: refuse (True) or serve unmetered (False).
+    fail_closed: bool = True
+    # Worst-case output when a request sets no max_tokens (for budget reservations).
+    default_max_tokens: _PositiveInt = 4096
+    ledger_batch: _PositiveInt = 256
+    ledger_flush_s: _Positive = 0.5
+    retention_days: _PositiveInt = 365
+
+
+class SecurityConfig(_Strict):
+    # AES-GCM key for provider credentials at rest: 32 bytes, base64 or hex, by reference
+    # (`env:GATEWISE_ENCRYPTION_KEY`, `file:/run/secrets/gw`).
+    encryption_key: str | None = None
+    # Authenticated keys are cached this long per replica; revocations are broadcast through
+    # Redis when configured, so this only bounds a missed broadcast.
+    key_cache_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    rotation_days: _PositiveInt = 90
+    audit_retention_days: _PositiveInt = 365
+
+
 class Config(_Strict):
     models: dict[str, list[DeploymentConfig]] = msgspec.field(default_factory=dict)
     default_model: str | None = None
@@ -168,3 +224,6 @@ class Config(_Strict):
     router: RouterConfig = msgspec.field(default_factory=RouterConfig)
     orchestrations: dict[str, OrchestrationConfig] = msgspec.field(default_factory=dict)
     model_cache_dir: str | None = None
+    storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
+    accounting: AccountingConfig = msgspec.field(default_factory=AccountingConfig)
+    security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)

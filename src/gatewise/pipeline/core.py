@@ -40,16 +40,41 @@ CallKind = Literal["chat", "embed"]
 
 
 class Identity:
-    """Who is calling. Scopes everything shared (cache keys, conversations, budgets)."""
+    """Who is calling. Scopes everything shared (cache keys, conversations, budgets).
 
-    __slots__ = ("key_id", "team", "tenant", "user")
+    `permissions` None means unrestricted (the library's own caller, or the master key);
+    `models` empty means every model the permissions allow. Limits (rpm/tpm) are the key's
+    and its team's, applied by the rate-limit middleware."""
+
+    __slots__ = ("key_id", "models", "permissions", "role", "rpm", "team", "team_models",
+                 "team_rpm", "team_tpm", "tenant", "tpm", "user")
 
     def __init__(self, tenant: str = "default", user: str | None = None,
-                 key_id: str | None = None, team: str | None = None) -> None:
+                 key_id: str | None = None, team: str | None = None, *,
+                 role: str = "admin", permissions: frozenset[str] | None = None,
+                 models: tuple[str, ...] = (), team_models: tuple[str, ...] = (),
+                 rpm: int | None = None, tpm: int | None = None,
+                 team_rpm: int | None = None, team_tpm: int | None = None) -> None:
         self.tenant = tenant
         self.user = user
         self.key_id = key_id
         self.team = team
+        self.role = role
+        self.permissions = permissions
+        self.models = models
+        self.team_models = team_models
+        self.rpm = rpm
+        self.tpm = tpm
+        self.team_rpm = team_rpm
+        self.team_tpm = team_tpm
+
+    def can(self, permission: str) -> bool:
+        """`admin:*` grants everything; `keys:*` grants every `keys:` permission."""
+        perms = self.permissions
+        if perms is None or permission in perms or "admin:*" in perms:
+            return True
+        family = permission.split(":", 1)[0]
+        return f"{family}:*" in perms
 
 
 ANONYMOUS = Identity()
@@ -59,6 +84,8 @@ class Call:
     __slots__ = (
         "alias",
         "attempts",
+        "conversation",
+        "cost_usd",
         "deadline",
         "deployment",
         "ended",
@@ -100,6 +127,11 @@ class Call:
         self.upstream_s = 0.0
         self.deployment: Deployment | None = None
         self.usage: Usage | None = None
+        # Set by accounting once usage is known (USD, from the price table).
+        self.cost_usd: float | None = None
+        # Conversation id (header `x-gatewise-conversation` or metadata) for per-conversation
+        # state such as the PII vault; None when the caller gave none.
+        self.conversation: str | None = None
         self.attempts = 0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.response_headers: dict[str, str] = {}

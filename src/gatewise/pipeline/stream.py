@@ -9,16 +9,31 @@ is abandoned by a disconnecting client (which also closes the upstream).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from gatewise.pipeline.core import Call
 from gatewise.types.stream import ChatCompletionChunk
 
 FinishCallback = Callable[[Call, BaseException | None], None]
+UsageCallback = Callable[[Call, ChatCompletionChunk], None]
+
+
+class ChunkTransform(Protocol):
+    """Rewrites a stream on its way out (PII unmasking, tool-call checks): each chunk in gives
+    zero or more chunks out, so a transform may hold text back (a placeholder split across
+    chunks) and release it later; `finish` releases what is still held when the source ends.
+    Raising fails the stream like an upstream error would."""
+
+    def apply(self, chunk: ChatCompletionChunk) -> list[ChatCompletionChunk]: ...
+
+    def finish(self) -> list[ChatCompletionChunk]: ...
 
 
 class ChunkStream:
-    __slots__ = ("_callbacks", "_finished", "_first", "_include_usage", "_source", "call")
+    __slots__ = ("_callbacks", "_drained", "_finished", "_first", "_include_usage", "_pending",
+                 "_source", "_transforms", "_usage_cbs", "call", "text_parts")
 
     def __init__(self, call: Call, source: AsyncIterator[ChatCompletionChunk],
                  include_usage: bool) -> None:
@@ -27,7 +42,27 @@ class ChunkStream:
         self._include_usage = include_usage
         self._first: ChatCompletionChunk | None = None
         self._callbacks: list[FinishCallback] = []
+        self._usage_cbs: list[UsageCallback] = []
+        self._transforms: list[ChunkTransform] = []
+        self._pending: deque[ChatCompletionChunk] = deque()
+        self._drained = False
         self._finished = False
+        # Completion text as it passed, kept only once `collect_text()` asked for it (to count
+        # tokens when a provider's stream carries no usage).
+        self.text_parts: list[str] | None = None
+
+    def collect_text(self) -> None:
+        if self.text_parts is None:
+            self.text_parts = []
+
+    def add_transform(self, transform: ChunkTransform) -> None:
+        """Applied to every chunk the caller has not seen yet, the prefetched one included;
+        transforms added later run after earlier ones (outer middleware add theirs last)."""
+        self._transforms.append(transform)
+
+    def on_usage(self, cb: UsageCallback) -> None:
+        """Runs when the usage chunk passes, before the caller sees it (cost is added there)."""
+        self._usage_cbs.append(cb)
 
     async def prefetch(self) -> None:
         """Waits for the first chunk, so failures before the first byte raise here."""
@@ -50,12 +85,36 @@ class ChunkStream:
         return self
 
     async def __anext__(self) -> ChatCompletionChunk:
-        first = self._first
-        if first is not None:
-            self._first = None
-            return first
-        if self._finished:
-            raise StopAsyncIteration
+        if not self._transforms:
+            first = self._first
+            if first is not None:
+                self._first = None
+                return first
+            if self._finished:
+                raise StopAsyncIteration
+            return await self._pull()
+        while True:
+            if self._pending:
+                return self._pending.popleft()
+            if self._drained:
+                raise StopAsyncIteration
+            chunk = self._first
+            if chunk is not None:
+                self._first = None
+            elif self._finished:
+                self._drained = True
+                self._release(None)
+                continue
+            else:
+                try:
+                    chunk = await self._pull()
+                except StopAsyncIteration:
+                    self._drained = True
+                    self._release(None)
+                    continue
+            self._release(chunk)
+
+    async def _pull(self) -> ChatCompletionChunk:
         try:
             return await self._next_visible()
         except StopAsyncIteration:
@@ -65,16 +124,38 @@ class ChunkStream:
             self._finish(exc)
             raise
 
+    def _release(self, chunk: ChatCompletionChunk | None) -> None:
+        """Runs `chunk` (or, at the end, every transform's `finish`) through the transforms."""
+        try:
+            batch = [chunk] if chunk is not None else []
+            for t in self._transforms:
+                out: list[ChatCompletionChunk] = []
+                for c in batch:
+                    out.extend(t.apply(c))
+                if chunk is None:
+                    out.extend(t.finish())
+                batch = out
+        except BaseException as exc:
+            self._drained = True
+            self._finish(exc)
+            raise
+        self._pending.extend(batch)
+
     async def _next_visible(self) -> ChatCompletionChunk:
         call = self.call
         while True:
             chunk = await self._source.__anext__()
             if chunk.usage is not None:
                 call.usage = chunk.usage
-            if call.ttft is None and chunk.choices:
+                for ucb in self._usage_cbs:
+                    ucb(call, chunk)
+            if chunk.choices:
                 d = chunk.choices[0].delta
-                if d.content or d.tool_calls or d.refusal:
+                if call.ttft is None and (d.content or d.tool_calls or d.refusal):
                     call.ttft = time.perf_counter() - call.started
+                parts = self.text_parts
+                if parts is not None and d.content:
+                    parts.append(d.content)
             if not chunk.choices and chunk.usage is not None and not self._include_usage:
                 continue
             if chunk.usage is not None and not self._include_usage:

@@ -8,9 +8,9 @@ Every key a caller passes is already scoped by tenant (see `Identity`); stores a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 class KVStore(Protocol):
@@ -79,6 +79,21 @@ class UsageRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+UsageGroup = Literal["team", "key", "model", "deployment", "user", "day", "outcome"]
+
+
+@dataclass(slots=True)
+class UsageRow:
+    """One group of an aggregate usage query (`group` maps each grouping to its value)."""
+
+    group: dict[str, str]
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+
+
 class LedgerStore(Protocol):
     async def append(self, records: Sequence[UsageRecord]) -> int:
         """Stores records; a record whose request_id is already stored is skipped (so a
@@ -86,7 +101,165 @@ class LedgerStore(Protocol):
         ...
 
     async def query(self, *, tenant: str | None = None, since: float | None = None,
-                    until: float | None = None, limit: int = 1000) -> list[UsageRecord]: ...
+                    until: float | None = None, limit: int = 1000,
+                    team: str | None = None, key_id: str | None = None,
+                    alias: str | None = None) -> list[UsageRecord]: ...
+
+    async def aggregate(self, group_by: Sequence[UsageGroup], *, since: float | None = None,
+                        until: float | None = None, team: str | None = None,
+                        key_id: str | None = None) -> list[UsageRow]:
+        """Sums per group; `day` groups by the UTC date (YYYY-MM-DD) of `ts`, `model` by alias."""
+        ...
+
+    async def delete_before(self, ts: float, limit: int) -> int:
+        """Retention: deletes at most `limit` records older than `ts`; returns how many."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    allowed: bool
+    used: float        # in the window, including this hit when allowed
+    limit: float
+    reset_s: float     # seconds until enough of the window has slid for one more unit
+
+
+class WindowStore(Protocol):
+    """Sliding-window counters for rate limits (RPM/TPM), shared across replicas on Redis."""
+
+    async def hit(self, key: str, amount: float, limit: float, window_s: float) -> WindowResult:
+        """Adds `amount` at now if the window's total stays ≤ `limit` (nothing added otherwise)."""
+        ...
+
+    async def add(self, key: str, amount: float, window_s: float) -> None:
+        """Adds unconditionally (e.g. the real token count after a response, when it exceeded
+        the pre-send estimate)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# -- governance records: keys, teams, budgets, audit, provider credentials ------------------
+
+@dataclass(slots=True)
+class TeamRecord:
+    id: str
+    name: str
+    models: list[str] = field(default_factory=list)     # empty = every model
+    rpm: int | None = None
+    tpm: int | None = None
+    created: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class KeyRecord:
+    """A virtual API key. Only `secret_hash` of the secret is ever stored."""
+
+    id: str                       # public, appears in logs, the ledger and the audit log
+    secret_hash: str              # hex HMAC-SHA256 of the secret
+    name: str
+    role: str                     # admin | team_admin | member | viewer
+    team: str | None = None
+    user: str | None = None
+    models: list[str] = field(default_factory=list)      # empty = the team's models
+    permissions: list[str] = field(default_factory=list)  # empty = the role's permissions
+    created: float = 0.0
+    expires: float | None = None
+    revoked: float | None = None
+    rotated_to: str | None = None  # id of the key that replaced this one
+    rpm: int | None = None
+    tpm: int | None = None
+    last_used: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BudgetRecord:
+    """A spending cap: scope is key | team | user, `subject` its id."""
+
+    id: str
+    scope: str
+    subject: str
+    period: str                   # day | month | total
+    limit_usd: float | None = None
+    limit_tokens: int | None = None
+    hard: bool = True
+    created: float = 0.0
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    seq: int                      # 1, 2, 3... assigned by the store, gap-free
+    ts: float
+    actor: str                    # key id, "master", "cli:<user>", "system"
+    action: str                   # e.g. key.create, key.revoke, auth.denied, budget.exceeded
+    target: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(slots=True)
+class CredentialRecord:
+    """A provider credential, encrypted (AES-GCM); `ciphertext` is nonce + sealed secret."""
+
+    name: str                     # referenced from config as `vault:<name>`
+    provider: str
+    ciphertext: bytes
+    created: float
+    rotated: float
+    rotate_every_days: int = 90
+    last_used: float | None = None
+    uses: int = 0
+    last_rotation_error: str | None = None
+
+
+class GovernanceStore(Protocol):
+    """Keys, teams, budgets, audit and credentials: small tables, strongly consistent, shared
+    by every replica (SQLite for one host, PostgreSQL for many)."""
+
+    async def put_team(self, team: TeamRecord) -> None: ...
+    async def get_team(self, team_id: str) -> TeamRecord | None: ...
+    async def list_teams(self) -> list[TeamRecord]: ...
+    async def delete_team(self, team_id: str) -> bool: ...
+
+    async def put_key(self, key: KeyRecord) -> None:
+        """Insert or replace by id."""
+        ...
+
+    async def get_key(self, key_id: str) -> KeyRecord | None: ...
+    async def list_keys(self, team: str | None = None) -> list[KeyRecord]: ...
+    async def touch_keys(self, last_used: dict[str, float]) -> None:
+        """Batched last-used timestamps (written off the hot path)."""
+        ...
+
+    async def put_budget(self, budget: BudgetRecord) -> None: ...
+    async def list_budgets(self, scope: str | None = None,
+                           subject: str | None = None) -> list[BudgetRecord]: ...
+    async def delete_budget(self, budget_id: str) -> bool: ...
+
+    async def append_audit(self, ts: float, actor: str, action: str, target: str | None,
+                           detail: dict[str, Any],
+                           chain: Callable[[str, int, float, str, str, str | None,
+                                            dict[str, Any]], str]) -> AuditRecord:
+        """Appends atomically: reads the last record's hash, assigns seq = last + 1 and
+        hash = chain(prev_hash, seq, ts, actor, action, target, detail), all in one
+        transaction, so concurrent writers (many replicas) never fork the chain. The first
+        record's prev_hash is 64 zeros."""
+        ...
+
+    async def audit(self, *, since_seq: int = 0, limit: int = 1000) -> list[AuditRecord]: ...
+    async def delete_audit_before(self, ts: float, limit: int) -> int:
+        """Retention. The chain stays verifiable: the oldest kept record's prev_hash is the
+        anchor a verifier starts from."""
+        ...
+
+    async def put_credential(self, cred: CredentialRecord) -> None: ...
+    async def get_credential(self, name: str) -> CredentialRecord | None: ...
+    async def list_credentials(self) -> list[CredentialRecord]: ...
 
     async def aclose(self) -> None: ...
 

@@ -38,6 +38,9 @@ class Usage(msgspec.Struct, kw_only=True):
     total_tokens: int = 0
     prompt_tokens_details: PromptTokensDetails | None = None
     completion_tokens_details: CompletionTokensDetails | None = None
+    # What the request cost in USD (gatewise's price table); OpenAI's clients keep unknown
+    # usage fields, so a streaming caller reads it from the usage chunk.
+    cost_usd: float | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def cached_tokens(self) -> int:

@@ -1,0 +1,1 @@
+"""Accounting: token counting, prices and cost, the usage ledger, budgets and rate limits."""

@@ -1,0 +1,1 @@
+"""Guardrails: PII masking, prompt-injection defence, tool-call constraints, output checks."""

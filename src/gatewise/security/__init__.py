@@ -1,0 +1,1 @@
+"""Security: virtual keys, roles and permissions, encrypted provider credentials, audit log."""
