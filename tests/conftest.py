@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.fakes.server import FakeServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Gateways keep their SQLite state and ledger journal here, never in the home folder."""
+    old = os.environ.get("GATEWISE_STATE_DIR")
+    os.environ["GATEWISE_STATE_DIR"] = str(tmp_path_factory.mktemp("gatewise-state"))
+    yield
+    if old is None:
+        os.environ.pop("GATEWISE_STATE_DIR", None)
+    else:
+        os.environ["GATEWISE_STATE_DIR"] = old
 
 
 def _fake(module: str) -> Iterator[FakeServer]:

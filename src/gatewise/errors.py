@@ -221,9 +221,12 @@ class RateLimitExceeded(PolicyError):
     error_type = "rate_limit_error"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 headers: Mapping[str, str] | None = None, **kw: Any):
         super().__init__(message, **kw)
         self.retry_after = retry_after
+        # OpenAI's `x-ratelimit-*` headers, sent with the 429.
+        self.headers = dict(headers or {})
 
 
 class CircuitOpenError(PolicyError):

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from gatewise.config.loader import Deployment, ResolvedConfig, load_config
 from gatewise.errors import GatewayError, InvalidRequestError
+from gatewise.governance import Governance
 from gatewise.observability.metrics import GatewayMetrics
 from gatewise.orchestration.cascade import CascadeResult, Gate, cascade
 from gatewise.orchestration.consensus import ConsensusResult, Normalize, consensus
@@ -72,9 +73,17 @@ class Gateway:
             self.config, seed=seed, capabilities=self._capabilities,
             available=(lambda d: self.breakers.available(d.id)) if breaking else None)
         self.fallback = FallbackMiddleware(rc, incidents=self.incidents)
-        # Once per call: orchestration aliases (each branch is a call through everything after
-        # it), then alias resolution (rules, steps, complexity), then fallback chains.
-        per_call: list[Middleware] = [TelemetryMiddleware(self.metrics)]
+        # Accounting and security: stores, keys, audit, ledger, budgets (no I/O until used).
+        self.governance = Governance(
+            self.config, metrics=self.metrics,
+            transport=self.pool.transport if cfg.accounting.alert_webhook else None)
+        self.security_events = self.governance.events
+        self._started = False
+        # Once per call: the ledger (sees every outcome), access, rate limits, budgets, then
+        # orchestration aliases (each branch is a call through everything after it), then
+        # alias resolution (rules, steps, complexity), then fallback chains.
+        per_call: list[Middleware] = [TelemetryMiddleware(self.metrics),
+                                      *self.governance.middlewares()]
         if cfg.orchestrations:
             per_call.append(OrchestrationMiddleware(cfg.orchestrations))
         per_call += middlewares
@@ -86,8 +95,9 @@ class Gateway:
         if rc.hedge_after_s:
             per_alias.append(HedgeMiddleware(self.router, rc.hedge_after_s,
                                              counter=self.metrics.hedges))
-        # Once per attempt: retries, the breaker, performance tracking, the provider call.
-        per_attempt: list[Middleware] = [RetryMiddleware(
+        # Once per attempt: deployment rate limits, retries, the breaker, performance
+        # tracking, the provider call.
+        per_attempt: list[Middleware] = [*self.governance.per_attempt(), RetryMiddleware(
             rc, incidents=self.incidents, retries=self.metrics.retries,
             available=self.breakers.available if breaking else None)]
         if breaking:
@@ -110,7 +120,17 @@ class Gateway:
 
     # -- the pipeline entry used by every front end ------------------------------------------
     async def run(self, call: Call) -> Any:
+        if not self._started:
+            await self.start()
         return await self._chain(call)
+
+    async def start(self) -> None:
+        """Replays a crashed process's ledger journal and starts background work (ledger
+        flushing, key-revocation broadcast). The server calls it at start-up; the library's
+        first call does it otherwise."""
+        if not self._started:
+            await self.governance.start()
+            self._started = True
 
     # -- library API -------------------------------------------------------------------------
     def _chat_request(self, prompt: str | None, model: str | None, messages: Any,
@@ -223,8 +243,13 @@ class Gateway:
                 warm = getattr(client, "warmup", None)
                 if warm is not None:
                     await warm(dep.target)
+                    # The model's own vocabulary counts its tokens for budgets and limits;
+                    # opening it blocks, so it happens here, off the event loop.
+                    await asyncio.to_thread(self.governance.tokenizers.for_target, dep.target)
 
     async def aclose(self) -> None:
+        await self.governance.aclose()
+        self._started = False
         await self.breakers.aclose()
         await self.pool.aclose()
         if self._sync is not None:
@@ -240,6 +265,7 @@ class Gateway:
     def close(self) -> None:
         """Sync counterpart of `aclose`, for code that only used the `_sync` methods."""
         if self._sync is not None:
+            self._sync.submit(self.governance.aclose())
             self._sync.submit(self.breakers.aclose())
             self._sync.submit(self.pool.aclose())
             self._sync.close()

@@ -28,6 +28,8 @@ class CallInfo:
     ttft_s: float | None
     latency_s: float | None
     attempts: int
+    # USD from the price table (0 for in-process models; None when the price is unknown).
+    cost_usd: float | None = None
 
     @classmethod
     def of(cls, call: Call) -> CallInfo:
@@ -41,6 +43,7 @@ class CallInfo:
             ttft_s=call.ttft,
             latency_s=call.latency,
             attempts=call.attempts,
+            cost_usd=call.cost_usd,
         )
 
 

@@ -1,4 +1,6 @@
-"""One suite run against every backend of each storage protocol."""
+"""One suite run against every backend of each storage protocol: memory, SQLite, Redis (KV,
+counters, windows) and PostgreSQL. Redis and PostgreSQL tests skip without the service
+(fail under CI=true); each gets its own key prefix or schema."""
 
 from __future__ import annotations
 
@@ -10,62 +12,145 @@ from typing import Any
 import pytest
 
 from gatewise.storage.base import UsageRecord
-from gatewise.storage.memory import MemoryConversations, MemoryCounters, MemoryKV, MemoryLedger
-from gatewise.storage.sqlite import SQLiteConversations, SQLiteCounters, SQLiteKV, SQLiteLedger
+from gatewise.storage.memory import (
+    MemoryConversations,
+    MemoryCounters,
+    MemoryKV,
+    MemoryLedger,
+    MemoryWindow,
+)
+from gatewise.storage.sqlite import (
+    SQLiteConversations,
+    SQLiteCounters,
+    SQLiteKV,
+    SQLiteLedger,
+    SQLiteWindow,
+)
+from tests.storage.conftest import backend_details
 
-BACKENDS = ["memory", "sqlite"]
+ALL = ["memory", "sqlite", "redis", "postgres"]
+DATABASES = ["memory", "sqlite", "postgres"]
 
 
-@pytest.fixture(params=BACKENDS)
-async def kv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    store = MemoryKV() if request.param == "memory" else SQLiteKV(tmp_path / "kv.db")
+def _make(kind: str, name: str, d: dict[str, Any], n: int = 0) -> Any:
+    """Store `kind` on backend `name`; `n` tells replicas apart (they share state)."""
+    if name == "memory":
+        return {"kv": MemoryKV, "counters": MemoryCounters, "windows": MemoryWindow,
+                "ledger": MemoryLedger, "conversations": MemoryConversations}[kind]()
+    if name == "sqlite":
+        path: Path = d["path"] / f"{kind}.db"
+        return {"kv": SQLiteKV, "counters": SQLiteCounters, "windows": SQLiteWindow,
+                "ledger": SQLiteLedger, "conversations": SQLiteConversations}[kind](path)
+    if name == "redis":
+        from gatewise.storage.redis import RedisCounters, RedisKV, RedisWindow
+
+        cls = {"kv": RedisKV, "counters": RedisCounters, "windows": RedisWindow}[kind]
+        return cls(d["url"], prefix=d["prefix"])
+    from gatewise.storage import postgres as pg
+
+    cls = {"kv": pg.PostgresKV, "counters": pg.PostgresCounters, "windows": pg.PostgresWindow,
+           "ledger": pg.PostgresLedger, "conversations": pg.PostgresConversations}[kind]
+    return cls(d["url"], schema=d["schema"])
+
+
+@pytest.fixture(params=ALL)
+def kv_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    return backend_details(request, tmp_path)
+
+
+@pytest.fixture(params=ALL)
+def counters_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    return backend_details(request, tmp_path)
+
+
+@pytest.fixture(params=ALL)
+def windows_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    return backend_details(request, tmp_path)
+
+
+@pytest.fixture(params=DATABASES)
+def db_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    return backend_details(request, tmp_path)
+
+
+async def _store(kind: str, backend: tuple[str, dict[str, Any]]) -> AsyncIterator[Any]:
+    store = _make(kind, *backend)
     yield store
     await store.aclose()
 
 
-@pytest.fixture(params=BACKENDS)
-async def counters(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    store = MemoryCounters() if request.param == "memory" else SQLiteCounters(tmp_path / "c.db")
-    yield store
-    await store.aclose()
+@pytest.fixture
+async def kv(kv_backend: tuple[str, dict[str, Any]]) -> AsyncIterator[Any]:
+    async for s in _store("kv", kv_backend):
+        yield s
 
 
-@pytest.fixture(params=BACKENDS)
-async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    store = MemoryLedger() if request.param == "memory" else SQLiteLedger(tmp_path / "l.db")
-    yield store
-    await store.aclose()
+@pytest.fixture
+async def counters(counters_backend: tuple[str, dict[str, Any]]) -> AsyncIterator[Any]:
+    async for s in _store("counters", counters_backend):
+        yield s
 
 
-@pytest.fixture(params=BACKENDS)
-async def conversations(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    store = MemoryConversations() if request.param == "memory" \
-        else SQLiteConversations(tmp_path / "t.db")
-    yield store
-    await store.aclose()
+@pytest.fixture
+async def counter_replicas(counters_backend: tuple[str, dict[str, Any]]) -> AsyncIterator[list[Any]]:
+    """Two store objects on the same shared state (two replicas; one object for memory)."""
+    name, d = counters_backend
+    first = _make("counters", name, d)
+    stores = [first, first if name == "memory" else _make("counters", name, d, 1)]
+    yield stores
+    for s in {id(s): s for s in stores}.values():
+        await s.aclose()
 
+
+@pytest.fixture
+async def windows(windows_backend: tuple[str, dict[str, Any]]) -> AsyncIterator[Any]:
+    async for s in _store("windows", windows_backend):
+        yield s
+
+
+@pytest.fixture
+async def ledger(db_backend: tuple[str, dict[str, Any]]) -> AsyncIterator[Any]:
+    async for s in _store("ledger", db_backend):
+        yield s
+
+
+@pytest.fixture
+async def conversations(db_backend: tuple[str, dict[str, Any]]) -> AsyncIterator[Any]:
+    async for s in _store("conversations", db_backend):
+        yield s
+
+
+# -- key-value -------------------------------------------------------------------------------
 
 async def test_kv_round_trip_and_delete(kv: Any) -> None:
     await kv.set("tenant:a", b"1")
     assert await kv.get("tenant:a") == b"1"
+    await kv.set("tenant:a", b"\x00\xff2")
+    assert await kv.get("tenant:a") == b"\x00\xff2"
     assert await kv.delete("tenant:a") is True
     assert await kv.get("tenant:a") is None
     assert await kv.delete("tenant:a") is False
 
 
 async def test_kv_entries_expire(kv: Any) -> None:
-    await kv.set("k", b"v", ttl=0.05)
+    await kv.set("k", b"v", ttl=0.1)
+    await kv.set("forever", b"v")
     assert await kv.get("k") == b"v"
-    await asyncio.sleep(0.08)
+    await asyncio.sleep(0.15)
     assert await kv.get("k") is None
+    assert await kv.get("forever") == b"v"
 
 
 async def test_kv_delete_by_prefix_leaves_other_tenants(kv: Any) -> None:
-    for k in ("t1:cache:a", "t1:cache:b", "t1%:cache:c", "t2:cache:a"):
+    for k in ("t1:cache:a", "t1:cache:b", "t1%:cache:c", "t1*:cache:d", "t2:cache:a"):
         await kv.set(k, b"x")
     assert await kv.delete_prefix("t1:cache:") == 2
     assert await kv.get("t2:cache:a") == b"x" and await kv.get("t1%:cache:c") == b"x"
+    assert await kv.get("t1*:cache:d") == b"x"
+    assert await kv.delete_prefix("t1*:") == 1
 
+
+# -- counters ----------------------------------------------------------------------------------
 
 async def test_reserve_is_all_or_nothing_at_the_limit(counters: Any) -> None:
     r1 = await counters.reserve("budget", 6, limit=10)
@@ -77,16 +162,106 @@ async def test_reserve_is_all_or_nothing_at_the_limit(counters: Any) -> None:
     assert r2 is not None and await counters.release(r2) == 2
 
 
-async def test_concurrent_reservations_never_exceed_the_limit(counters: Any) -> None:
-    got = await asyncio.gather(*(counters.reserve("k", 1, limit=25) for _ in range(100)))
-    assert sum(r is not None for r in got) == 25
-    assert await counters.value("k") == 25
+async def test_settle_and_release_are_idempotent(counters: Any) -> None:
+    r = await counters.reserve("b", 5, limit=100)
+    assert r is not None
+    assert await counters.settle(r, 3) == 3
+    assert await counters.settle(r, 3) == 3       # a retried settle changes nothing
+    assert await counters.release(r) == 3         # nor does a release after the settle
+    r2 = await counters.reserve("b", 4, limit=100)
+    assert r2 is not None
+    assert await counters.release(r2) == 3
+    assert await counters.release(r2) == 3
+    assert await counters.value("b") == 3
 
 
-def _rec(i: int, tenant: str = "t1") -> UsageRecord:
+async def test_settle_may_exceed_the_limit_with_the_real_cost(counters: Any) -> None:
+    r = await counters.reserve("b", 5, limit=10)
+    assert r is not None and await counters.settle(r, 12.5) == 12.5
+    assert await counters.reserve("b", 0.01, limit=10) is None
+
+
+async def test_a_period_expires_with_its_reservations(counters: Any) -> None:
+    r = await counters.reserve("day:1", 4, limit=10, ttl=0.2)
+    assert r is not None and await counters.value("day:1") == 4
+    await asyncio.sleep(0.3)
+    assert await counters.value("day:1") == 0
+    assert await counters.settle(r, 1) == 0      # a late settle does not leak into the new period
+    assert await counters.value("day:1") == 0
+    r2 = await counters.reserve("day:1", 10, limit=10, ttl=0.2)
+    assert r2 is not None
+
+
+async def test_counters_are_independent_per_key(counters: Any) -> None:
+    assert await counters.reserve("t1:b", 10, limit=10) is not None
+    assert await counters.reserve("t2:b", 10, limit=10) is not None
+    assert await counters.value("t1:b") == 10 and await counters.value("nobody") == 0
+
+
+async def test_64_concurrent_reservations_never_overspend_nor_deny_below_the_cap(
+        counter_replicas: list[Any]) -> None:
+    a, b = counter_replicas
+    got = await asyncio.gather(*((a if i % 2 else b).reserve("k", 1.5, limit=30)
+                                 for i in range(64)))
+    assert sum(r is not None for r in got) == 20  # 30 / 1.5: exactly the cap, never more
+    assert await a.value("k") == 30
+    settled = await asyncio.gather(*(b.settle(r, 1.0) for r in got if r is not None))
+    assert min(settled) == 20 and await a.value("k") == 20
+
+
+# -- sliding windows ---------------------------------------------------------------------------
+
+async def test_window_allows_up_to_the_limit_then_denies(windows: Any) -> None:
+    results = [await windows.hit("rpm:k1", 1, limit=3, window_s=10) for _ in range(4)]
+    assert [r.allowed for r in results] == [True, True, True, False]
+    assert [r.used for r in results] == [1, 2, 3, 3]
+    assert results[0].reset_s == 0
+    # exact backends: ≤ the window; bucketed ones (Redis, PostgreSQL): ≤ window + one bucket
+    assert 9.0 < results[3].reset_s <= 10.5 and results[3].limit == 3
+
+
+async def test_window_counts_token_amounts(windows: Any) -> None:
+    assert (await windows.hit("tpm:k", 600, limit=1000, window_s=10)).allowed
+    denied = await windows.hit("tpm:k", 500, limit=1000, window_s=10)
+    assert not denied.allowed and denied.used == 600 and denied.reset_s > 0
+    ok = await windows.hit("tpm:k", 400, limit=1000, window_s=10)
+    assert ok.allowed and ok.used == 1000
+
+
+async def test_window_slides(windows: Any) -> None:
+    window = 0.4
+    assert (await windows.hit("k", 2, limit=2, window_s=window)).allowed
+    denied = await windows.hit("k", 1, limit=2, window_s=window)
+    assert not denied.allowed and 0 < denied.reset_s <= window * 1.05 + 0.01
+    await asyncio.sleep(denied.reset_s + 0.03)
+    assert (await windows.hit("k", 1, limit=2, window_s=window)).allowed
+
+
+async def test_window_add_counts_unconditionally(windows: Any) -> None:
+    assert (await windows.hit("tpm:k", 100, limit=1000, window_s=10)).allowed
+    await windows.add("tpm:k", 1500, window_s=10)     # the response used more than estimated
+    r = await windows.hit("tpm:k", 1, limit=1000, window_s=10)
+    assert not r.allowed and r.used == 1600
+
+
+async def test_window_keys_are_independent(windows: Any) -> None:
+    assert (await windows.hit("t1:rpm", 1, limit=1, window_s=10)).allowed
+    assert (await windows.hit("t2:rpm", 1, limit=1, window_s=10)).allowed
+    assert not (await windows.hit("t1:rpm", 1, limit=1, window_s=10)).allowed
+
+
+async def test_64_concurrent_hits_admit_exactly_the_limit(windows: Any) -> None:
+    got = await asyncio.gather(*(windows.hit("k", 1, limit=10, window_s=10) for _ in range(64)))
+    assert sum(r.allowed for r in got) == 10
+    assert max(r.used for r in got) == 10
+
+
+# -- ledger ------------------------------------------------------------------------------------
+
+def _rec(i: int, tenant: str = "t1", **kw: Any) -> UsageRecord:
     return UsageRecord(request_id=f"req_{i}", ts=1000.0 + i, tenant=tenant, alias="a",
                        deployment="a:openai/x", outcome="success", prompt_tokens=i,
-                       completion_tokens=2 * i, cost_usd=0.001 * i, extra={"n": i})
+                       completion_tokens=2 * i, cost_usd=0.001 * i, extra={"n": i}, **kw)
 
 
 async def test_ledger_skips_duplicates_and_filters(ledger: Any) -> None:
@@ -96,7 +271,57 @@ async def test_ledger_skips_duplicates_and_filters(ledger: Any) -> None:
     assert [r.request_id for r in rows] == ["req_1", "req_2", "req_4"]
     assert rows[0].extra == {"n": 1} and rows[1].completion_tokens == 4
     assert [r.request_id for r in await ledger.query(since=1002.0, until=1004.0)] == ["req_2", "req_3"]
+    assert len(await ledger.query(limit=2)) == 2
 
+
+async def test_ledger_filters_by_team_key_and_alias(ledger: Any) -> None:
+    await ledger.append([_rec(1, team="red", key_id="k1"), _rec(2, team="blue", key_id="k2"),
+                         _rec(3, team="red", key_id="k3", user="ann")])
+    assert [r.request_id for r in await ledger.query(team="red")] == ["req_1", "req_3"]
+    assert [r.request_id for r in await ledger.query(key_id="k2")] == ["req_2"]
+    assert await ledger.query(alias="other") == []
+    assert (await ledger.query(key_id="k3"))[0].user == "ann"
+
+
+async def test_ledger_aggregates_by_group(ledger: Any) -> None:
+    day2 = 86400.0 * 2
+    records = [_rec(1, team="red", key_id="k1"), _rec(2, team="red", key_id="k2"),
+               _rec(3, team="blue", key_id="k3"), _rec(4, key_id="k4")]
+    late = _rec(5, team="red", key_id="k1")
+    late.ts = day2 + 10
+    late.cached_tokens = 7
+    await ledger.append([*records, late])
+
+    by_team = {r.group["team"]: r for r in await ledger.aggregate(["team"])}
+    assert set(by_team) == {"red", "blue", ""}  # no team groups under ""
+    red = by_team["red"]
+    assert (red.requests, red.prompt_tokens, red.completion_tokens, red.cached_tokens) == (3, 8, 16, 7)
+    assert red.cost_usd == pytest.approx(0.008)
+
+    by_day = await ledger.aggregate(["day", "model"], team="red")
+    assert [(r.group, r.requests) for r in by_day] == [
+        ({"day": "1970-01-01", "model": "a"}, 2), ({"day": "1970-01-03", "model": "a"}, 1)]
+    only = await ledger.aggregate([], key_id="k1", since=1000.0, until=day2)
+    assert len(only) == 1 and only[0].requests == 1 and only[0].group == {}
+    assert await ledger.aggregate(["outcome"], since=day2 * 10) == []
+
+
+async def test_ledger_rejects_unknown_groupings(ledger: Any) -> None:
+    await ledger.append([_rec(1)])
+    with pytest.raises(ValueError, match="unknown usage grouping"):
+        await ledger.aggregate(["tenant; DROP TABLE usage"])
+
+
+async def test_ledger_delete_before_is_bounded_and_oldest_first(ledger: Any) -> None:
+    await ledger.append([_rec(i) for i in range(1, 11)])
+    assert await ledger.delete_before(1008.0, limit=3) == 3
+    assert [r.request_id for r in await ledger.query()][:2] == ["req_4", "req_5"]
+    assert await ledger.delete_before(1008.0, limit=100) == 4
+    assert [r.request_id for r in await ledger.query()] == ["req_8", "req_9", "req_10"]
+    assert await ledger.delete_before(1008.0, limit=100) == 0
+
+
+# -- conversations -----------------------------------------------------------------------------
 
 async def test_conversations_keep_order_and_limit(conversations: Any) -> None:
     await conversations.append("t1:c1", [{"role": "user", "content": "a"},

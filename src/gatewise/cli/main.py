@@ -1,4 +1,5 @@
-"""`gatewise serve | chat | models | check`: thin wrappers over the library and the server."""
+"""`gatewise serve | chat | models | check | keys | teams | budgets | usage | audit`: thin
+wrappers over the library, the server and the governance stores."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     k = sub.add_parser("check", help="validate config and each provider's key")
     k.add_argument("--config", "-c")
     k.add_argument("--offline", action="store_true", help="validate config only, no calls")
+
+    from gatewise.cli.admin import add_parsers
+
+    add_parsers(sub)
     return p
 
 
@@ -59,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models(args)
         if args.command == "check":
             return asyncio.run(_check(args))
+        if args.command in ("keys", "teams", "budgets", "usage", "audit"):
+            from gatewise.cli.admin import run
+
+            return asyncio.run(run(args))
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

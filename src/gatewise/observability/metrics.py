@@ -116,11 +116,20 @@ class GatewayMetrics:
             buckets=(1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0))
         self.hedges = Counter("gatewise_hedges_total",
                               "Hedged requests: started, won, lost, skipped.", ("outcome",))
+        self.cost = Counter("gatewise_cost_usd_total", "Spend in USD from the price table.",
+                            ("model", "deployment"))
+        self.budget_alerts = Counter("gatewise_budget_alerts_total",
+                                     "Budget spend thresholds crossed.",
+                                     ("scope", "period", "threshold"))
+        self.security_events = Counter("gatewise_security_events_total",
+                                       "Guardrail decisions, denied keys and other security "
+                                       "events.", ("kind", "action"))
 
     def render(self) -> str:
         lines: list[str] = []
         for m in (self.requests, self.errors, self.duration, self.ttft, self.overhead,
-                  self.tokens, self.incidents, self.retries, self.breaker_recovery, self.hedges):
+                  self.tokens, self.incidents, self.retries, self.breaker_recovery, self.hedges,
+                  self.cost, self.budget_alerts, self.security_events):
             lines.extend(m.render())
         lines.append("# HELP gatewise_requests_in_flight Requests being served now.")
         lines.append("# TYPE gatewise_requests_in_flight gauge")

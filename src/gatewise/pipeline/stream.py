@@ -53,7 +53,9 @@ class ChunkStream:
 
     def collect_text(self) -> None:
         if self.text_parts is None:
-            self.text_parts = []
+            first = self._first
+            d = first.choices[0].delta if first is not None and first.choices else None
+            self.text_parts = [d.content] if d is not None and d.content else []
 
     def add_transform(self, transform: ChunkTransform) -> None:
         """Applied to every chunk the caller has not seen yet, the prefetched one included;

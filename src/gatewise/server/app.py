@@ -16,12 +16,14 @@ from typing import Any
 import msgspec
 
 from gatewise.config.loader import ResolvedConfig, load_config
-from gatewise.errors import UnauthorizedError
+from gatewise.errors import ForbiddenError, UnauthorizedError
 from gatewise.gateway import Gateway
+from gatewise.pipeline.core import Identity
 from gatewise.server.context import RequestContext
 from gatewise.server.errors import error_body, plain_error
 from gatewise.server.http import Receive, Scope, Send, header, respond
 from gatewise.server.openapi import build_openapi
+from gatewise.server.routes.admin import match_admin
 from gatewise.server.routes.chat import handle_chat
 from gatewise.server.routes.embeddings import handle_embeddings
 from gatewise.server.routes.health import handle_healthz, handle_metrics, handle_readyz
@@ -76,6 +78,24 @@ class GatewayApp:
         method: str = scope["method"]
         request_id = RequestContext.request_id_from(scope, "")
         route = self._routes.get((method, path))
+        admin_params: dict[str, str] | None = None
+        other_method = False
+        if route is None and path.startswith("/admin/"):
+            found = match_admin(method, path)
+            if isinstance(found, tuple):
+                handler, admin_params, permission = found
+                params = admin_params
+
+                async def admin(ctx: RequestContext) -> None:
+                    # The permission first (team scope is the handler's, once it knows the
+                    # team), so an unauthorised caller learns nothing from body validation.
+                    if not ctx.identity.can(permission):
+                        raise ForbiddenError(f"permission {permission!r} is required")
+                    await handler(ctx, params)
+
+                route = admin
+            else:
+                other_method = found is False
         if route is None and path.startswith(("/v1/models/", "/models/")):
             name = path.split("/models/", 1)[1]
             if method == "GET" and name:
@@ -86,7 +106,7 @@ class GatewayApp:
 
                 route = one
         if route is None:
-            allowed = path in self._paths
+            allowed = other_method or path in self._paths
             status = 405 if allowed else 404
             msg = f"Method {method} not allowed on {path}" if allowed else f"Unknown path {path}"
             await respond(send, status, plain_error(status, msg, "not_found" if status == 404
@@ -95,8 +115,10 @@ class GatewayApp:
             return
         ctx = RequestContext(scope, receive, send, self.gateway, request_id, self.max_body)
         try:
+            if admin_params is not None and self._master is None:
+                raise ForbiddenError("the admin API is disabled: set 'server.master_key'")
             if self._master is not None and path not in _PUBLIC:
-                self._authenticate(scope)
+                ctx.identity = await self._authenticate(scope, request_id)
             await route(ctx)
         except ConnectionResetError:
             return
@@ -108,20 +130,33 @@ class GatewayApp:
             except Exception:
                 log.debug("could not send error response for %s", request_id)
 
-    def _authenticate(self, scope: Scope) -> None:
+    async def _authenticate(self, scope: Scope, request_id: str) -> Identity:
+        """The master key, or a virtual key (`sk-gw-…`) checked by the key manager."""
         raw = header(scope, b"authorization") or b""
         token = raw[7:].strip() if raw[:7].lower() == b"bearer " else b""
         if not token:
             token = (header(scope, b"api-key") or header(scope, b"x-api-key") or b"").strip()
         assert self._master is not None
-        if not token or not hmac.compare_digest(token, self._master):
-            raise UnauthorizedError("Invalid or missing API key for this gateway")
+        gov = self.gateway.governance
+        if token and hmac.compare_digest(token, self._master):
+            return gov.master_identity()
+        if token.startswith(b"sk-gw-"):
+            # The key manager reports its own denials as security events.
+            return await gov.keys.authenticate(token.decode("latin-1"))
+        self._deny(request_id, "missing key" if not token else "unknown key")
+        raise UnauthorizedError("Invalid or missing API key for this gateway")
+
+    def _deny(self, request_id: str, reason: str) -> None:
+        """A denied authentication is a security event (log, metric, audit); never the key."""
+        self.gateway.security_events.emit("auth", "deny", request_id=request_id,
+                                          detail={"reason": reason})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 try:
+                    await self.gateway.start()
                     if self.warmup:
                         await self.gateway.warmup()
                     self.warmed = True

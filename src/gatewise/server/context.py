@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from gatewise.gateway import Gateway
+from gatewise.pipeline.core import ANONYMOUS, Identity
 from gatewise.providers.common import unique_suffix
 from gatewise.server.http import Receive, Scope, Send, header
 
@@ -20,6 +21,9 @@ class RequestContext:
     gateway: Gateway
     request_id: str
     max_body: int
+    # Who called: the master key's or a virtual key's identity (ANONYMOUS when the gateway
+    # runs without a master key, i.e. unauthenticated local use).
+    identity: Identity = ANONYMOUS
 
     @staticmethod
     def request_id_from(scope: Scope, generated: str) -> str:

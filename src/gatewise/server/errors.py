@@ -23,6 +23,8 @@ def error_body(exc: BaseException, request_id: str) -> tuple[int, list[tuple[byt
         payload = exc.to_openai()
         if isinstance(exc, RateLimitedError | RateLimitExceeded) and exc.retry_after is not None:
             headers.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
+        if isinstance(exc, RateLimitExceeded):
+            headers.extend((k.encode(), v.encode()) for k, v in exc.headers.items())
     else:
         log.error("unhandled error in request %s", request_id, exc_info=exc)
         status = 500

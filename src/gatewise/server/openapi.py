@@ -30,6 +30,32 @@ def _errors(*codes: int) -> dict[str, Any]:
                      "content": {"application/json": {"schema": _ref("Error")}}} for c in codes}
 
 
+def _admin_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The admin API, from the same route table the server dispatches on."""
+    from gatewise.server.routes.admin import ADMIN_ROUTES
+
+    paths: dict[str, Any] = {}
+    for method, template, permission, handler in ADMIN_ROUTES:
+        params = [{"name": seg[1:-1], "in": "path", "required": True,
+                   "schema": {"type": "string"}}
+                  for seg in template.split("/") if seg.startswith("{")]
+        doc = (handler.__doc__ or "").strip()
+        op: dict[str, Any] = {
+            "operationId": handler.__name__.replace("_", " ").title().replace(" ", ""),
+            "summary": doc or handler.__name__.replace("_", " "),
+            "tags": ["admin"], "security": bearer, "x-permission": permission,
+            "responses": {"200": {"description": "OK (JSON; `format=csv` on usage)"},
+                          "201": {"description": "Created"},
+                          **_errors(400, 401, 403, 404)}}
+        if params:
+            op["parameters"] = params
+        if method in ("POST", "PATCH"):
+            op["requestBody"] = {"required": False, "content": {
+                "application/json": {"schema": {"type": "object"}}}}
+        paths.setdefault(template, {})[method.lower()] = op
+    return paths
+
+
 def build_openapi() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         [ChatRequest, ChatCompletion, ChatCompletionChunk, EmbeddingRequest, EmbeddingResponse],
@@ -77,5 +103,6 @@ def build_openapi() -> dict[str, Any]:
                                               "503": {"description": "Not ready"}}}},
             "/metrics": {"get": {"operationId": "metrics", "security": bearer,
                                  "responses": {"200": {"description": "Prometheus text"}}}},
+            **_admin_paths(bearer),
         },
     }

@@ -80,6 +80,8 @@ class UsageRecord:
 
 
 UsageGroup = Literal["team", "key", "model", "deployment", "user", "day", "outcome"]
+USAGE_GROUPS: frozenset[str] = frozenset(
+    ("team", "key", "model", "deployment", "user", "day", "outcome"))
 
 
 @dataclass(slots=True)
@@ -123,7 +125,9 @@ class WindowResult:
     allowed: bool
     used: float        # in the window, including this hit when allowed
     limit: float
-    reset_s: float     # seconds until enough of the window has slid for one more unit
+    # seconds until this hit would fit (when denied) or one more unit fits (when allowed);
+    # bucketed backends (Redis, PostgreSQL) may add one bucket
+    reset_s: float
 
 
 class WindowStore(Protocol):
@@ -159,7 +163,7 @@ class KeyRecord:
     """A virtual API key. Only `secret_hash` of the secret is ever stored."""
 
     id: str                       # public, appears in logs, the ledger and the audit log
-    secret_hash: str              # hex HMAC-SHA256 of the secret
+    secret_hash: str              # hex sha256 of the secret (256-bit random, so no slow hash)
     name: str
     role: str                     # admin | team_admin | member | viewer
     team: str | None = None

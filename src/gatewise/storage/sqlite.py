@@ -2,7 +2,10 @@
 
 One connection per store, used from a single worker thread (sqlite3 objects are bound to their
 thread), so queries never block the event loop and writes are serialised, which also makes
-`reserve` atomic. WAL mode lets readers in other processes look at the same file.
+`reserve` atomic. WAL mode lets readers in other processes look at the same file; writes that
+must be atomic across processes (reserve, a window hit) run in `BEGIN IMMEDIATE`.
+Nothing touches the disk until the first call. The governance store is in
+`sqlite_governance.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gatewise.storage.base import Reservation, UsageRecord
+from gatewise.storage.base import Reservation, UsageGroup, UsageRecord, UsageRow, WindowResult
+from gatewise.storage.memory import reset_after
+from gatewise.storage.usage import LEDGER_COLUMNS, check_groups, where_clause
 
 T = TypeVar("T")
 
@@ -25,18 +30,28 @@ T = TypeVar("T")
 class _Db:
     def __init__(self, path: str | Path, schema: str) -> None:
         self._path = str(path)
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatewise-sqlite")
         self._schema = schema
         self._conn: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
+            if self._path != ":memory:":  # here, not in __init__: construction does no I/O
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(self._schema)
+            for attempt in range(100):
+                # Two processes (or stores) opening a new file at once can find it locked while
+                # the other switches it to WAL; that lock skips the busy timeout, so retry.
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.executescript(self._schema)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 99:
+                        conn.close()
+                        raise
+                    time.sleep(0.02)
             self._conn = conn
         return self._conn
 
@@ -91,71 +106,94 @@ class SQLiteKV:
 
 
 class SQLiteCounters:
+    """Totals plus open reservations (so settle/release are idempotent and a period that
+    expired drops its reservations)."""
+
     def __init__(self, path: str | Path) -> None:
         self._db = _Db(path, "CREATE TABLE IF NOT EXISTS counters (k TEXT PRIMARY KEY, "
-                             "total REAL NOT NULL, expires REAL)")
+                             "total REAL NOT NULL, expires REAL);"
+                             "CREATE TABLE IF NOT EXISTS counter_res (id TEXT PRIMARY KEY, "
+                             "k TEXT NOT NULL, amount REAL NOT NULL);"
+                             "CREATE INDEX IF NOT EXISTS counter_res_k ON counter_res (k);")
 
     @staticmethod
-    def _current(c: sqlite3.Connection, key: str) -> float:
+    def _current(c: sqlite3.Connection, key: str) -> float | None:
+        """The live total, None when the key is absent or its period expired (then dropped)."""
         row = c.execute("SELECT total, expires FROM counters WHERE k = ?", (key,)).fetchone()
         if row is None:
-            return 0.0
+            return None
         if row[1] is not None and row[1] <= time.time():
             c.execute("DELETE FROM counters WHERE k = ?", (key,))
-            return 0.0
+            c.execute("DELETE FROM counter_res WHERE k = ?", (key,))
+            return None
         return float(row[0])
-
-    @staticmethod
-    def _add(c: sqlite3.Connection, key: str, delta: float, ttl: float | None) -> float:
-        expires = time.time() + ttl if ttl else None
-        c.execute("INSERT INTO counters (k, total, expires) VALUES (?, ?, ?) ON CONFLICT(k) DO "
-                  "UPDATE SET total = total + excluded.total", (key, delta, expires))
-        return SQLiteCounters._current(c, key)
 
     async def reserve(self, key: str, amount: float, limit: float,
                       ttl: float | None = None) -> Reservation | None:
         def q(c: sqlite3.Connection) -> Reservation | None:
             c.execute("BEGIN IMMEDIATE")
             try:
-                if self._current(c, key) + amount > limit:
+                current = self._current(c, key)
+                if (current or 0.0) + amount > limit:
                     return None
-                self._add(c, key, amount, ttl)
-                return Reservation(key, amount, uuid.uuid4().hex)
+                if current is None:
+                    c.execute("INSERT INTO counters (k, total, expires) VALUES (?, ?, ?)",
+                              (key, amount, time.time() + ttl if ttl else None))
+                else:
+                    c.execute("UPDATE counters SET total = total + ? WHERE k = ?", (amount, key))
+                rid = uuid.uuid4().hex
+                c.execute("INSERT INTO counter_res (id, k, amount) VALUES (?, ?, ?)",
+                          (rid, key, amount))
+                return Reservation(key, amount, rid)
+            finally:
+                c.execute("COMMIT")
+
+        return await self._db.run(q)
+
+    async def _close(self, reservation: Reservation, actual: float) -> float:
+        def q(c: sqlite3.Connection) -> float:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                current = self._current(c, reservation.key)
+                if current is None:
+                    return 0.0
+                row = c.execute("DELETE FROM counter_res WHERE id = ? RETURNING amount",
+                                (reservation.id,)).fetchone()
+                if row is None:
+                    return current
+                total = c.execute("UPDATE counters SET total = total + ? WHERE k = ? RETURNING total",
+                                  (actual - float(row[0]), reservation.key)).fetchone()
+                return float(total[0])
             finally:
                 c.execute("COMMIT")
 
         return await self._db.run(q)
 
     async def settle(self, reservation: Reservation, actual: float) -> float:
-        return await self._db.run(
-            lambda c: self._add(c, reservation.key, actual - reservation.amount, None))
+        return await self._close(reservation, actual)
 
     async def release(self, reservation: Reservation) -> float:
-        return await self._db.run(lambda c: self._add(c, reservation.key, -reservation.amount, None))
+        return await self._close(reservation, 0.0)
 
     async def value(self, key: str) -> float:
-        return await self._db.run(lambda c: self._current(c, key))
+        return await self._db.run(lambda c: self._current(c, key) or 0.0)
 
     async def aclose(self) -> None:
         await self._db.close()
 
 
-_LEDGER_COLUMNS = ("request_id", "ts", "tenant", "alias", "deployment", "outcome",
-                   "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd",
-                   "latency_ms", "ttft_ms", "key_id", "team", "user")
-
-
 class SQLiteLedger:
     def __init__(self, path: str | Path) -> None:
-        cols = ", ".join(f"{c} {'TEXT PRIMARY KEY' if c == 'request_id' else ''}"
-                         for c in _LEDGER_COLUMNS)
+        cols = ", ".join(f"\"{c}\" {'TEXT PRIMARY KEY' if c == 'request_id' else ''}"
+                         for c in LEDGER_COLUMNS)
         self._db = _Db(path, f"CREATE TABLE IF NOT EXISTS usage ({cols}, extra TEXT);"
-                             "CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts);")
+                             "CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts);"
+                             "CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);")
 
     async def append(self, records: Sequence[UsageRecord]) -> int:
-        rows = [(*(getattr(r, c) for c in _LEDGER_COLUMNS), json.dumps(r.extra))
+        rows = [(*(getattr(r, c) for c in LEDGER_COLUMNS), json.dumps(r.extra))
                 for r in records]
-        marks = ", ".join("?" * (len(_LEDGER_COLUMNS) + 1))
+        marks = ", ".join("?" * (len(LEDGER_COLUMNS) + 1))
 
         def q(c: sqlite3.Connection) -> int:
             before = c.total_changes
@@ -167,24 +205,113 @@ class SQLiteLedger:
         return await self._db.run(q)
 
     async def query(self, *, tenant: str | None = None, since: float | None = None,
-                    until: float | None = None, limit: int = 1000) -> list[UsageRecord]:
-        where, args = [], []
-        for cond, value in (("tenant = ?", tenant), ("ts >= ?", since), ("ts < ?", until)):
-            if value is not None:
-                where.append(cond)
-                args.append(value)
-        sql = "SELECT * FROM usage" + (" WHERE " + " AND ".join(where) if where else "") + \
-            " ORDER BY ts LIMIT ?"
+                    until: float | None = None, limit: int = 1000,
+                    team: str | None = None, key_id: str | None = None,
+                    alias: str | None = None) -> list[UsageRecord]:
+        where, args = where_clause("?", tenant=tenant, since=since, until=until, team=team,
+                                   key_id=key_id, alias=alias)
+        sql = f"SELECT * FROM usage{where} ORDER BY ts LIMIT ?"
         args.append(limit)
 
         def q(c: sqlite3.Connection) -> list[UsageRecord]:
             out = []
             for row in c.execute(sql, args).fetchall():
-                data: dict[str, Any] = dict(zip(_LEDGER_COLUMNS, row[:-1], strict=True))
+                data: dict[str, Any] = dict(zip(LEDGER_COLUMNS, row[:-1], strict=True))
                 out.append(UsageRecord(**data, extra=json.loads(row[-1] or "{}")))
             return out
 
         return await self._db.run(q)
+
+    async def aggregate(self, group_by: Sequence[UsageGroup], *, since: float | None = None,
+                        until: float | None = None, team: str | None = None,
+                        key_id: str | None = None) -> list[UsageRow]:
+        check_groups(group_by)
+        exprs = [_SQLITE_GROUP[g] for g in group_by]
+        where, args = where_clause("?", since=since, until=until, team=team, key_id=key_id)
+        keys = ", ".join(exprs)
+        select = (keys + ", " if keys else "") + (
+            "COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), "
+            "SUM(cost_usd)")
+        sql = f"SELECT {select} FROM usage{where}"
+        if keys:
+            sql += f" GROUP BY {keys} ORDER BY {keys}"
+        n = len(group_by)
+
+        def q(c: sqlite3.Connection) -> list[UsageRow]:
+            return [UsageRow(dict(zip(group_by, row[:n], strict=True)), int(row[n]),
+                             int(row[n + 1] or 0), int(row[n + 2] or 0), int(row[n + 3] or 0),
+                             float(row[n + 4] or 0.0))
+                    for row in c.execute(sql, args).fetchall() if row[n]]
+
+        return await self._db.run(q)
+
+    async def delete_before(self, ts: float, limit: int) -> int:
+        return await self._db.run(lambda c: c.execute(
+            "DELETE FROM usage WHERE request_id IN (SELECT request_id FROM usage WHERE ts < ? "
+            "ORDER BY ts LIMIT ?)", (ts, limit)).rowcount)
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+
+_SQLITE_GROUP = {"team": "COALESCE(team, '')", "key": "COALESCE(key_id, '')",
+                 "model": "COALESCE(alias, '')", "deployment": "COALESCE(deployment, '')",
+                 "user": "COALESCE(\"user\", '')", "outcome": "COALESCE(outcome, '')",
+                 "day": "strftime('%Y-%m-%d', ts, 'unixepoch')"}
+
+
+class SQLiteWindow:
+    """Exact sliding windows: one row per hit, pruned as it slides out. `BEGIN IMMEDIATE`
+    makes a hit atomic across processes sharing the file. Rows of keys nobody hits again are
+    swept every `sweep_every` writes (each row carries the end of its window)."""
+
+    def __init__(self, path: str | Path, *, sweep_every: int = 1000) -> None:
+        self._db = _Db(path, "CREATE TABLE IF NOT EXISTS window_hits (k TEXT NOT NULL, "
+                             "ts REAL NOT NULL, amount REAL NOT NULL, until REAL NOT NULL);"
+                             "CREATE INDEX IF NOT EXISTS window_hits_k ON window_hits (k, ts);"
+                             "CREATE INDEX IF NOT EXISTS window_hits_until ON window_hits (until);")
+        self._sweep_every = sweep_every
+        self._writes = 0
+
+    def _prune(self, c: sqlite3.Connection, key: str, now: float, window_s: float) -> float:
+        self._writes += 1
+        if self._writes % self._sweep_every == 0:
+            c.execute("DELETE FROM window_hits WHERE until <= ?", (now,))
+        c.execute("DELETE FROM window_hits WHERE k = ? AND ts <= ?", (key, now - window_s))
+        row = c.execute("SELECT COALESCE(SUM(amount), 0) FROM window_hits WHERE k = ?",
+                        (key,)).fetchone()
+        return float(row[0])
+
+    async def hit(self, key: str, amount: float, limit: float, window_s: float) -> WindowResult:
+        def q(c: sqlite3.Connection) -> WindowResult:
+            now = time.time()
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                used = self._prune(c, key, now, window_s)
+                allowed = used + amount <= limit
+                if allowed:
+                    c.execute("INSERT INTO window_hits VALUES (?, ?, ?, ?)",
+                              (key, now, amount, now + window_s))
+                    used += amount
+                need = 1.0 if allowed else amount
+                reset = 0.0
+                if used + min(need, limit) > limit:
+                    hits = c.execute("SELECT ts, amount FROM window_hits WHERE k = ? ORDER BY ts",
+                                     (key,)).fetchall()
+                    reset = reset_after(hits, used, need, limit, window_s, now)
+                return WindowResult(allowed, used, limit, reset)
+            finally:
+                c.execute("COMMIT")
+
+        return await self._db.run(q)
+
+    async def add(self, key: str, amount: float, window_s: float) -> None:
+        def q(c: sqlite3.Connection) -> None:
+            now = time.time()
+            c.execute("INSERT INTO window_hits VALUES (?, ?, ?, ?)",
+                      (key, now, amount, now + window_s))
+
+        await self._db.run(q)
 
     async def aclose(self) -> None:
         await self._db.close()

@@ -17,7 +17,7 @@ from gatewise.pipeline.core import Call
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.server.context import RequestContext
 from gatewise.server.errors import error_body
-from gatewise.server.http import Send, read_body, respond
+from gatewise.server.http import Send, header, read_body, respond
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.validation import decode_chat_request
 
@@ -43,7 +43,11 @@ def call_headers(call: Call, *, overhead: bool) -> list[tuple[bytes, bytes]]:
 async def handle_chat(ctx: RequestContext) -> None:
     body = await read_body(ctx.scope, ctx.receive, ctx.max_body)
     req = decode_chat_request(body)
-    call = Call("chat", req, request_id=ctx.request_id, request_headers=ctx.scope["headers"])
+    call = Call("chat", req, ctx.identity, request_id=ctx.request_id,
+                request_headers=ctx.scope["headers"])
+    conversation = header(ctx.scope, b"x-gatewise-conversation")
+    if conversation:
+        call.conversation = conversation.decode("latin-1")[:128]
     result = await ctx.gateway.run(call)
     if isinstance(result, ChatCompletion):
         await respond(ctx.send, 200, _encode(result), call_headers(call, overhead=True))

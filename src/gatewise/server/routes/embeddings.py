@@ -16,6 +16,7 @@ _encode = msgspec.json.Encoder().encode
 async def handle_embeddings(ctx: RequestContext) -> None:
     body = await read_body(ctx.scope, ctx.receive, ctx.max_body)
     req = decode_embedding_request(body)
-    call = Call("embed", req, request_id=ctx.request_id, request_headers=ctx.scope["headers"])
+    call = Call("embed", req, ctx.identity, request_id=ctx.request_id,
+                request_headers=ctx.scope["headers"])
     result = await ctx.gateway.run(call)
     await respond(ctx.send, 200, _encode(result), call_headers(call, overhead=True))

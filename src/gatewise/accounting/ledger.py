@@ -1,0 +1,115 @@
+"""`UsageLedger`: usage records on the hot path cost a journal write and a list append; a
+background task commits them to the `LedgerStore` in batches.
+
+Nothing is ever dropped: a store failure keeps the records in memory (and in the journal) and
+the flusher retries with backoff. Logs name counts and error types, never record contents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gatewise.accounting.journal import Journal
+from gatewise.storage.base import LedgerStore, UsageRecord
+
+log = logging.getLogger("gatewise.accounting")
+
+_MAX_BACKOFF_S = 30.0
+
+
+class UsageLedger:
+    def __init__(self, store: LedgerStore, journal: Journal | None, *, batch: int = 256,
+                 flush_s: float = 0.5) -> None:
+        self.store = store
+        self.journal = journal
+        self.batch = batch
+        self.flush_s = flush_s
+        self._pending: list[UsageRecord] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+        self._journal_broken = False
+
+    @property
+    def pending(self) -> int:
+        """Records not yet committed to the store."""
+        return len(self._pending)
+
+    def record(self, r: UsageRecord) -> None:
+        """Hot path: journal write + append, no awaits."""
+        journal = self.journal
+        if journal is not None:
+            try:
+                journal.write(r)
+            except OSError as exc:
+                # The record still reaches the store from memory; only crash safety is lost.
+                if not self._journal_broken:
+                    self._journal_broken = True
+                    log.error("usage journal write failed (%s); continuing without it",
+                              type(exc).__name__)
+            else:
+                self._journal_broken = False
+        pending = self._pending
+        pending.append(r)
+        if len(pending) >= self.batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Starts the background flusher (needs a running event loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                                name="gatewise-ledger-flush")
+
+    async def _run(self) -> None:
+        while True:
+            delay = self.flush_s if not self._failures else min(
+                _MAX_BACKOFF_S, self.flush_s * 2 ** self._failures)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception as exc:  # the flusher must outlive any one bad flush
+                self._failures += 1
+                log.error("usage ledger flush failed (%s)", type(exc).__name__)
+
+    async def flush(self) -> int:
+        """Commits every pending record; returns how many the store took as new. Never raises
+        for a store failure: the records stay pending for the next attempt."""
+        async with self._lock:
+            if not self._pending:
+                return 0
+            mark = self.journal.seal() if self.journal is not None else 0
+            todo, self._pending = self._pending, []
+            new = 0
+            for i in range(0, len(todo), self.batch):
+                try:
+                    new += await self.store.append(todo[i:i + self.batch])
+                except Exception as exc:
+                    self._pending[:0] = todo[i:]
+                    self._failures += 1
+                    log.warning("usage ledger: store append failed (%s); %d record(s) kept "
+                                "for retry", type(exc).__name__, len(self._pending))
+                    return new
+            self._failures = 0
+            if self.journal is not None:
+                self.journal.commit(mark)
+            return new
+
+    async def aclose(self) -> None:
+        """Shutdown: stops the flusher and commits everything; what the store refuses stays in
+        the journal for the next start's replay."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+        if self._pending:
+            log.error("usage ledger: %d record(s) not committed at shutdown%s", len(self._pending),
+                      "; kept in the journal" if self.journal is not None else "")
+        if self.journal is not None:
+            self.journal.close(delete=not self._pending)

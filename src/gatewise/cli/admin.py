@@ -1,0 +1,215 @@
+"""`gatewise keys | teams | budgets | usage | audit`: governance from the command line.
+
+These commands work on the configured stores directly (the same SQLite file or PostgreSQL
+database the gateway uses), so they need no running server and no master key: whoever can
+read the config and the database is already an administrator. Every change is audited with
+the actor `cli:<os user>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from gatewise.governance import Governance, cli_actor
+from gatewise.storage.base import USAGE_GROUPS, KeyRecord, UsageGroup
+
+
+def _leaf(sub: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, **kw)
+    p.add_argument("--config", "-c", help="gatewise.yaml (the stores it names are used)")
+    return p
+
+
+def add_parsers(sub: Any) -> None:
+    k = sub.add_parser("keys", help="virtual API keys: create, list, revoke, rotate")
+    ks = k.add_subparsers(dest="action", required=True)
+    c = _leaf(ks, "create", help="create a key (the secret is printed once)")
+    c.add_argument("--name", required=True)
+    c.add_argument("--role", default="member", choices=["admin", "team_admin", "member", "viewer"])
+    c.add_argument("--team")
+    c.add_argument("--user")
+    c.add_argument("--models", default="", help="comma-separated allowed models (default: all)")
+    c.add_argument("--permissions", default="", help="comma-separated extra permissions")
+    c.add_argument("--expires-days", type=float)
+    c.add_argument("--rpm", type=int)
+    c.add_argument("--tpm", type=int)
+    ls = _leaf(ks, "list")
+    ls.add_argument("--team")
+    r = _leaf(ks, "revoke")
+    r.add_argument("key_id")
+    ro = _leaf(ks, "rotate", help="new secret; the old one stays valid for --overlap-hours")
+    ro.add_argument("key_id")
+    ro.add_argument("--overlap-hours", type=float, default=24.0)
+
+    t = sub.add_parser("teams", help="teams: create, list, delete")
+    ts = t.add_subparsers(dest="action", required=True)
+    tc = _leaf(ts, "create")
+    tc.add_argument("team_id")
+    tc.add_argument("--name")
+    tc.add_argument("--models", default="")
+    tc.add_argument("--rpm", type=int)
+    tc.add_argument("--tpm", type=int)
+    _leaf(ts, "list")
+    td = _leaf(ts, "delete")
+    td.add_argument("team_id")
+
+    b = sub.add_parser("budgets", help="spending caps per key, team or user")
+    bs = b.add_subparsers(dest="action", required=True)
+    bc = _leaf(bs, "create")
+    bc.add_argument("scope", choices=["key", "team", "user"])
+    bc.add_argument("subject")
+    bc.add_argument("--period", default="month", choices=["day", "month", "total"])
+    bc.add_argument("--usd", type=float)
+    bc.add_argument("--tokens", type=int)
+    bc.add_argument("--soft", action="store_true", help="alert only, never refuse")
+    _leaf(bs, "list")
+
+    u = sub.add_parser("usage", help="usage by team / key / model / day; CSV export")
+    u.add_argument("--group-by", default="team,model,day")
+    u.add_argument("--since", help="YYYY-MM-DD or ISO time")
+    u.add_argument("--until")
+    u.add_argument("--team")
+    u.add_argument("--key")
+    u.add_argument("--csv", action="store_true")
+
+    a = sub.add_parser("audit", help="the tamper-evident audit log")
+    as_ = a.add_subparsers(dest="action", required=True)
+    _leaf(as_, "verify", help="recompute the hash chain; exit 1 if it was tampered with")
+    al = _leaf(as_, "list")
+    al.add_argument("--since-seq", type=int, default=0)
+    al.add_argument("--limit", type=int, default=50)
+
+    u.add_argument("--config", "-c")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    d = datetime.fromisoformat(value)
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
+
+
+def _key_line(k: KeyRecord) -> str:
+    state = "revoked" if k.revoked else "expired" if k.expires and k.expires < time.time() \
+        else "active"
+    return (f"{k.id}  {state:<8} {k.role:<10} team={k.team or '-'} name={k.name} "
+            f"models={','.join(k.models) or '*'}")
+
+
+async def run(args: argparse.Namespace) -> int:
+    from gatewise.config.loader import load_config
+
+    gov = Governance(load_config(args.config))
+    try:
+        return await _dispatch(gov, args)
+    finally:
+        await gov.aclose()
+
+
+async def _dispatch(gov: Governance, args: argparse.Namespace) -> int:
+    actor = cli_actor()
+    cmd, action = args.command, getattr(args, "action", None)
+    if cmd == "keys":
+        if action == "create":
+            expires = time.time() + args.expires_days * 86400 if args.expires_days else None
+            secret, rec = await gov.keys.create(
+                name=args.name, role=args.role, team=args.team, user=args.user,
+                models=_csv(args.models), permissions=_csv(args.permissions), expires=expires,
+                rpm=args.rpm, tpm=args.tpm, actor=actor)
+            print(secret)
+            print(f"# id {rec.id}: store this key now, it is not shown again", file=sys.stderr)
+        elif action == "list":
+            for k in await gov.keys.list(team=args.team):
+                print(_key_line(k))
+        elif action == "revoke":
+            await gov.keys.revoke(args.key_id, actor=actor)
+            print(f"revoked {args.key_id}")
+        elif action == "rotate":
+            secret, rec = await gov.keys.rotate(args.key_id, actor=actor,
+                                                overlap_s=args.overlap_hours * 3600)
+            print(secret)
+            print(f"# new id {rec.id}; {args.key_id} stays valid for {args.overlap_hours} h",
+                  file=sys.stderr)
+        return 0
+    if cmd == "teams":
+        if action == "create":
+            team = await gov.teams.create(team_id=args.team_id, name=args.name or args.team_id,
+                                          models=_csv(args.models), rpm=args.rpm, tpm=args.tpm,
+                                          actor=actor)
+            print(json.dumps(asdict(team)))
+        elif action == "list":
+            for t in await gov.teams.list():
+                print(f"{t.id}  name={t.name} models={','.join(t.models) or '*'} "
+                      f"rpm={t.rpm or '-'} tpm={t.tpm or '-'}")
+        elif action == "delete":
+            await gov.teams.delete(args.team_id, actor=actor)
+            print(f"deleted {args.team_id}")
+        return 0
+    if cmd == "budgets":
+        store = gov.stores.governance
+        if action == "create":
+            if args.usd is None and args.tokens is None:
+                print("error: give --usd or --tokens", file=sys.stderr)
+                return 2
+            budget = await gov.create_budget(scope=args.scope, subject=args.subject,
+                                             period=args.period, limit_usd=args.usd,
+                                             limit_tokens=args.tokens, hard=not args.soft,
+                                             actor=actor)
+            print(budget.id)
+        else:
+            for bud in await store.list_budgets():
+                spent = await gov.budget_source.spent(gov.stores.counters, bud)
+                print(f"{bud.id}  {bud.scope}={bud.subject} {bud.period} "
+                      f"usd={bud.limit_usd} tokens={bud.limit_tokens} hard={bud.hard} "
+                      f"spent={spent}")
+        return 0
+    if cmd == "usage":
+        return await _usage(gov, args)
+    if cmd == "audit":
+        if action == "verify":
+            result = await gov.audit.verify()
+            print(json.dumps(asdict(result)))
+            return 0 if result.ok else 1
+        for row in await gov.stores.governance.audit(since_seq=args.since_seq, limit=args.limit):
+            when = datetime.fromtimestamp(row.ts, UTC).isoformat(timespec="seconds")
+            print(f"{row.seq:>6} {when} {row.actor:<16} {row.action:<20} {row.target or '-'} "
+                  f"{json.dumps(row.detail, sort_keys=True)}")
+        return 0
+    return 2
+
+
+async def _usage(gov: Governance, args: argparse.Namespace) -> int:
+    groups = _csv(args.group_by)
+    bad = [g for g in groups if g not in USAGE_GROUPS]
+    if bad:
+        print(f"error: cannot group by {bad[0]!r}; use {', '.join(sorted(USAGE_GROUPS))}",
+              file=sys.stderr)
+        return 2
+    rows = await gov.stores.ledger.aggregate(cast(list[UsageGroup], groups),
+                                             since=_ts(args.since), until=_ts(args.until),
+                                             team=args.team, key_id=args.key)
+    head = [*groups, "requests", "prompt_tokens", "completion_tokens", "cached_tokens",
+            "cost_usd"]
+    table: list[list[Any]] = [[*(r.group.get(g, "") for g in groups), r.requests,
+                               r.prompt_tokens, r.completion_tokens, r.cached_tokens,
+                               f"{r.cost_usd:.6f}"] for r in rows]
+    if args.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(head)
+        w.writerows(table)
+        return 0
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *table, strict=False)]
+    for row in (head, *table):
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+    return 0

@@ -1,0 +1,78 @@
+"""A small local classifier: Bernoulli naive Bayes log-count ratios over word and character
+features, averaged per text and squashed through a logistic curve fitted on the training set.
+
+Why naive Bayes: it trains in one pass (well under a second in pure Python on the packaged
+corpus), is deterministic, and averaging the per-feature log ratios keeps long jailbreak
+prompts and short benign questions on the same scale. No weights are stored anywhere: the
+model is rebuilt from package data at first use and kept in memory by its owner.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+
+from gatewise.guardrails.injection.features import WINDOW, all_features
+
+_ALPHA = 1.0
+_MIN_DF = 2  # a feature seen in one training text only is noise, not evidence
+_TRAIN_CHARS = WINDOW
+
+
+class NaiveBayesClassifier:
+    __slots__ = ("_bias", "_scale", "_weights")
+
+    def __init__(self, weights: dict[str, float], scale: float, bias: float) -> None:
+        self._weights = weights
+        self._scale = scale
+        self._bias = bias
+
+    @classmethod
+    def train(cls, attacks: Iterable[str], benign: Iterable[str]) -> NaiveBayesClassifier:
+        pos_docs = [all_features(t[:_TRAIN_CHARS]) for t in attacks]
+        neg_docs = [all_features(t[:_TRAIN_CHARS]) for t in benign]
+        pos: Counter[str] = Counter()
+        neg: Counter[str] = Counter()
+        for d in pos_docs:
+            pos.update(d)
+        for d in neg_docs:
+            neg.update(d)
+        n_pos, n_neg = max(len(pos_docs), 1), max(len(neg_docs), 1)
+        weights: dict[str, float] = {}
+        for f in sorted(pos.keys() | neg.keys()):
+            p, n = pos[f], neg[f]
+            if p + n < _MIN_DF:
+                continue
+            p_rate = (p + _ALPHA) / (n_pos + 2 * _ALPHA)
+            n_rate = (n + _ALPHA) / (n_neg + 2 * _ALPHA)
+            weights[f] = math.log(p_rate / n_rate)
+        model = cls(weights, 1.0, 0.0)
+        model._calibrate([model.raw(d) for d in pos_docs], [model.raw(d) for d in neg_docs])
+        return model
+
+    def raw(self, feats: set[str]) -> float:
+        w = self._weights
+        hits = [w[f] for f in feats if f in w]
+        return sum(hits) / len(hits) if hits else 0.0
+
+    def _calibrate(self, pos: list[float], neg: list[float]) -> None:
+        """1-D logistic regression (Platt scaling) on the raw scores, by plain gradient descent,
+        classes weighted equally."""
+        w_pos, w_neg = 0.5 / max(len(pos), 1), 0.5 / max(len(neg), 1)
+        data = [(x, 1.0, w_pos) for x in pos] + [(x, 0.0, w_neg) for x in neg]
+        a, b = 1.0, 0.0
+        for _ in range(300):
+            ga = gb = 0.0
+            for x, y, wt in data:
+                p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, a * x + b))))
+                ga += wt * (p - y) * x
+                gb += wt * (p - y)
+            a -= 2.0 * ga
+            b -= 2.0 * gb
+        self._scale, self._bias = a, b
+
+    def predict(self, text: str) -> float:
+        """Probability that canonical `text` (one window) is an injection."""
+        z = self._scale * self.raw(all_features(text)) + self._bias
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))

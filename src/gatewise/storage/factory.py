@@ -1,0 +1,148 @@
+"""`open_stores`: every store a gateway needs, chosen from `storage:` in the config.
+
+- `database` (sqlite | postgres | memory) holds the ledger, governance, conversations and,
+  without Redis, the key-value cache. SQLite files live under `state_dir`: `gatewise.db`
+  (governance) and one file per other store, so the hot counters never wait on a ledger batch.
+- `counters` (auto | memory | sqlite | redis) holds budget counters and rate-limit windows;
+  `auto` is Redis when a Redis URL is configured, else the database's kind (PostgreSQL
+  counters and windows run on row and advisory locks).
+- With a Redis URL the key-value cache is on Redis too.
+
+Nothing connects or touches the disk here: every backend opens on first use, so building a
+`Gateway` stays cheap. One Redis client and one PostgreSQL pool are shared by the stores that
+use them and closed by `Stores.aclose`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gatewise.storage.base import (
+    ConversationStore,
+    CounterStore,
+    GovernanceStore,
+    KVStore,
+    LedgerStore,
+    WindowStore,
+)
+
+if TYPE_CHECKING:
+    from gatewise.config.loader import ResolvedConfig
+
+log = logging.getLogger("gatewise.storage")
+
+
+@dataclass
+class Stores:
+    kv: KVStore
+    counters: CounterStore
+    windows: WindowStore
+    ledger: LedgerStore
+    governance: GovernanceStore
+    conversations: ConversationStore
+    # Shared clients/pools, closed after every store.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
+
+    async def aclose(self) -> None:
+        """Closes every store, then the shared clients; one failing close doesn't stop the rest."""
+        for store in (self.kv, self.counters, self.windows, self.ledger, self.governance,
+                      self.conversations):
+            try:
+                await store.aclose()
+            except Exception as exc:  # pragma: no cover - best effort at shutdown
+                log.warning("closing %s failed: %s", type(store).__name__, type(exc).__name__)
+        for close in self.closers:
+            with contextlib.suppress(Exception):
+                await close()
+        self.closers.clear()
+
+
+def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
+                redis_prefix: str | None = None) -> Stores:
+    """The stores `cfg.config.storage` asks for; `pg_schema`/`redis_prefix` override the
+    config's `postgres_schema`/`redis_prefix` (tests use one of their own)."""
+    st = cfg.config.storage
+    pg_schema = pg_schema or st.postgres_schema
+    redis_prefix = redis_prefix or st.redis_prefix
+    database = st.database
+    redis_url = cfg.storage_redis_url
+    counters: str = st.counters
+    if counters == "auto":
+        counters = "redis" if redis_url else database
+    state = Path(cfg.state_dir)
+    closers: list[Callable[[], Awaitable[None]]] = []
+
+    redis_client: Any = None
+    if redis_url:
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.Redis.from_url(redis_url)
+        closers.append(redis_client.aclose)
+
+    pg: Any = None
+    if database == "postgres" or counters == "postgres":
+        from gatewise.storage.postgres import PgDatabase
+
+        if not cfg.postgres_url:
+            from gatewise.errors import ConfigError
+
+            raise ConfigError("database 'postgres' needs 'storage.postgres_url'", file=cfg.file,
+                              path="storage.postgres_url")
+        pg = PgDatabase(cfg.postgres_url, schema=pg_schema)
+        closers.append(pg.close)
+
+    kv: KVStore
+    ledger: LedgerStore
+    governance: GovernanceStore
+    conversations: ConversationStore
+    if database == "memory":
+        from gatewise.storage.memory import MemoryConversations, MemoryKV, MemoryLedger
+        from gatewise.storage.memory_governance import MemoryGovernance
+
+        kv, ledger, governance = MemoryKV(), MemoryLedger(), MemoryGovernance()
+        conversations = MemoryConversations()
+    elif database == "postgres":
+        from gatewise.storage.postgres import PostgresConversations, PostgresKV, PostgresLedger
+        from gatewise.storage.postgres_governance import PostgresGovernance
+
+        kv, ledger, governance = PostgresKV(pg), PostgresLedger(pg), PostgresGovernance(pg)
+        conversations = PostgresConversations(pg)
+    else:
+        from gatewise.storage.sqlite import SQLiteConversations, SQLiteKV, SQLiteLedger
+        from gatewise.storage.sqlite_governance import SQLiteGovernance
+
+        kv, ledger = SQLiteKV(state / "kv.db"), SQLiteLedger(state / "ledger.db")
+        governance = SQLiteGovernance(state / "gatewise.db")
+        conversations = SQLiteConversations(state / "conversations.db")
+
+    if redis_client is not None:
+        from gatewise.storage.redis import RedisKV
+
+        kv = RedisKV(client=redis_client, prefix=redis_prefix)
+
+    counter_store: CounterStore
+    windows: WindowStore
+    if counters == "redis":
+        from gatewise.storage.redis import RedisCounters, RedisWindow
+
+        counter_store = RedisCounters(client=redis_client, prefix=redis_prefix)
+        windows = RedisWindow(client=redis_client, prefix=redis_prefix)
+    elif counters == "postgres":
+        from gatewise.storage.postgres import PostgresCounters, PostgresWindow
+
+        counter_store, windows = PostgresCounters(pg), PostgresWindow(pg)
+    elif counters == "sqlite":
+        from gatewise.storage.sqlite import SQLiteCounters, SQLiteWindow
+
+        counter_store = SQLiteCounters(state / "counters.db")
+        windows = SQLiteWindow(state / "windows.db")
+    else:
+        from gatewise.storage.memory import MemoryCounters, MemoryWindow
+
+        counter_store, windows = MemoryCounters(), MemoryWindow()
+    return Stores(kv, counter_store, windows, ledger, governance, conversations, closers)

@@ -1,0 +1,206 @@
+"""Redis stores: counters, sliding windows and a key-value cache shared by every replica.
+
+Every check-and-set is one Lua script (one round trip, atomic on the server), so replicas
+racing for the last unit of a budget or a rate limit can never overspend.
+
+- `RedisCounters`: one hash per counter: `_t` is the total, `r:<id>` each open reservation.
+  Settle/release delete the reservation's field and apply the difference in the same script,
+  so a retried settle changes nothing, and a period that expired (the hash's TTL) takes its
+  reservations with it: a late settle cannot leak into the next period. Reservations of a
+  crashed process stay counted until the period ends (the safe side for a budget).
+- `RedisWindow`: a sliding window split in `buckets` sub-buckets (default 20) kept as hash
+  fields. A bucket is counted in full while any part of it is inside the window, so the
+  error is at most one bucket (window/20), always on the strict side (never lets more
+  through than the limit). Time is the Redis server's (`TIME`), so replicas' clocks don't
+  matter.
+- `RedisKV`: plain strings with PX expiry; `delete_prefix` scans (never `KEYS`).
+
+Keys are `<prefix>kv:<key>`, `<prefix>c:<key>`, `<prefix>w:<key>` (prefix default `gatewise:`);
+each script touches one key, so all of this works on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gatewise.storage.base import Reservation, WindowResult
+
+_RESERVE = """
+local cur = tonumber(redis.call('HGET', KEYS[1], '_t') or '0')
+if cur + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return false end
+local total = redis.call('HINCRBYFLOAT', KEYS[1], '_t', ARGV[1])
+redis.call('HSET', KEYS[1], 'r:' .. ARGV[4], ARGV[1])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 and redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return total
+"""
+
+_SETTLE = """
+local f = 'r:' .. ARGV[1]
+local reserved = redis.call('HGET', KEYS[1], f)
+if not reserved then return redis.call('HGET', KEYS[1], '_t') or '0' end
+redis.call('HDEL', KEYS[1], f)
+return redis.call('HINCRBYFLOAT', KEYS[1], '_t', tonumber(ARGV[2]) - tonumber(reserved))
+"""
+
+# ARGV: amount, limit, window_ms, buckets, force ('1' = add unconditionally).
+# Returns {allowed 0/1, used (string), reset_ms}.
+_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[3])
+local size = math.max(1, math.floor(window / tonumber(ARGV[4])))
+local cur = math.floor(now / size)
+local bmin = math.floor((now - window) / size)
+local amount, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local h = redis.call('HGETALL', KEYS[1])
+local live, order, used = {}, {}, 0
+for i = 1, #h, 2 do
+  local b = tonumber(h[i])
+  if b < bmin then
+    redis.call('HDEL', KEYS[1], h[i])
+  else
+    local n = tonumber(h[i + 1])
+    live[b] = n
+    table.insert(order, b)
+    used = used + n
+  end
+end
+local allowed = 0
+if ARGV[5] == '1' or used + amount <= limit then
+  redis.call('HINCRBYFLOAT', KEYS[1], tostring(cur), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], window + size)
+  if live[cur] == nil then table.insert(order, cur); live[cur] = 0 end
+  live[cur] = live[cur] + amount
+  used = used + amount
+  allowed = 1
+end
+local need = amount
+if allowed == 1 then need = 1 end
+if need > limit then need = limit end
+local reset = 0
+if used + need > limit then
+  reset = window
+  table.sort(order)
+  local left = used
+  for _, b in ipairs(order) do
+    left = left - live[b]
+    if left + need <= limit then
+      reset = (b + 1) * size + window - now
+      break
+    end
+  end
+end
+return {allowed, tostring(used), reset}
+"""
+
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+def _client(url: str | None, client: aioredis.Redis | None) -> tuple[aioredis.Redis, bool]:
+    """A client from `from_url` (connects on first command) or the caller's shared one."""
+    if client is not None:
+        return client, False
+    if url is None:
+        raise ValueError("a Redis store needs a url or a client")
+    return aioredis.Redis.from_url(url), True
+
+
+class _RedisStore:
+    def __init__(self, url: str | None = None, *, client: aioredis.Redis | None = None,
+                 prefix: str = "gatewise:") -> None:
+        self._redis, self._owned = _client(url, client)
+        self._prefix = prefix
+
+    async def aclose(self) -> None:
+        """Closes the client only if this store created it (a shared one belongs to its owner)."""
+        if self._owned:
+            await self._redis.aclose()
+
+
+class RedisKV(_RedisStore):
+    def _k(self, key: str) -> str:
+        return f"{self._prefix}kv:{key}"
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._redis.get(self._k(key))
+        if isinstance(value, str):  # only with decode_responses=True on a caller's client
+            return value.encode()
+        return value
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        px = max(1, int(ttl * 1000)) if ttl is not None else None
+        await self._redis.set(self._k(key), value, px=px)
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._redis.delete(self._k(key)))
+
+    async def delete_prefix(self, prefix: str) -> int:
+        pattern = _GLOB.sub(r"\\\1", self._k(prefix)) + "*"
+        deleted = 0
+        batch: list[Any] = []
+        async for k in self._redis.scan_iter(match=pattern, count=1000):
+            batch.append(k)
+            if len(batch) >= 500:
+                deleted += int(await self._redis.unlink(*batch))
+                batch = []
+        if batch:
+            deleted += int(await self._redis.unlink(*batch))
+        return deleted
+
+
+class RedisCounters(_RedisStore):
+    def __init__(self, url: str | None = None, *, client: aioredis.Redis | None = None,
+                 prefix: str = "gatewise:") -> None:
+        super().__init__(url, client=client, prefix=prefix)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._settle = self._redis.register_script(_SETTLE)
+
+    def _k(self, key: str) -> str:
+        return f"{self._prefix}c:{key}"
+
+    async def reserve(self, key: str, amount: float, limit: float,
+                      ttl: float | None = None) -> Reservation | None:
+        rid = uuid.uuid4().hex
+        ttl_ms = max(1, int(ttl * 1000)) if ttl else 0
+        total = await self._reserve(keys=[self._k(key)], args=[repr(float(amount)),
+                                                              repr(float(limit)), ttl_ms, rid])
+        return None if total is None else Reservation(key, amount, rid)
+
+    async def settle(self, reservation: Reservation, actual: float) -> float:
+        total = await self._settle(keys=[self._k(reservation.key)],
+                                   args=[reservation.id, repr(float(actual))])
+        return float(total)
+
+    async def release(self, reservation: Reservation) -> float:
+        return await self.settle(reservation, 0.0)
+
+    async def value(self, key: str) -> float:
+        total = await self._redis.hget(self._k(key), "_t")
+        return float(total) if total is not None else 0.0
+
+
+class RedisWindow(_RedisStore):
+    def __init__(self, url: str | None = None, *, client: aioredis.Redis | None = None,
+                 prefix: str = "gatewise:", buckets: int = 20) -> None:
+        super().__init__(url, client=client, prefix=prefix)
+        self._script = self._redis.register_script(_WINDOW)
+        self._buckets = buckets
+
+    async def _run(self, key: str, amount: float, limit: float, window_s: float,
+                   force: bool) -> WindowResult:
+        allowed, used, reset_ms = await self._script(
+            keys=[f"{self._prefix}w:{key}"],
+            args=[repr(float(amount)), repr(float(limit)), max(1, int(window_s * 1000)),
+                  self._buckets, "1" if force else "0"])
+        return WindowResult(bool(allowed), float(used), limit, max(0, int(reset_ms)) / 1000)
+
+    async def hit(self, key: str, amount: float, limit: float, window_s: float) -> WindowResult:
+        return await self._run(key, amount, limit, window_s, False)
+
+    async def add(self, key: str, amount: float, window_s: float) -> None:
+        await self._run(key, amount, 1e300, window_s, True)

@@ -1,0 +1,64 @@
+"""Ledger helpers every backend shares: record filters, grouping values, and the SQL spelling
+of each `UsageGroup`, so memory, SQLite and PostgreSQL aggregate identically.
+
+A missing value (no team, no key) groups under the empty string.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from gatewise.storage.base import UsageGroup, UsageRecord
+
+# Record attribute per group (`day` is derived from `ts`).
+GROUP_ATTRS: dict[str, str] = {"team": "team", "key": "key_id", "model": "alias",
+                               "deployment": "deployment", "user": "user", "outcome": "outcome"}
+
+LEDGER_COLUMNS = ("request_id", "ts", "tenant", "alias", "deployment", "outcome",
+                  "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd",
+                  "latency_ms", "ttft_ms", "key_id", "team", "user")
+
+
+def utc_day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def group_values(r: UsageRecord, group_by: Sequence[UsageGroup]) -> tuple[str, ...]:
+    out = []
+    for g in group_by:
+        if g == "day":
+            out.append(utc_day(r.ts))
+        else:
+            value = getattr(r, GROUP_ATTRS[g])
+            out.append("" if value is None else str(value))
+    return tuple(out)
+
+
+def matches(r: UsageRecord, *, tenant: str | None = None, since: float | None = None,
+            until: float | None = None, team: str | None = None, key_id: str | None = None,
+            alias: str | None = None) -> bool:
+    return ((tenant is None or r.tenant == tenant) and (since is None or r.ts >= since)
+            and (until is None or r.ts < until) and (team is None or r.team == team)
+            and (key_id is None or r.key_id == key_id) and (alias is None or r.alias == alias))
+
+
+def where_clause(mark: str, *, tenant: str | None = None, since: float | None = None,
+                 until: float | None = None, team: str | None = None, key_id: str | None = None,
+                 alias: str | None = None) -> tuple[str, list[object]]:
+    """` WHERE …` (or "") and its arguments; `mark` is the driver's placeholder (? or %s)."""
+    where: list[str] = []
+    args: list[object] = []
+    for cond, value in (("tenant = ", tenant), ("ts >= ", since), ("ts < ", until),
+                        ("team = ", team), ("key_id = ", key_id), ("alias = ", alias)):
+        if value is not None:
+            where.append(cond + mark)
+            args.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
+def check_groups(group_by: Sequence[str]) -> None:
+    """Group names end up in SQL, so only the known ones pass."""
+    for g in group_by:
+        if g != "day" and g not in GROUP_ATTRS:
+            raise ValueError(f"unknown usage grouping {g!r}")

@@ -1,0 +1,120 @@
+"""UsageLedger: records reach the store in batches off the hot path; nothing is ever dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from gatewise.accounting.journal import Journal
+from gatewise.accounting.ledger import UsageLedger
+from gatewise.storage.base import UsageRecord
+from gatewise.storage.memory import MemoryLedger
+
+
+def jnl(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.jnl"))
+
+
+def rec(i: int) -> UsageRecord:
+    return UsageRecord(request_id=f"req_secret_prompt_{i}", ts=float(i), tenant="t", alias="a",
+                       deployment="d", outcome="success")
+
+
+class FlakyStore(MemoryLedger):
+    """Fails the first `failures` appends, then behaves; remembers batch sizes."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.batches: list[int] = []
+
+    async def append(self, records: Sequence[UsageRecord]) -> int:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("down")
+        self.batches.append(len(records))
+        return await super().append(records)
+
+
+async def test_flush_commits_in_batches_and_deletes_committed_journal_segments(
+        tmp_path: Path) -> None:
+    store = FlakyStore(0)
+    ledger = UsageLedger(store, Journal(tmp_path), batch=4, flush_s=60)
+    for i in range(10):
+        ledger.record(rec(i))
+    assert len(jnl(tmp_path)) == 1 and ledger.pending == 10
+    assert await ledger.flush() == 10
+    assert store.batches == [4, 4, 2] and ledger.pending == 0
+    assert jnl(tmp_path) == []
+    await ledger.aclose()
+
+
+async def test_background_flusher_commits_within_flush_interval() -> None:
+    store = MemoryLedger()
+    ledger = UsageLedger(store, None, batch=1000, flush_s=0.02)
+    ledger.start()
+    ledger.record(rec(1))
+    for _ in range(100):
+        if await store.query():
+            break
+        await asyncio.sleep(0.01)
+    assert len(await store.query()) == 1
+    await ledger.aclose()
+
+
+async def test_a_full_batch_wakes_the_flusher_before_the_interval() -> None:
+    store = MemoryLedger()
+    ledger = UsageLedger(store, None, batch=3, flush_s=3600)
+    ledger.start()
+    await asyncio.sleep(0)
+    for i in range(3):
+        ledger.record(rec(i))
+    for _ in range(100):
+        if len(await store.query()) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert len(await store.query()) == 3
+    await ledger.aclose()
+
+
+async def test_store_failure_keeps_records_and_logs_no_contents(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = FlakyStore(1)
+    ledger = UsageLedger(store, Journal(tmp_path), batch=10, flush_s=60)
+    ledger.record(rec(1))
+    with caplog.at_level(logging.WARNING, logger="gatewise.accounting"):
+        assert await ledger.flush() == 0
+    assert ledger.pending == 1
+    assert "req_secret_prompt" not in caplog.text and "ConnectionError" in caplog.text
+    assert len(jnl(tmp_path)) == 1  # the sealed segment waits for the retry
+    ledger.record(rec(2))
+    assert await ledger.flush() == 2
+    assert jnl(tmp_path) == []
+    assert [r.request_id for r in await store.query()] == ["req_secret_prompt_1",
+                                                             "req_secret_prompt_2"]
+    await ledger.aclose()
+
+
+async def test_shutdown_with_store_down_leaves_the_journal_for_the_next_start(
+        tmp_path: Path) -> None:
+    ledger = UsageLedger(FlakyStore(100), Journal(tmp_path / "j"), flush_s=60)
+    for i in range(3):
+        ledger.record(rec(i))
+    await ledger.aclose()
+    assert ledger.pending == 3
+    store = MemoryLedger()
+    assert await Journal(tmp_path / "j").replay(store) == 3
+
+
+async def test_journal_write_failure_does_not_lose_the_record(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    store = MemoryLedger()
+    ledger = UsageLedger(store, Journal(blocker / "journal"), flush_s=60)
+    ledger.record(rec(1))
+    assert await ledger.flush() == 1
+    await ledger.aclose()

@@ -1,0 +1,17 @@
+"""The evaluation on held-out data, with the issue's targets as assertions."""
+
+from __future__ import annotations
+
+from gatewise.guardrails.injection.evaluation import evaluate
+
+
+def test_detector_meets_recall_and_false_positive_targets_on_held_out_data() -> None:
+    results = {r.source: r for r in evaluate()}
+    assert results["direct"].total >= 100
+    assert results["direct"].rate >= 0.90
+    assert results["obfuscated"].rate >= 0.80
+    assert results["indirect"].rate >= 0.80
+    assert results["benign"].total >= 50
+    assert results["benign"].rate <= 0.05
+    assert results["indirect_benign"].rate <= 0.10
+    assert results["hard_negatives"].rate <= 0.25
