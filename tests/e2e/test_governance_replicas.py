@@ -66,7 +66,7 @@ class Upstream:
         self.lock = threading.Lock()
         self.delay = 0.0
 
-    def make_app(self) -> web.Application:
+    def make_app(self, _server: object = None) -> web.Application:
         async def chat(request: web.Request) -> web.Response:
             body = await request.json()
             if self.delay:
@@ -119,10 +119,11 @@ class Replica:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"replica{n}.log"
         env = {**os.environ, "GATEWISE_STATE_DIR": str(tmp / "state")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gatewise.cli.main", "serve", "--config", str(config),
-             "--port", str(self.port), "--no-warmup", "--log-level", "info"],
-            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env)
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gatewise.cli.main", "serve", "--config", str(config),
+                 "--port", str(self.port), "--no-warmup", "--log-level", "info"],
+                stdout=out, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 60
