@@ -28,6 +28,10 @@ _EXPORTS = {
     "Usage": "gatewise.types.responses",
     "EmbeddingRequest": "gatewise.types.embeddings",
     "EmbeddingResponse": "gatewise.types.embeddings",
+    "ToolRegistry": "gatewise.guardrails.tools",
+    "McpServer": "gatewise.guardrails.tools",
+    "run_tools": "gatewise.guardrails.tools",
+    "fit_messages": "gatewise.accounting.context",
 }
 _ERRORS = (
     "GatewayError", "ConfigError", "InvalidRequestError", "ModelNotFoundRequestError",
@@ -36,7 +40,8 @@ _ERRORS = (
     "ContextLengthExceededError", "ContentFilteredError", "RateLimitedError",
     "ProviderServerError", "ProviderOverloadedError", "PolicyError", "BudgetExceededError",
     "RateLimitExceeded", "CircuitOpenError", "GuardrailViolation", "PIIViolation",
-    "PromptInjectionDetected", "ToolCallRejected", "AllTargetsFailedError", "UnauthorizedError",
+    "PromptInjectionDetected", "ToolCallRejected", "OutputCheckFailed", "AllTargetsFailedError",
+    "UnauthorizedError",
     "ForbiddenError",
 )
 for _name in _ERRORS:
@@ -45,9 +50,13 @@ for _name in _ERRORS:
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
+    from gatewise.accounting.context import fit_messages as fit_messages
     from gatewise.config.loader import load_config as load_config
     from gatewise.errors import *
     from gatewise.gateway import Gateway as Gateway
+    from gatewise.guardrails.tools import McpServer as McpServer
+    from gatewise.guardrails.tools import ToolRegistry as ToolRegistry
+    from gatewise.guardrails.tools import run_tools as run_tools
     from gatewise.pipeline.core import Identity as Identity
     from gatewise.results import CallInfo as CallInfo
     from gatewise.results import ChatResult as ChatResult

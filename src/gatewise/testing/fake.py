@@ -3,7 +3,8 @@
 Configure a deployment as `model: fake/<behaviour>`:
 
 - `fake/echo` (or any other name): answers "Hello! You said: <last user text>"
-- `fake/tools`: calls the first offered tool with arguments sampled from its schema
+- `fake/tools`: calls the first offered tool with arguments sampled from its schema, and
+  after a tool result answers "Tool said: <result>"; `fake/tools-forever` never stops calling
 - `fake/fail-401|404|429|500|529|context`: raises the matching `ProviderError`
 - `fake/slow-<ms>`: waits that many milliseconds before answering
 
@@ -30,7 +31,7 @@ from gatewise.errors import (
 from gatewise.providers.base import Capabilities, Target
 from gatewise.providers.common import new_id
 from gatewise.types.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
-from gatewise.types.messages import FunctionCall, ToolCall, UserMessage, text_of
+from gatewise.types.messages import FunctionCall, ToolCall, ToolMessage, UserMessage, text_of
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Choice, ResponseMessage, Usage
 from gatewise.types.stream import (
@@ -77,7 +78,11 @@ class FakeProvider:
                 raise cls(msg, **kw)
         if name.startswith("slow-"):
             await asyncio.sleep(int(name.split("-", 1)[1]) / 1000)
-        if name == "tools" and req.tools:
+        last_msg = req.messages[-1] if req.messages else None
+        if name == "tools" and isinstance(last_msg, ToolMessage):
+            # A tool loop ends: the tool's result becomes the answer.
+            return f"Tool said: {text_of(last_msg.content)}", None
+        if name in ("tools", "tools-forever") and req.tools:
             fn = req.tools[0].function
             args = json.dumps(_sample(fn.parameters or {}))
             return None, [ToolCall(id=new_id("call"), type="function",

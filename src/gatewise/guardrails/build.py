@@ -1,0 +1,125 @@
+"""Config → guard middleware. Heavy pieces (the Presidio analyzer, the injection classifier)
+are shared by every policy that asks for the same settings and built off the event loop at
+start-up (`Guardrails.warm`), not on the first request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gatewise.config.schema import GuardrailPolicy, GuardrailsConfig
+from gatewise.guardrails.policy import GuardrailsMiddleware, has_policies
+from gatewise.pipeline.core import Middleware
+from gatewise.security.events import SecurityEventSink
+
+if TYPE_CHECKING:
+    from gatewise.guardrails.injection import InjectionDetector
+    from gatewise.guardrails.pii.middleware import PIIMiddleware
+    from gatewise.guardrails.tools import ToolRegistry
+    from gatewise.storage.base import KVStore
+
+
+class Guardrails:
+    """The guard middleware of one gateway, plus what must be started with it."""
+
+    def __init__(self, config: GuardrailsConfig, *, events: SecurityEventSink,
+                 vault_store: KVStore | None, tools: ToolRegistry | None) -> None:
+        self.config = config
+        self.events = events
+        self.vault_store = vault_store
+        self.tools = tools
+        self._detectors: dict[tuple[float | None, bool], InjectionDetector] = {}
+        self._pii: list[PIIMiddleware] = []
+        self._mcp: list[tuple[Any, str | None]] = []
+        self._open_mcp: list[Any] = []
+        self.middleware: GuardrailsMiddleware | None = None
+        if has_policies(config):
+            self.middleware = GuardrailsMiddleware(config, self._build)
+
+    def _build(self, policy: GuardrailPolicy) -> list[Middleware]:
+        out: list[Middleware] = []
+        inj = policy.injection
+        if inj is not None and inj.enabled:
+            from gatewise.guardrails.injection import InjectionDetector, InjectionMiddleware
+
+            key = (inj.threshold, True)
+            if key not in self._detectors:
+                t = inj.threshold if inj.threshold is not None else 0.5
+                self._detectors[key] = InjectionDetector(threshold=t, indirect_threshold=t)
+            out.append(InjectionMiddleware(self._detectors[key], action=inj.action,
+                                           scan_indirect=inj.scan_indirect, events=self.events))
+        tl = policy.tools
+        if tl is not None and tl.enabled:
+            from gatewise.guardrails.tools import McpServer, ToolGuardMiddleware, ToolRegistry
+
+            if self.tools is None:
+                self.tools = ToolRegistry()
+            for spec in tl.tools:
+                if spec.name not in self.tools:
+                    self.tools.add_from_config({k: v for k, v in (
+                        ("name", spec.name), ("description", spec.description),
+                        ("parameters", spec.parameters), ("permission", spec.permission),
+                        ("handler", spec.handler)) if v is not None})
+            for srv in tl.mcp_servers:
+                target: Any = srv.url if srv.url else list(srv.command or [])
+                self._mcp.append((McpServer(target, name=srv.name, permission=srv.permission),
+                                  srv.permission))
+            inspect = None
+            if self._detectors:
+                detector = next(iter(self._detectors.values()))
+
+                def inspect(text: str) -> bool:
+                    return detector.scan(text, "indirect").flagged
+
+            out.append(ToolGuardMiddleware(self.tools, repair=tl.repair, events=self.events,
+                                           inspect_text=inspect,
+                                           unknown_request_tools=tl.unknown_request_tools))
+        pii = policy.pii
+        if pii is not None and pii.enabled:
+            from gatewise.guardrails.pii.engine import CustomRecognizer
+            from gatewise.guardrails.pii.middleware import PIIMiddleware, PIIPolicy
+
+            mw = PIIMiddleware(PIIPolicy(
+                entities=dict(pii.entities), default_action=pii.action, use_ner=pii.ner,
+                custom=tuple(CustomRecognizer(c.name, c.entity, tuple(c.patterns),
+                                              tuple(c.context), c.score) for c in pii.custom),
+                score_threshold=pii.min_score,
+                detect=tuple(pii.detect) if pii.detect is not None else None),
+                vault_store=self.vault_store, events=self.events)
+            self._pii.append(mw)
+            out.append(mw)
+        oc = policy.output
+        if oc is not None and (oc.toxicity, oc.code, oc.groundedness) != ("off", "off", "off"):
+            from gatewise.guardrails.output.checks import CodeCheck, GroundednessCheck, ToxicityCheck
+            from gatewise.guardrails.output.middleware import OutputCheckMiddleware
+
+            out.append(OutputCheckMiddleware(
+                [(ToxicityCheck(), oc.toxicity), (CodeCheck(), oc.code),
+                 (GroundednessCheck(oc.groundedness_threshold), oc.groundedness)],
+                events=self.events))
+        return out
+
+    async def start(self) -> None:
+        """Imports MCP servers' tools (listed through the MCP protocol)."""
+        if self.tools is None:
+            return
+        for server, permission in self._mcp:
+            await server.start()
+            self._open_mcp.append(server)
+            await self.tools.add_from_mcp(server, permission=permission)
+        self._mcp.clear()
+
+    async def aclose(self) -> None:
+        for p in self._pii:
+            p.close()
+        for server in self._open_mcp:
+            await server.aclose()
+        self._open_mcp.clear()
+
+    async def warm(self) -> None:
+        """Builds the analyzers and trains the injection classifier off the event loop."""
+        import asyncio
+
+        for d in self._detectors.values():
+            await asyncio.to_thread(d.warm_up)
+        for p in self._pii:
+            await p.warm()

@@ -1,0 +1,133 @@
+"""`run_tools`: the tool loop applications would otherwise write themselves, with the checks in.
+
+model → tool calls → each validated again here (registry, permission, schema: the loop never
+trusts that a guard middleware ran) → the handler runs with the caller's identity → its result
+goes back as a tool message → model again, until an answer without tool calls or the step
+limit. A handler that raises becomes a tool result saying so (the model can recover or tell
+the user); an invalid call becomes a tool result with the precise error and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from gatewise.guardrails.tools.registry import ToolRegistry
+from gatewise.guardrails.tools.validate import InspectText, describe, validate_tool_call
+from gatewise.pipeline.core import Identity
+from gatewise.results import ChatResult
+
+if TYPE_CHECKING:
+    from gatewise.gateway import Gateway
+
+StopReason = Literal["answer", "max_steps"]
+
+
+@dataclass(slots=True)
+class ToolStep:
+    """One tool call the model made: what ran (or why nothing did) and what came back."""
+
+    turn: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any] | None
+    result: str
+    error: str | None = None
+    executed: bool = False
+    duration_s: float = 0.0
+
+
+@dataclass(slots=True)
+class ToolLoopResult:
+    final: ChatResult
+    steps: list[ToolStep] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: StopReason = "answer"
+    turns: int = 0
+
+    @property
+    def completed(self) -> bool:
+        """False when the step limit ended the loop while the model still wanted tools."""
+        return self.stop_reason == "answer"
+
+    @property
+    def content(self) -> str | None:
+        return self.final.content
+
+
+async def run_tools(gateway: Gateway, *, messages: Sequence[dict[str, Any]], registry: ToolRegistry,
+                    identity: Identity, model: str | None = None, max_steps: int = 5,
+                    inspect_text: InspectText | None = None, max_result_chars: int = 16_000,
+                    **params: Any) -> ToolLoopResult:
+    """Runs the loop for at most `max_steps` model turns. `tool_choice` in `params` applies to
+    the first turn only (later turns use "auto", or "required" would never let it answer)."""
+    if max_steps < 1:
+        raise ValueError("max_steps must be at least 1")
+    msgs = [dict(m) for m in messages]
+    tools = [msgspec.to_builtins(t) for t in registry.tools_for(identity)]
+    first_choice = params.pop("tool_choice", None)
+    steps: list[ToolStep] = []
+    result: ChatResult | None = None
+    for turn in range(1, max_steps + 1):
+        kw = dict(params)
+        if tools:
+            kw["tools"] = tools
+            if turn == 1 and first_choice is not None:
+                kw["tool_choice"] = first_choice
+        result = await gateway.chat(model=model, messages=msgs, identity=identity, **kw)
+        calls = result.tool_calls
+        if not calls:
+            return ToolLoopResult(result, steps, msgs, "answer", turn)
+        if turn == max_steps:
+            break
+        msgs.append({"role": "assistant", "content": result.content,
+                     "tool_calls": [msgspec.to_builtins(c) for c in calls]})
+        for c in calls:
+            step = await _run_one(c, registry, identity, turn, inspect_text, max_result_chars)
+            steps.append(step)
+            msgs.append({"role": "tool", "tool_call_id": c.id, "content": step.result})
+    assert result is not None
+    return ToolLoopResult(result, steps, msgs, "max_steps", max_steps)
+
+
+async def _run_one(c: Any, registry: ToolRegistry, identity: Identity, turn: int,
+                   inspect_text: InspectText | None, limit: int) -> ToolStep:
+    checked = validate_tool_call(c, registry, identity, inspect_text=inspect_text)
+    name = c.function.name
+    if isinstance(checked, list):
+        err = describe(checked)
+        return ToolStep(turn, c.id, name, None,
+                        f"error: the call was rejected and not executed: {err}", err)
+    if not checked.tool.executable:
+        err = "this tool has no handler in this application"
+        return ToolStep(turn, c.id, name, checked.arguments, f"error: {err}", err)
+    started = time.perf_counter()
+    try:
+        value = await checked.tool.invoke(checked.arguments, identity)
+    except Exception as exc:
+        err = f"{type(exc).__name__}: {exc}"
+        return ToolStep(turn, c.id, name, checked.arguments, f"error: the tool failed: {err}", err,
+                        executed=True, duration_s=time.perf_counter() - started)
+    text = result_text(value)
+    if len(text) > limit:
+        text = text[:limit] + "…[truncated]"
+    return ToolStep(turn, c.id, name, checked.arguments, text, None, executed=True,
+                    duration_s=time.perf_counter() - started)
+
+
+def result_text(value: Any) -> str:
+    """A handler's return value as the text of a tool message."""
+    if isinstance(value, str):
+        return value
+    dump = getattr(value, "model_dump_json", None)
+    if callable(dump):
+        return str(dump())
+    try:
+        return json.dumps(msgspec.to_builtins(value), ensure_ascii=False)
+    except (TypeError, msgspec.EncodeError):
+        return str(value)
