@@ -115,6 +115,7 @@ class Gateway:
         if breaking:
             per_attempt.append(BreakerMiddleware(self.breakers, incidents=self.incidents))
         per_attempt.append(TrackingMiddleware(self.router.tracker))
+        per_attempt += self.governance.provider_call_middlewares()
         self._chain = build_chain([*per_call, *per_alias, *per_attempt], ProviderCall(self.pool))
         self._sync: _SyncRunner | None = None
 

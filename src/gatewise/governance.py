@@ -115,6 +115,14 @@ class Governance:
             return [DeploymentLimitMiddleware(self.stores.windows, tokenizers=self.tokenizers)]
         return []
 
+    def provider_call_middlewares(self) -> list[Middleware]:
+        """Last before the provider call: keys kept in the credential vault (`vault:<name>`)."""
+        if any(d.credential for deps in self.config.aliases.values() for d in deps):
+            from gatewise.security.credentials import CredentialMiddleware
+
+            return [CredentialMiddleware(lambda: self.vault)]
+        return []
+
     @property
     def vault(self) -> CredentialVault:
         """Encrypted provider credentials; needs `security.encryption_key`."""

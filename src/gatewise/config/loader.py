@@ -49,6 +49,9 @@ class Deployment:
     tpm: int | None = None
     prices: Prices | None = None
     problem: str | None = None
+    # `api_key: vault:<name>`: the key lives encrypted in the credential vault and is fetched
+    # (cached, use-counted, rotation-aware) per attempt instead of once at load.
+    credential: str | None = None
 
 
 @dataclass(slots=True)
@@ -202,6 +205,12 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
                           path="storage.counters")
     encryption_key = resolve_secret(cfg.security.encryption_key, env=env, file=file,
                                     path="security.encryption_key")
+    if not encryption_key:
+        for alias, deps in aliases.items():
+            for i, d in enumerate(deps):
+                if d.credential is not None:
+                    raise ConfigError("'vault:' keys need 'security.encryption_key'", file=file,
+                                      path=f"models.{alias}[{i}].api_key")
     state_dir = (st.state_dir or env.get("GATEWISE_STATE_DIR")
                  or os.environ.get("GATEWISE_STATE_DIR") or "~/.local/state/gatewise")
     return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key,
@@ -264,9 +273,16 @@ def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mappin
     if name == "ollama" and api_base and "://" not in api_base:
         api_base = f"http://{api_base}"  # OLLAMA_HOST is often host:port
     key_ref = dep.api_key or defaults.api_key
-    api_key = resolve_secret(key_ref, env=env, file=file, path=f"{path}.api_key") if key_ref \
-        else first_env(preset.key_env, env)
-    if preset.key_required and not api_key and problem is None:
+    credential = key_ref[6:] if key_ref and key_ref.startswith("vault:") else None
+    if credential is not None:
+        if not credential:
+            raise ConfigError("'vault:' needs a credential name", file=file, path=f"{path}.api_key")
+        api_key = None
+    elif key_ref:
+        api_key = resolve_secret(key_ref, env=env, file=file, path=f"{path}.api_key")
+    else:
+        api_key = first_env(preset.key_env, env)
+    if preset.key_required and not api_key and credential is None and problem is None:
         problem = f"no API key: set {preset.key_env[0]} or 'api_key'"
     if preset.wire not in ("llamacpp", "litellm", "fake") and not api_base and problem is None:
         problem = "no api_base: this provider needs one"
@@ -293,7 +309,7 @@ def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mappin
         extra=extra,
     )
     return Deployment(alias, dep.id or f"{alias}:{dep.model}", target, dep.weight, dep.rpm,
-                      dep.tpm, dep.prices, problem)
+                      dep.tpm, dep.prices, problem, credential)
 
 
 def _timeouts(dep: DeploymentConfig) -> Timeouts:

@@ -16,6 +16,7 @@ error message (a rotator's error text is scrubbed of the current secret before i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -190,3 +191,32 @@ class CredentialVault:
                 "rotate_every_days": rec.rotate_every_days, "rotation_due": self._is_due(rec, now),
                 "last_rotation_error": rec.last_rotation_error})
         return rows
+
+
+class CredentialMiddleware:
+    """Per attempt, last before the provider call: a deployment whose key is `vault:<name>`
+    gets the decrypted key from the vault (cached there for `cache_s`, each use counted for
+    key-usage monitoring), so a rotation reaches requests without a restart. Deployments with
+    plain keys pass through untouched."""
+
+    def __init__(self, vault: Callable[[], CredentialVault]) -> None:
+        self._vault = vault
+        # dep id -> (secret, deployment carrying it): one copy per key, not per request.
+        self._copies: dict[str, tuple[str, Any]] = {}
+
+    async def __call__(self, call: Any, next: Any) -> Any:
+        dep = call.deployment
+        name = dep.credential if dep is not None else None
+        if name is None:
+            return await next(call)
+        secret = await self._vault().get(name)
+        cached = self._copies.get(dep.id)
+        if cached is None or cached[0] != secret:
+            target = dataclasses.replace(dep.target, api_key=secret)
+            cached = (secret, dataclasses.replace(dep, target=target))
+            self._copies[dep.id] = cached
+        call.deployment = cached[1]
+        try:
+            return await next(call)
+        finally:
+            call.deployment = dep

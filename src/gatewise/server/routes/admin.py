@@ -425,7 +425,10 @@ async def put_credential(ctx: RequestContext, p: dict[str, str]) -> None:
 
 async def list_credentials(ctx: RequestContext, p: dict[str, str]) -> None:
     require(ctx.identity, "credentials:manage")
-    creds = await ctx.gateway.governance.stores.governance.list_credentials()
+    gov = ctx.gateway.governance
+    if gov.config.encryption_key:
+        await gov.vault.flush_usage()  # key-usage monitoring shows this replica's latest uses
+    creds = await gov.stores.governance.list_credentials()
     now = time.time()
     await _json(ctx, {"object": "list", "data": [
         {**_cred_view(c), "rotation_due": now >= c.rotated + c.rotate_every_days * 86400}
