@@ -206,8 +206,8 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
     encryption_key = resolve_secret(cfg.security.encryption_key, env=env, file=file,
                                     path="security.encryption_key")
     if not encryption_key:
-        for alias, deps in aliases.items():
-            for i, d in enumerate(deps):
+        for alias, resolved in aliases.items():
+            for i, d in enumerate(resolved):
                 if d.credential is not None:
                     raise ConfigError("'vault:' keys need 'security.encryption_key'", file=file,
                                       path=f"models.{alias}[{i}].api_key")
