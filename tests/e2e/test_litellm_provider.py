@@ -42,7 +42,7 @@ from gatewise.errors import (  # noqa: E402
     RateLimitedError,
 )
 from gatewise.providers.base import Target  # noqa: E402
-from gatewise.providers.litellm.provider import LiteLLMProvider  # noqa: E402
+from gatewise.providers.litellm.provider import LiteLLMProvider, loop_suffix  # noqa: E402
 from gatewise.transport.base import Timeouts  # noqa: E402
 from gatewise.types.validation import (  # noqa: E402
     chat_request_from_dict,
@@ -316,7 +316,7 @@ async def test_aclose_closes_the_http_clients_litellm_opened_on_this_loop(openai
 
     p = LiteLLMProvider()
     await p.chat(_chat(), _target(openai_fake))
-    suffix = f"-{id(asyncio.get_running_loop())}"
+    suffix = loop_suffix(litellm.in_memory_llm_clients_cache)
     cache = litellm.in_memory_llm_clients_cache.cache_dict
     clients = [c for k, c in cache.items() if k.endswith(suffix) and hasattr(c, "is_closed")]
     assert clients and not any(c.is_closed() for c in clients)

@@ -131,6 +131,9 @@ def map_exception(lib: Any, exc: Exception, target: Target) -> GatewayError:
         return RateLimitedError(summary, retry_after=parse_retry_after(headers), **kw)
     if status in (None, 500) and any(isinstance(c, json.JSONDecodeError) for c in causes):
         return ProviderResponseError(f"malformed response: {message}", **kw)
+    if status in (None, 500) and "ended before a finish_reason" in message:
+        # Newer LiteLLM releases detect a cut stream themselves and call it a 500.
+        return ProviderResponseError(f"stream cut short: {message}", **kw)
     if status is not None:
         return map_status(status, headers, body, target, message=message)
     return ProviderError(f"{type(exc).__name__}: {message}", **kw)

@@ -328,6 +328,15 @@ async def _close_quietly(obj: Any) -> None:
             await close()
 
 
+def loop_suffix(cache: Any) -> str:
+    """How LiteLLM ends the cache keys of clients made on the running loop: `-<id(loop)>` in
+    older releases, `-<loop token>` in newer ones; asking the cache covers both."""
+    scope = getattr(cache, "update_cache_key_with_event_loop", None)
+    if callable(scope):
+        return str(scope(""))
+    return f"-{id(asyncio.get_running_loop())}"
+
+
 async def close_loop_clients(lib: Any) -> None:
     """LiteLLM caches its HTTP clients process-wide, keyed by settings and event loop, and
     never closes them; the ones made on this loop would outlive it as open sockets. They are
@@ -336,7 +345,7 @@ async def close_loop_clients(lib: Any) -> None:
     entries = getattr(cache, "cache_dict", None)
     if cache is None or not isinstance(entries, dict):
         return
-    suffix = f"-{id(asyncio.get_running_loop())}"
+    suffix = loop_suffix(cache)
     for key in [k for k in entries if isinstance(k, str) and k.endswith(suffix)]:
         client = entries.get(key)
         cache.delete_cache(key)
