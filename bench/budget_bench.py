@@ -4,7 +4,8 @@ Sequential, one request in flight: each iteration reserves a worst case on one b
 settles it to the real amount, timing the reserve, the settle and the pair. Memory is the
 floor; SQLite (a temp file), Redis (127.0.0.1:6379, own key prefix, cleaned up) and
 PostgreSQL (127.0.0.1:5432 db `test`, own schema, dropped) are measured when reachable.
-Target: Redis p99 ≤ 0.3 ms per round trip (reserve or settle, each one Lua script call).
+Target: Redis reserve + settle ≤ 0.3 ms p99 (two round trips, one Lua script call each), on
+the lean RESP client the gateway uses; redis-py's script path is shown for comparison.
 
     .venv/bin/python bench/budget_bench.py              # 5,000 iterations per backend
     .venv/bin/python bench/budget_bench.py -n 1000 --uvloop
@@ -96,15 +97,18 @@ async def _with_postgres(run: Callable[[Any], Awaitable[dict[str, float]]]) -> d
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-async def _with_redis(run: Callable[[Any], Awaitable[dict[str, float]]]) -> dict[str, float] | None:
+async def _with_redis(run: Callable[[Any], Awaitable[dict[str, float]]],
+                      lean: bool) -> dict[str, float] | None:
     if not _up("127.0.0.1", 6379):
         return None
     import redis.asyncio as aioredis
 
     from gatewise.storage.redis import RedisCounters
+    from gatewise.storage.resp import RespClient
 
     prefix = f"gatewise-bench:{os.getpid()}:"
-    store = RedisCounters(REDIS_URL, prefix=prefix)
+    store = RedisCounters(REDIS_URL, prefix=prefix, fast=RespClient(REDIS_URL) if lean else None,
+                          own_fast=lean)
     try:
         return await run(store)
     finally:
@@ -128,7 +132,9 @@ async def main(n: int, warmup: int) -> int:
         sq = SQLiteCounters(Path(tmp) / "counters.db")
         results["sqlite"] = await run(sq)
         await sq.aclose()
-    results["redis"] = await _with_redis(run)
+    # What the gateway runs (the lean RESP client), and redis-py's script path for comparison.
+    results["redis"] = await _with_redis(run, lean=True)
+    results["redis-py"] = await _with_redis(run, lean=False)
     results["postgres"] = await _with_postgres(run)
 
     base = results["memory"]
@@ -147,10 +153,10 @@ async def main(n: int, warmup: int) -> int:
     if redis is None:
         print("\nRedis target: not measured")
         return 2
-    ok = redis["op_p99"] <= TARGET_REDIS_P99_MS
-    print(f"\nRedis round trip p99 {redis['op_p99']:.3f} ms (reserve {redis['reserve_p99']:.3f}, "
-          f"settle {redis['settle_p99']:.3f}); target <= {TARGET_REDIS_P99_MS} ms: "
-          f"{'met' if ok else 'MISSED'}")
+    ok = redis["pair_p99"] <= TARGET_REDIS_P99_MS
+    print(f"\nRedis reserve+settle p99 {redis['pair_p99']:.3f} ms (each round trip: reserve "
+          f"{redis['reserve_p99']:.3f}, settle {redis['settle_p99']:.3f}); target <= "
+          f"{TARGET_REDIS_P99_MS} ms for the pair: {'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 
 
@@ -163,5 +169,5 @@ if __name__ == "__main__":
     if args.uvloop:
         import uvloop
 
-        sys.exit(uvloop.run(main(args.n, args.warmup)))
+        sys.exit(uvloop.run(main(args.n, args.warmup)))  # what `gatewise serve` runs on
     sys.exit(asyncio.run(main(args.n, args.warmup)))

@@ -100,7 +100,7 @@ def backend_details(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str
     name: str = request.param
     if name == "sqlite":
         return name, {"path": tmp_path}
-    if name == "redis":
+    if name in ("redis", "redis-lean"):
         return name, {"url": request.getfixturevalue("redis_url"),
                       "prefix": request.getfixturevalue("redis_prefix")}
     if name == "postgres":

@@ -46,6 +46,12 @@ def _make(kind: str, name: str, d: dict[str, Any], n: int = 0) -> Any:
 
         cls = {"kv": RedisKV, "counters": RedisCounters, "windows": RedisWindow}[kind]
         return cls(d["url"], prefix=d["prefix"])
+    if name == "redis-lean":  # the scripts over the lean RESP client, as the gateway runs them
+        from gatewise.storage.redis import RedisCounters, RedisWindow
+        from gatewise.storage.resp import RespClient
+
+        lean = {"counters": RedisCounters, "windows": RedisWindow}[kind]
+        return lean(d["url"], prefix=d["prefix"], fast=RespClient(d["url"]), own_fast=True)
     from gatewise.storage import postgres as pg
 
     cls = {"kv": pg.PostgresKV, "counters": pg.PostgresCounters, "windows": pg.PostgresWindow,
@@ -58,12 +64,12 @@ def kv_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dic
     return backend_details(request, tmp_path)
 
 
-@pytest.fixture(params=ALL)
+@pytest.fixture(params=[*ALL, "redis-lean"])
 def counters_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     return backend_details(request, tmp_path)
 
 
-@pytest.fixture(params=ALL)
+@pytest.fixture(params=[*ALL, "redis-lean"])
 def windows_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     return backend_details(request, tmp_path)
 

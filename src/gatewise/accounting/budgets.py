@@ -230,7 +230,9 @@ class BudgetMiddleware:
             collect_stream_text(result)
             result.on_finish(lambda c, error: self._spawn(self._stream_done(c, result, held, error)))
             return result
-        await self._settle(call, held)
+        # Settled off the answer's path: the caller does not wait for a second round trip to
+        # the counter store (until it lands, the reservation's worst case stands: never under).
+        self._spawn(self._settle(call, held))
         return result
 
     # -- before -------------------------------------------------------------------------------
@@ -248,32 +250,40 @@ class BudgetMiddleware:
         return usd, prompt + out
 
     async def _reserve(self, call: Call, budgets: list[Budget]) -> list[_Held]:
+        """Reserves on every applicable budget at once (one round trip of latency, not one per
+        budget); all or nothing: if any refuses or fails, the others are released."""
         usd, tokens = self._worst_case(call)
         now = self.clock()
-        held: list[_Held] = []
+        wanted: list[tuple[Budget, str, float, float, float | None, str, float]] = []
         for b in budgets:
             start, end = period_bounds(b.period, now)
             ttl = None if end is None else end - now + _DAY
             for unit, limit, amount in (("usd", b.limit_usd, usd), ("tokens", b.limit_tokens, tokens)):
-                if limit is None:
-                    continue
-                key = budget_key(b.scope, b.subject, b.period, start, unit)
-                try:
-                    res = await self.counters.reserve(key, float(amount),
-                                                      float(limit) if b.hard else math.inf, ttl)
-                except Exception as exc:
-                    await self._release(held)
-                    self._unavailable(exc)
-                    return []
-                if res is None:
-                    await self._release(held)
-                    call.event("budget_exceeded", scope=b.scope, period=b.period, unit=unit)
-                    shown = f"${limit:.2f}" if unit == "usd" else f"{int(limit)} tokens"
-                    raise BudgetExceededError(
-                        f"Budget exceeded: the {b.scope} {b.period} budget of {shown} does not "
-                        "cover this request")
-                held.append(_Held(b, unit, float(limit), start, ttl, res))
-        return held
+                if limit is not None:
+                    wanted.append((b, unit, float(limit), start, ttl,
+                                   budget_key(b.scope, b.subject, b.period, start, unit),
+                                   float(amount)))
+        outcomes = await asyncio.gather(
+            *(self.counters.reserve(key, amount, limit if b.hard else math.inf, ttl)
+              for b, _, limit, _, ttl, key, amount in wanted), return_exceptions=True)
+        held = [_Held(b, unit, limit, start, ttl, res)
+                for (b, unit, limit, start, ttl, _, _), res in zip(wanted, outcomes, strict=True)
+                if isinstance(res, Reservation)]
+        if len(held) == len(wanted):
+            return held
+        await self._release(held)
+        for _, res in zip(wanted, outcomes, strict=True):
+            if isinstance(res, BaseException):
+                if not isinstance(res, Exception):
+                    raise res
+                self._unavailable(res)
+                return []
+        b, unit, limit, *_ = next(w for w, r in zip(wanted, outcomes, strict=True) if r is None)
+        call.event("budget_exceeded", scope=b.scope, period=b.period, unit=unit)
+        shown = f"${limit:.2f}" if unit == "usd" else f"{int(limit)} tokens"
+        raise BudgetExceededError(
+            f"Budget exceeded: the {b.scope} {b.period} budget of {shown} does not cover this "
+            "request")
 
     def _unavailable(self, exc: Exception) -> None:
         """Fail closed (raise) or open (log and serve unmetered)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gatewise.config.schema import GuardrailPolicy, GuardrailsConfig
-from gatewise.pipeline.core import Call, Handler, Middleware
+from gatewise.pipeline.core import Call, Handler, Middleware, run_nested
 
 BuildGuards = Callable[[GuardrailPolicy], list[Middleware]]
 
@@ -50,17 +50,7 @@ class GuardrailsMiddleware:
         guards = self.guards_for(call)
         if not guards:
             return await next(call)
-        return await _run(guards, 0, call, next)
-
-
-async def _run(guards: Sequence[Middleware], i: int, call: Call, last: Handler) -> Any:
-    if i == len(guards):
-        return await last(call)
-
-    async def nxt(c: Call) -> Any:
-        return await _run(guards, i + 1, c, last)
-
-    return await guards[i](call, nxt)
+        return await run_nested(guards, call, next)
 
 
 def has_policies(config: GuardrailsConfig) -> bool:

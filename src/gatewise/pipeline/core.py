@@ -171,3 +171,15 @@ def _link(mw: Middleware, nxt: Handler) -> Handler:
         return await mw(call, nxt)
 
     return handler
+
+
+async def run_nested(chain: Sequence[Middleware], call: Call, last: Handler, i: int = 0) -> Any:
+    """Runs `chain[i:]` then `last`, chosen per call (a policy's guards, an identity's
+    checks) rather than fixed at build time like `build_chain`."""
+    if i == len(chain):
+        return await last(call)
+
+    async def nxt(c: Call) -> Any:
+        return await run_nested(chain, c, last, i + 1)
+
+    return await chain[i](call, nxt)

@@ -129,9 +129,15 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
     windows: WindowStore
     if counters == "redis":
         from gatewise.storage.redis import RedisCounters, RedisWindow
+        from gatewise.storage.resp import RespClient
 
-        counter_store = RedisCounters(client=redis_client, prefix=redis_prefix)
-        windows = RedisWindow(client=redis_client, prefix=redis_prefix)
+        # Budgets and windows run a script on every request: the lean client for plain
+        # redis:// (redis-py otherwise: TLS, unix sockets).
+        fast = RespClient(redis_url) if redis_url and redis_url.startswith("redis://") else None
+        if fast is not None:
+            closers.insert(0, fast.aclose)
+        counter_store = RedisCounters(client=redis_client, prefix=redis_prefix, fast=fast)
+        windows = RedisWindow(client=redis_client, prefix=redis_prefix, fast=fast)
     elif counters == "postgres":
         from gatewise.storage.postgres import PostgresCounters, PostgresWindow
 

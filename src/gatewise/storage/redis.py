@@ -28,6 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gatewise.storage.base import Reservation, WindowResult
+from gatewise.storage.resp import RespClient, Script
 
 _RESERVE = """
 local cur = tonumber(redis.call('HGET', KEYS[1], '_t') or '0')
@@ -116,10 +117,14 @@ class _RedisStore:
         self._redis, self._owned = _client(url, client)
         self._prefix = prefix
 
+    _fast: RespClient | None = None
+
     async def aclose(self) -> None:
-        """Closes the client only if this store created it (a shared one belongs to its owner)."""
+        """Closes the clients only if this store owns them (shared ones belong to their owner)."""
         if self._owned:
             await self._redis.aclose()
+        if self._fast is not None:
+            await self._fast.aclose()
 
 
 class RedisKV(_RedisStore):
@@ -153,12 +158,29 @@ class RedisKV(_RedisStore):
         return deleted
 
 
+class _ScriptRunner:
+    """Runs one Lua script on the lean client when given one (the hot path), else through
+    redis-py (TLS, unix sockets, a caller's own client)."""
+
+    def __init__(self, redis: aioredis.Redis, fast: RespClient | None, source: str) -> None:
+        self._fast = fast
+        self._script = Script(source)
+        self._slow = redis.register_script(source)
+
+    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        if self._fast is not None:
+            return await self._fast.run_script(self._script, keys, args)
+        return await self._slow(keys=keys, args=args)
+
+
 class RedisCounters(_RedisStore):
     def __init__(self, url: str | None = None, *, client: aioredis.Redis | None = None,
-                 prefix: str = "gatewise:") -> None:
+                 prefix: str = "gatewise:", fast: RespClient | None = None,
+                 own_fast: bool = False) -> None:
         super().__init__(url, client=client, prefix=prefix)
-        self._reserve = self._redis.register_script(_RESERVE)
-        self._settle = self._redis.register_script(_SETTLE)
+        self._fast = fast if own_fast else None
+        self._reserve = _ScriptRunner(self._redis, fast, _RESERVE)
+        self._settle = _ScriptRunner(self._redis, fast, _SETTLE)
 
     def _k(self, key: str) -> str:
         return f"{self._prefix}c:{key}"
@@ -186,9 +208,11 @@ class RedisCounters(_RedisStore):
 
 class RedisWindow(_RedisStore):
     def __init__(self, url: str | None = None, *, client: aioredis.Redis | None = None,
-                 prefix: str = "gatewise:", buckets: int = 20) -> None:
+                 prefix: str = "gatewise:", buckets: int = 20,
+                 fast: RespClient | None = None, own_fast: bool = False) -> None:
         super().__init__(url, client=client, prefix=prefix)
-        self._script = self._redis.register_script(_WINDOW)
+        self._fast = fast if own_fast else None
+        self._script = _ScriptRunner(self._redis, fast, _WINDOW)
         self._buckets = buckets
 
     async def _run(self, key: str, amount: float, limit: float, window_s: float,

@@ -84,6 +84,7 @@ async def test_64_concurrent_calls_never_overspend_and_are_refused_only_when_not
     served = sum(results)
     # All 64 overlap: exactly the worst cases that fit were admitted, none beyond.
     assert served == int(cap / WORST)
+    await mw.drain()  # settles run after the answer, off the caller's path
     spent = await counters.value(usd_key())
     assert spent == pytest.approx(served * ACTUAL)
     # One at a time now: served until the next worst case no longer fits, never before.
@@ -92,6 +93,7 @@ async def test_64_concurrent_calls_never_overspend_and_are_refused_only_when_not
         if not await one():
             assert before + WORST > cap
             break
+        await mw.drain()
         served += 1
     spent = await counters.value(usd_key())
     assert spent <= cap and spent == pytest.approx(served * ACTUAL)
@@ -101,6 +103,7 @@ async def test_no_refusal_while_the_cap_covers_every_worst_case(counters: Counte
     mw = middleware(counters, [BudgetConfig(scope="team", limit_usd=64 * WORST + 1e-9)])
     chain = build_chain([mw], Terminal(DEP, delay=0.005))
     await asyncio.gather(*(chain(chat_call(identity=WHO, max_tokens=10)) for _ in range(64)))
+    await mw.drain()
     assert await counters.value(usd_key("team_a", "team")) == pytest.approx(64 * ACTUAL)
 
 
@@ -136,6 +139,7 @@ async def test_token_budgets_settle_to_real_tokens() -> None:
     mw = middleware(counters, [BudgetConfig(scope="user", period="day", limit_tokens=1000)])
     await build_chain([mw], Terminal(DEP, prompt=2, completion_tokens=5))(
         chat_call(identity=WHO, max_tokens=10))
+    await mw.drain()
     day_start, _ = period_bounds("day", NOW)
     assert await counters.value(budget_key("user", "u1", "day", day_start, "tokens")) == 7
 
@@ -183,6 +187,7 @@ async def test_soft_budgets_never_refuse_but_alert() -> None:
     chain = build_chain([mw], Terminal(DEP))
     for _ in range(3):
         await chain(chat_call(identity=WHO, max_tokens=10))
+        await mw.drain()
     assert await counters.value(usd_key()) == pytest.approx(3 * ACTUAL)
     assert [a.threshold for a in rec.alerts] == [0.5, 0.8, 1.0]
     assert all(not a.hard and a.subject == "key_1" for a in rec.alerts)
@@ -191,10 +196,11 @@ async def test_soft_budgets_never_refuse_but_alert() -> None:
 async def test_alerts_fire_once_per_threshold_across_replicas() -> None:
     counters, rec = MemoryCounters(), Recorder()
     budgets = [BudgetConfig(scope="key", limit_usd=0.1)]
-    replicas = [build_chain([middleware(counters, budgets, alerts=rec)], Terminal(DEP))
-                for _ in range(2)]
+    mws = [middleware(counters, budgets, alerts=rec) for _ in range(2)]
+    replicas = [build_chain([mw], Terminal(DEP)) for mw in mws]
     for i in range(8):  # 8 * 0.012 = 0.096: crosses 50 % and 80 %
         await replicas[i % 2](chat_call(identity=WHO, max_tokens=1))
+        await mws[i % 2].drain()
     assert [a.threshold for a in rec.alerts] == [0.5, 0.8]
     assert rec.alerts[0].spent == pytest.approx(5 * ACTUAL)
 

@@ -1,0 +1,178 @@
+"""A lean Redis client for the two hot-path stores (budget counters, rate-limit windows).
+
+Why not redis-py here: a budgeted request pays two script calls (reserve, settle) and a
+rate-limited one a third, and redis-py's asyncio path costs about twice the loopback round
+trip per call in Python (connection-pool checkout, command objects, response callbacks). This
+client keeps one connection per event loop, pipelines concurrent calls on it (Redis answers in
+order, so replies resolve a FIFO of futures) and parses RESP2 straight from the socket
+buffer. It speaks only what those stores need: EVALSHA with an EVAL fallback, plus AUTH and
+SELECT at connect. Everything else (pub/sub, the key-value cache, TLS, sockets) stays on
+redis-py.
+
+A lost connection fails the calls in flight with `ConnectionError` (budgets then fail closed
+or open as configured); the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from typing import Any, cast
+from urllib.parse import unquote, urlparse
+
+
+class RespError(Exception):
+    """An error reply from Redis (`-ERR …`, `-NOSCRIPT …`)."""
+
+
+class _Incomplete(Exception):
+    pass
+
+
+def _encode(args: tuple[Any, ...]) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
+    """One reply starting at `pos`; raises `_Incomplete` when the buffer ends first."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise _Incomplete
+    kind, line = buf[pos:pos + 1], bytes(buf[pos + 1:end])
+    nxt = end + 2
+    if kind == b":":
+        return int(line), nxt
+    if kind == b"$":
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        if len(buf) < nxt + n + 2:
+            raise _Incomplete
+        return bytes(buf[nxt:nxt + n]), nxt + n + 2
+    if kind == b"+":
+        return line, nxt
+    if kind == b"-":
+        return RespError(line.decode("utf-8", "replace")), nxt
+    if kind == b"*":
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        items = []
+        for _ in range(n):
+            item, nxt = _parse(buf, nxt)
+            items.append(item)
+        return items, nxt
+    raise RespError(f"unexpected reply type {kind!r}")
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.buf = bytearray()
+        self.lost: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not subclasses of asyncio.Transport, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        pos = 0
+        waiting = self.waiting
+        try:
+            while pos < len(buf):
+                reply, pos = _parse(buf, pos)
+                fut = waiting.popleft()
+                if not fut.done():
+                    fut.set_result(reply)
+        except _Incomplete:
+            pass
+        del buf[:pos]
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = exc or ConnectionError("Redis closed the connection")
+        while self.waiting:
+            fut = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(ConnectionError("Redis connection lost"))
+
+
+class Script:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+
+class RespClient:
+    def __init__(self, url: str, *, connect_timeout_s: float = 2.0) -> None:
+        u = urlparse(url)
+        if u.scheme != "redis":
+            raise ValueError("RespClient speaks plain redis:// only")
+        self.host = u.hostname or "127.0.0.1"
+        self.port = u.port or 6379
+        self.db = int(u.path.lstrip("/") or 0)
+        self.username = unquote(u.username) if u.username else None
+        self.password = unquote(u.password) if u.password else None
+        self.connect_timeout_s = connect_timeout_s
+        self._proto: _Protocol | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def _connection(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        proto = self._proto
+        if proto is not None and proto.lost is None and self._loop is loop:
+            return proto
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop, self._proto = asyncio.Lock(), loop, None
+        async with self._lock:
+            proto = self._proto
+            if proto is not None and proto.lost is None:
+                return proto
+            _, fresh = await asyncio.wait_for(
+                loop.create_connection(_Protocol, self.host, self.port), self.connect_timeout_s)
+            if self.password is not None:
+                auth = (self.username, self.password) if self.username else (self.password,)
+                self._check(await self._send(fresh, ("AUTH", *auth)))
+            if self.db:
+                self._check(await self._send(fresh, ("SELECT", self.db)))
+            self._proto = fresh
+            return fresh
+
+    @staticmethod
+    def _check(reply: Any) -> Any:
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    @staticmethod
+    def _send(proto: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        assert proto.transport is not None
+        proto.waiting.append(fut)
+        proto.transport.write(_encode(args))
+        return fut
+
+    async def execute(self, *args: Any) -> Any:
+        proto = await self._connection()
+        return self._check(await self._send(proto, args))
+
+    async def run_script(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except RespError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return await self.execute("EVAL", script.source, len(keys), *keys, *args)
+
+    async def aclose(self) -> None:
+        proto, self._proto = self._proto, None
+        if proto is not None and proto.transport is not None:
+            proto.transport.close()
