@@ -27,7 +27,11 @@ class UsageLedger:
         self.batch = batch
         self.flush_s = flush_s
         self._pending: list[UsageRecord] = []
-        self._wake = asyncio.Event()
+        # The flusher sleeps on a plain future that a full batch resolves early. Not
+        # `wait_for(event.wait())`: on 3.11 a cancel racing the event being set is lost, and
+        # shutdown would wait forever for a flusher that never stops.
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_pending = False
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
@@ -55,7 +59,11 @@ class UsageLedger:
         pending = self._pending
         pending.append(r)
         if len(pending) >= self.batch:
-            self._wake.set()
+            w = self._waiter
+            if w is not None and not w.done():
+                w.set_result(None)
+            else:
+                self._wake_pending = True
 
     def start(self) -> None:
         """Starts the background flusher (needs a running event loop)."""
@@ -67,9 +75,17 @@ class UsageLedger:
         while True:
             delay = self.flush_s if not self._failures else min(
                 _MAX_BACKOFF_S, self.flush_s * 2 ** self._failures)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            self._wake.clear()
+            if self._wake_pending:
+                self._wake_pending = False
+            else:
+                loop = asyncio.get_running_loop()
+                self._waiter = waiter = loop.create_future()
+                timer = loop.call_later(delay, _resolve, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    self._waiter = None
             try:
                 await self.flush()
             except Exception as exc:  # the flusher must outlive any one bad flush
@@ -113,3 +129,8 @@ class UsageLedger:
                       "; kept in the journal" if self.journal is not None else "")
         if self.journal is not None:
             self.journal.close(delete=not self._pending)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

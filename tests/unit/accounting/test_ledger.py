@@ -118,3 +118,17 @@ async def test_journal_write_failure_does_not_lose_the_record(tmp_path: Path) ->
     ledger.record(rec(1))
     assert await ledger.flush() == 1
     await ledger.aclose()
+
+
+async def test_shutdown_never_hangs_when_a_full_batch_wakes_the_flusher_at_the_same_time() -> None:
+    # Regression: the flusher slept in `wait_for(event.wait())`, and on Python 3.11 a cancel
+    # racing the event being set was lost, so `aclose` waited forever.
+    for i in range(200):
+        store = MemoryLedger()
+        ledger = UsageLedger(store, None, batch=1, flush_s=10.0)
+        ledger.start()
+        await asyncio.sleep(0)
+        for j in range(i % 3 + 1):
+            ledger.record(rec(i * 10 + j))
+        await asyncio.wait_for(ledger.aclose(), 2.0)
+        assert len(await store.query()) == i % 3 + 1
