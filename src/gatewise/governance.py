@@ -121,7 +121,8 @@ class Governance:
                 self.stores.counters, self.budget_source, self.prices, self.tokenizers,
                 self.config.aliases, default_max_tokens=acc.default_max_tokens,
                 fail_closed=acc.fail_closed, alerts=self.alerts,
-                thresholds=tuple(acc.alert_thresholds))
+                thresholds=tuple(acc.alert_thresholds),
+                settle_in_background=self.stores.counters_kind in ("redis", "postgres"))
             scoped.append(self._budgets)
         out.append(IdentityScoped(scoped))
         return out

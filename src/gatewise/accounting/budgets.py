@@ -196,7 +196,10 @@ class BudgetMiddleware:
                  tokenizers: TokenCounting, aliases: Mapping[str, list[Deployment]], *,
                  default_max_tokens: int = 4096, fail_closed: bool = True,
                  alerts: SpendAlerts | None = None, thresholds: Sequence[float] = (0.5, 0.8, 1.0),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 settle_in_background: bool = False) -> None:
+        """`settle_in_background`: for a counter store across the network (Redis,
+        PostgreSQL), settle after the answer instead of before it."""
         self.counters = counters
         self.budgets = budgets
         self.prices = prices
@@ -209,6 +212,7 @@ class BudgetMiddleware:
         self.clock = clock
         self._fired: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.settle_in_background = settle_in_background
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         if self.budgets.empty:
@@ -230,9 +234,12 @@ class BudgetMiddleware:
             collect_stream_text(result)
             result.on_finish(lambda c, error: self._spawn(self._stream_done(c, result, held, error)))
             return result
-        # Settled off the answer's path: the caller does not wait for a second round trip to
-        # the counter store (until it lands, the reservation's worst case stands: never under).
-        self._spawn(self._settle(call, held))
+        if self.settle_in_background:
+            # Off the answer's path: the caller does not wait for a second round trip to the
+            # counter store (until it lands, the reservation's worst case stands: never under).
+            self._spawn(self._settle(call, held))
+        else:
+            await self._settle(call, held)  # in memory: cheaper than a task
         return result
 
     # -- before -------------------------------------------------------------------------------
@@ -263,9 +270,16 @@ class BudgetMiddleware:
                     wanted.append((b, unit, float(limit), start, ttl,
                                    budget_key(b.scope, b.subject, b.period, start, unit),
                                    float(amount)))
-        outcomes = await asyncio.gather(
-            *(self.counters.reserve(key, amount, limit if b.hard else math.inf, ttl)
-              for b, _, limit, _, ttl, key, amount in wanted), return_exceptions=True)
+        reserves = [self.counters.reserve(key, amount, limit if b.hard else math.inf, ttl)
+                    for b, _, limit, _, ttl, key, amount in wanted]
+        outcomes: list[Reservation | BaseException | None]
+        if len(reserves) == 1:  # the common case: no tasks, no extra trip through the loop
+            try:
+                outcomes = [await reserves[0]]
+            except Exception as exc:
+                outcomes = [exc]
+        else:
+            outcomes = await asyncio.gather(*reserves, return_exceptions=True)
         held = [_Held(b, unit, limit, start, ttl, res)
                 for (b, unit, limit, start, ttl, _, _), res in zip(wanted, outcomes, strict=True)
                 if isinstance(res, Reservation)]

@@ -47,6 +47,9 @@ class Stores:
     conversations: ConversationStore
     # Shared clients/pools, closed after every store.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
+    # Where counters and windows live (memory | sqlite | redis | postgres): callers that can
+    # take a round trip off a request's path (budget settles) do so only when there is one.
+    counters_kind: str = "memory"
 
     async def aclose(self) -> None:
         """Closes every store, then the shared clients; one failing close doesn't stop the rest."""
@@ -151,4 +154,4 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
         from gatewise.storage.memory import MemoryCounters, MemoryWindow
 
         counter_store, windows = MemoryCounters(), MemoryWindow()
-    return Stores(kv, counter_store, windows, ledger, governance, conversations, closers)
+    return Stores(kv, counter_store, windows, ledger, governance, conversations, closers, counters)

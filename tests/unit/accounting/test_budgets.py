@@ -84,7 +84,7 @@ async def test_64_concurrent_calls_never_overspend_and_are_refused_only_when_not
     served = sum(results)
     # All 64 overlap: exactly the worst cases that fit were admitted, none beyond.
     assert served == int(cap / WORST)
-    await mw.drain()  # settles run after the answer, off the caller's path
+    await mw.drain()
     spent = await counters.value(usd_key())
     assert spent == pytest.approx(served * ACTUAL)
     # One at a time now: served until the next worst case no longer fits, never before.
@@ -301,3 +301,15 @@ async def test_spend_alerts_post_json_to_the_webhook_off_the_request_path() -> N
     assert req.method == "POST" and req.url == "https://hooks.example/abc"
     assert b'"threshold":0.8' in (req.body or b"") and b'"subject":"team_a"' in (req.body or b"")
 
+
+
+async def test_a_remote_store_is_settled_after_the_answer_not_before() -> None:
+    counters = MemoryCounters()
+    mw = BudgetMiddleware(counters, BudgetSource([BudgetConfig(scope="key", limit_usd=1.0)]),
+                          PRICES, WordTokenizers(), {"chat": [DEP]}, default_max_tokens=100,
+                          clock=lambda: NOW, settle_in_background=True)
+    await build_chain([mw], Terminal(DEP))(chat_call(identity=WHO, max_tokens=10))
+    # The answer is back; the worst case still stands until the settle lands.
+    assert await counters.value(usd_key()) == pytest.approx(WORST)
+    await mw.drain()
+    assert await counters.value(usd_key()) == pytest.approx(ACTUAL)
