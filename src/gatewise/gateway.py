@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from gatewise.accounting.context import ContextFitMiddleware
 from gatewise.config.loader import Deployment, ResolvedConfig, load_config
 from gatewise.errors import GatewayError, InvalidRequestError
 from gatewise.governance import Governance
@@ -115,6 +116,8 @@ class Gateway:
         if breaking:
             per_attempt.append(BreakerMiddleware(self.breakers, incidents=self.incidents))
         per_attempt.append(TrackingMiddleware(self.router.tracker))
+        per_attempt.append(ContextFitMiddleware(self.governance.prices,
+                                                self.governance.tokenizers))
         per_attempt += self.governance.provider_call_middlewares()
         self._chain = build_chain([*per_call, *per_alias, *per_attempt], ProviderCall(self.pool))
         self._sync: _SyncRunner | None = None
@@ -159,14 +162,16 @@ class Gateway:
     async def chat(self, prompt: str | None = None, *, model: str | None = None,
                    messages: list[dict[str, Any]] | None = None,
                    identity: Identity = ANONYMOUS, conversation: str | None = None,
-                   **params: Any) -> ChatResult:
+                   fit_context: bool = False, **params: Any) -> ChatResult:
         """One chat completion. `prompt` is shorthand for a trailing user message;
-        `conversation` keys per-conversation state (the PII vault's placeholders)."""
+        `conversation` keys per-conversation state (the PII vault's placeholders);
+        `fit_context` trims the oldest history to the model's context window."""
         params.pop("stream", None)
         req = self._chat_request(prompt, model, messages, params)
         call = Call("chat", req, identity)
         if conversation is not None:
             call.conversation = conversation
+        call.fit_context = call.fit_context or fit_context
         out = await self.run(call)
         assert isinstance(out, ChatCompletion)
         return ChatResult(out, CallInfo.of(call))

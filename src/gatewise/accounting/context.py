@@ -24,6 +24,9 @@ checked with one more full count and trimmed further if a custom `count` is not 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import msgspec
 
 from gatewise.errors import InvalidRequestError
 from gatewise.types.messages import (
@@ -122,3 +125,46 @@ def fit_messages(messages: list[Message], count: Callable[[list[Message]], int],
             param="messages", code="context_length_exceeded")
     return fitted
 
+
+
+class ContextFitMiddleware:
+    """Per attempt (the deployment decides the window and the tokenizer): trims the history of
+    a call that asked for it (`call.fit_context`: the library's `fit_context=True`, the header
+    `x-gatewise-fit-context: true`, or `metadata.fit_context: "true"`), reserving the
+    request's `max_tokens` (else `default_reserve`) for the answer. The window is the price
+    table's `context_window` for the model, or `fallback_window` when the table has none.
+    Calls that did not ask pay one attribute check."""
+
+    def __init__(self, prices: Any, tokenizers: Any, *, default_reserve: int = 1024,
+                 fallback_window: int | None = None) -> None:
+        self.prices = prices
+        self.tokenizers = tokenizers
+        self.default_reserve = default_reserve
+        self.fallback_window = fallback_window
+
+    async def __call__(self, call: Any, next: Any) -> Any:
+        dep = call.deployment
+        if not call.fit_context or call.kind != "chat" or dep is None:
+            return await next(call)
+        price = self.prices.for_deployment(dep)
+        window = (price.context_window if price is not None else None) or self.fallback_window
+        if window is None:
+            return await next(call)
+        req = call.chat_request
+        reserve = req.max_completion_tokens or req.max_tokens or self.default_reserve
+        counter = self.tokenizers.for_target(dep.target)
+
+        def count(ms: list[Message]) -> int:
+            return int(self.tokenizers.count_messages(msgspec.structs.replace(req, messages=ms),
+                                                      counter))
+
+        fitted = fit_messages(list(req.messages), count, window, reserve)
+        if len(fitted) == len(req.messages):
+            return await next(call)
+        original = call.request
+        call.request = msgspec.structs.replace(req, messages=fitted)
+        call.event("context_fit", dropped=len(req.messages) - len(fitted), window=window)
+        try:
+            return await next(call)
+        finally:
+            call.request = original

@@ -84,6 +84,7 @@ def _apply(base: ModelPrice | None, p: Prices) -> ModelPrice:
         input=base.input if p.input is None else p.input,
         output=base.output if p.output is None else p.output,
         cached_input=base.cached_input if p.cached_input is None else p.cached_input,
+        context_window=base.context_window if p.context_window is None else p.context_window,
     )
 
 
@@ -151,7 +152,8 @@ class PriceTable:
     def _resolve(self, dep: Deployment) -> ModelPrice | None:
         t = dep.target
         own = dep.prices if dep.prices is not None and any(
-            v is not None for v in (dep.prices.input, dep.prices.output, dep.prices.cached_input)
+            v is not None for v in (dep.prices.input, dep.prices.output, dep.prices.cached_input,
+                                    dep.prices.context_window)
         ) else None
         if own is None and t.wire in _FREE_WIRES:
             return FREE

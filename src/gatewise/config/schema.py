@@ -21,11 +21,13 @@ class _Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_def
 
 
 class Prices(_Strict):
-    """USD per million tokens; overrides the shipped price table for one deployment."""
+    """USD per million tokens; overrides the shipped price table for one deployment.
+    `context_window` (tokens) is what `fit_context` trims history to."""
 
     input: Annotated[float, msgspec.Meta(ge=0)] | None = None
     output: Annotated[float, msgspec.Meta(ge=0)] | None = None
     cached_input: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    context_window: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 class DeploymentConfig(_Strict):

@@ -91,6 +91,7 @@ class Call:
         "ended",
         "events",
         "failures",
+        "fit_context",
         "identity",
         "kind",
         "request",
@@ -133,6 +134,8 @@ class Call:
         # the library's `conversation=`) for per-conversation state such as the PII vault.
         md = getattr(request, "metadata", None)
         self.conversation: str | None = md.get("conversation") if md else None
+        # Trim the history to the deployment's context window (only when asked).
+        self.fit_context = bool(md and md.get("fit_context") == "true")
         self.attempts = 0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.response_headers: dict[str, str] = {}

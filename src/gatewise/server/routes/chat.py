@@ -45,6 +45,8 @@ async def handle_chat(ctx: RequestContext) -> None:
     req = decode_chat_request(body)
     call = Call("chat", req, ctx.identity, request_id=ctx.request_id,
                 request_headers=ctx.scope["headers"])
+    if header(ctx.scope, b"x-gatewise-fit-context") in (b"true", b"1"):
+        call.fit_context = True
     conversation = header(ctx.scope, b"x-gatewise-conversation")
     if conversation:
         call.conversation = conversation.decode("latin-1")[:128]
