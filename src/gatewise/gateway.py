@@ -39,6 +39,7 @@ from gatewise.resilience import build_breakers
 from gatewise.resilience.incidents import IncidentRecorder
 from gatewise.results import CallInfo, ChatResult, ChatStream, EmbedResult
 from gatewise.routing.router import Router
+from gatewise.routing.strategies import CostStrategy
 from gatewise.transport.base import Transport
 from gatewise.types.embeddings import EmbeddingResponse
 from gatewise.types.requests import ChatRequest
@@ -84,6 +85,9 @@ class Gateway:
             self.config, metrics=self.metrics,
             transport=self.pool.transport if cfg.accounting.alert_webhook else None)
         self.security_events = self.governance.events
+        if isinstance(self.router.strategy, CostStrategy):
+            # Cost routing prices deployments from the same table the ledger bills with.
+            self.router.strategy.prices = self.governance.prices.routing_prices
         # Guardrails per key / team / alias: injection, tools, PII, output checks. The PII
         # vault (original values) is shared through Redis when configured, else kept in memory.
         self.guardrails = Guardrails(

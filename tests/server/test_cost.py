@@ -47,3 +47,18 @@ def test_a_stream_reports_its_cost_in_the_usage_chunk(server: GatewayServer) -> 
     assert usage is not None and usage.completion_tokens > 0
     cost = (usage.model_extra or {})["cost_usd"]
     assert cost == pytest.approx(expected(usage.prompt_tokens, usage.completion_tokens))
+
+
+async def test_cost_routing_prices_deployments_from_the_shipped_table(
+        openai_fake: FakeServer, tmp_path: Path) -> None:
+    from gatewise import Gateway
+    from gatewise.config.loader import parse_config, resolve_config
+
+    base = openai_fake.url + "/v1"
+    cfg, w = parse_config({
+        "models": {"gpt": [{"model": "openai/gpt-4o", "api_base": base, "api_key": "k"},
+                           {"model": "openai/gpt-4o-mini", "api_base": base, "api_key": "k"}]},
+        "router": {"strategy": "cost"}, "storage": {"state_dir": str(tmp_path)}})
+    async with Gateway(resolve_config(cfg, None, {}, w)) as gw:
+        picked = {(await gw.chat("hi", model="gpt")).info.model for _ in range(5)}
+    assert picked == {"gpt-4o-mini"}  # no prices in config: the table knows mini is cheaper

@@ -149,6 +149,12 @@ class PriceTable:
         self._by_dep[dep.id] = price
         return price
 
+    def routing_prices(self, dep: Deployment) -> tuple[float, float] | None:
+        """(input, output) per million tokens for the router's cost strategy: the same
+        precedence as billing, so routing and the ledger agree on what is cheap."""
+        p = self.for_deployment(dep)
+        return None if p is None else (p.input, p.output)
+
     def _resolve(self, dep: Deployment) -> ModelPrice | None:
         t = dep.target
         own = dep.prices if dep.prices is not None and any(
