@@ -189,3 +189,24 @@ def test_a_valid_member_key_can_chat_and_is_in_the_ledger(
     usage = httpx.get(f"{a.url}/admin/usage?group_by=team,key", timeout=30,
                       headers={"authorization": f"Bearer {MASTER}"}).json()["data"]
     assert any(row["group"]["key"] == creds["valid_key_id"] for row in usage)
+
+
+def test_a_team_admin_cannot_take_over_a_stronger_key_of_its_own_team(
+        servers: tuple[GatewayServer, GatewayServer]) -> None:
+    a, _ = servers
+    strong = _post(a.url, "/admin/keys", {"name": "red-admin", "team": "red", "role": "admin"})
+    lead = _post(a.url, "/admin/keys", {"name": "red-lead", "team": "red",
+                                          "role": "team_admin"})
+    member = _post(a.url, "/admin/keys", {"name": "red-member", "team": "red"})
+    as_lead = {"authorization": f"Bearer {lead['key']}"}
+    for path in (f"/admin/keys/{strong['id']}/rotate", f"/admin/keys/{strong['id']}/revoke"):
+        r = httpx.post(f"{a.url}{path}", headers=as_lead, json={}, timeout=30)
+        assert r.status_code == 403, (path, r.text)
+        assert "sk-gw-" not in r.text
+    r = httpx.patch(f"{a.url}/admin/keys/{member['id']}", headers=as_lead,
+                    json={"role": "admin"}, timeout=30)
+    assert r.status_code == 403
+    # Within its reach it works: rotating a member key of its team.
+    r = httpx.post(f"{a.url}/admin/keys/{member['id']}/rotate", headers=as_lead, json={},
+                   timeout=30)
+    assert r.status_code == 201 and r.json()["key"].startswith("sk-gw-")

@@ -183,7 +183,7 @@ async def get_key(ctx: RequestContext, p: dict[str, str]) -> None:
 
 async def update_key(ctx: RequestContext, p: dict[str, str]) -> None:
     rec = await _load_key(ctx, p["key_id"])
-    require(ctx.identity, "keys:manage", team=rec.team)
+    _may_manage(ctx.identity, rec)
     body: KeyUpdate = await _body(ctx, KeyUpdate)
     changes = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
     if "role" in changes or "permissions" in changes:
@@ -195,16 +195,22 @@ async def update_key(ctx: RequestContext, p: dict[str, str]) -> None:
     await _json(ctx, _key_view(new))
 
 
+def _may_manage(ident: Identity, rec: KeyRecord) -> None:
+    """Only keys whose powers the caller holds itself: a team admin rotating its team's admin
+    key would otherwise be handed an admin secret."""
+    require_grant(ident, role=rec.role, team=rec.team, permissions=rec.permissions)
+
+
 async def revoke_key(ctx: RequestContext, p: dict[str, str]) -> None:
     rec = await _load_key(ctx, p["key_id"])
-    require(ctx.identity, "keys:manage", team=rec.team)
+    _may_manage(ctx.identity, rec)
     await ctx.gateway.governance.keys.revoke(rec.id, actor=_actor(ctx.identity))
     await _json(ctx, {"id": rec.id, "revoked": True})
 
 
 async def rotate_key(ctx: RequestContext, p: dict[str, str]) -> None:
     rec = await _load_key(ctx, p["key_id"])
-    require(ctx.identity, "keys:manage", team=rec.team)
+    _may_manage(ctx.identity, rec)
     body: KeyRotate = await _body(ctx, KeyRotate)
     secret, new = await ctx.gateway.governance.keys.rotate(
         rec.id, actor=_actor(ctx.identity), overlap_s=body.overlap_s)
