@@ -4,12 +4,14 @@ client that disconnects mid-stream."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
 
+from gatewise.server.routes.admin import ADMIN_ROUTES
 from tests.fakes.gateway import GatewayServer
 from tests.fakes.server import FakeServer
 
@@ -69,6 +71,11 @@ async def test_health_ready_openapi(gateway: GatewayServer) -> None:
     assert status == 200 and '"ready"' in text
     status, text, _ = await _get(gateway.url + "/openapi.json")
     assert status == 200 and '"/v1/chat/completions"' in text and '"ChatRequest"' in text
+    # The admin API is documented from the route table it is dispatched on, permissions too.
+    paths = json.loads(text)["paths"]
+    for method, template, permission, _ in ADMIN_ROUTES:
+        op = paths[template][method.lower()]
+        assert op["x-permission"] == permission and op["security"] == [{"bearer": []}]
 
 
 async def test_metrics_report_requests_latency_and_tokens(gateway: GatewayServer) -> None:
