@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.fakes.server import FakeServer
+from tests.fakes.services import drop_redis_prefix, require_pg, require_redis
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,3 +48,22 @@ def gemini_fake() -> Iterator[FakeServer]:
 @pytest.fixture(scope="session")
 def ollama_fake() -> Iterator[FakeServer]:
     yield from _fake("ollama_fake")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A real Redis; skips without one, fails in CI (`tests.fakes.services`)."""
+    return require_redis()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    return require_pg()
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    p = f"gatewise-test:{os.getpid()}:{os.urandom(4).hex()}:"
+    yield p
+    await drop_redis_prefix(redis_url, p)

@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import os
-import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -32,41 +30,12 @@ from tests.fakes import openai_fake
 from tests.fakes.ports import free_port
 from tests.fakes.server import FakeServer
 
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 OPEN_S = 1.5
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    if not _redis_up():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT} (required in CI)")
-        pytest.skip(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}")
-    return REDIS_URL
-
-
 @pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    """A key prefix of this test's own; every key under it is deleted afterwards."""
-    import redis.asyncio as aioredis
-
-    p = f"gatewise-test:{os.getpid()}:{os.urandom(4).hex()}:"
-    yield p
-    client = aioredis.Redis.from_url(redis_url)
-    keys = [k async for k in client.scan_iter(match=f"{p}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 class Flaky:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,29 +32,19 @@ from aiohttp import web
 
 from tests.fakes.ports import free_port
 from tests.fakes.server import FakeServer
+from tests.fakes.services import REDIS_URL, require_pg, require_redis
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"  # or root@: see `services`
 MASTER = "sk-master-e2e-governance"
 COMPLETION_TOKENS = 40
 OUTPUT_PRICE = 10.0  # USD per million output tokens; input is free, so cost is exact
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def services() -> None:
-    missing = [name for name, port in (("Redis", 6379), ("PostgreSQL", 5432)) if not _reachable(port)]
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{', '.join(missing)} not reachable on 127.0.0.1 (required in CI)")
-        pytest.skip(f"{', '.join(missing)} not reachable on 127.0.0.1")
+    global PG_URL
+    require_redis()
+    PG_URL = require_pg()
 
 
 class Upstream:

@@ -10,7 +10,6 @@ admin routes that need more than `usage:read`.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,25 +19,14 @@ import httpx
 import pytest
 
 from tests.fakes.gateway import GatewayServer
+from tests.fakes.services import REDIS_URL, require_redis
 
 MASTER = "sk-master-matrix"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayServer, GatewayServer]]:
-    if not _redis_up():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not reachable at 127.0.0.1:6379 (required in CI)")
-        pytest.skip("Redis is not reachable at 127.0.0.1:6379")
+    require_redis()
     state = tmp_path_factory.mktemp("matrix")
     prefix = f"gw-matrix-{os.getpid()}-{time.time_ns()}:"
     cfg = {

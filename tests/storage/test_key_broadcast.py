@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -20,27 +19,6 @@ from gatewise.errors import UnauthorizedError
 from gatewise.security.audit import AuditLog
 from gatewise.security.keys import KeyManager, TeamManager
 from gatewise.storage.memory_governance import MemoryGovernance
-
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    if not _redis_up():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT} (required in CI)")
-        pytest.skip(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}")
-    return REDIS_URL
 
 
 @pytest.fixture
