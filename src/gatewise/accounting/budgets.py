@@ -33,6 +33,7 @@ from gatewise.accounting.usage import (
     prompt_estimate,
 )
 from gatewise.errors import BudgetExceededError, PolicyError
+from gatewise.pipeline.background import BackgroundTasks
 from gatewise.pipeline.core import Call, Handler, Identity
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.storage.base import BudgetRecord, CounterStore, Reservation
@@ -211,7 +212,7 @@ class BudgetMiddleware:
         self.thresholds = sorted(thresholds)
         self.clock = clock
         self._fired: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
         self.settle_in_background = settle_in_background
 
     async def __call__(self, call: Call, next: Handler) -> Any:
@@ -232,12 +233,13 @@ class BudgetMiddleware:
             raise
         if isinstance(result, ChunkStream):
             collect_stream_text(result)
-            result.on_finish(lambda c, error: self._spawn(self._stream_done(c, result, held, error)))
+            result.on_finish(lambda c, error: self._background.spawn(
+                self._stream_done(c, result, held, error)))
             return result
         if self.settle_in_background:
             # Off the answer's path: the caller does not wait for a second round trip to the
             # counter store (until it lands, the reservation's worst case stands: never under).
-            self._spawn(self._settle(call, held))
+            self._background.spawn(self._settle(call, held))
         else:
             await self._settle(call, held)  # in memory: cheaper than a task
         return result
@@ -361,12 +363,6 @@ class BudgetMiddleware:
                 self.alerts.crossed(SpendAlert(b.id, b.scope, b.subject, b.period,
                                                h.period_start, h.unit, t, total, h.limit, b.hard))
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def drain(self) -> None:
-        """Waits for stream settlements still running (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Waits for settlements still running (tests, shutdown)."""
+        await self._background.drain()

@@ -15,10 +15,9 @@ outage of the shared store should not take the gateway down with it. Budgets are
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from gatewise.accounting.usage import (
@@ -29,6 +28,7 @@ from gatewise.accounting.usage import (
     prompt_estimate,
 )
 from gatewise.errors import RateLimitedError, RateLimitExceeded
+from gatewise.pipeline.background import BackgroundTasks
 from gatewise.pipeline.core import Call, Handler, Identity
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.storage.base import WindowResult, WindowStore
@@ -65,22 +65,7 @@ def _subject_key(identity: Identity) -> str:
     return f"rl:tenant:{identity.tenant}"
 
 
-class _Spawner:
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self) -> None:
-        """Waits for post-stream window updates still running (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-class RateLimitMiddleware(_Spawner):
+class RateLimitMiddleware(BackgroundTasks):
     def __init__(self, windows: WindowStore, *, tokenizers: TokenCounting,
                  aliases: Mapping[str, list[Deployment]] | None = None,
                  default_max_tokens: int = 0,
@@ -200,7 +185,7 @@ class RateLimitMiddleware(_Spawner):
                 self._down(exc)
 
 
-class DeploymentLimitMiddleware(_Spawner):
+class DeploymentLimitMiddleware(BackgroundTasks):
     """A deployment's own rpm/tpm, checked on every attempt; place it outside retry so a full
     deployment moves the router on instead of being retried in place."""
 

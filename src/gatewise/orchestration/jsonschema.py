@@ -43,7 +43,8 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _resolve(ref: str, root: Mapping[str, Any]) -> Any:
+def resolve_ref(ref: str, root: Mapping[str, Any]) -> Any:
+    """A local `$ref` (`#`, `#/$defs/x`) inside `root`; None for anything else."""
     if ref == "#":
         return root
     if not ref.startswith("#/"):
@@ -70,7 +71,7 @@ def schema_errors(value: Any, schema: Any, root: Mapping[str, Any] | None = None
     root = schema if root is None else root
     ref = schema.get("$ref")
     if isinstance(ref, str):
-        target = _resolve(ref, root)
+        target = resolve_ref(ref, root)
         if target is None:
             return f"{path}: unresolvable $ref {ref}"
         err = schema_errors(value, target, root, path, depth + 1)

@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gatewise.orchestration.jsonschema import resolve_ref
+
 # (JSON path, reason) pairs, appended to a list the caller owns.
 Problems = list[tuple[str, str]]
 Check = Callable[[Any, str, Problems], None]
@@ -116,7 +118,7 @@ class SchemaCompiler:
         found = self._refs.get(ref)
         if found is not None:
             return found
-        target = _resolve(ref, self.root)
+        target = resolve_ref(ref, self.root)
         if target is None:
             raise ValueError(f"unresolvable $ref {ref}")
         box: list[Check] = []
@@ -334,18 +336,6 @@ def _bounds(n: int, lo: Any, hi: Any, path: str, what: str, out: Problems) -> No
         out.append((path, f"at least {lo} {what} needed, got {n}"))
     if hi is not None and n > hi:
         out.append((path, f"at most {hi} {what} allowed, got {n}"))
-
-
-def _resolve(ref: str, root: Mapping[str, Any]) -> Any:
-    if ref == "#":
-        return root
-    if not ref.startswith("#/"):
-        return None
-    node: Any = root
-    for part in ref[2:].split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def compile_schema(schema: Mapping[str, Any]) -> Check:
