@@ -89,10 +89,9 @@ class Gateway:
             # Cost routing prices deployments from the same table the ledger bills with.
             self.router.strategy.prices = self.governance.prices.routing_prices
         # Guardrails per key / team / alias: injection, tools, PII, output checks. The PII
-        # vault (original values) is shared through Redis when configured, else kept in memory.
-        self.guardrails = Guardrails(
-            cfg.guardrails, events=self.security_events, tools=tools,
-            vault_store=self.governance.stores.kv if self.config.storage_redis_url else None)
+        # vault (original values) is shared through Redis (sealed) when configured.
+        self.guardrails = Guardrails(cfg.guardrails, events=self.security_events, tools=tools,
+                                     vault_store=self.governance.shared_vault_store())
         self._started = False
         # Once per call: the ledger (sees every outcome), access, rate limits, budgets, then
         # orchestration aliases (each branch is a call through everything after it), then

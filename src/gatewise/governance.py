@@ -38,6 +38,8 @@ from gatewise.storage.factory import Stores, open_stores
 if TYPE_CHECKING:
     from gatewise.observability.metrics import GatewayMetrics
     from gatewise.security.credentials import CredentialVault
+    from gatewise.security.crypto import SecretBox
+    from gatewise.storage.base import KVStore
     from gatewise.transport.base import Transport
 
 log = logging.getLogger("gatewise.governance")
@@ -95,6 +97,7 @@ class Governance:
         self._budgets: BudgetMiddleware | None = None
         self.budget_source = BudgetSource(acc.budgets, self.stores.governance.list_budgets)
         self._vault: CredentialVault | None = None
+        self._box: SecretBox | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,21 +145,41 @@ class Governance:
         return []
 
     @property
-    def vault(self) -> CredentialVault:
-        """Encrypted provider credentials; needs `security.encryption_key`."""
-        if self._vault is None:
+    def secret_box(self) -> SecretBox:
+        """AES-GCM under `security.encryption_key` (built once: a passphrase costs an scrypt)."""
+        if self._box is None:
             from gatewise.errors import ConfigError
-            from gatewise.security.credentials import CredentialVault
             from gatewise.security.crypto import SecretBox
 
             material = self.config.encryption_key
             if not material:
-                raise ConfigError("storing provider credentials needs 'security.encryption_key'",
+                raise ConfigError("storing secrets needs 'security.encryption_key'",
                                   file=self.config.file, path="security.encryption_key")
+            self._box = SecretBox.from_key_material(material)
+        return self._box
+
+    @property
+    def vault(self) -> CredentialVault:
+        """Encrypted provider credentials; needs `security.encryption_key`."""
+        if self._vault is None:
+            from gatewise.security.credentials import CredentialVault
+
             self._vault = CredentialVault(
-                self.stores.governance, SecretBox.from_key_material(material), self.audit,
-                self.events, rotation_days=self.config.config.security.rotation_days)
+                self.stores.governance, self.secret_box, self.audit, self.events,
+                rotation_days=self.config.config.security.rotation_days)
         return self._vault
+
+    def shared_vault_store(self) -> KVStore | None:
+        """Where the PII vault keeps placeholder mappings so every replica restores them:
+        the Redis KV, sealed with AES-GCM when an encryption key is configured (the mappings
+        hold the original personal data). Without Redis they stay in process memory."""
+        if not self.config.storage_redis_url:
+            return None
+        if not self.config.encryption_key:
+            return self.stores.kv
+        from gatewise.security.crypto import SealedKV
+
+        return SealedKV(self.stores.kv, self.secret_box, context=b"gatewise:pii-vault:")
 
     async def start(self) -> None:
         """Replays journals left by crashed processes, starts the ledger flusher and the

@@ -119,3 +119,31 @@ class SecretBox:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NoReturn:
         raise TypeError("SecretBox holds key material and cannot be pickled or copied")
+
+
+class SealedKV:
+    """A key-value store whose values are sealed with AES-GCM before they reach the backend,
+    bound to their key (a value copied under another key does not open). For what must be
+    shared across replicas but is itself sensitive: the PII vault holds the original values
+    behind each placeholder."""
+
+    def __init__(self, inner: Any, box: SecretBox, *, context: bytes = b"gatewise:kv:") -> None:
+        self._inner = inner
+        self._box = box
+        self._context = context
+
+    async def get(self, key: str) -> bytes | None:
+        blob = await self._inner.get(key)
+        return None if blob is None else self._box.open(blob, self._context + key.encode())
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        await self._inner.set(key, self._box.seal(value, self._context + key.encode()), ttl)
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._inner.delete(key))
+
+    async def delete_prefix(self, prefix: str) -> int:
+        return int(await self._inner.delete_prefix(prefix))
+
+    async def aclose(self) -> None:
+        return None  # the inner store belongs to whoever opened it
