@@ -96,6 +96,7 @@ class Governance:
         self._ratelimit: RateLimitMiddleware | None = None
         self._budgets: BudgetMiddleware | None = None
         self.budget_source = BudgetSource(acc.budgets, self.stores.governance.list_budgets)
+        self.keys.on_budgets = self.budget_source.invalidate
         self._vault: CredentialVault | None = None
         self._box: SecretBox | None = None
         self._started = False
@@ -253,6 +254,7 @@ class Governance:
                            hard=hard, created=time.time())
         await self.stores.governance.put_budget(rec)
         self.budget_source.invalidate()
+        await self.keys.budgets_changed()
         await self.audit.record(actor, "budget.create", rec.id, scope=scope, subject=subject,
                                 period=period, limit_usd=limit_usd, limit_tokens=limit_tokens,
                                 hard=hard)
@@ -262,6 +264,7 @@ class Governance:
         gone = await self.stores.governance.delete_budget(budget_id)
         if gone:
             self.budget_source.invalidate()
+            await self.keys.budgets_changed()
             await self.audit.record(actor, "budget.delete", budget_id)
         return gone
 

@@ -95,3 +95,12 @@ async def test_an_unreachable_redis_does_not_block_start_up(redis_url: str) -> N
     with pytest.raises(UnauthorizedError):
         await km.authenticate(token)
     await km.aclose()
+
+
+async def test_a_budget_change_on_one_replica_makes_the_others_reread_budgets(
+        replicas: tuple[KeyManager, KeyManager]) -> None:
+    a, b = replicas
+    heard = asyncio.Event()
+    b.on_budgets = heard.set
+    await a.budgets_changed()
+    await asyncio.wait_for(heard.wait(), 0.5)

@@ -101,6 +101,8 @@ class KeyManager:
         self._used: dict[str, float] = {}
         self._redis: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
+        # Called when another replica announces a budget change (see `budgets_changed`).
+        self.on_budgets: Callable[[], None] | None = None
         self._warned_at = 0.0
 
     # -- authentication (hot path) ---------------------------------------------------------
@@ -317,10 +319,18 @@ class KeyManager:
         except _redis_errors() as exc:
             self._trouble(exc)
 
+    async def budgets_changed(self) -> None:
+        """A budget was created or deleted: every replica re-reads its budget records now
+        instead of when its cache expires (`on_budgets` is called on each of them)."""
+        await self._publish("budgets")
+
     def _on_message(self, data: Any) -> None:
         msg = data.decode() if isinstance(data, bytes) else str(data)
         if msg == "*":
             self.clear_cache()
+        elif msg == "budgets":
+            if self.on_budgets is not None:
+                self.on_budgets()
         elif msg.startswith("team:"):
             self.invalidate_team(msg[5:])
         else:
