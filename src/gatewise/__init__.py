@@ -41,8 +41,9 @@ _ERRORS = (
     "ProviderServerError", "ProviderOverloadedError", "PolicyError", "BudgetExceededError",
     "RateLimitExceeded", "CircuitOpenError", "GuardrailViolation", "PIIViolation",
     "PromptInjectionDetected", "ToolCallRejected", "OutputCheckFailed", "AllTargetsFailedError",
-    "UnauthorizedError",
-    "ForbiddenError",
+    "UnauthorizedError", "ForbiddenError", "NotFoundError", "KeyNotFoundError",
+    "TeamNotFoundError", "CredentialNotFoundError", "SecretBoxError", "CredentialRotationError",
+    "BudgetStoreUnavailable",
 )
 for _name in _ERRORS:
     _EXPORTS[_name] = "gatewise.errors"

@@ -4,7 +4,9 @@
 GatewayError                      .status (HTTP) and .retryable on every class
 ├── ConfigError
 ├── InvalidRequestError           caller's mistake, names the field (.param)
-│   └── ModelNotFoundRequestError the requested model/alias is not configured (404)
+│   ├── ModelNotFoundRequestError the requested model/alias is not configured (404)
+│   └── NotFoundError 404 → KeyNotFoundError, TeamNotFoundError, CredentialNotFoundError
+├── SecretBoxError 500 · CredentialRotationError 502   secrets at rest
 ├── ProviderError(provider, model, status, headers, body)   never subclasses a vendor SDK type
 │   ├── ProviderConnectionError / ProviderTimeoutError       retryable
 │   ├── AuthenticationError 401 · PermissionDeniedError 403 · ModelNotFoundError 404
@@ -15,6 +17,7 @@ GatewayError                      .status (HTTP) and .retryable on every class
 ├── PolicyError
 │   ├── UnauthorizedError 401 · ForbiddenError 403 (the caller's gateway key)
 │   ├── BudgetExceededError 402 · RateLimitExceeded 429 · CircuitOpenError 503
+│   ├── BudgetStoreUnavailable 503 (budgets fail closed)
 │   └── GuardrailViolation → PIIViolation, PromptInjectionDetected, ToolCallRejected,
 │                            OutputCheckFailed
 └── AllTargetsFailedError         fallback exhausted; carries every attempt's error
@@ -86,6 +89,41 @@ class RequestTooLargeError(InvalidRequestError):
 class ModelNotFoundRequestError(InvalidRequestError):
     status = 404
     code = "model_not_found"
+
+
+class NotFoundError(InvalidRequestError):
+    """An admin API object (key, team, budget, credential) that does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class KeyNotFoundError(NotFoundError):
+    code = "key_not_found"
+
+
+class TeamNotFoundError(NotFoundError):
+    code = "team_not_found"
+
+
+class CredentialNotFoundError(NotFoundError):
+    code = "credential_not_found"
+
+
+class SecretBoxError(GatewayError):
+    """A sealed secret did not open: tampered, truncated, or sealed under another key or
+    context. Never says which, and never carries key material."""
+
+    status = 500
+    error_type = "api_error"
+    code = "decryption_failed"
+
+
+class CredentialRotationError(GatewayError):
+    """Rotating a provider credential failed; the old secret stays in use."""
+
+    status = 502
+    code = "credential_rotation_failed"
 
 
 class ProviderError(GatewayError):
@@ -228,6 +266,14 @@ class RateLimitExceeded(PolicyError):
         self.retry_after = retry_after
         # OpenAI's `x-ratelimit-*` headers, sent with the 429.
         self.headers = dict(headers or {})
+
+
+class BudgetStoreUnavailable(PolicyError):
+    """The budget counters cannot be reached and budgets fail closed."""
+
+    status = 503
+    error_type = "api_error"
+    code = "budget_store_unavailable"
 
 
 class CircuitOpenError(PolicyError):

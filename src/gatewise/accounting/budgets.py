@@ -32,7 +32,7 @@ from gatewise.accounting.usage import (
     output_limit,
     prompt_estimate,
 )
-from gatewise.errors import BudgetExceededError, PolicyError
+from gatewise.errors import BudgetExceededError, BudgetStoreUnavailable
 from gatewise.pipeline.background import BackgroundTasks
 from gatewise.pipeline.core import Call, Handler, Identity
 from gatewise.pipeline.stream import ChunkStream
@@ -46,14 +46,6 @@ log = logging.getLogger("gatewise.accounting")
 
 _DAY = 86400.0
 _FIRED_CAP = 10_000
-
-
-class BudgetStoreUnavailable(PolicyError):
-    """The counter store could not be reached and budgets fail closed."""
-
-    status = 503
-    error_type = "api_error"
-    code = "budget_store_unavailable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gatewise.errors import GatewayError, InvalidRequestError
+from gatewise.errors import (
+    CredentialNotFoundError,
+    CredentialRotationError,
+    InvalidRequestError,
+)
 from gatewise.security.audit import AuditLog
 from gatewise.security.crypto import SecretBox
 from gatewise.security.events import SecurityEventSink
@@ -32,16 +36,6 @@ log = logging.getLogger("gatewise.security.credentials")
 
 _DAY = 86400.0
 Rotator = Callable[[str], Awaitable[str]]
-
-
-class CredentialNotFoundError(InvalidRequestError):
-    status = 404
-    code = "credential_not_found"
-
-
-class CredentialRotationError(GatewayError):
-    status = 502
-    code = "credential_rotation_failed"
 
 
 def _aad(name: str) -> bytes:

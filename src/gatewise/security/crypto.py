@@ -25,7 +25,7 @@ import os
 import secrets
 from typing import Any, NoReturn
 
-from gatewise.errors import GatewayError
+from gatewise.errors import SecretBoxError
 
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -33,14 +33,6 @@ KEY_BYTES = 32
 MIN_PASSPHRASE = 16
 _SCRYPT_SALT = b"gatewise/secretbox/v1"
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
-
-
-class SecretBoxError(GatewayError):
-    """A blob did not open: tampered, truncated, sealed under another key or another context."""
-
-    status = 500
-    error_type = "api_error"
-    code = "decryption_failed"
 
 
 def generate_key() -> str:

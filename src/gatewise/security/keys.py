@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gatewise.errors import InvalidRequestError, UnauthorizedError
+from gatewise.errors import InvalidRequestError, KeyNotFoundError, UnauthorizedError
 from gatewise.pipeline.core import Identity
 from gatewise.security.audit import AuditLog
 from gatewise.security.events import SecurityEventSink
@@ -50,11 +50,6 @@ _KEY_RE = re.compile(r"sk-gw-([0-9a-f]{12})-([A-Za-z0-9_-]{32,128})")
 _INVALID = "invalid API key"
 _UPDATABLE = frozenset({"name", "role", "team", "user", "models", "permissions", "expires", "rpm",
                         "tpm", "metadata"})
-
-
-class KeyNotFoundError(InvalidRequestError):
-    status = 404
-    code = "key_not_found"
 
 
 def parse_key(token: str) -> tuple[str, str] | None:

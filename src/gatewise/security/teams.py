@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from gatewise.errors import InvalidRequestError
+from gatewise.errors import InvalidRequestError, TeamNotFoundError
 from gatewise.security.audit import AuditLog
 from gatewise.storage.base import GovernanceStore, TeamRecord
 
@@ -21,11 +21,6 @@ if TYPE_CHECKING:
 
 _TEAM_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _UPDATABLE = frozenset({"name", "models", "rpm", "tpm", "metadata"})
-
-
-class TeamNotFoundError(InvalidRequestError):
-    status = 404
-    code = "team_not_found"
 
 
 class TeamManager:

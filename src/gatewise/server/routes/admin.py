@@ -19,7 +19,13 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from gatewise.errors import ForbiddenError, InvalidRequestError
+from gatewise.errors import (
+    ForbiddenError,
+    InvalidRequestError,
+    KeyNotFoundError,
+    NotFoundError,
+    TeamNotFoundError,
+)
 from gatewise.pipeline.core import Identity
 from gatewise.security.rbac import require, require_grant
 from gatewise.server.context import RequestContext
@@ -28,11 +34,6 @@ from gatewise.storage.base import USAGE_GROUPS, KeyRecord, TeamRecord, UsageGrou
 
 _encode = msgspec.json.Encoder().encode
 AdminHandler = Callable[[RequestContext, dict[str, str]], Awaitable[None]]
-
-
-class NotFoundError(InvalidRequestError):
-    status = 404
-    code = "not_found"
 
 
 # -- request bodies: unknown fields are errors, like the config ----------------------------
@@ -163,7 +164,7 @@ async def create_key(ctx: RequestContext, p: dict[str, str]) -> None:
 async def _load_key(ctx: RequestContext, key_id: str) -> KeyRecord:
     rec = await ctx.gateway.governance.stores.governance.get_key(key_id)
     if rec is None:
-        raise NotFoundError(f"no key '{key_id}'")
+        raise KeyNotFoundError(f"no key '{key_id}'", param="key_id")
     _own_team(ctx.identity, rec.team)
     return rec
 
@@ -243,7 +244,7 @@ async def list_teams(ctx: RequestContext, p: dict[str, str]) -> None:
 async def _load_team(ctx: RequestContext, team_id: str) -> TeamRecord:
     team = await ctx.gateway.governance.stores.governance.get_team(team_id)
     if team is None:
-        raise NotFoundError(f"no team '{team_id}'")
+        raise TeamNotFoundError(f"no team '{team_id}'", param="team_id")
     return team
 
 
