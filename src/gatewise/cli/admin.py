@@ -15,10 +15,12 @@ import sys
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
+from gatewise.errors import InvalidRequestError
 from gatewise.governance import Governance, cli_actor
-from gatewise.storage.base import USAGE_GROUPS, KeyRecord, UsageGroup
+from gatewise.storage.base import KeyRecord
+from gatewise.storage.usage import parse_group_by, parse_time, usage_table
 
 
 def _leaf(sub: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
@@ -91,13 +93,6 @@ def add_parsers(sub: Any) -> None:
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _ts(value: str | None) -> float | None:
-    if not value:
-        return None
-    d = datetime.fromisoformat(value)
-    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
 
 
 def _key_line(k: KeyRecord) -> str:
@@ -190,26 +185,19 @@ async def _dispatch(gov: Governance, args: argparse.Namespace) -> int:
 
 
 async def _usage(gov: Governance, args: argparse.Namespace) -> int:
-    groups = _csv(args.group_by)
-    bad = [g for g in groups if g not in USAGE_GROUPS]
-    if bad:
-        print(f"error: cannot group by {bad[0]!r}; use {', '.join(sorted(USAGE_GROUPS))}",
-              file=sys.stderr)
+    try:
+        groups = parse_group_by(args.group_by)
+        since, until = parse_time(args.since, "since"), parse_time(args.until, "until")
+    except InvalidRequestError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    rows = await gov.stores.ledger.aggregate(cast(list[UsageGroup], groups),
-                                             since=_ts(args.since), until=_ts(args.until),
-                                             team=args.team, key_id=args.key)
-    head = [*groups, "requests", "prompt_tokens", "completion_tokens", "cached_tokens",
-            "cost_usd"]
-    table: list[list[Any]] = [[*(r.group.get(g, "") for g in groups), r.requests,
-                               r.prompt_tokens, r.completion_tokens, r.cached_tokens,
-                               f"{r.cost_usd:.6f}"] for r in rows]
+    rows = await gov.stores.ledger.aggregate(groups, since=since, until=until, team=args.team,
+                                             key_id=args.key)
+    table = usage_table(rows, groups, cost_digits=6)
     if args.csv:
-        w = csv.writer(sys.stdout)
-        w.writerow(head)
-        w.writerows(table)
+        csv.writer(sys.stdout).writerows(table)
         return 0
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *table, strict=False)]
-    for row in (head, *table):
+    widths = [max(len(str(x)) for x in col) for col in zip(*table, strict=True)]
+    for row in table:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
     return 0

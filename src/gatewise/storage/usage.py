@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from gatewise.storage.base import UsageGroup, UsageRecord
+from gatewise.errors import InvalidRequestError
+from gatewise.storage.base import USAGE_GROUPS, UsageGroup, UsageRecord, UsageRow
 
 # Record attribute per group (`day` is derived from `ts`).
 GROUP_ATTRS: dict[str, str] = {"team": "team", "key": "key_id", "model": "alias",
@@ -62,3 +65,41 @@ def check_groups(group_by: Sequence[str]) -> None:
     for g in group_by:
         if g != "day" and g not in GROUP_ATTRS:
             raise ValueError(f"unknown usage grouping {g!r}")
+
+
+# -- usage reports (the admin API and the CLI answer the same questions the same way) -------
+
+def parse_group_by(text: str) -> list[UsageGroup]:
+    """`team,model,day` → groupings, refusing an unknown one by name."""
+    groups = [g.strip() for g in text.split(",") if g.strip()]
+    for g in groups:
+        if g not in USAGE_GROUPS:
+            raise InvalidRequestError(f"cannot group by {g!r}; use {', '.join(sorted(USAGE_GROUPS))}",
+                                      param="group_by")
+    return cast(list[UsageGroup], groups)
+
+
+def parse_time(value: str | None, param: str) -> float | None:
+    """A report bound: epoch seconds, a date (`2026-11-01`, UTC midnight) or an ISO time."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        d = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequestError(f"'{param}' must be a date (YYYY-MM-DD), an ISO time or "
+                                  "epoch seconds", param=param) from None
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
+
+
+def usage_table(rows: Sequence[UsageRow], group_by: Sequence[UsageGroup],
+                cost_digits: int) -> list[list[Any]]:
+    """Header, then one line per group: the groupings, then the sums."""
+    head: list[Any] = [*group_by, "requests", "prompt_tokens", "completion_tokens",
+                       "cached_tokens", "cost_usd"]
+    return [head, *([*(r.group.get(g, "") for g in group_by), r.requests, r.prompt_tokens,
+                     r.completion_tokens, r.cached_tokens, f"{r.cost_usd:.{cost_digits}f}"]
+                    for r in rows)]

@@ -13,8 +13,7 @@ import io
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
@@ -30,7 +29,8 @@ from gatewise.pipeline.core import Identity
 from gatewise.security.rbac import require, require_grant
 from gatewise.server.context import RequestContext
 from gatewise.server.http import read_body, respond
-from gatewise.storage.base import USAGE_GROUPS, KeyRecord, TeamRecord, UsageGroup
+from gatewise.storage.base import KeyRecord, TeamRecord
+from gatewise.storage.usage import parse_group_by, parse_time, usage_table
 
 _encode = msgspec.json.Encoder().encode
 AdminHandler = Callable[[RequestContext, dict[str, str]], Awaitable[None]]
@@ -330,44 +330,20 @@ async def delete_budget(ctx: RequestContext, p: dict[str, str]) -> None:
 
 # -- usage --------------------------------------------------------------------------------
 
-def _ts(value: str | None, param: str) -> float | None:
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        d = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequestError(f"'{param}' must be a date (YYYY-MM-DD), an ISO time or "
-                                  "epoch seconds", param=param) from None
-    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
-
-
 async def usage(ctx: RequestContext, p: dict[str, str]) -> None:
     q = _query(ctx)
     ident = ctx.identity
     team = _own_team(ident, q.get("team"))
     require(ident, "usage:read", team=team)
-    group_by = [g for g in (q.get("group_by") or "team,model,day").split(",") if g]
-    bad = [g for g in group_by if g not in USAGE_GROUPS]
-    if bad:
-        raise InvalidRequestError(f"cannot group by {bad[0]!r}; use {sorted(USAGE_GROUPS)}",
-                                  param="group_by")
+    group_by = parse_group_by(q.get("group_by") or "team,model,day")
     gov = ctx.gateway.governance
     await gov.ledger.flush()
     rows = await gov.stores.ledger.aggregate(
-        cast(list[UsageGroup], group_by), since=_ts(q.get("since"), "since"),
-        until=_ts(q.get("until"), "until"), team=team, key_id=q.get("key"))
+        group_by, since=parse_time(q.get("since"), "since"),
+        until=parse_time(q.get("until"), "until"), team=team, key_id=q.get("key"))
     if q.get("format") == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow([*group_by, "requests", "prompt_tokens", "completion_tokens",
-                    "cached_tokens", "cost_usd"])
-        for r in rows:
-            w.writerow([*(r.group.get(g, "") for g in group_by), r.requests, r.prompt_tokens,
-                        r.completion_tokens, r.cached_tokens, f"{r.cost_usd:.8f}"])
+        csv.writer(buf).writerows(usage_table(rows, group_by, cost_digits=8))
         await respond(ctx.send, 200, buf.getvalue().encode(),
                       [(b"x-request-id", ctx.request_id.encode()),
                        (b"content-disposition", b'attachment; filename="usage.csv"')],
@@ -388,8 +364,8 @@ async def usage_records(ctx: RequestContext, p: dict[str, str]) -> None:
         raise InvalidRequestError("'limit' must be an integer", param="limit") from None
     gov = ctx.gateway.governance
     await gov.ledger.flush()
-    recs = await gov.stores.ledger.query(since=_ts(q.get("since"), "since"),
-                                         until=_ts(q.get("until"), "until"), limit=limit,
+    recs = await gov.stores.ledger.query(since=parse_time(q.get("since"), "since"),
+                                         until=parse_time(q.get("until"), "until"), limit=limit,
                                          team=team, key_id=q.get("key"))
     await _json(ctx, {"object": "list", "data": [asdict(r) for r in recs]})
 
