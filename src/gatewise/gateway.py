@@ -93,6 +93,7 @@ class Gateway:
         self.guardrails = Guardrails(cfg.guardrails, events=self.security_events, tools=tools,
                                      vault_store=self.governance.shared_vault_store())
         self._started = False
+        self._start_lock = asyncio.Lock()
         # Once per call: the ledger (sees every outcome), access, rate limits, budgets, then
         # orchestration aliases (each branch is a call through everything after it), then
         # alias resolution (rules, steps, complexity), then fallback chains.
@@ -145,12 +146,13 @@ class Gateway:
 
     async def start(self) -> None:
         """Replays a crashed process's ledger journal and starts background work (ledger
-        flushing, key-revocation broadcast). The server calls it at start-up; the library's
-        first call does it otherwise."""
-        if not self._started:
-            await self.governance.start()
-            await self.guardrails.start()
-            self._started = True
+        flushing, key-revocation broadcast, MCP tool servers). The server calls it at
+        start-up; otherwise the library's first call does, once however many race."""
+        async with self._start_lock:
+            if not self._started:
+                await self.governance.start()
+                await self.guardrails.start()
+                self._started = True
 
     # -- library API -------------------------------------------------------------------------
     def _chat_request(self, prompt: str | None, model: str | None, messages: Any,
@@ -170,11 +172,8 @@ class Gateway:
         `conversation` keys per-conversation state (the PII vault's placeholders);
         `fit_context` trims the oldest history to the model's context window."""
         params.pop("stream", None)
-        req = self._chat_request(prompt, model, messages, params)
-        call = Call("chat", req, identity)
-        if conversation is not None:
-            call.conversation = conversation
-        call.fit_context = call.fit_context or fit_context
+        call = self._chat_call(self._chat_request(prompt, model, messages, params), identity,
+                               conversation, fit_context)
         out = await self.run(call)
         assert isinstance(out, ChatCompletion)
         return ChatResult(out, CallInfo.of(call))
@@ -185,17 +184,24 @@ class Gateway:
     def stream(self, prompt: str | None = None, *, model: str | None = None,
                messages: list[dict[str, Any]] | None = None,
                identity: Identity = ANONYMOUS, conversation: str | None = None,
-               **params: Any) -> ChatStream:
+               fit_context: bool = False, **params: Any) -> ChatStream:
         """`async for chunk in gw.stream(...)`; tokens arrive as the model produces them."""
         params["stream"] = True
-        req = self._chat_request(prompt, model, messages, params)
-        return ChatStream(self._open_stream(req, identity, conversation))
+        call = self._chat_call(self._chat_request(prompt, model, messages, params), identity,
+                               conversation, fit_context)
+        return ChatStream(self._open_stream(call))
 
-    async def _open_stream(self, req: ChatRequest, identity: Identity,
-                           conversation: str | None) -> AsyncIterator[ChunkStream]:
+    @staticmethod
+    def _chat_call(req: ChatRequest, identity: Identity, conversation: str | None,
+                   fit_context: bool) -> Call:
+        """The library's `conversation=` and `fit_context=` add to what `metadata` says."""
         call = Call("chat", req, identity)
         if conversation is not None:
             call.conversation = conversation
+        call.fit_context = call.fit_context or fit_context
+        return call
+
+    async def _open_stream(self, call: Call) -> AsyncIterator[ChunkStream]:
         out = await self.run(call)
         assert isinstance(out, ChunkStream)
         yield out

@@ -99,14 +99,8 @@ class Governance:
         self.keys.on_budgets = self.budget_source.invalidate
         self._vault: CredentialVault | None = None
         self._box: SecretBox | None = None
-        self._started = False
-        self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics = metrics
-
-    @property
-    def enabled(self) -> bool:
-        return self.config.config.accounting.enabled
 
     def middlewares(self) -> list[Middleware]:
         """Once per call, right after telemetry: the ledger sees every outcome (blocked ones
@@ -184,33 +178,28 @@ class Governance:
 
     async def start(self) -> None:
         """Replays journals left by crashed processes, starts the ledger flusher and the
-        key-revocation broadcast. Idempotent; the first request calls it if nobody did."""
-        if self._started:
-            return
-        async with self._start_lock:
-            if self._started:
-                return
-            if self.journal is not None:
-                replayed = await self.journal.replay(self.stores.ledger)
-                if replayed:
-                    log.warning("ledger: replayed %d records from an earlier process's journal",
-                                replayed)
-            self.ledger.start()
-            if self.config.storage_redis_url:
-                await self.keys.start_broadcast(self.config.storage_redis_url)
-            self._tasks.append(asyncio.create_task(self._housekeeping()))
-            self._started = True
+        key-revocation broadcast. `Gateway.start` calls it once."""
+        if self.journal is not None:
+            replayed = await self.journal.replay(self.stores.ledger)
+            if replayed:
+                log.warning("ledger: replayed %d records from an earlier process's journal",
+                            replayed)
+        self.ledger.start()
+        if self.config.storage_redis_url:
+            await self.keys.start_broadcast(self.config.storage_redis_url)
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
 
     async def _housekeeping(self) -> None:
-        """Off the hot path: key and credential usage every 10 s; once a day (and at
-        start-up) credential rotation checks (alerts when due) and the retention purge."""
+        """Off the hot path: key and credential usage every 10 s; once a day, starting a
+        minute after start-up (so short-lived processes such as a CLI chat never pay for it),
+        credential rotation checks (alerts when due) and the retention purge."""
         ticks = 0
         while True:
             try:
                 await self.keys.flush_usage()
                 if self._vault is not None:
                     await self._vault.flush_usage()
-                if ticks % 8640 == 0:
+                if ticks % 8640 == 6:
                     await self.daily()
             except Exception as exc:  # the store may be briefly down; try again later
                 log.warning("housekeeping failed: %s", type(exc).__name__)
@@ -244,7 +233,6 @@ class Governance:
         await self.keys.aclose()
         await self.events.drain()
         await self.stores.aclose()
-        self._started = False
 
     async def create_budget(self, *, scope: str, subject: str, period: str,
                             limit_usd: float | None, limit_tokens: int | None, hard: bool,
