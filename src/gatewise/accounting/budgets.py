@@ -204,7 +204,7 @@ class BudgetMiddleware:
         self.thresholds = sorted(thresholds)
         self.clock = clock
         self._fired: set[str] = set()
-        self._background = BackgroundTasks()
+        self._background = BackgroundTasks("settling a budget")
         self.settle_in_background = settle_in_background
 
     async def __call__(self, call: Call, next: Handler) -> Any:

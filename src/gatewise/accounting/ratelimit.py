@@ -74,7 +74,7 @@ class RateLimitMiddleware(BackgroundTasks):
         (0: only the prompt is counted up front; the excess is added after).
         `clock` dates local refusals: a key refused on RPM is refused again locally until its
         window has slid, sparing the shared store a flood of hits that cannot succeed."""
-        super().__init__()
+        super().__init__("updating a rate-limit window")
         self.windows = windows
         self.tokenizers = tokenizers
         self.aliases = aliases or {}
@@ -190,7 +190,7 @@ class DeploymentLimitMiddleware(BackgroundTasks):
     deployment moves the router on instead of being retried in place."""
 
     def __init__(self, windows: WindowStore, *, tokenizers: TokenCounting | None = None) -> None:
-        super().__init__()
+        super().__init__("updating a rate-limit window")
         self.windows = windows
         self.tokenizers = tokenizers
 

@@ -8,6 +8,8 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from gatewise.pipeline.background import BackgroundTasks
+
 log = logging.getLogger("gatewise.security")
 
 
@@ -21,15 +23,18 @@ class SecurityEventSink(Protocol):
         ...
 
 
+def log_event(kind: str, action: str, *, request_id: str | None = None,
+              tenant: str | None = None, key_id: str | None = None,
+              detail: dict[str, Any] | None = None) -> None:
+    log.warning("security event", extra={"kind": kind, "action": action,
+                                          "request_id": request_id, "tenant": tenant,
+                                          "key_id": key_id, "detail": detail or {}})
+
+
 class LogEventSink:
     """The default sink: a structured warning per event (the gateway adds metric + audit)."""
 
-    def emit(self, kind: str, action: str, *, request_id: str | None = None,
-             tenant: str | None = None, key_id: str | None = None,
-             detail: dict[str, Any] | None = None) -> None:
-        log.warning("security event", extra={"kind": kind, "action": action,
-                                              "request_id": request_id, "tenant": tenant,
-                                              "key_id": key_id, "detail": detail or {}})
+    emit = staticmethod(log_event)
 
 
 class AuditLike(Protocol):
@@ -40,42 +45,34 @@ class AuditLike(Protocol):
 class GatewayEventSink:
     """Log + metric for every event, and an audit row for every event but denied
     authentications (attacker-driven and high-volume: they would flood the append-only log;
-    the metric and the log line count them). The audit write is a task, so a guard on the
-    hot path never waits on the store; tasks are kept until done."""
+    the metric and the log line count them). The audit write runs in the background, so a
+    guard on the hot path never waits on the store."""
 
     def __init__(self, counter: Any, audit: AuditLike | None) -> None:
         self._counter = counter
         self._audit = audit
-        self._pending: set[Any] = set()
+        self._writes = BackgroundTasks("auditing a security event")
 
     def emit(self, kind: str, action: str, *, request_id: str | None = None,
              tenant: str | None = None, key_id: str | None = None,
              detail: dict[str, Any] | None = None) -> None:
-        LogEventSink().emit(kind, action, request_id=request_id, tenant=tenant, key_id=key_id,
-                            detail=detail)
+        log_event(kind, action, request_id=request_id, tenant=tenant, key_id=key_id,
+                  detail=detail)
         if self._counter is not None:
             self._counter.inc((kind, action))
         if self._audit is None or kind == "auth":
             return
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             return
-        info = {k: v for k, v in (detail or {}).items()}
+        info = dict(detail or {})
         if request_id:
             info["request_id"] = request_id
         if tenant:
             info["tenant"] = tenant
-        task = loop.create_task(self._audit.record(key_id or "anonymous", f"security.{kind}",
-                                                   action, **info))
-        self._pending.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: Any) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("could not audit a security event: %s", type(task.exception()).__name__)
+        self._writes.spawn(self._audit.record(key_id or "anonymous", f"security.{kind}",
+                                              action, **info))
 
     async def drain(self) -> None:
-        if self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        await self._writes.drain()

@@ -147,7 +147,7 @@ class GatewayApp:
         raise UnauthorizedError("Invalid or missing API key for this gateway")
 
     def _deny(self, request_id: str, reason: str) -> None:
-        """A denied authentication is a security event (log, metric, audit); never the key."""
+        """A denied authentication is a security event (log and metric); never the key."""
         self.gateway.security_events.emit("auth", "deny", request_id=request_id,
                                           detail={"reason": reason})
 
