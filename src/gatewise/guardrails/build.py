@@ -4,6 +4,7 @@ start-up (`Guardrails.warm`), not on the first request."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from gatewise.config.schema import GuardrailPolicy, GuardrailsConfig
@@ -37,6 +38,7 @@ class Guardrails:
 
     def _build(self, policy: GuardrailPolicy) -> list[Middleware]:
         out: list[Middleware] = []
+        detector: InjectionDetector | None = None
         inj = policy.injection
         if inj is not None and inj.enabled:
             from gatewise.guardrails.injection import InjectionDetector, InjectionMiddleware
@@ -45,7 +47,8 @@ class Guardrails:
             if key not in self._detectors:
                 t = inj.threshold if inj.threshold is not None else 0.5
                 self._detectors[key] = InjectionDetector(threshold=t, indirect_threshold=t)
-            out.append(InjectionMiddleware(self._detectors[key], action=inj.action,
+            detector = self._detectors[key]
+            out.append(InjectionMiddleware(detector, action=inj.action,
                                            scan_indirect=inj.scan_indirect, events=self.events))
         tl = policy.tools
         if tl is not None and tl.enabled:
@@ -63,12 +66,13 @@ class Guardrails:
                 target: Any = srv.url if srv.url else list(srv.command or [])
                 self._mcp.append((McpServer(target, name=srv.name, permission=srv.permission),
                                   srv.permission))
+            # Arguments are inspected for injections when this policy scans for them.
             inspect = None
-            if self._detectors:
-                detector = next(iter(self._detectors.values()))
+            if detector is not None:
+                scan = detector.scan
 
                 def inspect(text: str) -> bool:
-                    return detector.scan(text, "indirect").flagged
+                    return scan(text, "indirect").flagged
 
             out.append(ToolGuardMiddleware(self.tools, repair=tl.repair, events=self.events,
                                            inspect_text=inspect,
@@ -117,8 +121,6 @@ class Guardrails:
 
     async def warm(self) -> None:
         """Builds the analyzers and trains the injection classifier off the event loop."""
-        import asyncio
-
         for d in self._detectors.values():
             await asyncio.to_thread(d.warm_up)
         for p in self._pii:
