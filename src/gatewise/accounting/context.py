@@ -28,7 +28,9 @@ from typing import Any
 
 import msgspec
 
+from gatewise.accounting.usage import Prices, TokenCounting
 from gatewise.errors import InvalidRequestError
+from gatewise.pipeline.core import Call, Handler
 from gatewise.types.messages import (
     DeveloperMessage,
     Message,
@@ -135,14 +137,14 @@ class ContextFitMiddleware:
     table's `context_window` for the model, or `fallback_window` when the table has none.
     Calls that did not ask pay one attribute check."""
 
-    def __init__(self, prices: Any, tokenizers: Any, *, default_reserve: int = 1024,
-                 fallback_window: int | None = None) -> None:
+    def __init__(self, prices: Prices, tokenizers: TokenCounting, *,
+                 default_reserve: int = 1024, fallback_window: int | None = None) -> None:
         self.prices = prices
         self.tokenizers = tokenizers
         self.default_reserve = default_reserve
         self.fallback_window = fallback_window
 
-    async def __call__(self, call: Any, next: Any) -> Any:
+    async def __call__(self, call: Call, next: Handler) -> Any:
         dep = call.deployment
         if not call.fit_context or call.kind != "chat" or dep is None:
             return await next(call)
@@ -152,11 +154,11 @@ class ContextFitMiddleware:
             return await next(call)
         req = call.chat_request
         reserve = req.max_completion_tokens or req.max_tokens or self.default_reserve
-        counter = self.tokenizers.for_target(dep.target)
+        target = dep.target
 
         def count(ms: list[Message]) -> int:
-            return int(self.tokenizers.count_messages(msgspec.structs.replace(req, messages=ms),
-                                                      counter))
+            return self.tokenizers.count_request(msgspec.structs.replace(req, messages=ms),
+                                                 target)
 
         fitted = fit_messages(list(req.messages), count, window, reserve)
         if len(fitted) == len(req.messages):
