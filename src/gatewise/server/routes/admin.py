@@ -13,7 +13,7 @@ import io
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import msgspec
@@ -84,9 +84,9 @@ class TeamUpdate(_Body):
 
 
 class BudgetCreate(_Body):
-    scope: str
+    scope: Literal["key", "team", "user"]
     subject: str
-    period: str = "month"
+    period: Literal["day", "month", "total"] = "month"
     limit_usd: float | None = None
     limit_tokens: int | None = None
     hard: bool = True
@@ -273,17 +273,9 @@ async def delete_team(ctx: RequestContext, p: dict[str, str]) -> None:
 
 # -- budgets ------------------------------------------------------------------------------
 
-def _budget_team(ident: Identity, scope: str, subject: str) -> str | None:
-    return _own_team(ident, subject if scope == "team" else None)
-
-
 async def create_budget(ctx: RequestContext, p: dict[str, str]) -> None:
     body: BudgetCreate = await _body(ctx, BudgetCreate)
     ident = ctx.identity
-    if body.scope not in ("key", "team", "user"):
-        raise InvalidRequestError("scope must be key, team or user", param="scope")
-    if body.period not in ("day", "month", "total"):
-        raise InvalidRequestError("period must be day, month or total", param="period")
     if body.limit_usd is None and body.limit_tokens is None:
         raise InvalidRequestError("give limit_usd or limit_tokens", param="limit_usd")
     if body.scope != "team" and not ident.can("admin:*"):
@@ -294,7 +286,8 @@ async def create_budget(ctx: RequestContext, p: dict[str, str]) -> None:
         else:
             raise ForbiddenError("only admins may set user budgets")
     else:
-        require(ident, "budgets:manage", team=_budget_team(ident, body.scope, body.subject))
+        require(ident, "budgets:manage",
+                team=_own_team(ident, body.subject if body.scope == "team" else None))
     rec = await ctx.gateway.governance.create_budget(
         scope=body.scope, subject=body.subject, period=body.period, limit_usd=body.limit_usd,
         limit_tokens=body.limit_tokens, hard=body.hard, actor=_actor(ident))
