@@ -7,11 +7,10 @@ import threading
 import time
 from typing import Any
 
-import uvicorn
-
 from gatewise.config.loader import parse_config, resolve_config
 from gatewise.gateway import Gateway
 from gatewise.server.app import GatewayApp, create_app
+from gatewise.server.serving import build_server
 from tests.fakes.ports import free_port
 
 
@@ -26,9 +25,8 @@ class GatewayServer:
             cfg, warnings = parse_config(config)
             self.app = create_app(resolve_config(cfg, None, env or {}, warnings), warmup=warmup)
         self.port = free_port()
-        self._server = uvicorn.Server(uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, lifespan="on", access_log=False,
-            log_level="warning", loop="asyncio", http="httptools"))
+        self._server = build_server(self.app, host="127.0.0.1", port=self.port,
+                                    log_level="warning", loop="asyncio")
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property

@@ -1,5 +1,5 @@
-"""`gatewise serve`: uvicorn with uvloop and httptools, one process, no access log (the
-gateway records its own metrics), on 127.0.0.1:4000 unless told otherwise."""
+"""`gatewise serve`: the gateway app on uvicorn (see `server/serving.py`), one process, on
+127.0.0.1:4000 unless told otherwise."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import sys
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gatewise.config.loader import load_config
     from gatewise.server.app import create_app
+    from gatewise.server.serving import build_server
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -22,15 +21,7 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(cfg, warmup=False if args.no_warmup else None)
     host = args.host or cfg.config.server.host
     port = args.port if args.port is not None else cfg.config.server.port
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
     print(f"gatewise serving {', '.join(cfg.aliases) or 'no models'} on http://{host}:{port}/v1",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, loop=loop, http="httptools", lifespan="on",
-                access_log=False, log_level=args.log_level, server_header=False,
-                date_header=False, timeout_keep_alive=75)
+    build_server(app, host=host, port=port, log_level=args.log_level).run()
     return 0
