@@ -5,8 +5,12 @@ GatewayError                      .status (HTTP) and .retryable on every class
 ├── ConfigError
 ├── InvalidRequestError           caller's mistake, names the field (.param)
 │   ├── ModelNotFoundRequestError the requested model/alias is not configured (404)
+│   ├── RequestTooLargeError 413 · RequestHeadersTooLargeError 431 · RequestTimeoutError 408
+│   │   · MalformedRequestError 400   the HTTP layer's limits (`server/protocol.py`)
+│   ├── ConflictError 409 → NotConfiguredError    the state (or the config) refuses it
 │   └── NotFoundError 404 → KeyNotFoundError, TeamNotFoundError, CredentialNotFoundError
 ├── SecretBoxError 500 · CredentialRotationError 502   secrets at rest
+├── ServerShuttingDownError 503   the server is draining; retryable (on another replica)
 ├── ProviderError(provider, model, status, headers, body)   never subclasses a vendor SDK type
 │   ├── ProviderConnectionError / ProviderTimeoutError       retryable
 │   ├── AuthenticationError 401 · PermissionDeniedError 403 · ModelNotFoundError 404
@@ -16,7 +20,7 @@ GatewayError                      .status (HTTP) and .retryable on every class
 │   └── ProviderResponseError 502                            upstream answered garbage
 ├── PolicyError
 │   ├── UnauthorizedError 401 · ForbiddenError 403 (the caller's gateway key)
-│   ├── BudgetExceededError 402 · RateLimitExceeded 429 · CircuitOpenError 503
+│   ├── BudgetExceededError 402 · RateLimitExceeded 429 · CircuitOpenError 503 (retry_after)
 │   ├── BudgetStoreUnavailable 503 (budgets fail closed)
 │   └── GuardrailViolation → PIIViolation, PromptInjectionDetected, ToolCallRejected,
 │                            OutputCheckFailed
@@ -24,15 +28,86 @@ GatewayError                      .status (HTTP) and .retryable on every class
 ```
 
 Each class knows its HTTP status and its OpenAI error `type`/`code`, so the server turns any of
-them into OpenAI's error JSON in one place (`gatewise.server.errors`) and the official SDK raises
-its own matching typed error. Provider errors keep the upstream body for diagnosis but never
-print it in `str()`: bodies can echo prompts.
+them into OpenAI's error JSON in one place (`to_openai`, called by `gatewise.server.errors`) and
+the official SDK raises its own matching typed error. Provider errors keep the upstream body for
+diagnosis but never print it in `str()`: bodies can echo prompts.
+
+A message that may carry text an upstream wrote (`upstream_text`: provider errors, and the
+fallback/orchestration errors that quote them) reaches clients only through `public_text`:
+control characters dropped; URLs, host names, IP addresses, ports, file paths and secret-looking
+tokens replaced by placeholders; at most `PUBLIC_MESSAGE_MAX` characters. An upstream may be an
+internal service that names its neighbours or echoes credentials; what stays is the part SDK
+users act on ("This model's maximum context length is 8192 tokens...").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+PUBLIC_MESSAGE_MAX = 300
+_SCAN_MAX = 2048  # a longer upstream text is cut (at a space) before it is cleaned
+# ANSI escape sequences, C0/C1 controls, zero-width and bidi-override characters.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]{0,16}[ -/]{0,2}[@-~]"
+                      r"|[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]+")
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# Top-level domains that mark a word as a host name ("messages.0.content.text" is not one).
+_TLDS = ("com|net|org|io|ai|dev|app|cloud|co|info|biz|me|us|uk|de|fr|eu|nl|jp|cn|ru|in|sh|"
+         "internal|local|localdomain|lan|corp|home|intranet|private|svc|cluster|test|example|"
+         "invalid|arpa|localhost")
+_SCRUB: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b[a-z][a-z0-9+.-]{0,30}://\S*"), "[url]"),  # bounded: no O(n²)
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 [redacted]"),
+    # `name: value` / `name=value` for names that hold credentials ("Authorization: Basic x").
+    (re.compile(r"(?i)\b(api[_-]?key|(?:access|refresh|id)[_-]?token|token|(?:client[_-]?)?secret"
+                r"|password|passwd|pwd|authorization|credentials?)(\"?\s*[:=]\s*\"?)"
+                r"(?:(?:bearer|basic|digest)\s+)?[^\s\"',;]+"), r"\1\2[redacted]"),
+    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_*-]{6,}|\bAIza[0-9A-Za-z_-]{16,}|\bAKIA[0-9A-Z]{12,}"
+                r"|\bgh[pousr]_[A-Za-z0-9]{16,}|\bxox[abprs]-[A-Za-z0-9-]{10,}"
+                r"|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?"), "[redacted]"),
+    (re.compile(r"\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\](?::\d{1,5})?"
+                r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}(?![\w:])"
+                r"|(?<![\w:])(?=[0-9A-Fa-f:]*[0-9A-Fa-f])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?"
+                r"::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?(?![\w:])"), "[address]"),
+    (re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])"), "[address]"),
+    (re.compile(rf"(?<![\w.-])(?:{_HOST_LABEL}\.)*[A-Za-z][A-Za-z0-9-]{{0,62}}:\d{{2,5}}(?!\w)"),
+     "[address]"),
+    (re.compile(rf"(?i)(?<![\w.-])(?:(?:{_HOST_LABEL}\.)+(?:{_TLDS})|localhost)(?![\w-])"),
+     "[host]"),
+    (re.compile(r"(?<![\w.])(?:/[\w.-]+){2,}/?|\b[A-Za-z]:\\\S+"), "[path]"),
+)
+_LONG_WORD = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
+_PIECE = re.compile(r"[-_]")
+_SPACES = re.compile(r"\s{2,}")
+
+
+def public_text(text: str, limit: int = PUBLIC_MESSAGE_MAX) -> str:
+    """`text` (possibly written by an upstream) made fit for a client: see the module docstring.
+    Deterministic and bounded: only the first `_SCAN_MAX` characters are looked at."""
+    if len(text) > _SCAN_MAX:
+        cut = text.rfind(" ", 0, _SCAN_MAX)
+        text = text[:cut if cut > 0 else _SCAN_MAX]  # no half word (half a secret) at the end
+    text = _CONTROL.sub(" ", text)
+    for pattern, placeholder in _SCRUB:
+        text = pattern.sub(placeholder, text)
+    text = _LONG_WORD.sub(_secret_or_word, text)
+    text = _SPACES.sub(" ", text).strip()
+    if len(text) > limit:
+        cut = text.rfind(" ", 0, limit)
+        text = text[:cut if cut > limit // 2 else limit - 1].rstrip() + "…"
+    return text
+
+
+def _secret_or_word(m: re.Match[str]) -> str:
+    """A long run of letters and digits in one piece (ids, keys, hashes, base64) is hidden;
+    a long name made of short parts (`llama-3.1-8b-instruct-q4_k_m`) is kept."""
+    word = m.group(0)
+    for piece in _PIECE.split(word):
+        if len(piece) >= 16 and any(c.isdigit() for c in piece) \
+                and any(c.isalpha() for c in piece):
+            return "[redacted]"
+    return word
 
 
 class GatewayError(Exception):
@@ -42,6 +117,9 @@ class GatewayError(Exception):
     retryable: bool = False
     error_type: str = "api_error"
     code: str | None = None
+    # Whether `message` may quote an upstream (its error text, an internal address): then
+    # clients see it only through `public_text`.
+    upstream_text: bool = False
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -50,11 +128,15 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
 
+    def public_message(self) -> str:
+        """The message a client may see (an API response body, a tool call's arguments)."""
+        return public_text(self.message) if self.upstream_text else self.message
+
     def to_openai(self) -> dict[str, Any]:
         """The error object OpenAI's clients parse: `{"error": {message, type, param, code}}`."""
         return {
             "error": {
-                "message": self.message,
+                "message": self.public_message(),
                 "type": self.error_type,
                 "param": self.param,
                 "code": self.code,
@@ -63,14 +145,19 @@ class GatewayError(Exception):
 
 
 class ConfigError(GatewayError):
-    """The configuration is wrong; the message names the file, the key path and the problem."""
+    """The configuration is wrong; `str()` names the file, the key path and the problem.
+
+    `.message` leaves the file out (`security.encryption_key: …`): it is what may travel
+    further (an escalation result, an error body), and a server's file paths are nobody
+    else's business. The server goes further still (see `gatewise.server.errors`)."""
 
     status = 500
     error_type = "configuration_error"
 
     def __init__(self, message: str, *, file: str | None = None, path: str | None = None):
         where = ": ".join(p for p in (file, path) if p)
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(f"{path}: {message}" if path else message)
+        self.args = (f"{where}: {message}" if where else message,)
         self.file = file
         self.path = path
 
@@ -86,9 +173,48 @@ class RequestTooLargeError(InvalidRequestError):
     code = "request_too_large"
 
 
+class RequestHeadersTooLargeError(InvalidRequestError):
+    """The request line and headers (or a chunked body's trailers) passed
+    `server.max_header_bytes`, or the fields `server.max_headers`."""
+
+    status = 431
+    code = "request_headers_too_large"
+
+
+class RequestTimeoutError(InvalidRequestError):
+    """The client was too slow: headers not complete within `server.header_timeout_s`, or a
+    body that stalled (`server.body_timeout_s`) or took too long (`server.body_total_timeout_s`)."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class MalformedRequestError(InvalidRequestError):
+    """Bytes that are not HTTP/1.1: a bad request line, header or chunked framing."""
+
+    code = "invalid_http"
+
+
 class ModelNotFoundRequestError(InvalidRequestError):
     status = 404
     code = "model_not_found"
+
+
+class ConflictError(InvalidRequestError):
+    """A well-formed request the current state refuses: a team that already exists, a team
+    that still has live keys, a key already rotated (409, so clients can tell it from a
+    malformed request)."""
+
+    status = 409
+    code = "conflict"
+
+
+class NotConfiguredError(ConflictError):
+    """The request needs a feature this gateway is not configured for (e.g. storing provider
+    credentials without `security.encryption_key`). The message names the config key, never
+    the config file; retrying cannot help until an operator sets it."""
+
+    code = "not_configured"
 
 
 class NotFoundError(InvalidRequestError):
@@ -126,12 +252,23 @@ class CredentialRotationError(GatewayError):
     code = "credential_rotation_failed"
 
 
+class ServerShuttingDownError(GatewayError):
+    """The server is shutting down: new work is refused, and work still running when the
+    shutdown grace period ends is cut with this error (a 503, or a stream's last event)."""
+
+    status = 503
+    retryable = True
+    error_type = "api_error"
+    code = "server_shutting_down"
+
+
 class ProviderError(GatewayError):
     """The upstream failed. Carries what it said so operators can diagnose it."""
 
     status = 502
     error_type = "api_error"
     code = "upstream_error"
+    upstream_text = True
 
     def __init__(
         self,
@@ -277,10 +414,19 @@ class BudgetStoreUnavailable(PolicyError):
 
 
 class CircuitOpenError(PolicyError):
+    """The deployment (or every deployment of an alias) has an open circuit breaker.
+
+    `retry_after` is the number of seconds until a half-open probe may be sent (None when
+    unknown); the server sends it as `Retry-After`, so clients come back when it is useful."""
+
     status = 503
     retryable = True
     error_type = "api_error"
     code = "circuit_open"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
 
 
 class GuardrailViolation(PolicyError):
@@ -311,6 +457,7 @@ class AllTargetsFailedError(GatewayError):
     """Every deployment tried failed; `.errors` keeps each attempt's error in order."""
 
     retryable = False
+    upstream_text = True  # orchestration quotes each model's error
 
     def __init__(self, message: str, errors: Sequence[GatewayError]):
         super().__init__(message)
@@ -329,6 +476,7 @@ __all__ = [
     "BudgetExceededError",
     "CircuitOpenError",
     "ConfigError",
+    "ConflictError",
     "ContentFilteredError",
     "ContextLengthExceededError",
     "ForbiddenError",
@@ -337,6 +485,7 @@ __all__ = [
     "InvalidRequestError",
     "ModelNotFoundError",
     "ModelNotFoundRequestError",
+    "NotConfiguredError",
     "PIIViolation",
     "PermissionDeniedError",
     "PolicyError",

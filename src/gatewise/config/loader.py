@@ -28,7 +28,14 @@ from gatewise.config.schema import (
 from gatewise.config.secrets import first_env, process_env, resolve_secret
 from gatewise.errors import ConfigError
 from gatewise.providers.base import Target
-from gatewise.providers.presets import Preset, find_preset
+from gatewise.providers.presets import (
+    IN_PROCESS_WIRES,
+    PRESETS,
+    Preset,
+    direct_model_ok,
+    find_preset,
+    path_model_ok,
+)
 from gatewise.transport.base import Timeouts
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -71,17 +78,26 @@ class ResolvedConfig:
     postgres_url: str | None = field(default=None, repr=False)
     encryption_key: str | None = field(default=None, repr=False)
     state_dir: str = ""
+    # Providers a request may name directly (`provider/model`), from `allow_direct_models`.
+    direct_providers: frozenset[str] = frozenset()
 
     def direct(self, ref: str) -> Deployment | None:
-        """A deployment for a `provider/model` reference that no alias names, if allowed."""
-        if not self.config.allow_direct_models or "/" not in ref:
+        """A deployment for a `provider/model` reference that no alias names, if allowed.
+
+        The caller wrote `ref`, so it decides nothing but the model: the provider must be one
+        the operator allows, the model must pass the preset's character rule (no path, query,
+        host or port tricks), and the address comes only from config, environment or the
+        preset's default, never from the request. Anything else is None (a 404, not a call)."""
+        provider, slash, model = ref.partition("/")
+        found = find_preset(provider) if slash else None
+        if found is None:
             return None
-        provider, _, model = ref.partition("/")
-        if find_preset(provider) is None or not model:
+        name, preset = found
+        if name not in self.direct_providers or not direct_model_ok(model, preset):
             return None
-        dep = build_deployment(ref, DeploymentConfig(model=ref), self.config, self.env,
-                               self.file, path=f"<request model {ref}>")
-        if dep.problem is not None or dep.target.wire in ("llamacpp", "litellm", "fake"):
+        dep = build_deployment(ref, DeploymentConfig(model=ref), self.config,
+                               self.env, self.file, path="<request model>")
+        if dep.problem is not None or dep.target.wire in IN_PROCESS_WIRES:
             return None
         return dep
 
@@ -215,7 +231,32 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
                  or os.environ.get("GATEWISE_STATE_DIR") or "~/.local/state/gatewise")
     return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key,
                           redis_url, storage_redis, postgres_url, encryption_key,
-                          str(Path(state_dir).expanduser().resolve()))
+                          str(Path(state_dir).expanduser().resolve()),
+                          direct_providers=_direct_providers(cfg.allow_direct_models, file))
+
+
+def _direct_providers(allow: bool | list[str], file: str | None) -> frozenset[str]:
+    """`allow_direct_models` as provider names. `true` means the hosted providers that take a
+    key (a deployment still needs its key configured to be used): a provider whose default
+    address is on this host, or that is any server the operator points it at
+    (`openai_compatible`), is an internal service as far as callers go, reachable by a
+    request's model name only when the operator lists it."""
+    if allow is True:
+        return frozenset(name for name, p in PRESETS.items() if p.key_required
+                         and not p.local_default and p.wire not in IN_PROCESS_WIRES)
+    if allow is False:
+        return frozenset()
+    names = set()
+    for i, provider in enumerate(allow):
+        found = find_preset(provider)
+        if found is None:
+            raise ConfigError(f"unknown provider '{provider}'", file=file,
+                              path=f"allow_direct_models[{i}]")
+        if found[1].wire in IN_PROCESS_WIRES:
+            raise ConfigError(f"'{provider}' runs in process: give its models an alias in "
+                              "'models' instead", file=file, path=f"allow_direct_models[{i}]")
+        names.add(found[0])
+    return frozenset(names)
 
 
 def _check_alias_references(cfg: Config, aliases: Mapping[str, object], file: str | None) -> None:
@@ -265,6 +306,10 @@ def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mappin
             f"unknown provider '{provider}' in '{dep.model}' (use 'litellm/{dep.model}' to "
             "reach it through LiteLLM)", file=file, path=f"{path}.model")
     name, preset = found
+    if preset.model_in_path and not path_model_ok(model):
+        raise ConfigError(f"'{model}' cannot be a {name} model: it goes into the URL path, so "
+                          "it must be one segment of letters, digits and '._-'", file=file,
+                          path=f"{path}.model")
     defaults = cfg.providers.get(name) or ProviderDefaults()
     problem: str | None = None
     if not defaults.enabled:

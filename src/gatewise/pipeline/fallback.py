@@ -142,7 +142,8 @@ class Attempt:
 
     def to_json(self) -> dict[str, Any]:
         return {"alias": self.alias, "deployment": self.deployment,
-                "error_type": type(self.error).__name__, "message": self.error.message}
+                "error_type": type(self.error).__name__,
+                "message": self.error.public_message()}
 
 
 class FallbackMiddleware:
@@ -332,7 +333,7 @@ def escalation(alias: str, attempts: list[Attempt]) -> ChatCompletion:
     last = attempts[-1].error
     kind = classify(last) or "error"
     args = {
-        "reason": f"every target for '{alias}' failed ({kind}): {last.message}",
+        "reason": f"every target for '{alias}' failed ({kind}): {last.public_message()}",
         "error_type": type(last).__name__,
         "attempts": [a.to_json() for a in attempts],
     }

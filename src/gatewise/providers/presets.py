@@ -2,13 +2,31 @@
 
 Every OpenAI-compatible host is one entry here, not code. Names follow LiteLLM's provider
 prefixes so `model: groq/llama-3.1-8b-instant` means the same thing in both tools.
+
+A request may name a deployment no alias configures (`model: groq/llama-3.1-8b-instant`, a
+"direct" model). The caller then picks the model, so the model part is untrusted input:
+`direct_model_ok` lets through only names that cannot steer the request to another path, query,
+host or port. Providers whose default address is on the gateway's own host (`local_default`),
+like keyless ones that are whatever server the operator points them at (`key_required=False`),
+are never reachable that way unless the operator lists them in `allow_direct_models`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gatewise.providers.base import AuthStyle
+
+# A direct model: `/`-separated segments of letters, digits and `._:-`, each starting with a
+# letter, digit or `_` (so no `.`/`..` segment and no empty one), at most this long. No `?`, `#`,
+# `%`, `@`, whitespace or control characters: nothing that means something in a URL.
+DIRECT_MODEL_MAX = 128
+_DIRECT_MODEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:\-]*(?:/[A-Za-z0-9_][A-Za-z0-9._:\-]*)*")
+# Providers that put the model into the URL path take one segment, and no `:` (Gemini's method
+# separator); a leading `models/` is Gemini's own namespace and is dropped before the check.
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-]*")
+IN_PROCESS_WIRES = frozenset({"llamacpp", "litellm", "fake"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +42,11 @@ class Preset:
     version_env: tuple[str, ...] = ()
     # Whether the host accepts `stream_options.include_usage` (it then reports real usage).
     stream_usage: bool = True
+    # The default address is a service on the gateway's own host (localhost:<port>): direct
+    # models for it need the operator to list the provider in `allow_direct_models`.
+    local_default: bool = False
+    # The adapter puts the model into the URL path (Gemini, Azure deployments), not the body.
+    model_in_path: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -31,7 +54,7 @@ PRESETS: dict[str, Preset] = {
                      ("OPENAI_BASE_URL", "OPENAI_API_BASE"), embeddings=True),
     "azure": Preset("openai", "", ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
                     ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"), auth="api-key",
-                    url_style="azure", embeddings=True,
+                    url_style="azure", embeddings=True, model_in_path=True,
                     version_env=("AZURE_API_VERSION", "OPENAI_API_VERSION")),
     "groq": Preset("openai", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",)),
     "fireworks_ai": Preset("openai", "https://api.fireworks.ai/inference/v1",
@@ -43,20 +66,24 @@ PRESETS: dict[str, Preset] = {
                           ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), embeddings=True),
     "deepseek": Preset("openai", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",)),
     "hosted_vllm": Preset("openai", "http://localhost:8000/v1", ("HOSTED_VLLM_API_KEY",),
-                          ("HOSTED_VLLM_API_BASE",), key_required=False, embeddings=True),
+                          ("HOSTED_VLLM_API_BASE",), key_required=False, embeddings=True,
+                          local_default=True),
     "lm_studio": Preset("openai", "http://localhost:1234/v1", ("LM_STUDIO_API_KEY",),
-                        ("LM_STUDIO_API_BASE",), key_required=False, embeddings=True),
-    "llamafile": Preset("openai", "http://localhost:8080/v1", (), key_required=False),
+                        ("LM_STUDIO_API_BASE",), key_required=False, embeddings=True,
+                        local_default=True),
+    "llamafile": Preset("openai", "http://localhost:8080/v1", (), key_required=False,
+                         local_default=True),
     "llama_cpp_server": Preset("openai", "http://localhost:8080/v1", (), key_required=False,
-                               embeddings=True),
+                               embeddings=True, local_default=True),
     "openai_compatible": Preset("openai", "", (), key_required=False, embeddings=True),
     "anthropic": Preset("anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
                         ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"), auth="x-api-key"),
     "gemini": Preset("gemini", "https://generativelanguage.googleapis.com",
                      ("GEMINI_API_KEY", "GOOGLE_API_KEY"), ("GEMINI_API_BASE",),
-                     auth="x-goog-api-key", embeddings=True),
+                     auth="x-goog-api-key", embeddings=True, model_in_path=True),
     "ollama": Preset("ollama", "http://localhost:11434", ("OLLAMA_API_KEY",), ("OLLAMA_HOST",
-                     "OLLAMA_API_BASE"), key_required=False, embeddings=True),
+                     "OLLAMA_API_BASE"), key_required=False, embeddings=True,
+                     local_default=True),
     "llamacpp": Preset("llamacpp", key_required=False, auth="none", embeddings=True),
     "litellm": Preset("litellm", key_required=False, auth="none", embeddings=True),
     # gatewise.testing.FakeProvider: behaviour chosen by model name, for applications' tests.
@@ -83,3 +110,16 @@ def find_preset(provider: str) -> tuple[str, Preset] | None:
     name = ALIASES.get(provider, provider)
     preset = PRESETS.get(name)
     return (name, preset) if preset is not None else None
+
+
+def direct_model_ok(model: str, preset: Preset) -> bool:
+    """Whether `model`, taken from a request, is safe to send to `preset`'s provider: the
+    character rule and length cap above, and a single path segment where it goes in the URL."""
+    if not 0 < len(model) <= DIRECT_MODEL_MAX or not _DIRECT_MODEL.fullmatch(model):
+        return False
+    return not preset.model_in_path or path_model_ok(model)
+
+
+def path_model_ok(model: str) -> bool:
+    """Whether a model (configured or requested) may be put into a URL path as one segment."""
+    return _PATH_SEGMENT.fullmatch(model.removeprefix("models/")) is not None

@@ -12,7 +12,9 @@ Two decisions, both in microseconds and both deterministic under a seeded RNG:
    deployment lacking one), the injected `available` hook (the circuit breaker), cool-downs
    after recent failures (only where the alias has another deployment to use, so one blip on a
    single-deployment alias does not fail every request for `cooldown_s`); then the configured
-   strategy picks among what is left.
+   strategy picks among what is left. When the breakers or cool-downs leave nothing, the
+   `CircuitOpenError` carries `retry_after`: the soonest any of them lets a request through
+   (the injected `retry_in` hook, the breaker's time to its next probe).
 
 The router holds the `PerformanceTracker` the strategies read; `TrackingMiddleware` feeds it.
 """
@@ -43,6 +45,7 @@ AUTO = "auto"
 STEP_HEADER = b"x-gatewise-step"
 COMPLEXITY_HEADER = "x-gatewise-complexity"
 LOCAL_WIRE = "llamacpp"
+_DIRECT_CACHE = 256  # direct (`provider/model`) deployments kept ready per router
 
 _PARAM_OF = {"tools": "tools", "vision": "messages", "json_schema": "response_format",
              "streaming": "stream", "chat": "model"}
@@ -72,6 +75,7 @@ class Router:
         seed: int | None = None,
         tracker: PerformanceTracker | None = None,
         available: Callable[[Deployment], bool] | None = None,
+        retry_in: Callable[[Deployment], float] | None = None,
         capabilities: CapabilityLookup | None = None,
         strategy: str | Strategy | None = None,
         scorer: ComplexityScorer | None = None,
@@ -82,11 +86,13 @@ class Router:
         self._resolved = resolved
         self._aliases = resolved.aliases
         self._orchestrations = frozenset(resolved.config.orchestrations)
-        self._direct: dict[str, Deployment | None] = {}
+        self._direct: dict[str, Deployment] = {}
         self._rng = random.Random(seed)
         self.tracker = tracker or PerformanceTracker(cooldown_s=rc.cooldown_s, clock=clock)
         # Injected by the circuit breaker: False while a deployment must not be called.
         self.available: Callable[[Deployment], bool] = available or _always
+        # Also the breaker's: seconds until an unavailable deployment may take a probe.
+        self.retry_in: Callable[[Deployment], float] | None = retry_in
         self.capabilities = CapabilityIndex(capabilities)
         self.strategy: Strategy = make_strategy(strategy or rc.strategy, self.tracker, self._rng) \
             if strategy is None or isinstance(strategy, str) else strategy
@@ -114,14 +120,19 @@ class Router:
         deps = self._aliases.get(model)
         if deps is not None:
             return deps
-        if model not in self._direct:
-            self._direct[model] = self._resolved.direct(model)
-        dep = self._direct[model]
+        dep = self._direct.get(model)
         if dep is None:
-            raise ModelNotFoundRequestError(
-                f"The model '{model}' does not exist or is not configured on this gateway",
-                param="model",
-            )
+            # Callers choose these names: refusals are not remembered and the cache is
+            # bounded, so a stream of made-up names cannot grow memory.
+            dep = self._resolved.direct(model)
+            if dep is None:
+                shown = model if len(model) <= 80 else f"{model[:80]}…"
+                raise ModelNotFoundRequestError(
+                    f"The model '{shown}' does not exist or is not configured on this gateway",
+                    param="model",
+                )
+            if len(self._direct) < _DIRECT_CACHE:
+                self._direct[model] = dep
         return [dep]
 
     @property
@@ -230,6 +241,7 @@ class Router:
         servable = untried = capable = up = 0
         out: list[Deployment] = []
         cooling: list[Deployment] = []
+        down: list[Deployment] | None = None
         for d in deps:
             if d.problem is not None:
                 continue
@@ -241,6 +253,9 @@ class Router:
                 continue
             capable += 1
             if check_available and not available(d):
+                if down is None:
+                    down = []
+                down.append(d)
                 continue
             up += 1
             s = stats.get(d.id)
@@ -259,11 +274,18 @@ class Router:
         if not capable:
             raise self._incapable(alias, [d for d in deps if d.problem is None], needs)
         if not up:
-            raise CircuitOpenError(f"every deployment of '{alias}' has an open circuit breaker")
+            retry_in = self.retry_in
+            wait = min((retry_in(d) for d in down or ()), default=None) \
+                if retry_in is not None else None
+            hint = f"; next probe in {wait:.1f}s" if wait else ""
+            raise CircuitOpenError(
+                f"every deployment of '{alias}' has an open circuit breaker{hint}",
+                retry_after=wait)
         if servable == 1:
             return cooling  # nowhere else to go: one failure must not bench the whole alias
+        cool = min(stats[d.id].cooldown_until for d in cooling) - now
         raise CircuitOpenError(f"every deployment of '{alias}' is cooling down after recent "
-                               "failures")
+                               "failures", retry_after=max(0.0, cool))
 
     def _incapable(self, alias: str, deps: list[Deployment], needs: Needs) -> GatewayError:
         what = self.capabilities.missing(deps[0], needs) or "chat"

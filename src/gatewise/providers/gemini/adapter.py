@@ -167,7 +167,7 @@ class GeminiAdapter:
             if req.dimensions is not None:
                 item["outputDimensionality"] = req.dimensions
             items.append(item)
-        root = f"{wire.api_root(target)}/{model}"
+        root = f"{wire.api_root(target)}/{wire.model_path(target.model)}"
         if len(items) == 1:
             url, body = f"{root}:embedContent", _encode(items[0])
         else:

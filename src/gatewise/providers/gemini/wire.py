@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -139,9 +140,15 @@ def model_name(model: str) -> str:
     return model.removeprefix("models/")
 
 
+def model_path(model: str) -> str:
+    """`models/<name>` for a URL: the name percent-encoded as one path segment, so no model
+    name (configured or requested) can add path segments, a query or a fragment."""
+    return f"models/{quote(model_name(model), safe='')}"
+
+
 def chat_url(target: Target, stream: bool) -> str:
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-    return f"{api_root(target)}/models/{model_name(target.model)}:{method}"
+    return f"{api_root(target)}/{model_path(target.model)}:{method}"
 
 
 def headers_for(target: Target, *, json_body: bool = True) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -19,8 +20,11 @@ def url_for(target: Target, path: str) -> str:
     if target.url_style == "azure":
         version = target.api_version or "2024-10-21"
         if path == "models":
-            return f"{base}/openai/models?api-version={version}"
-        return f"{base}/openai/deployments/{target.model}/{path}?api-version={version}"
+            return f"{base}/openai/models?api-version={quote(version)}"
+        # The deployment is one path segment, percent-encoded: a name cannot add segments,
+        # a query or a fragment. The version comes from config only.
+        deployment = quote(target.model, safe="")
+        return f"{base}/openai/deployments/{deployment}/{path}?api-version={quote(version)}"
     return f"{base}/{path}"
 
 
