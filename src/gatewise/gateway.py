@@ -78,7 +78,8 @@ class Gateway:
         breaking = rc.breaker.enabled
         self.router = Router(
             self.config, seed=seed, capabilities=self._capabilities,
-            available=(lambda d: self.breakers.available(d.id)) if breaking else None)
+            available=(lambda d: self.breakers.available(d.id)) if breaking else None,
+            retry_in=(lambda d: self.breakers.retry_in(d.id)) if breaking else None)
         self.fallback = FallbackMiddleware(rc, incidents=self.incidents)
         # Accounting and security: stores, keys, audit, ledger, budgets (no I/O until used).
         self.governance = Governance(

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -298,3 +298,100 @@ async def test_an_unreachable_redis_fails_open_to_local_breakers() -> None:
             await board.admit("d", 5.0)
     finally:
         await board.aclose()
+
+
+async def _published(seen: Callable[[], bool]) -> None:
+    """Waits (at most 2 s) for another replica's write to reach this one's view (after which
+    `sync()` reads the deployment's latest state)."""
+    async with asyncio.timeout(2.0):
+        while not seen():
+            await asyncio.sleep(0.005)
+
+
+async def test_failed_probes_back_off_for_every_replica_and_a_success_resets_it(
+        redis_url: str, prefix: str) -> None:
+    """The same periods as `MemoryBreakers` (1, 2, 4, ... up to open_s), counted in Redis:
+    whichever replica probes, the next period doubles for all of them."""
+    from gatewise.resilience.breaker_redis import RedisBreakers
+    from tests.unit.resilience.support import FakeClock, FixedRandom
+
+    clock = FakeClock(1_000_000.0)
+    cfg = BreakerConfig(store="redis", failure_threshold=2, min_open_s=1.0, open_s=5.0)
+    boards = [RedisBreakers(cfg, redis_url, prefix=prefix, clock=clock, rng=FixedRandom(0.0))
+              for _ in range(2)]
+    try:
+        for board in boards:
+            await board.wait_ready()
+        await boards[0].record_failure("d", "ProviderServerError")
+        t = await boards[1].record_failure("d", "ProviderServerError")
+        assert t is not None and t.new == "open" and t.open_s == pytest.approx(1.0)
+        periods = []
+        for i in range(5):
+            board = boards[i % 2]
+            await _published(lambda b=board: b.state("d") != "closed")  # type: ignore[misc]
+            await board.sync()  # past any earlier message still on its way
+            with pytest.raises(CircuitOpenError) as refused:
+                await board.admit("d", 10.0)
+            assert refused.value.retry_after == pytest.approx(board.retry_in("d"))
+            clock.advance(board.retry_in("d"))
+            token = await board.admit("d", 10.0)
+            assert token is not None
+            t = await board.record_failure("d", "ProviderServerError", token)
+            assert t is not None and (t.old, t.new) == ("half_open", "open")
+            periods.append(round(t.open_s or 0.0, 3))
+        assert periods == [2.0, 4.0, 5.0, 5.0, 5.0]
+        await boards[0].sync()
+        assert boards[0].retry_in("d") == pytest.approx(5.0)
+        clock.advance(5.0)
+        token = await boards[0].admit("d", 10.0)
+        assert token is not None and await boards[0].record_probe_success("d", token)
+        await boards[1].record_failure("d", "ProviderServerError")
+        t = await boards[1].record_failure("d", "ProviderServerError")
+        assert t is not None and t.new == "open" and t.open_s == pytest.approx(1.0)  # reset
+    finally:
+        for board in boards:
+            await board.aclose()
+
+
+async def test_the_jitter_drawn_by_the_replica_shortens_the_shared_period(
+        redis_url: str, prefix: str) -> None:
+    from gatewise.resilience.breaker_redis import RedisBreakers
+    from tests.unit.resilience.support import FakeClock, FixedRandom
+
+    clock = FakeClock(1_000_000.0)
+    cfg = BreakerConfig(store="redis", failure_threshold=1, min_open_s=1.0, open_s=30.0)
+    board = RedisBreakers(cfg, redis_url, prefix=prefix, clock=clock, rng=FixedRandom(0.5))
+    try:
+        t = await board.record_failure("d", "ProviderServerError")
+        assert t is not None and t.open_s == pytest.approx(0.95)
+        assert board.retry_in("d") == pytest.approx(0.95)
+        clock.advance(0.95)
+        token = await board.admit("d", 10.0)
+        assert token is not None
+        # While the probe runs the wait is about one short period, not the 10 s lease.
+        assert board.retry_in("d") == pytest.approx(1.0)
+        t = await board.record_failure("d", "ProviderServerError", token)
+        assert t is not None and t.open_s == pytest.approx(1.9)
+    finally:
+        await board.aclose()
+
+
+async def test_aclose_ends_the_sync_task_however_early_it_is_called(
+        redis_url: str, prefix: str) -> None:
+    """A cancel landing while the sync task subscribes or reads could be swallowed inside
+    redis-py, and `aclose()` (the gateway's shutdown) then waited forever. Closing at
+    staggered moments of the start-up must always finish promptly."""
+    from gatewise.resilience.breaker_redis import RedisBreakers
+
+    t0 = time.perf_counter()
+    for i in range(40):
+        board = RedisBreakers(BreakerConfig(store="redis"), redis_url, prefix=f"{prefix}{i}:")
+        board.note_success("d")  # something to flush: `sync()` runs during the start-up
+        board.start()
+        until = time.perf_counter() + 0.0005 * i
+        while time.perf_counter() < until:
+            await asyncio.sleep(0)
+        closing = asyncio.ensure_future(board.aclose())
+        done, _ = await asyncio.wait({closing}, timeout=3.0)
+        assert done, f"aclose() hung when called {0.5 * i:.1f} ms after start()"
+    assert time.perf_counter() - t0 < 20.0

@@ -2,11 +2,26 @@
 
 Why: a deployment that is down costs every request sent to it a timeout or an error, and the
 retries pile more load on it. The breaker notices (failures within a window), takes it out of
-rotation for `open_s` (the router skips it: `available()` is False, so the next request goes
-elsewhere without another attempt here), then lets exactly one request through as a probe.
-The probe's verdict closes the breaker or opens it for another `open_s`. A single probe,
-not a trickle, because a recovering service is the most fragile: one request learns as much
-as ten.
+rotation for an open period (the router skips it: `available()` is False, so the next request
+goes elsewhere without another attempt here), then lets exactly one request through as a
+probe. The probe's verdict closes the breaker or opens it again. A single probe, not a
+trickle, because a recovering service is the most fragile: one request learns as much as ten.
+
+How long it stays open: `min_open_s` (1 s by default) the first time, doubled after every
+failed probe up to `open_s`, back to `min_open_s` once a probe succeeds; each period is
+shortened by up to `JITTER` (an injected rng) so breakers that opened together do not probe
+together. Why a backoff rather than a fixed `open_s`: most outages are short (a restart, a
+deploy, a blip), and a fixed 30 s turned a 3 s outage into 30 s of refusals even where the
+deployment was the only one serving its alias. A probe costs one request, so probing early
+is cheap; the doubling keeps a long outage at one probe per `open_s`.
+
+No other deployment to serve (one deployment, or all of an alias's open): nothing changes
+in the breaker. While the period runs, requests are refused at once with `CircuitOpenError`
+carrying `retry_after` (the server's `Retry-After`), rather than held until the probe time:
+held requests would pile up on the gateway during an outage and all wake together, while
+only one of them may probe. Once the period is over the probe slot is free, `available()`
+says so, and the router sends the next request as the probe: the short first period is what
+makes recovery follow the upstream within seconds.
 
 When to open (all within the last `window_s`): at least `failure_threshold` failures, and, once
 the window saw `min_calls` calls, those failures must also be at least `failure_ratio` of
@@ -24,6 +39,7 @@ every replica. Both implement `Breakers`, the interface `BreakerMiddleware` and 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +53,10 @@ OPEN = "open"
 HALF_OPEN = "half_open"
 
 _BUCKETS = 10
+# Each open period is shortened by a random fraction of up to this much.
+JITTER = 0.1
+# Doubling stops long before a float overflows (2**32 s is past any `open_s`).
+MAX_LEVEL = 32
 
 
 def is_deployment_failure(exc: BaseException) -> bool:
@@ -46,9 +66,29 @@ def is_deployment_failure(exc: BaseException) -> bool:
     return isinstance(exc, Exception) and not isinstance(exc, GatewayError)
 
 
+def open_interval(cfg: BreakerConfig, failed_probes: int, jitter: float) -> float:
+    """The open period after `failed_probes` failed probes in a row: `min_open_s` doubled
+    that many times, capped at `open_s`, times `1 - JITTER * jitter` (`jitter` in [0, 1)).
+    `breaker_redis` computes the same in Lua."""
+    first = min(cfg.min_open_s, cfg.open_s)
+    return min(cfg.open_s, first * 2.0 ** min(failed_probes, MAX_LEVEL)) * (1.0 - JITTER * jitter)
+
+
+def probe_wait(cfg: BreakerConfig, open_until: float, probe_until: float, now: float) -> float:
+    """Seconds until a probe may go (0.0: now). While a probe runs, its verdict usually comes
+    within a request's time, so the wait is the shortest open period (or the rest of the
+    probe's lease when that is shorter), not the lease itself."""
+    if now < open_until:
+        return open_until - now
+    if now < probe_until:
+        return min(probe_until - now, min(cfg.min_open_s, cfg.open_s))
+    return 0.0
+
+
 @dataclass(slots=True, frozen=True)
 class Transition:
-    """A breaker changed state. `recovery_s` (on closing) is the time since it first opened."""
+    """A breaker changed state. `recovery_s` (on closing) is the time since it first opened;
+    `open_s` (on opening) is how long this open period lasts."""
 
     deployment: str
     old: str
@@ -57,11 +97,14 @@ class Transition:
     failures: int = 0
     calls: int = 0
     recovery_s: float | None = None
+    open_s: float | None = None
 
 
 def circuit_open(deployment_id: str, retry_in_s: float | None = None) -> CircuitOpenError:
+    """The refusal for one deployment; `retry_in_s` becomes the error's `retry_after`."""
     hint = f"; next probe in {retry_in_s:.1f}s" if retry_in_s is not None and retry_in_s > 0 else ""
-    return CircuitOpenError(f"circuit open for deployment '{deployment_id}'{hint}")
+    return CircuitOpenError(f"circuit open for deployment '{deployment_id}'{hint}",
+                            retry_after=retry_in_s)
 
 
 class Breakers(Protocol):
@@ -81,6 +124,11 @@ class Breakers(Protocol):
         ...
 
     def state(self, deployment_id: str) -> str: ...
+
+    def retry_in(self, deployment_id: str) -> float:
+        """Seconds until this deployment may take a probe (0.0 when `available` now); what a
+        refusal tells the client as `Retry-After`. Synchronous and O(1), like `available`."""
+        ...
 
     async def admit(self, deployment_id: str, lease_s: float) -> str | None:
         """None: go ahead as a normal call. A token: this call is the half-open probe and must
@@ -110,13 +158,15 @@ class Breakers(Protocol):
 
 
 class CircuitBreaker:
-    """One deployment's state machine. Times come from the caller, so it is clock-agnostic."""
+    """One deployment's state machine. Times come from the caller, so it is clock-agnostic;
+    the jitter comes from `rng` (a private one when not given)."""
 
-    __slots__ = ("_calls", "_cfg", "_fails", "_slot", "_width", "open_until", "probe_token",
-                 "probe_until", "since", "state")
+    __slots__ = ("_calls", "_cfg", "_fails", "_rng", "_slot", "_width", "failed_probes",
+                 "open_until", "probe_token", "probe_until", "since", "state")
 
-    def __init__(self, cfg: BreakerConfig, now: float) -> None:
+    def __init__(self, cfg: BreakerConfig, now: float, rng: random.Random | None = None) -> None:
         self._cfg = cfg
+        self._rng = rng if rng is not None else random.Random()
         self._width = cfg.window_s / _BUCKETS
         self._calls = [0] * _BUCKETS
         self._fails = [0] * _BUCKETS
@@ -126,6 +176,7 @@ class CircuitBreaker:
         self.probe_until = 0.0
         self.probe_token: str | None = None
         self.since: float | None = None  # when the current outage began (first opening)
+        self.failed_probes = 0  # in a row, since the breaker last closed: the backoff level
 
     # -- the sliding window ----------------------------------------------------------------
     def _index(self, now: float) -> int:
@@ -153,8 +204,15 @@ class CircuitBreaker:
             return True
         return now >= self.open_until and (self.probe_token is None or now >= self.probe_until)
 
+    def retry_in(self, now: float) -> float:
+        if self.state == CLOSED:
+            return 0.0
+        return probe_wait(self._cfg, self.open_until,
+                          self.probe_until if self.probe_token is not None else 0.0, now)
+
     def visible_state(self, now: float) -> str:
-        """OPEN until `open_s` has passed, then HALF_OPEN (waiting for, or running, a probe)."""
+        """OPEN until the open period has passed, then HALF_OPEN (waiting for, or running, a
+        probe)."""
         if self.state == OPEN and now >= self.open_until:
             return HALF_OPEN
         return self.state
@@ -178,6 +236,7 @@ class CircuitBreaker:
         if token is not None:
             if self.state == CLOSED or token != self.probe_token:
                 return None  # a stale probe: someone else already decided
+            self.failed_probes = min(self.failed_probes + 1, MAX_LEVEL)
             return self._open(now, HALF_OPEN, error_type, 0, 0)
         if self.state != CLOSED:
             return None  # admitted before the breaker opened; it is open already
@@ -199,6 +258,7 @@ class CircuitBreaker:
         self.probe_token = None
         self.probe_until = self.open_until = 0.0
         self.since = None
+        self.failed_probes = 0
         self._clear()
         return Transition("", HALF_OPEN, CLOSED, recovery_s=recovery)
 
@@ -209,29 +269,33 @@ class CircuitBreaker:
 
     def _open(self, now: float, old: str, error_type: str, fails: int, calls: int) -> Transition:
         self.state = OPEN
-        self.open_until = now + self._cfg.open_s
+        period = open_interval(self._cfg, self.failed_probes, self._rng.random())
+        self.open_until = now + period
         self.probe_token = None
         self.probe_until = 0.0
         if self.since is None:
             self.since = now
         self._clear()
-        return Transition("", old, OPEN, error_type, fails, calls)
+        return Transition("", old, OPEN, error_type, fails, calls, open_s=period)
 
 
 class MemoryBreakers:
     """Breakers for this process. No locks: one event loop owns them, and every method runs
-    without awaiting in between, so check-and-set (the single probe) is atomic here."""
+    without awaiting in between, so check-and-set (the single probe) is atomic here. `clock`
+    and `rng` (the jitter) are injectable for tests."""
 
-    def __init__(self, config: BreakerConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: BreakerConfig, *, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
         self.config = config
         self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
         self._b: dict[str, CircuitBreaker] = {}
         self._tokens = 0
 
     def _get(self, deployment_id: str) -> CircuitBreaker:
         b = self._b.get(deployment_id)
         if b is None:
-            b = self._b[deployment_id] = CircuitBreaker(self.config, self._clock())
+            b = self._b[deployment_id] = CircuitBreaker(self.config, self._clock(), self._rng)
         return b
 
     def is_closed(self, deployment_id: str) -> bool:
@@ -246,6 +310,10 @@ class MemoryBreakers:
         b = self._b.get(deployment_id)
         return CLOSED if b is None else b.visible_state(self._clock())
 
+    def retry_in(self, deployment_id: str) -> float:
+        b = self._b.get(deployment_id)
+        return 0.0 if b is None else b.retry_in(self._clock())
+
     async def admit(self, deployment_id: str, lease_s: float) -> str | None:
         return self.admit_now(deployment_id, lease_s)
 
@@ -257,7 +325,7 @@ class MemoryBreakers:
         token = f"p{self._tokens}"
         now = self._clock()
         if not b.try_probe(now, lease_s, token):
-            raise circuit_open(deployment_id, b.open_until - now)
+            raise circuit_open(deployment_id, b.retry_in(now))
         return token
 
     def note_success(self, deployment_id: str) -> None:
@@ -309,4 +377,4 @@ def _named(t: Transition | None, deployment_id: str) -> Transition | None:
     if t is None:
         return None
     return Transition(deployment_id, t.old, t.new, t.error_type, t.failures, t.calls,
-                      t.recovery_s)
+                      t.recovery_s, t.open_s)

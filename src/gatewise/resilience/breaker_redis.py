@@ -21,7 +21,10 @@ only needs them roughly), so a healthy request costs a dict update and no Redis 
 
 Atomicity: check-and-set lives in Lua (`try_probe` grants the half-open probe to one caller
 across all replicas, with a lease so a crashed prober cannot block recovery; `record`
-updates the sliding window and decides to open in the same step). Time comes from this
+updates the sliding window and decides to open in the same step). The open period's backoff
+(`min_open_s` doubled per failed probe up to `open_s`, see `breaker.open_interval`) is
+counted in the same hash (`n`), so every replica backs off together; the jitter is drawn
+here (`rng`, injectable) and passed in, so the scripts stay deterministic. Time comes from this
 process's wall clock (`clock`, injectable); replicas' clocks need only agree to well within
 `open_s`. All of a deployment's state is one hash, so scripts touch one key (cluster-safe).
 
@@ -36,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,10 +52,13 @@ from gatewise.config.schema import BreakerConfig
 from gatewise.resilience.breaker import (
     CLOSED,
     HALF_OPEN,
+    JITTER,
+    MAX_LEVEL,
     OPEN,
     MemoryBreakers,
     Transition,
     circuit_open,
+    probe_wait,
 )
 
 log = logging.getLogger("gatewise.breaker")
@@ -63,9 +70,10 @@ _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 _PRELUDE = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local h = redis.call('HMGET', key, 'st', 'ou', 'pu', 'pt', 'since', 'v')
+local h = redis.call('HMGET', key, 'st', 'ou', 'pu', 'pt', 'since', 'v', 'n')
 local st, ou, pu, pt, since, v = h[1] or 'closed', tonumber(h[2] or '0'),
   tonumber(h[3] or '0'), h[4] or '', h[5], tonumber(h[6] or '0')
+local n = tonumber(h[7] or '0')
 local function clear_window()
   for _, f in ipairs(redis.call('HKEYS', key)) do
     local k = string.sub(f, 1, 2)
@@ -76,7 +84,7 @@ local function save(channel, dep, ttl_ms)
   -- Versions order updates in every replica's view; they also move past a key that expired
   -- and came back (a view never keeps an old state because its version was higher).
   v = math.max(v + 1, math.floor(now * 1000))
-  redis.call('HSET', key, 'st', st, 'ou', ou, 'pu', pu, 'pt', pt, 'v', v)
+  redis.call('HSET', key, 'st', st, 'ou', ou, 'pu', pu, 'pt', pt, 'v', v, 'n', n)
   redis.call('PEXPIRE', key, ttl_ms)
   redis.call('PUBLISH', channel, cjson.encode({d = dep, s = st, o = ou, p = pu, v = v}))
 end
@@ -86,19 +94,25 @@ end
 """
 
 # ARGV: now, fails (0/1), calls to add, probe token or '', threshold, ratio, min_calls,
-#       bucket width, buckets, open_s, ttl_ms, channel, deployment id
+#       bucket width, buckets, open_s, ttl_ms, channel, deployment id, min_open_s,
+#       jitter factor (1 - JITTER * r), max backoff level
 _RECORD = _PRELUDE + """
 local fails, add, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local channel, dep, ttl = ARGV[12], ARGV[13], tonumber(ARGV[11])
+local function period()  -- breaker.open_interval
+  local cap = tonumber(ARGV[10])
+  return math.min(cap, math.min(tonumber(ARGV[14]), cap) * 2 ^ n) * tonumber(ARGV[15])
+end
 if token ~= '' then
   if st == 'closed' or pt ~= token then return reply('', 0, 0) end
   if fails > 0 then
-    st, ou, pu, pt = 'open', now + tonumber(ARGV[10]), 0, ''
+    n = math.min(n + 1, tonumber(ARGV[16]))
+    st, ou, pu, pt = 'open', now + period(), 0, ''
     save(channel, dep, ttl)
     return reply('open', 0, 0)
   end
   local recovery = now - tonumber(since or now)
-  st, ou, pu, pt = 'closed', 0, 0, ''
+  st, ou, pu, pt, n = 'closed', 0, 0, '', 0
   clear_window()
   redis.call('HDEL', key, 'since')
   save(channel, dep, ttl)
@@ -123,7 +137,7 @@ for i = 1, #flat, 2 do
 end
 if fails > 0 and nf >= tonumber(ARGV[5])
     and (calls < tonumber(ARGV[7]) or nf >= tonumber(ARGV[6]) * calls) then
-  st, ou, pu, pt = 'open', now + tonumber(ARGV[10]), 0, ''
+  st, ou, pu, pt = 'open', now + period(), 0, ''
   clear_window()
   if not since then redis.call('HSET', key, 'since', now) end
   save(channel, dep, ttl)
@@ -167,7 +181,8 @@ class RedisBreakers:
     def __init__(self, config: BreakerConfig, url: str | None = None, *,
                  client: aioredis.Redis | None = None, prefix: str = "gatewise:breaker:",
                  refresh_s: float = 1.0, op_timeout_s: float = 0.5,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
         if client is None and url is None:
             raise ValueError("RedisBreakers needs a redis url or client")
         self.config = config
@@ -175,6 +190,7 @@ class RedisBreakers:
         self.channel = f"{prefix}events"
         self.refresh_s = refresh_s
         self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
         self._owns_client = client is None
         self._client: aioredis.Redis = client if client is not None else aioredis.Redis.from_url(
             url or "", socket_timeout=op_timeout_s, socket_connect_timeout=op_timeout_s,
@@ -190,7 +206,7 @@ class RedisBreakers:
         self._view: dict[str, _View] = {}
         self._pending: dict[str, int] = {}
         # Fail-open protection while Redis is unreachable (tokens starting with "p" are its).
-        self._local = MemoryBreakers(config)
+        self._local = MemoryBreakers(config, rng=self._rng)
         self._decode = msgspec.json.Decoder(_Event).decode
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -216,6 +232,14 @@ class RedisBreakers:
             return self._local.state(deployment_id)
         return HALF_OPEN if v[1] == OPEN and self._clock() >= v[2] else v[1]
 
+    def retry_in(self, deployment_id: str) -> float:
+        v = self._view.get(deployment_id)
+        if v is not None and v[1] != CLOSED:
+            wait = probe_wait(self.config, v[2], v[3], self._clock())
+            if wait > 0:
+                return wait
+        return self._local.retry_in(deployment_id)
+
     def note_success(self, deployment_id: str) -> None:
         p = self._pending
         p[deployment_id] = p.get(deployment_id, 0) + 1
@@ -226,7 +250,10 @@ class RedisBreakers:
 
     def _record_args(self, deployment_id: str, now: str, fails: int, add: int,
                      token: str) -> list[str | int]:
-        return [now, fails, add, token, *self._record_conf, deployment_id]
+        # The jitter is drawn only when this write may open the breaker.
+        jitter = repr(1.0 - JITTER * self._rng.random()) if fails else "1"
+        return [now, fails, add, token, *self._record_conf, deployment_id,
+                repr(self.config.min_open_s), jitter, MAX_LEVEL]
 
     def _apply(self, deployment_id: str, reply: list[str]) -> tuple[str, str, str]:
         """Takes a script's reply into the view; returns (decision, a, b)."""
@@ -248,10 +275,8 @@ class RedisBreakers:
         if v is None or v[1] == CLOSED:
             return None
         now = self._clock()
-        if now < v[2]:
-            raise circuit_open(deployment_id, v[2] - now)
-        if now < v[3]:
-            raise circuit_open(deployment_id)
+        if now < v[2] or now < v[3]:
+            raise circuit_open(deployment_id, probe_wait(self.config, v[2], v[3], now))
         token = "r" + os.urandom(8).hex()
         lease = min(max(lease_s, 1.0), _MAX_LEASE_S)
         try:
@@ -268,7 +293,8 @@ class RedisBreakers:
         if decision == "admit":
             return None
         view = self._view.get(deployment_id)
-        raise circuit_open(deployment_id, None if view is None else view[2] - now)
+        raise circuit_open(deployment_id, None if view is None else
+                           probe_wait(self.config, view[2], view[3], now))
 
     async def record_failure(self, deployment_id: str, error_type: str,
                              token: str | None = None) -> Transition | None:
@@ -276,9 +302,10 @@ class RedisBreakers:
         if token is not None and token.startswith("p"):
             return self._local.failure_now(deployment_id, error_type, token)
         pending = self._pending.pop(deployment_id, 0)
+        now = self._clock()
         try:
             reply = await self._record(keys=[self._key(deployment_id)], args=self._record_args(
-                deployment_id, repr(self._clock()), 1, pending + 1, token or ""))
+                deployment_id, repr(now), 1, pending + 1, token or ""))
         except _REDIS_ERRORS as exc:
             self._trouble(exc)
             return self._local.failure_now(deployment_id, error_type)
@@ -287,7 +314,8 @@ class RedisBreakers:
         if decision != OPEN:
             return None
         old = HALF_OPEN if token else CLOSED
-        return Transition(deployment_id, old, OPEN, error_type, int(a), int(b))
+        return Transition(deployment_id, old, OPEN, error_type, int(a), int(b),
+                          open_s=float(reply[1]) - now)
 
     async def record_probe_success(self, deployment_id: str, token: str) -> Transition | None:
         if token.startswith("p"):
@@ -353,6 +381,10 @@ class RedisBreakers:
             self._apply(dep, reply)
 
     async def _run(self) -> None:
+        # redis-py can swallow a cancel that lands inside one of its reads (the read just
+        # returns, or fails with its own timeout), so the loop also asks whether it was
+        # cancelled: otherwise `aclose()`, and the gateway's shutdown with it, would hang.
+        me = asyncio.current_task()
         delay = 0.2
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
@@ -366,6 +398,8 @@ class RedisBreakers:
                 while True:
                     wait = max(0.0, next_sync - time.monotonic())
                     msg = await pubsub.get_message(timeout=wait)
+                    if me is not None and me.cancelling():
+                        raise asyncio.CancelledError
                     if msg is not None and msg.get("type") == "message":
                         self._on_event(msg["data"])
                     if time.monotonic() >= next_sync:
@@ -374,6 +408,8 @@ class RedisBreakers:
             except asyncio.CancelledError:
                 raise
             except _REDIS_ERRORS as exc:
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError from exc
                 self._trouble(exc)
                 self._ready.set()  # running degraded is "ready": never block start-up on Redis
                 await asyncio.sleep(delay)
@@ -417,11 +453,22 @@ class RedisBreakers:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _stop(task)
         if self._pending:
             with contextlib.suppress(*_REDIS_ERRORS):
                 await asyncio.wait_for(self.sync(), 1.0)
         if self._owns_client:
             await self._client.aclose()
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancels the sync task and waits for it to end, cancelling again if a cancel was lost
+    inside redis-py (see `_run`); gives up after about 2 s rather than hang a shutdown."""
+    for _ in range(20):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=0.1)
+        if done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("breaker sync task failed", exc_info=task.exception())
+            return
+    log.warning("breaker sync task did not stop on cancel")

@@ -109,6 +109,8 @@ class IncidentRecorder:
         if t.new == OPEN:
             extra["window_failures"] = t.failures
             extra["window_calls"] = t.calls
+            if t.open_s is not None:
+                extra["open_for_s"] = round(t.open_s, 3)
         if t.recovery_s is not None:
             extra["recovery_s"] = round(t.recovery_s, 3)
             self.recovery.observe(t.recovery_s, (t.deployment,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,6 +38,17 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class FixedRandom(random.Random):
+    """An rng whose `random()` is always `value`: 0.0 takes the jitter out of open periods."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
 
 
 class Sleeps:

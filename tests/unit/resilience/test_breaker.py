@@ -31,19 +31,27 @@ from gatewise.resilience.breaker import (
     is_deployment_failure,
 )
 from gatewise.resilience.incidents import IncidentRecorder
-from tests.unit.resilience.support import FakeClock, Sleeps, Upstream, chat_call, deployment
+from tests.unit.resilience.support import (
+    FakeClock,
+    FixedRandom,
+    Sleeps,
+    Upstream,
+    chat_call,
+    deployment,
+)
 
 DEP = "chat:fake/echo"
 CFG = BreakerConfig(failure_threshold=3, failure_ratio=0.5, min_calls=10, window_s=10.0,
-                    open_s=30.0)
+                    min_open_s=1.0, open_s=30.0)
 
 
 class Rig:
-    """Breakers on a fake clock, the middleware around them and its incident recorder."""
+    """Breakers on a fake clock (and, unless told otherwise, without jitter), the middleware
+    around them and its incident recorder."""
 
-    def __init__(self, cfg: BreakerConfig = CFG) -> None:
+    def __init__(self, cfg: BreakerConfig = CFG, rng: random.Random | None = None) -> None:
         self.clock = FakeClock()
-        self.b = MemoryBreakers(cfg, clock=self.clock)
+        self.b = MemoryBreakers(cfg, clock=self.clock, rng=rng or FixedRandom(0.0))
         self.inc = IncidentRecorder()
         self.mw = BreakerMiddleware(self.b, incidents=self.inc)
 
@@ -101,16 +109,16 @@ async def test_a_busy_deployment_with_scattered_errors_stays_closed() -> None:
         if r.b.state(DEP) == OPEN:
             break
     assert r.b.state(DEP) == OPEN
-    assert r.b.snapshot() == {DEP: {"state": OPEN, "calls": 0, "failures": 0, "open_for_s": 30.0,
+    assert r.b.snapshot() == {DEP: {"state": OPEN, "calls": 0, "failures": 0, "open_for_s": 1.0,
                                   "probing": False}}
 
 
 async def test_open_rejects_then_half_open_admits_a_single_probe() -> None:
     r = Rig()
     await _fail(r.b, 3)
-    with pytest.raises(CircuitOpenError, match=r"next probe in 30\.0s"):
+    with pytest.raises(CircuitOpenError, match=r"next probe in 1\.0s"):
         await r.b.admit(DEP, 10.0)
-    r.clock.advance(30.0)
+    r.clock.advance(1.0)
     assert r.b.state(DEP) == HALF_OPEN and r.b.available(DEP)
     token = await r.b.admit(DEP, 10.0)
     assert token is not None
@@ -120,7 +128,7 @@ async def test_open_rejects_then_half_open_admits_a_single_probe() -> None:
     r.clock.advance(4.0)
     t = await r.b.record_probe_success(DEP, token)
     assert t is not None and (t.old, t.new) == (HALF_OPEN, CLOSED)
-    assert t.recovery_s == pytest.approx(34.0)  # from opening to closing
+    assert t.recovery_s == pytest.approx(5.0)  # from opening to closing
     assert r.b.is_closed(DEP) and r.b.available(DEP)
     assert await r.b.admit(DEP, 10.0) is None  # closed: everyone goes, no probe token
 
@@ -128,25 +136,25 @@ async def test_open_rejects_then_half_open_admits_a_single_probe() -> None:
 async def test_a_failed_probe_reopens_and_recovery_counts_from_the_first_opening() -> None:
     r = Rig()
     await _fail(r.b, 3)
-    r.clock.advance(30.0)
-    token = await r.b.admit(DEP, 10.0)
-    assert token is not None
-    t = await r.b.record_failure(DEP, "ProviderTimeoutError", token)
-    assert t is not None and (t.old, t.new) == (HALF_OPEN, OPEN)
-    assert not r.b.available(DEP)
-    r.clock.advance(29.0)
-    assert not r.b.available(DEP)
     r.clock.advance(1.0)
     token = await r.b.admit(DEP, 10.0)
     assert token is not None
+    t = await r.b.record_failure(DEP, "ProviderTimeoutError", token)
+    assert t is not None and (t.old, t.new, t.open_s) == (HALF_OPEN, OPEN, 2.0)
+    assert not r.b.available(DEP)
+    r.clock.advance(1.9)
+    assert not r.b.available(DEP)
+    r.clock.advance(0.1)
+    token = await r.b.admit(DEP, 10.0)
+    assert token is not None
     t = await r.b.record_probe_success(DEP, token)
-    assert t is not None and t.recovery_s == pytest.approx(60.0)
+    assert t is not None and t.recovery_s == pytest.approx(3.0)
 
 
 async def test_a_probe_that_never_reports_stops_blocking_after_its_lease() -> None:
     r = Rig()
     await _fail(r.b, 3)
-    r.clock.advance(30.0)
+    r.clock.advance(1.0)
     lost = await r.b.admit(DEP, 5.0)
     r.clock.advance(4.9)
     assert not r.b.available(DEP)
@@ -161,7 +169,7 @@ async def test_a_probe_that_never_reports_stops_blocking_after_its_lease() -> No
 async def test_a_released_probe_lets_the_next_call_probe() -> None:
     r = Rig()
     await _fail(r.b, 3)
-    r.clock.advance(30.0)
+    r.clock.advance(1.0)
     token = await r.b.admit(DEP, 60.0)
     assert token is not None
     await r.b.release(DEP, token)
@@ -173,6 +181,87 @@ async def test_failures_admitted_before_the_opening_do_not_reopen_it() -> None:
     await _fail(r.b, 3)
     assert await r.b.record_failure(DEP, "ProviderServerError") is None  # a late straggler
     assert r.b.state(DEP) == OPEN
+
+
+async def _failed_probe(r: Rig) -> float:
+    """Waits out the open period, sends a probe that fails; returns the new open period."""
+    r.clock.advance(r.b.retry_in(DEP))
+    token = await r.b.admit(DEP, 10.0)
+    assert token is not None
+    t = await r.b.record_failure(DEP, "ProviderServerError", token)
+    assert t is not None and t.open_s is not None
+    return t.open_s
+
+
+async def test_open_periods_double_after_each_failed_probe_up_to_open_s() -> None:
+    r = Rig()
+    await _fail(r.b, 3)
+    assert r.b.retry_in(DEP) == 1.0  # the first period is min_open_s, not open_s
+    periods = [await _failed_probe(r) for _ in range(7)]
+    assert periods == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+
+
+async def test_a_successful_probe_resets_the_backoff() -> None:
+    r = Rig()
+    await _fail(r.b, 3)
+    for _ in range(3):
+        await _failed_probe(r)
+    r.clock.advance(r.b.retry_in(DEP))
+    token = await r.b.admit(DEP, 10.0)
+    assert token is not None and await r.b.record_probe_success(DEP, token) is not None
+    t = await r.b.record_failure(DEP, "ProviderServerError")  # a new outage: 3 more failures
+    t = await r.b.record_failure(DEP, "ProviderServerError")
+    t = await r.b.record_failure(DEP, "ProviderServerError")
+    assert t is not None and t.new == OPEN and t.open_s == 1.0
+
+
+async def test_jitter_only_shortens_a_period_and_comes_from_the_injected_rng() -> None:
+    r = Rig(rng=FixedRandom(0.5))
+    await _fail(r.b, 3)
+    assert r.b.retry_in(DEP) == pytest.approx(0.95)  # 1 s less half of the 10 % jitter
+    assert await _failed_probe(r) == pytest.approx(1.9)
+    seeded = [Rig(rng=random.Random(7)) for _ in range(2)]
+    for s in seeded:
+        await _fail(s.b, 3)
+    assert seeded[0].b.retry_in(DEP) == seeded[1].b.retry_in(DEP)  # same seed, same period
+    rng = random.Random(1)
+    many = Rig(rng=rng)
+    for i in range(50):
+        await _fail(many.b, 3, dep=f"d{i}")
+    waits = {many.b.retry_in(f"d{i}") for i in range(50)}
+    assert len(waits) > 40 and all(0.9 <= w <= 1.0 for w in waits)  # spread, never longer
+
+
+async def test_an_open_s_below_min_open_s_is_every_period() -> None:
+    """Configs written before `min_open_s` with a short `open_s` keep their period."""
+    r = Rig(BreakerConfig(failure_threshold=3, open_s=0.2))
+    await _fail(r.b, 3)
+    assert r.b.retry_in(DEP) == pytest.approx(0.2)
+    assert await _failed_probe(r) == pytest.approx(0.2)
+
+
+async def test_retry_in_is_the_time_until_a_probe_may_go() -> None:
+    r = Rig()
+    assert r.b.retry_in(DEP) == 0.0  # never failed
+    await _fail(r.b, 3)
+    r.clock.advance(0.25)
+    assert r.b.retry_in(DEP) == pytest.approx(0.75)
+    with pytest.raises(CircuitOpenError) as refused:
+        await r.b.admit(DEP, 10.0)
+    assert refused.value.retry_after == pytest.approx(0.75)
+    r.clock.advance(0.75)
+    assert r.b.retry_in(DEP) == 0.0 and r.b.available(DEP)
+    token = await r.b.admit(DEP, 10.0)
+    assert token is not None
+    # While the probe runs, its verdict is what clients wait for: about one short period,
+    # not the probe's whole lease.
+    with pytest.raises(CircuitOpenError) as refused:
+        await r.b.admit(DEP, 10.0)
+    assert refused.value.retry_after == pytest.approx(1.0) == r.b.retry_in(DEP)
+    r.clock.advance(9.5)
+    assert r.b.retry_in(DEP) == pytest.approx(0.5)  # the lease ends sooner
+    await r.b.record_probe_success(DEP, token)
+    assert r.b.retry_in(DEP) == 0.0
 
 
 def test_build_breakers_chooses_the_store() -> None:
@@ -208,6 +297,7 @@ async def test_the_opening_call_carries_the_incident_event() -> None:
     data = calls[2].events[0][1]
     assert (data["deployment"], data["error_type"], data["window_failures"]) == \
         (DEP, "ProviderServerError", 3)
+    assert data["open_for_s"] == 1.0  # operators see how long this open period lasts
 
 
 async def test_the_caller_mistakes_never_open_the_breaker() -> None:
@@ -224,7 +314,7 @@ async def test_single_half_open_probe_under_concurrency() -> None:
     rejected without reaching it; the probe's success closes the breaker for everyone."""
     r = Rig()
     await _fail(r.b, 3)
-    r.clock.advance(30.0)
+    r.clock.advance(1.0)
     gate = asyncio.Event()
     reached = 0
 
@@ -251,7 +341,7 @@ async def test_single_half_open_probe_under_concurrency() -> None:
 async def test_a_cancelled_probe_is_released() -> None:
     r = Rig()
     await _fail(r.b, 3)
-    r.clock.advance(30.0)
+    r.clock.advance(1.0)
 
     async def hang(call: Call) -> None:
         await asyncio.sleep(10)
@@ -339,3 +429,87 @@ async def test_a_breaker_opening_mid_retries_ends_the_retries() -> None:
     with pytest.raises(ProviderServerError):
         await chain(call)
     assert up.calls == 2 and call.events[-1][0] == "retry_skipped"
+
+
+# -- a short outage on a one-deployment alias, on the fake clock --------------------------------
+
+PACE_S = 0.1  # the client sends a request every PACE_S
+ATTEMPT_S = 0.02  # each upstream attempt takes this long
+
+
+def _one_deployment_chain(clock: FakeClock, breakers: MemoryBreakers, up_at: list[float],
+                          sent: list[float]) -> Any:
+    """The gateway's own per-alias chain (real Router, Retry, Breaker) over a provider that
+    fails until `up_at[0]`; retries' sleeps move the fake clock instead of waiting."""
+    from gatewise.config.loader import parse_config, resolve_config
+    from gatewise.pipeline.router import RouterMiddleware
+    from gatewise.routing.router import Router
+
+    cfg, warnings = parse_config({"models": {"chat": [{"model": "fake/echo", "id": "only"}]}})
+    resolved = resolve_config(cfg, None, {}, warnings)
+    router = Router(resolved, seed=0, clock=clock,
+                    available=lambda d: breakers.available(d.id),
+                    retry_in=lambda d: breakers.retry_in(d.id))
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    retry = RetryMiddleware(resolved.config.router, available=breakers.available,
+                            rng=random.Random(0), budget_clock=clock, sleep=sleep)
+
+    async def provider(call: Call) -> str:
+        call.attempts += 1
+        sent.append(clock())
+        clock.advance(ATTEMPT_S)
+        if clock() < up_at[0]:
+            raise ProviderServerError("500")
+        return "ok"
+
+    return build_chain([RouterMiddleware(router), retry, BreakerMiddleware(breakers)], provider)
+
+
+async def _run_outage(outage_s: float, seed: int) -> tuple[float, int, int]:
+    """A client at a steady pace through an outage of `outage_s`: (seconds from the upstream's
+    return to the first success, attempts the dead upstream received, refusals)."""
+    clock = FakeClock()
+    breakers = MemoryBreakers(BreakerConfig(), clock=clock, rng=random.Random(seed))
+    up_at = [clock() + outage_s]
+    sent: list[float] = []
+    chain = _one_deployment_chain(clock, breakers, up_at, sent)
+    refusals = 0
+    while clock() < up_at[0] + 40.0:
+        refused: CircuitOpenError | None = None
+        try:
+            await chain(Call("chat", chat_call().request))
+        except CircuitOpenError as exc:
+            refused = exc
+        except ProviderServerError:
+            pass
+        else:
+            if clock() >= up_at[0]:
+                return clock() - up_at[0], sum(t < up_at[0] for t in sent), refusals
+        if refused is not None:
+            # Every refusal says when the next probe may go.
+            wait = refused.retry_after
+            assert wait is not None and 0 < wait <= 30.0
+            assert wait == pytest.approx(breakers.retry_in("only"))
+            refusals += 1
+        clock.advance(PACE_S)
+    raise AssertionError(f"no success within 40 s of the end of a {outage_s} s outage")
+
+
+async def test_a_short_outage_on_a_single_deployment_costs_seconds_not_open_s() -> None:
+    """Defaults (threshold 5, retries 2, min_open_s 1, open_s 30), outages of 0.5 to 4 s:
+    after the upstream returns, the first request succeeds within 5 s (with a fixed 30 s open
+    period it took ~27 s), every refusal in between says when to come back, and the dead
+    upstream saw a handful of requests however many the client sent."""
+    worst = 0.0
+    for tenths in range(5, 41):
+        for seed in range(3):
+            recovery, attempts, refusals = await _run_outage(tenths / 10, seed)
+            worst = max(worst, recovery)
+            assert attempts <= 12  # 5 to open (+ retries in flight), then a probe per period
+            if tenths >= 10:
+                assert refusals  # the breaker opened: not just retries riding it out
+    assert worst <= 5.0
+    assert worst > 1.0  # the sweep does hit probes that fail just before the return

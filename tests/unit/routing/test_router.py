@@ -138,8 +138,25 @@ def test_all_cooling_down_raises_so_fallbacks_take_over() -> None:
     r = Router(resolved({"m": fakes("a", "b")}, cooldown_s=5), clock=Clock())
     for d in ("a", "b"):
         r.tracker.failed(r.tracker.started(d), ProviderServerError("x"))
-    with pytest.raises(CircuitOpenError, match="'m' is cooling down"):
+    with pytest.raises(CircuitOpenError, match="'m' is cooling down") as refused:
         r.choose(r.candidates("m"))
+    assert refused.value.retry_after == pytest.approx(5.0)  # the soonest one back
+
+
+def test_every_breaker_open_says_when_the_first_probe_may_go() -> None:
+    waits = {"a": 7.5, "b": 0.4}
+    r = Router(resolved({"m": fakes("a", "b"), "one": fakes("c")}), seed=1,
+               available=lambda d: False, retry_in=lambda d: waits.get(d.id, 2.0))
+    with pytest.raises(CircuitOpenError, match=r"next probe in 0\.4s") as refused:
+        r.choose(r.candidates("m"))
+    assert refused.value.retry_after == pytest.approx(0.4)
+    with pytest.raises(CircuitOpenError) as refused:
+        r.choose(r.candidates("one"))  # a one-deployment alias: its own breaker's time
+    assert refused.value.retry_after == pytest.approx(2.0)
+    r.retry_in = None  # no hook: the time is unknown (the server still sends Retry-After: 1)
+    with pytest.raises(CircuitOpenError) as refused:
+        r.choose(r.candidates("m"))
+    assert refused.value.retry_after is None
 
 
 def test_a_single_deployment_alias_ignores_cooldowns() -> None:
