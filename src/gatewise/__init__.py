@@ -43,7 +43,7 @@ _ERRORS = (
     "PromptInjectionDetected", "ToolCallRejected", "OutputCheckFailed", "AllTargetsFailedError",
     "UnauthorizedError", "ForbiddenError", "NotFoundError", "KeyNotFoundError",
     "TeamNotFoundError", "CredentialNotFoundError", "SecretBoxError", "CredentialRotationError",
-    "BudgetStoreUnavailable",
+    "BudgetStoreUnavailable", "ConflictError", "NotConfiguredError",
 )
 for _name in _ERRORS:
     _EXPORTS[_name] = "gatewise.errors"

@@ -141,15 +141,19 @@ class Governance:
 
     @property
     def secret_box(self) -> SecretBox:
-        """AES-GCM under `security.encryption_key` (built once: a passphrase costs an scrypt)."""
+        """AES-GCM under `security.encryption_key` (built once: a passphrase costs an scrypt).
+
+        Without a key this is a `NotConfiguredError` (409 over HTTP) naming the config key:
+        the caller's request is fine, the gateway cannot serve it as configured."""
         if self._box is None:
-            from gatewise.errors import ConfigError
+            from gatewise.errors import NotConfiguredError
             from gatewise.security.crypto import SecretBox
 
             material = self.config.encryption_key
             if not material:
-                raise ConfigError("storing secrets needs 'security.encryption_key'",
-                                  file=self.config.file, path="security.encryption_key")
+                raise NotConfiguredError(
+                    "storing provider credentials needs an encryption key: set "
+                    "'security.encryption_key' in the gateway's config")
             self._box = SecretBox.from_key_material(material)
         return self._box
 

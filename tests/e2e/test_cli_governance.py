@@ -91,3 +91,14 @@ def test_usage_report_and_csv_export_from_the_ledger(config: Path) -> None:
     assert int(rows[0]["prompt_tokens"]) > 0 and int(rows[0]["completion_tokens"]) > 0
     bad = gw(config, "usage", "--group-by", "color", ok=False)
     assert bad.returncode == 2 and "cannot group by 'color'" in bad.stderr
+
+
+def test_the_cli_refuses_what_the_admin_api_refuses_and_writes_nothing(config: Path) -> None:
+    """The same input types as `POST /admin/...` (one definition): exit status 2, the flag
+    named, checked before the stores are opened."""
+    for args, flag in ((["keys", "create", "--name", "bot", "--rpm", "-5"], "--rpm"),
+                       (["budgets", "create", "team", "ops", "--usd", "-1"], "--usd"),
+                       (["teams", "create", "Ops\x1b[31m"], "team_id")):
+        out = gw(config, *args, ok=False)
+        assert out.returncode == 2 and f"error: {flag}: " in out.stderr, out.stderr
+    assert gw(config, "audit", "list").stdout == ""

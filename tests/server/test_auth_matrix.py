@@ -95,7 +95,7 @@ def _routes(app: Any) -> list[tuple[str, str, str | None]]:
     out.append(("GET", "/v1/models/m", None))
     for method, template, perm, _ in ADMIN_ROUTES:
         path = (template.replace("{key_id}", "KEYID").replace("{team_id}", "red")
-                .replace("{budget_id}", "bud_x").replace("{name}", "cred"))
+                .replace("{budget_id}", "bud_000000000000").replace("{name}", "cred"))
         out.append((method, path, perm))
     return out
 

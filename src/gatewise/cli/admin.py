@@ -4,6 +4,10 @@ These commands work on the configured stores directly (the same SQLite file or P
 database the gateway uses), so they need no running server and no master key: whoever can
 read the config and the database is already an administrator. Every change is audited with
 the actor `cli:<os user>`.
+
+The flags are checked by the admin API's own types (`gatewise.security.inputs`) before the
+stores are opened: `--rpm -5`, a team id with a NUL byte or `--usd -1` are refused here (exit
+status 2) exactly as `POST /admin/...` refuses them, and nothing is written.
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ from typing import Any
 
 from gatewise.errors import InvalidRequestError
 from gatewise.governance import Governance, cli_actor
+from gatewise.security.inputs import (
+    AuditQuery,
+    BudgetCreate,
+    KeyCreate,
+    KeyRotate,
+    KeysQuery,
+    TeamCreate,
+    UsageQuery,
+    check_path,
+    parse_input,
+)
 from gatewise.storage.base import KeyRecord
 from gatewise.storage.usage import parse_group_by, parse_time, usage_table
 
@@ -102,45 +117,97 @@ def _key_line(k: KeyRecord) -> str:
             f"models={','.join(k.models) or '*'}")
 
 
+# The admin API's field names as this CLI's flags, for error messages.
+_FLAGS = {"expires_in_s": "--expires-days", "overlap_s": "--overlap-hours", "limit_usd": "--usd",
+          "limit_tokens": "--tokens", "since_seq": "--since-seq", "group_by": "--group-by",
+          "team_id": "team_id", "key_id": "key_id", "id": "team_id", "key": "--key"}
+
+
+def _inputs(args: argparse.Namespace) -> Any:
+    """The command's flags as the admin API's input types (raises `InvalidRequestError`)."""
+    cmd, action = args.command, getattr(args, "action", None)
+    if cmd == "keys":
+        if action == "create":
+            days = args.expires_days
+            return parse_input(KeyCreate, {
+                "name": args.name, "role": args.role, "team": args.team, "user": args.user,
+                "models": _csv(args.models), "permissions": _csv(args.permissions),
+                "expires_in_s": None if days is None else days * 86400,
+                "rpm": args.rpm, "tpm": args.tpm})
+        if action == "list":
+            return parse_input(KeysQuery, {"team": args.team})
+        check_path({"key_id": args.key_id})
+        if action == "rotate":
+            return parse_input(KeyRotate, {"overlap_s": args.overlap_hours * 3600})
+        return None
+    if cmd == "teams":
+        if action == "create":
+            return parse_input(TeamCreate, {"id": args.team_id, "name": args.name,
+                                            "models": _csv(args.models), "rpm": args.rpm,
+                                            "tpm": args.tpm})
+        if action == "delete":
+            check_path({"team_id": args.team_id})
+        return None
+    if cmd == "budgets" and action == "create":
+        return parse_input(BudgetCreate, {"scope": args.scope, "subject": args.subject,
+                                          "period": args.period, "limit_usd": args.usd,
+                                          "limit_tokens": args.tokens, "hard": not args.soft})
+    if cmd == "usage":
+        return parse_input(UsageQuery, {"group_by": args.group_by, "since": args.since,
+                                        "until": args.until, "team": args.team,
+                                        "key": args.key})
+    if cmd == "audit" and action == "list":
+        return parse_input(AuditQuery, {"since_seq": args.since_seq, "limit": args.limit})
+    return None
+
+
 async def run(args: argparse.Namespace) -> int:
     from gatewise.config.loader import load_config
 
+    try:
+        inputs = _inputs(args)
+    except InvalidRequestError as exc:
+        where = f"{_FLAGS.get(exc.param, '--' + exc.param.replace('_', '-'))}: " \
+            if exc.param else ""
+        print(f"error: {where}{exc.message}", file=sys.stderr)
+        return 2
     gov = Governance(load_config(args.config))
     try:
-        return await _dispatch(gov, args)
+        return await _dispatch(gov, args, inputs)
     finally:
         await gov.aclose()
 
 
-async def _dispatch(gov: Governance, args: argparse.Namespace) -> int:
+async def _dispatch(gov: Governance, args: argparse.Namespace, inputs: Any) -> int:
     actor = cli_actor()
     cmd, action = args.command, getattr(args, "action", None)
     if cmd == "keys":
         if action == "create":
-            expires = time.time() + args.expires_days * 86400 if args.expires_days else None
+            body: KeyCreate = inputs
             secret, rec = await gov.keys.create(
-                name=args.name, role=args.role, team=args.team, user=args.user,
-                models=_csv(args.models), permissions=_csv(args.permissions), expires=expires,
-                rpm=args.rpm, tpm=args.tpm, actor=actor)
+                name=body.name, role=body.role, team=body.team, user=body.user,
+                models=body.models, permissions=body.permissions,
+                expires_in_s=body.expires_in_s, rpm=body.rpm, tpm=body.tpm, actor=actor)
             print(secret)
             print(f"# id {rec.id}: store this key now, it is not shown again", file=sys.stderr)
         elif action == "list":
-            for k in await gov.keys.list(team=args.team):
+            for k in await gov.keys.list(team=inputs.team):
                 print(_key_line(k))
         elif action == "revoke":
             await gov.keys.revoke(args.key_id, actor=actor)
             print(f"revoked {args.key_id}")
         elif action == "rotate":
             secret, rec = await gov.keys.rotate(args.key_id, actor=actor,
-                                                overlap_s=args.overlap_hours * 3600)
+                                                overlap_s=inputs.overlap_s)
             print(secret)
             print(f"# new id {rec.id}; {args.key_id} stays valid for {args.overlap_hours} h",
                   file=sys.stderr)
         return 0
     if cmd == "teams":
         if action == "create":
-            team = await gov.teams.create(team_id=args.team_id, name=args.name or args.team_id,
-                                          models=_csv(args.models), rpm=args.rpm, tpm=args.tpm,
+            tbody: TeamCreate = inputs
+            team = await gov.teams.create(team_id=tbody.id, name=tbody.name or tbody.id,
+                                          models=tbody.models, rpm=tbody.rpm, tpm=tbody.tpm,
                                           actor=actor)
             print(json.dumps(asdict(team)))
         elif action == "list":
@@ -154,12 +221,10 @@ async def _dispatch(gov: Governance, args: argparse.Namespace) -> int:
     if cmd == "budgets":
         store = gov.stores.governance
         if action == "create":
-            if args.usd is None and args.tokens is None:
-                print("error: give --usd or --tokens", file=sys.stderr)
-                return 2
-            budget = await gov.create_budget(scope=args.scope, subject=args.subject,
-                                             period=args.period, limit_usd=args.usd,
-                                             limit_tokens=args.tokens, hard=not args.soft,
+            bbody: BudgetCreate = inputs
+            budget = await gov.create_budget(scope=bbody.scope, subject=bbody.subject,
+                                             period=bbody.period, limit_usd=bbody.limit_usd,
+                                             limit_tokens=bbody.limit_tokens, hard=bbody.hard,
                                              actor=actor)
             print(budget.id)
         else:
@@ -170,13 +235,14 @@ async def _dispatch(gov: Governance, args: argparse.Namespace) -> int:
                       f"spent={spent}")
         return 0
     if cmd == "usage":
-        return await _usage(gov, args)
+        return await _usage(gov, inputs, args.csv)
     if cmd == "audit":
         if action == "verify":
             result = await gov.audit.verify()
             print(json.dumps(asdict(result)))
             return 0 if result.ok else 1
-        for row in await gov.stores.governance.audit(since_seq=args.since_seq, limit=args.limit):
+        for row in await gov.stores.governance.audit(since_seq=inputs.since_seq,
+                                                     limit=inputs.limit):
             when = datetime.fromtimestamp(row.ts, UTC).isoformat(timespec="seconds")
             print(f"{row.seq:>6} {when} {row.actor:<16} {row.action:<20} {row.target or '-'} "
                   f"{json.dumps(row.detail, sort_keys=True)}")
@@ -184,17 +250,13 @@ async def _dispatch(gov: Governance, args: argparse.Namespace) -> int:
     return 2
 
 
-async def _usage(gov: Governance, args: argparse.Namespace) -> int:
-    try:
-        groups = parse_group_by(args.group_by)
-        since, until = parse_time(args.since, "since"), parse_time(args.until, "until")
-    except InvalidRequestError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2
-    rows = await gov.stores.ledger.aggregate(groups, since=since, until=until, team=args.team,
-                                             key_id=args.key)
+async def _usage(gov: Governance, q: UsageQuery, as_csv: bool) -> int:
+    groups = parse_group_by(q.group_by)
+    since, until = parse_time(q.since, "since"), parse_time(q.until, "until")
+    rows = await gov.stores.ledger.aggregate(groups, since=since, until=until, team=q.team,
+                                             key_id=q.key)
     table = usage_table(rows, groups, cost_digits=6)
-    if args.csv:
+    if as_csv:
         csv.writer(sys.stdout).writerows(table)
         return 0
     widths = [max(len(str(x)) for x in col) for col in zip(*table, strict=True)]

@@ -31,7 +31,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gatewise.errors import InvalidRequestError, KeyNotFoundError, UnauthorizedError
+from gatewise.errors import (
+    ConflictError,
+    InvalidRequestError,
+    KeyNotFoundError,
+    TeamNotFoundError,
+    UnauthorizedError,
+)
 from gatewise.pipeline.core import Identity
 from gatewise.security.audit import AuditLog
 from gatewise.security.events import SecurityEventSink
@@ -180,16 +186,20 @@ class KeyManager:
         return len(batch)
 
     # -- management --------------------------------------------------------------------------
-    async def _check_scope(self, role: str, team: str | None, permissions: Iterable[str]) -> None:
+    async def _check_scope(self, role: str, team: str | None, permissions: Iterable[str], *,
+                           existing: bool = False) -> None:
+        """A team that does not exist is a 404 (the request is well formed, the team is
+        missing); a team_admin role for an existing teamless key is a 409 (its state)."""
         try:
             validate_role(role)
             validate_permissions(permissions)
         except ValueError as exc:
             raise InvalidRequestError(str(exc), param="role") from None
         if team is not None and await self.store.get_team(team) is None:
-            raise InvalidRequestError(f"team {team!r} does not exist", param="team")
+            raise TeamNotFoundError(f"team {team!r} does not exist", param="team")
         if role == "team_admin" and team is None:
-            raise InvalidRequestError("a team_admin key needs a team", param="team")
+            error = ConflictError if existing else InvalidRequestError
+            raise error("a team_admin key needs a team", param="team")
 
     async def _new_id(self) -> str:
         while True:
@@ -201,12 +211,19 @@ class KeyManager:
                      user: str | None = None, models: Iterable[str] = (),
                      permissions: Iterable[str] = (), expires: float | None = None,
                      rpm: int | None = None, tpm: int | None = None,
-                     metadata: dict[str, Any] | None = None, actor: str) -> tuple[str, KeyRecord]:
-        """Returns the full key (shown once; only its hash is stored) and the record."""
+                     metadata: dict[str, Any] | None = None, actor: str,
+                     expires_in_s: float | None = None) -> tuple[str, KeyRecord]:
+        """Returns the full key (shown once; only its hash is stored) and the record.
+        `expires_in_s` (> 0) counts from this manager's clock, so a short lifetime cannot
+        have run out before the key is stored; `expires` is an absolute time."""
         models, permissions = list(models), list(permissions)
         await self._check_scope(role, team, permissions)
         now = self._clock()
-        if expires is not None and expires <= now:
+        if expires_in_s is not None:
+            if not expires_in_s > 0:
+                raise InvalidRequestError("expires_in_s must be positive", param="expires_in_s")
+            expires = now + expires_in_s  # may round to `now` itself: expired at once, as asked
+        elif expires is not None and expires <= now:
             raise InvalidRequestError("expires must be in the future", param="expires")
         key_id, secret = await self._new_id(), secrets.token_urlsafe(32)
         rec = KeyRecord(id=key_id, secret_hash=hash_secret(secret), name=name, role=role,
@@ -238,7 +255,7 @@ class KeyManager:
             if field in changes:
                 changes[field] = list(changes[field])
         await self._check_scope(changes.get("role", rec.role), changes.get("team", rec.team),
-                                changes.get("permissions", rec.permissions))
+                                changes.get("permissions", rec.permissions), existing=True)
         for field, value in changes.items():
             setattr(rec, field, value)
         await self.store.put_key(rec)
@@ -263,10 +280,9 @@ class KeyManager:
         old = await self.get(key_id)
         now = self._clock()
         if old.revoked is not None or (old.expires is not None and old.expires <= now):
-            raise InvalidRequestError("cannot rotate a revoked or expired key", param="key_id")
+            raise ConflictError("cannot rotate a revoked or expired key", param="key_id")
         if old.rotated_to is not None:
-            raise InvalidRequestError(f"key was already rotated to {old.rotated_to}",
-                                      param="key_id")
+            raise ConflictError(f"key was already rotated to {old.rotated_to}", param="key_id")
         new_id, secret = await self._new_id(), secrets.token_urlsafe(32)
         new = KeyRecord(id=new_id, secret_hash=hash_secret(secret), name=old.name, role=old.role,
                         team=old.team, user=old.user, models=list(old.models),

@@ -12,14 +12,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from gatewise.errors import InvalidRequestError, TeamNotFoundError
+from gatewise.errors import ConflictError, InvalidRequestError, TeamNotFoundError
 from gatewise.security.audit import AuditLog
 from gatewise.storage.base import GovernanceStore, TeamRecord
+from gatewise.types.limits import TEAM_ID_PATTERN
 
 if TYPE_CHECKING:
     from gatewise.security.keys import KeyManager
 
-_TEAM_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_TEAM_ID = re.compile(TEAM_ID_PATTERN)
 _UPDATABLE = frozenset({"name", "models", "rpm", "tpm", "metadata"})
 
 
@@ -38,8 +39,8 @@ class TeamManager:
             raise InvalidRequestError("team id must be 1-64 of a-z 0-9 _ . - (starting with a "
                                       "letter or digit)", param="id")
         if await self.store.get_team(team_id) is not None:
-            raise InvalidRequestError(f"team {team_id!r} already exists", param="id",
-                                      code="team_exists")
+            raise ConflictError(f"team {team_id!r} already exists", param="id",
+                                code="team_exists")
         team = TeamRecord(id=team_id, name=name or team_id, models=list(models), rpm=rpm, tpm=tpm,
                           created=self._clock(), metadata=dict(metadata or {}))
         await self.store.put_team(team)
@@ -74,15 +75,15 @@ class TeamManager:
         return team
 
     async def delete(self, team_id: str, *, actor: str) -> None:
-        """Refuses while the team has live keys (revoke them first): a key of a deleted team
-        would otherwise keep the team's name but lose its limits."""
+        """Refuses (409) while the team has live keys (revoke them first): a key of a deleted
+        team would otherwise keep the team's name but lose its limits."""
         await self.get(team_id)
         now = self._clock()
         live = [k.id for k in await self.store.list_keys(team_id)
                 if k.revoked is None and (k.expires is None or k.expires > now)]
         if live:
-            raise InvalidRequestError(f"team {team_id!r} still has {len(live)} live key(s)",
-                                      param="team", code="team_has_keys")
+            raise ConflictError(f"team {team_id!r} still has {len(live)} live key(s)",
+                                param="team", code="team_has_keys")
         await self.store.delete_team(team_id)
         if self.keys is not None:
             await self.keys.team_changed(team_id)

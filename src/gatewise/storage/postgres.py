@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from gatewise.errors import InvalidRequestError
 from gatewise.storage.base import Reservation, UsageGroup, UsageRecord, UsageRow, WindowResult
 from gatewise.storage.usage import LEDGER_COLUMNS, check_groups, where_clause
 
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _NOW = "extract(epoch from clock_timestamp())"
+
+
+class _NeverRaised(Exception):
+    """Stands in for psycopg's DataError until the pool (and psycopg) is loaded."""
 
 
 class PgDatabase:
@@ -42,12 +47,16 @@ class PgDatabase:
         self._pool: AsyncConnectionPool[Any] | None = None
         self._lock = asyncio.Lock()
         self._ready: set[str] = set()
+        # psycopg's DataError, imported with the pool (psycopg is an optional extra).
+        self._data_error: type[Exception] = _NeverRaised
 
     async def _open(self) -> AsyncConnectionPool[Any]:
         async with self._lock:
             if self._pool is None:
+                from psycopg import DataError
                 from psycopg_pool import AsyncConnectionPool
 
+                self._data_error = DataError
                 pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                     self._url, min_size=self._min, max_size=self._max, open=False,
                     kwargs={"autocommit": True}, name=f"gatewise-{self.schema}")
@@ -66,12 +75,25 @@ class PgDatabase:
 
     @asynccontextmanager
     async def connect(self, name: str, ddl: str) -> AsyncIterator[AsyncConnection[Any]]:
-        """A pooled autocommit connection, after `ddl` (known as `name`) has been applied."""
+        """A pooled autocommit connection, after `ddl` (known as `name`) has been applied.
+
+        A value PostgreSQL cannot take (a NUL byte in text, a number out of a column's range,
+        a negative LIMIT: SQLSTATE class 22, psycopg's `DataError`) came from the caller's
+        input, so it is raised as an `InvalidRequestError` (a 400), not left to become a
+        500. The edges validate first; this is the backstop. The message names neither the
+        value nor the SQL."""
         if name not in self._ready:
             await self._ensure(name, ddl)
         assert self._pool is not None
         async with self._pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            except self._data_error as exc:
+                state = getattr(exc, "sqlstate", None) or "22000"
+                raise InvalidRequestError(
+                    "a value in the request cannot be stored: out of range, or containing a "
+                    f"character the database does not accept (SQLSTATE {state})",
+                    code="invalid_value") from None
 
     async def close(self) -> None:
         if self._pool is not None:

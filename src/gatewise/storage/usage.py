@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from gatewise.errors import InvalidRequestError
 from gatewise.storage.base import USAGE_GROUPS, UsageGroup, UsageRecord, UsageRow
+from gatewise.types.limits import END, parse_time_bound
 
 # Record attribute per group (`day` is derived from `ts`).
 GROUP_ATTRS: dict[str, str] = {"team": "team", "key": "key_id", "model": "alias",
@@ -69,9 +69,13 @@ def check_groups(group_by: Sequence[str]) -> None:
 
 # -- usage reports (the admin API and the CLI answer the same questions the same way) -------
 
+# What `parse_group_by` accepts, as a regular expression (published in the OpenAPI document).
+GROUP_BY_PATTERN = "^(?:(?:{0})(?:,(?:{0}))*)?{1}".format("|".join(sorted(USAGE_GROUPS)), END)
+
+
 def parse_group_by(text: str) -> list[UsageGroup]:
-    """`team,model,day` → groupings, refusing an unknown one by name."""
-    groups = [g.strip() for g in text.split(",") if g.strip()]
+    """`team,model,day` → groupings, refusing an unknown one by name; empty → one total."""
+    groups = text.split(",") if text else []
     for g in groups:
         if g not in USAGE_GROUPS:
             raise InvalidRequestError(f"cannot group by {g!r}; use {', '.join(sorted(USAGE_GROUPS))}",
@@ -80,19 +84,16 @@ def parse_group_by(text: str) -> list[UsageGroup]:
 
 
 def parse_time(value: str | None, param: str) -> float | None:
-    """A report bound: epoch seconds, a date (`2026-11-01`, UTC midnight) or an ISO time."""
+    """A report bound: epoch seconds, a date (`2026-11-01`, UTC midnight) or a date and time
+    (`2026-11-01T10:00`, `…:30Z`, `…+02:00`); the admin API publishes the same rule
+    (`TIME_BOUND_PATTERN`), so it accepts exactly what its document says."""
     if not value:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        d = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequestError(f"'{param}' must be a date (YYYY-MM-DD), an ISO time or "
-                                  "epoch seconds", param=param) from None
-    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
+    ts = parse_time_bound(value)
+    if ts is None:
+        raise InvalidRequestError(f"'{param}' must be epoch seconds, a date (YYYY-MM-DD) or a "
+                                  "date and time (YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])", param=param)
+    return ts
 
 
 def usage_table(rows: Sequence[UsageRow], group_by: Sequence[UsageGroup],
