@@ -9,6 +9,11 @@ A model name containing one of these words triggers the fault (e.g. `gpt-fail-42
 - `reset`: the connection is closed without any response
 - `slow`: the first byte comes after `SLOW_SECONDS`
 - `cut`: a stream stops mid-way with no end marker (non-stream: a truncated JSON body)
+- `hold` (the OpenAI fake's chat and embeddings): the answer (a stream: its first chunk, after
+  the headers) comes after `HOLD_SECONDS`, unless the client closes the connection first; the
+  fake notes which happened (`hold` below)
+- `fail-leak`: 502 whose error message is what a careless internal service says: its own and
+  its neighbours' addresses, a credential, control characters and 10 KB of text (`LEAK_*`)
 """
 
 from __future__ import annotations
@@ -19,8 +24,17 @@ from collections.abc import Callable
 from aiohttp import web
 
 SLOW_SECONDS = 1.5
+HOLD_SECONDS = 3.0
 
 ErrorBody = Callable[[int, str], dict[str, object]]
+
+# What `fail-leak` puts in its error message; none of it may reach a gateway's client.
+LEAK_SECRETS = ("10.20.30.40", "ollama.internal", "11434", "6379", "sk-live-", "/var/lib/",
+                "\x1b[", "\x00")
+LEAK_MESSAGE = ("backend failure: POST http://10.20.30.40:8080/admin/reload?token=abc refused; "
+                "fell back to ollama.internal:11434 and redis://:pw@cache:6379/0 with key "
+                "sk-live-7fQ2xR9pL0aZ3mN8bV1cX4kJ6hG5dS2w (see /var/lib/svc/trace.log)\x1b[31m"
+                "\x00\r\n" + "stack frame detail " * 540)
 
 _STATUS = {
     "fail-401": (401, "Incorrect API key provided"),
@@ -33,6 +47,25 @@ _STATUS = {
     "fail-503": (503, "The engine is currently overloaded"),
     "fail-529": (529, "Overloaded"),
 }
+
+
+async def hold(request: web.Request, notes: list[str]) -> bool:
+    """Waits up to `HOLD_SECONDS` while the client stays connected. Notes `hold-abandoned`
+    (the client closed the connection before the answer; returns False) or `hold-answered`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOLD_SECONDS
+    try:
+        while loop.time() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                notes.append("hold-abandoned")
+                return False
+            await asyncio.sleep(0.005)
+    except asyncio.CancelledError:  # aiohttp cancels a handler whose client left, if told to
+        notes.append("hold-abandoned")
+        raise
+    notes.append("hold-answered")
+    return True
 
 
 async def fault_response(request: web.Request, model: str,
@@ -50,6 +83,8 @@ async def fault_response(request: web.Request, model: str,
     if "fail-429" in model:
         return web.json_response(error_body(429, "Rate limit reached"), status=429,
                                  headers={"retry-after": "7"})
+    if "fail-leak" in model:
+        return web.json_response(error_body(502, LEAK_MESSAGE), status=502)
     for key, (status, msg) in _STATUS.items():
         if key in model:
             return web.json_response(error_body(status, msg), status=status)

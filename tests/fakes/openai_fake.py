@@ -19,7 +19,7 @@ from tests.fakes.common import (
     sample_for_schema,
     words,
 )
-from tests.fakes.faults import fault_response
+from tests.fakes.faults import fault_response, hold
 from tests.fakes.server import FakeServer
 
 
@@ -96,6 +96,8 @@ def make_app(srv: FakeServer) -> web.Application:
             sum(count_tokens(c["function"]["arguments"]) for c in tool_calls) if tool_calls else 0)
         created = int(time.time())
         if not body.get("stream"):
+            if "hold" in model and not await hold(request, srv.notes):
+                return web.Response(status=499)  # nobody is listening any more
             if "cut" in model:
                 return web.Response(body=b'{"id":"chatcmpl-x","object":"chat.completion","cho',
                                     content_type="application/json")
@@ -113,6 +115,8 @@ def make_app(srv: FakeServer) -> web.Application:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8",
                                            "cache-control": "no-cache"})
         await resp.prepare(request)
+        if "hold" in model and not await hold(request, srv.notes):
+            return resp
         base = {"id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion.chunk",
                 "created": created, "model": model, "service_tier": "default",
                 "system_fingerprint": "fp_fake0001"}
@@ -167,6 +171,8 @@ def make_app(srv: FakeServer) -> web.Application:
         fault = await fault_response(request, body.get("model", ""), error_body)
         if fault is not None:
             return fault
+        if "hold" in body.get("model", "") and not await hold(request, srv.notes):
+            return web.Response(status=499)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dims = body.get("dimensions") or 8
         data = []

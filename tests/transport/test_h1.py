@@ -17,7 +17,7 @@ from gatewise.transport.base import (
     ReadTimeout,
     Timeouts,
 )
-from gatewise.transport.h1 import H1Transport
+from gatewise.transport.h1 import H1Transport, _Conn
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -163,6 +163,48 @@ async def test_streams_arrive_piece_by_piece_and_a_stall_times_out(h1: H1Transpo
         await stream.aclose()
     assert b"".join(got) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
     assert len(got) == 3
+
+
+async def test_a_cancel_that_races_a_chunk_is_not_lost(h1: H1Transport,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client leaves (its request's task is cancelled) in the very loop iteration a chunk
+    # arrives. `asyncio.wait_for` on 3.11 would return the chunk and drop the cancellation,
+    # and the stream would go on for nobody; the reader must raise CancelledError instead.
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n")
+        for i in range(500):
+            msg = b"data: %d\n\n" % i
+            w.write(b"%x\r\n%s\r\n" % (len(msg), msg))
+            await w.drain()
+            await asyncio.sleep(0.01)
+
+    got: list[bytes] = []
+
+    async def read(url: str) -> None:
+        stream = await h1.open_stream(_post(url, read=5.0))
+        try:
+            async for chunk in stream.aiter_bytes():
+                got.append(chunk)
+        finally:
+            await stream.aclose()
+
+    on_body = _Conn.on_body
+    armed: list[asyncio.Task[None]] = []
+
+    def on_body_then_cancel(conn: _Conn, body: bytes) -> None:
+        on_body(conn, body)
+        if got and armed:  # after the first chunk: cancel right behind this one's wake-up
+            asyncio.get_running_loop().call_soon(armed.pop().cancel)
+
+    monkeypatch.setattr(_Conn, "on_body", on_body_then_cancel)
+    async with Server(handler) as url:
+        task = asyncio.create_task(read(url))
+        armed.append(task)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), 2)
+    assert task.cancelled() and 1 <= len(got) <= 3
 
 
 async def test_a_slow_upstream_hits_the_total_timeout(h1: H1Transport) -> None:

@@ -11,6 +11,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from gatewise.types.depth import MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
+from gatewise.types.limits import (
+    RequestsPerMinute,
+    Subject,
+    TokenLimit,
+    TokensPerMinute,
+    UsdLimit,
+    Weight,
+)
+
 _Positive = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 _Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -36,9 +46,11 @@ class DeploymentConfig(_Strict):
     api_key: str | None = None
     api_version: str | None = None
     headers: dict[str, str] | None = None
-    weight: _Positive = 1.0
-    rpm: _PositiveInt | None = None
-    tpm: _PositiveInt | None = None
+    # Limits share the admin API's ranges (`gatewise.types.limits`): rpm/tpm 1 … 2**31-1,
+    # a weight in (0, 1e6] (an infinite one would take every request).
+    weight: Weight = 1.0
+    rpm: RequestsPerMinute | None = None
+    tpm: TokensPerMinute | None = None
     timeout: _Positive | None = None
     stream_timeout: _Positive | None = None
     connect_timeout: _Positive | None = None
@@ -74,8 +86,28 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: _Port = 4000
     max_body_bytes: _PositiveInt = 8 * 1024 * 1024
+    # Chat and embeddings bodies nested deeper than this are a 400 (`types/depth.py`): every
+    # parser and walker after the edge recurses per level (OpenAI's structured outputs allow
+    # 10 levels of schema nesting, about 25 of JSON).
+    max_json_depth: Annotated[int, msgspec.Meta(ge=8, le=MAX_JSON_DEPTH_LIMIT)] = MAX_JSON_DEPTH
     master_key: str | None = None
     warmup: bool = True
+    # On SIGTERM: new connections are refused and /readyz says 503 at once; requests in flight
+    # get this long to finish, then streams end with a `server_shutting_down` error event and
+    # unanswered calls get a 503. Keep it a few seconds under the orchestrator's own grace.
+    shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 20.0
+    # Connection limits (`server/protocol.py`). The request line plus headers may use this many
+    # bytes, in at most this many fields (431 past either), and must arrive within
+    # `header_timeout_s`; a body may pause at most `body_timeout_s` between bytes and take at
+    # most `body_total_timeout_s` in all (408). Idle keep-alive connections close after
+    # `keep_alive_s`: above a load balancer's own idle timeout (60 s on most), so the gateway
+    # is never the side that closes a connection the balancer is about to reuse.
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 16 * 1024
+    max_headers: Annotated[int, msgspec.Meta(ge=8, le=10_000)] = 100
+    header_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    body_total_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 300.0
+    keep_alive_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 75.0
 
 
 class RetryConfig(_Strict):
@@ -94,15 +126,19 @@ class RetryConfig(_Strict):
 
 class BreakerConfig(_Strict):
     """Circuit breaker per deployment: closed → open after `failure_threshold` failures within
-    `window_s` (or `failure_ratio` of at least `min_calls`) → half-open after `open_s`, where a
-    single probe decides."""
+    `window_s` (or `failure_ratio` of at least `min_calls`) → half-open, where a single probe
+    decides. The first open period is `min_open_s` (at most `open_s`), doubled (less a little
+    jitter) after each failed probe up to `open_s`, and back to `min_open_s` once a probe
+    succeeds: a short outage costs seconds, a long one costs the upstream one probe per
+    `open_s`."""
 
     enabled: bool = True
     failure_threshold: _PositiveInt = 5
     failure_ratio: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
     min_calls: _PositiveInt = 10
     window_s: _Positive = 30.0
-    open_s: _Positive = 30.0
+    min_open_s: _Positive = 1.0
+    open_s: _Positive = 30.0  # the longest open period (the backoff's cap)
     # "memory" (this process) or "redis" (shared by every replica using `redis_url`).
     store: Literal["memory", "redis"] = "memory"
 
@@ -181,10 +217,11 @@ class BudgetConfig(_Strict):
     `subject: "*"` applies one budget to every key / team / user separately."""
 
     scope: Literal["key", "team", "user"]
-    subject: str = "*"
+    subject: Subject = "*"
     period: Literal["day", "month", "total"] = "month"
-    limit_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
-    limit_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # The admin API's ranges: finite, 0 … 1e9 USD and 0 … 2**53 tokens.
+    limit_usd: UsdLimit | None = None
+    limit_tokens: TokenLimit | None = None
     hard: bool = True
 
 
@@ -313,8 +350,12 @@ class Config(_Strict):
     local_models: dict[str, LocalModelConfig] = msgspec.field(default_factory=dict)
     providers: dict[str, ProviderDefaults] = msgspec.field(default_factory=dict)
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
-    # Allow `provider/model` in requests for providers whose keys are set, without an alias.
-    allow_direct_models: bool = True
+    # `provider/model` in requests, without an alias ("direct" models). `true`: hosted providers
+    # whose key (and base, where one is needed) is configured; providers whose default address
+    # is on this host (ollama, hosted_vllm, lm_studio, llamafile, llama_cpp_server) and
+    # `openai_compatible` only when listed: `[ollama, openai]` allows exactly the listed
+    # providers; `false` allows none.
+    allow_direct_models: bool | list[str] = True
     router: RouterConfig = msgspec.field(default_factory=RouterConfig)
     orchestrations: dict[str, OrchestrationConfig] = msgspec.field(default_factory=dict)
     model_cache_dir: str | None = None

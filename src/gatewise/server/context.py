@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gatewise.gateway import Gateway
 from gatewise.pipeline.core import ANONYMOUS, Identity
 from gatewise.providers.common import unique_suffix
-from gatewise.server.http import Receive, Scope, Send, header
+from gatewise.server.http import Receive, Scope, Send, header, read_body
+
+if TYPE_CHECKING:
+    from gatewise.server.lifecycle import RequestGuard
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9_.:\-]{1,128}$")
 
@@ -24,6 +28,17 @@ class RequestContext:
     # Who called: the master key's or a virtual key's identity (ANONYMOUS when the gateway
     # runs without a master key, i.e. unauthenticated local use).
     identity: Identity = ANONYMOUS
+    # Set for routes that run a gateway call (`lifecycle.InFlight.run`): cuts the request when
+    # its client leaves or the shutdown grace period ends.
+    guard: RequestGuard | None = None
+
+    async def read_body(self) -> bytes:
+        """The request body (bounded by `max_body`); then, under a guard, arms the watch for the
+        client leaving, which from here on is all `receive` can report (`lifecycle`)."""
+        body = await read_body(self.scope, self.receive, self.max_body)
+        if self.guard is not None:
+            self.guard.watch(self.receive)
+        return body
 
     @staticmethod
     def request_id_from(scope: Scope, generated: str) -> str:

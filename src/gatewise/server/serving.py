@@ -3,11 +3,16 @@ suite run exactly the same HTTP settings (protocol, limits, timeouts, shutdown).
 
 from __future__ import annotations
 
+import math
+import signal
+import socket
+from types import FrameType
 from typing import Literal
 
 import uvicorn
 
 from gatewise.server.app import GatewayApp
+from gatewise.server.protocol import http_protocol
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 
@@ -20,11 +25,53 @@ def best_loop() -> LoopName:
     return "uvloop"
 
 
+# After the grace period the app cuts its calls, which then take milliseconds to send their last
+# event; past this much more, uvicorn cancels whatever still runs (a client that stopped
+# reading blocks its last send) so the lifespan shutdown, and the ledger flush, always happen.
+_CUT_S = 2.0
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which tells the app to drain when shutdown begins.
+
+    uvicorn alone closes the listening sockets and waits for every connection, without a limit,
+    or with `timeout_graceful_shutdown` cancels the tasks, which cuts a stream without a word.
+    Here the app is told first (`GatewayApp.drain`): /readyz says 503, new calls are refused,
+    and after `server.shutdown_grace_s` calls still running end with a `server_shutting_down`
+    error; then uvicorn's wait finishes and the lifespan shutdown flushes the ledger. Written
+    against uvicorn 0.55's `Server.shutdown`/`handle_exit`.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: GatewayApp) -> None:
+        super().__init__(config)
+        self.gateway_app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.gateway_app.drain()
+        await super().shutdown(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn's, except that the signal is not recorded: uvicorn raises recorded signals
+        # again once the server is down, so SIGTERM would kill the process (status -15) after
+        # a clean drain. The drain is how gatewise handles SIGTERM; it exits 0.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting
+        else:
+            self.should_exit = True
+
+
 def build_server(app: GatewayApp, *, host: str, port: int, log_level: str = "info",
-                 loop: LoopName | None = None) -> uvicorn.Server:
-    """uvicorn with httptools, no access log (the gateway records its own metrics), no server
-    or date header."""
-    config = uvicorn.Config(app, host=host, port=port, loop=loop or best_loop(), http="httptools",
+                 loop: LoopName | None = None) -> DrainingServer:
+    """uvicorn with httptools under gatewise's connection limits (`server/protocol.py`: header
+    size and count, header and body timeouts, JSON answers to malformed HTTP), no websockets,
+    no access log (the gateway records its own metrics), no server or date header, and a
+    shutdown bounded by `server.shutdown_grace_s`."""
+    grace = app.inflight.grace_s
+    settings = app.gateway.config.config.server
+    config = uvicorn.Config(app, host=host, port=port, loop=loop or best_loop(),
+                            http=http_protocol(settings), ws="none",
                             lifespan="on", access_log=False, log_level=log_level,
-                            server_header=False, date_header=False, timeout_keep_alive=75)
-    return uvicorn.Server(config)
+                            server_header=False, date_header=False,
+                            timeout_keep_alive=math.ceil(settings.keep_alive_s),
+                            timeout_graceful_shutdown=math.ceil(grace + _CUT_S))
+    return DrainingServer(config, app)

@@ -168,15 +168,16 @@ class _Conn(asyncio.Protocol):
                 done.result()
                 return None
             loop = asyncio.get_running_loop()
-            self._waiter = loop.create_future()
+            self._waiter = waiter = loop.create_future()
+            # A timer that fails the waiter, not `asyncio.wait_for`: on 3.11 `wait_for` loses a
+            # cancellation that races a chunk's arrival, and a client that left would go on
+            # streaming (a plain future cannot both complete and be cancelled).
+            timer = None if stall_s is None else loop.call_later(stall_s, _stalled, waiter)
             try:
-                if stall_s is None:
-                    await self._waiter
-                else:
-                    await asyncio.wait_for(self._waiter, stall_s)
-            except TimeoutError:
-                raise ReadTimeout("stream stalled: no bytes within the read timeout") from None
+                await waiter
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self._waiter = None
 
     @property
@@ -187,6 +188,11 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _stalled(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(ReadTimeout("stream stalled: no bytes within the read timeout"))
 
 
 class _Body:
@@ -268,9 +274,9 @@ class H1Transport:
                 self._ssl = ssl.create_default_context()
             ctx = self._ssl
         try:
-            coro = loop.create_connection(lambda: _Conn(key), host, port, ssl=ctx,
-                                          server_hostname=host if ctx else None)
-            _, conn = await asyncio.wait_for(coro, connect_s)
+            async with asyncio.timeout(connect_s):  # not `wait_for`, which can lose a cancel
+                _, conn = await loop.create_connection(lambda: _Conn(key), host, port, ssl=ctx,
+                                                       server_hostname=host if ctx else None)
         except TimeoutError:
             raise ConnectError(f"timed out connecting to {scheme}://{host}:{port}") from None
         except OSError as exc:

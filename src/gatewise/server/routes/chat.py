@@ -2,8 +2,10 @@
 
 A stream's headers are sent only after the first chunk arrived, so a failure before the first
 byte is still a proper HTTP error. After that, a failure ends the stream with an error event in
-OpenAI's shape (the SDK raises it), never a silent cut. A client that disconnects cancels the
-upstream call.
+OpenAI's shape (the SDK raises it), never a silent cut. The route runs under a `RequestGuard`
+(`server/lifecycle.py`): a client that disconnects cancels the upstream call, before the first
+chunk as well as after, and a shutdown whose grace period ran out ends a stream with a
+`server_shutting_down` error event.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import time
 
 import msgspec
 
+from gatewise.errors import ServerShuttingDownError
 from gatewise.pipeline.core import Call
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.server.context import RequestContext
 from gatewise.server.errors import error_body
-from gatewise.server.http import Send, header, read_body, respond
+from gatewise.server.http import Send, header, respond
+from gatewise.server.lifecycle import Cut
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.validation import decode_chat_request
 
@@ -41,8 +45,8 @@ def call_headers(call: Call, *, overhead: bool) -> list[tuple[bytes, bytes]]:
 
 
 async def handle_chat(ctx: RequestContext) -> None:
-    body = await read_body(ctx.scope, ctx.receive, ctx.max_body)
-    req = decode_chat_request(body)
+    body = await ctx.read_body()
+    req = decode_chat_request(body, max_depth=ctx.gateway.config.config.server.max_json_depth)
     call = Call("chat", req, ctx.identity, request_id=ctx.request_id,
                 request_headers=ctx.scope["headers"])
     if header(ctx.scope, b"x-gatewise-fit-context") in (b"true", b"1"):
@@ -60,34 +64,24 @@ async def handle_chat(ctx: RequestContext) -> None:
 
 async def _stream(ctx: RequestContext, call: Call, stream: ChunkStream) -> None:
     send = ctx.send
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [*_SSE_HEADERS, *call_headers(call, overhead=False)]})
-    # The stream is pumped in this task; a watcher on `receive` cancels it if the client goes
-    # away (uvicorn's `send` silently drops data for a gone client, so only `receive` tells).
-    me = asyncio.current_task()
-    assert me is not None
-    gone = False
-
-    def client_left(watch: asyncio.Future[None]) -> None:
-        nonlocal gone
-        if not watch.cancelled() and watch.exception() is None:
-            gone = True
-            me.cancel()
-
-    watcher = asyncio.ensure_future(_wait_disconnect(ctx))
-    watcher.add_done_callback(client_left)
+    started = False
     try:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*_SSE_HEADERS, *call_headers(call, overhead=False)]})
+        started = True
         await _pump(send, stream, call)
     except asyncio.CancelledError:
-        if not gone:
-            raise
-        me.uncancel()
-    finally:
-        watcher.remove_done_callback(client_left)
-        watcher.cancel()
-        if gone:
-            # The client went away: stop generating and release the upstream connection.
-            await stream.aclose()
+        # Cut by the guard (the client left, or the shutdown grace period ended) or cancelled
+        # by the server: stop generating, close the upstream, record the tokens delivered.
+        await stream.aclose()
+        guard = ctx.guard
+        if (not started or guard is None or guard.cut is not Cut.SHUTDOWN
+                or guard.absorb() is None):
+            raise  # nobody to answer, or `InFlight.run` answers (a 503 if nothing was sent)
+        exc = ServerShuttingDownError("The server is shutting down; this stream was cut short")
+        _, _, payload = error_body(exc, call.request_id)
+        await send({"type": "http.response.body", "body": b"data: " + payload + b"\n\n",
+                    "more_body": False})
 
 
 async def _pump(s: Send, stream: ChunkStream, call: Call) -> None:
@@ -101,10 +95,3 @@ async def _pump(s: Send, stream: ChunkStream, call: Call) -> None:
                  "more_body": False})
         return
     await s({"type": "http.response.body", "body": _DONE, "more_body": False})
-
-
-async def _wait_disconnect(ctx: RequestContext) -> None:
-    while True:
-        msg = await ctx.receive()
-        if msg["type"] == "http.disconnect":
-            return

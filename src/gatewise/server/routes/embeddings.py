@@ -6,7 +6,7 @@ import msgspec
 
 from gatewise.pipeline.core import Call
 from gatewise.server.context import RequestContext
-from gatewise.server.http import read_body, respond
+from gatewise.server.http import respond
 from gatewise.server.routes.chat import call_headers
 from gatewise.types.validation import decode_embedding_request
 
@@ -14,8 +14,9 @@ _encode = msgspec.json.Encoder().encode
 
 
 async def handle_embeddings(ctx: RequestContext) -> None:
-    body = await read_body(ctx.scope, ctx.receive, ctx.max_body)
-    req = decode_embedding_request(body)
+    body = await ctx.read_body()  # under a guard: the client leaving cancels the call
+    req = decode_embedding_request(body,
+                                   max_depth=ctx.gateway.config.config.server.max_json_depth)
     call = Call("embed", req, ctx.identity, request_id=ctx.request_id,
                 request_headers=ctx.scope["headers"])
     result = await ctx.gateway.run(call)
