@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -22,6 +23,7 @@ from gatewise.pipeline.core import Identity
 from gatewise.server.context import RequestContext
 from gatewise.server.errors import error_body, plain_error
 from gatewise.server.http import Receive, Scope, Send, header, respond
+from gatewise.server.lifecycle import InFlight
 from gatewise.server.openapi import build_openapi
 from gatewise.server.routes.admin import match_admin
 from gatewise.server.routes.chat import handle_chat
@@ -32,6 +34,7 @@ from gatewise.server.routes.models import handle_model, handle_models
 log = logging.getLogger("gatewise.server")
 Route = Callable[[RequestContext], Awaitable[None]]
 _PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json"})
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
 
 class GatewayApp:
@@ -46,10 +49,14 @@ class GatewayApp:
         self._master = gateway.config.master_key.encode() if gateway.config.master_key else None
         self._created = int(time.time())
         self._openapi = msgspec.json.encode(build_openapi())
+        # Gateway calls run under a guard: cut when the client leaves, drained at shutdown.
+        self.inflight = InFlight(settings.shutdown_grace_s)
+        chat: Route = partial(self.inflight.run, route=handle_chat)
+        embeddings: Route = partial(self.inflight.run, route=handle_embeddings)
         self._routes: dict[tuple[str, str], Route] = {}
         for prefix in ("/v1", ""):
-            self._routes[("POST", f"{prefix}/chat/completions")] = handle_chat
-            self._routes[("POST", f"{prefix}/embeddings")] = handle_embeddings
+            self._routes[("POST", f"{prefix}/chat/completions")] = chat
+            self._routes[("POST", f"{prefix}/embeddings")] = embeddings
             self._routes[("GET", f"{prefix}/models")] = self._models
         self._routes[("GET", "/healthz")] = handle_healthz
         self._routes[("GET", "/readyz")] = self._readyz
@@ -61,7 +68,12 @@ class GatewayApp:
         await handle_models(ctx, self._created)
 
     async def _readyz(self, ctx: RequestContext) -> None:
-        await handle_readyz(ctx, self.warmed)
+        await handle_readyz(ctx, self.warmed, draining=self.inflight.draining)
+
+    def drain(self) -> None:
+        """Shutdown began (the server calls this on SIGTERM): /readyz says 503, new calls are
+        refused, calls in flight are cut after `server.shutdown_grace_s` (see `lifecycle`)."""
+        self.inflight.drain()
 
     async def _openapi_route(self, ctx: RequestContext) -> None:
         await respond(ctx.send, 200, self._openapi, [])
@@ -79,7 +91,6 @@ class GatewayApp:
         request_id = RequestContext.request_id_from(scope, "")
         route = self._routes.get((method, path))
         admin_params: dict[str, str] | None = None
-        other_method = False
         if route is None and path.startswith("/admin/"):
             found = match_admin(method, path)
             if isinstance(found, tuple):
@@ -94,8 +105,6 @@ class GatewayApp:
                     await handler(ctx, params)
 
                 route = admin
-            else:
-                other_method = found is False
         if route is None and path.startswith(("/v1/models/", "/models/")):
             name = path.split("/models/", 1)[1]
             if method == "GET" and name:
@@ -106,12 +115,14 @@ class GatewayApp:
 
                 route = one
         if route is None:
-            allowed = other_method or path in self._paths
+            allowed = self._allowed_methods(path)
             status = 405 if allowed else 404
             msg = f"Method {method} not allowed on {path}" if allowed else f"Unknown path {path}"
+            headers = [(b"x-request-id", request_id.encode())]
+            if allowed:
+                headers.append((b"allow", ", ".join(allowed).encode()))
             await respond(send, status, plain_error(status, msg, "not_found" if status == 404
-                                                    else "method_not_allowed"),
-                          [(b"x-request-id", request_id.encode())])
+                                                    else "method_not_allowed"), headers)
             return
         ctx = RequestContext(scope, receive, send, self.gateway, request_id, self.max_body)
         try:
@@ -129,6 +140,16 @@ class GatewayApp:
                 await respond(send, status, body, headers)
             except Exception:
                 log.debug("could not send error response for %s", request_id)
+
+    def _allowed_methods(self, path: str) -> list[str]:
+        """The methods `path` answers to: a 405 lists them in `Allow` (RFC 9110 15.5.6), so a
+        client learns how to call it; none means the path does not exist (404)."""
+        methods = {m for m, p in self._routes if p == path}
+        if path.startswith("/admin/"):
+            methods.update(m for m in _METHODS if isinstance(match_admin(m, path), tuple))
+        if path.startswith(("/v1/models/", "/models/")) and path.split("/models/", 1)[1]:
+            methods.add("GET")
+        return sorted(methods)
 
     async def _authenticate(self, scope: Scope, request_id: str) -> Identity:
         """The master key, or a virtual key (`sk-gw-…`) checked by the key manager."""
@@ -166,7 +187,8 @@ class GatewayApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
-                await self.gateway.aclose()
+                self.inflight.close()
+                await self.gateway.aclose()  # flushes the usage ledger
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

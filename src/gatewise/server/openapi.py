@@ -1,5 +1,9 @@
 """The OpenAPI document, generated from the same msgspec types that validate requests, so the
-schema and the validation can never disagree."""
+schema and the validation can never disagree. What the types cannot say (rules between fields,
+what a tool's JSON schema may hold) comes from `types.validation` beside the checks that
+enforce it; every status a route can answer with is listed, so a client generated from this
+document sends only what is accepted and expects every answer it gets
+(`tests/server/test_schemathesis.py` holds the server to it)."""
 
 from __future__ import annotations
 
@@ -8,17 +12,54 @@ from typing import Any
 import msgspec
 
 from gatewise import __version__
+from gatewise.server.openapi_admin import admin_openapi
 from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.stream import ChatCompletionChunk
+from gatewise.types.validation import CHAT_REQUEST_RULES, json_schema_rules
 
 _ERROR = {
-    "type": "object",
-    "properties": {"error": {"type": "object", "properties": {
-        "message": {"type": "string"}, "type": {"type": "string"},
-        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
+    "type": "object", "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "required": ["message", "type", "param", "code"],
+        "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                       "param": {"type": ["string", "null"]},
+                       "code": {"type": ["string", "null"]}}}},
 }
+# What the non-admin routes answer with on success (`server/routes/models.py`, `health.py`).
+_MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by"],
+          "properties": {"id": {"type": "string"}, "object": {"const": "model"},
+                         "created": {"type": "integer"}, "owned_by": {"type": "string"}}}
+_API_SCHEMAS: dict[str, Any] = {
+    "Model": _MODEL,
+    "ModelList": {"type": "object", "required": ["object", "data"],
+                  "properties": {"object": {"const": "list"},
+                                 "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
+    "Health": {"type": "object", "required": ["status"],
+               "properties": {"status": {"const": "ok"}}},
+    "Readiness": {"type": "object", "required": ["status", "deployments"], "properties": {
+        "status": {"enum": ["ready", "not_ready", "draining"]},
+        "deployments": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "deployment id: `ok`, or why it cannot serve"}}},
+}
+# One server-sent event of a streamed completion (OpenAPI 3.1: `schema` describes each event):
+# a chunk, an error that ends the stream (OpenAI's error JSON), or the final `[DONE]`.
+_SSE_EVENT = {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"anyOf": [
+        {"const": "[DONE]"},
+        {"type": "string", "contentMediaType": "application/json",
+         "contentSchema": {"anyOf": [{"$ref": "#/components/schemas/ChatCompletionChunk"},
+                                     {"$ref": "#/components/schemas/Error"}]}}]}},
+}
+# Every status a call through the gateway may end with (the tree in `gatewise.errors`):
+# 400 invalid request or a guardrail, 401 no or unknown key (or the upstream refused the
+# deployment's key), 402 budget spent, 403 the key may not use the model (or the upstream
+# refused), 404 no such model, 413 body over `server.max_body_bytes`, 429 a rate limit here or
+# upstream, 500 the gateway's configuration is incomplete, 502 the upstream failed, 503 circuit
+# open, upstream overloaded or the server shutting down, 504 the upstream timed out.
+_CALL_ERRORS = (400, 401, 402, 403, 404, 413, 429, 500, 502, 503, 504)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -30,39 +71,84 @@ def _errors(*codes: int) -> dict[str, Any]:
                      "content": {"application/json": {"schema": _ref("Error")}}} for c in codes}
 
 
-def _admin_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
-    """The admin API, from the same route table the server dispatches on."""
-    from gatewise.server.routes.admin import ADMIN_ROUTES
+def _add_request_rules(components: dict[str, Any]) -> None:
+    """The checks `types.validation` makes beyond the types' annotations (rules between
+    fields; what a tool's or a response format's JSON schema may contain), so the document
+    admits exactly the chat requests the server accepts."""
+    rules = json_schema_rules(_ref("JSONSchema")["$ref"])
+    components["JSONSchema"] = rules["node"]
+    for owner, field, rule in (("FunctionDefinition", "parameters", rules["parameters"]),
+                               ("JSONSchemaSpec", "schema", rules["schema"])):
+        prop = components[owner]["properties"][field]
+        components[owner]["properties"][field] = {
+            "anyOf": [rule, {"type": "null"}],
+            **{k: v for k, v in prop.items() if k != "anyOf"}}
+    components["ChatRequest"].update(CHAT_REQUEST_RULES)
 
-    paths: dict[str, Any] = {}
-    for method, template, permission, handler in ADMIN_ROUTES:
-        params = [{"name": seg[1:-1], "in": "path", "required": True,
-                   "schema": {"type": "string"}}
-                  for seg in template.split("/") if seg.startswith("{")]
-        doc = (handler.__doc__ or "").strip()
-        op: dict[str, Any] = {
-            "operationId": handler.__name__.replace("_", " ").title().replace(" ", ""),
-            "summary": doc or handler.__name__.replace("_", " "),
-            "tags": ["admin"], "security": bearer, "x-permission": permission,
-            "responses": {"200": {"description": "OK (JSON; `format=csv` on usage)"},
-                          "201": {"description": "Created"},
-                          **_errors(400, 401, 403, 404)}}
-        if params:
-            op["parameters"] = params
-        if method in ("POST", "PATCH"):
-            op["requestBody"] = {"required": False, "content": {
-                "application/json": {"schema": {"type": "object"}}}}
-        paths.setdefault(template, {})[method.lower()] = op
-    return paths
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _api_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The OpenAI-compatible API and the operational endpoints: each with every status its
+    route can answer (a secured one 401 without a valid key); a method a path does not take
+    is a 405 with `Allow` (`server/app.py`)."""
+    return {
+        "/v1/chat/completions": {"post": {
+            "operationId": "createChatCompletion", "security": bearer,
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("ChatRequest")}}},
+            "responses": {
+                "200": {"description": "A completion, or an SSE stream of chunks ending in "
+                                       "`data: [DONE]` when `stream` is true",
+                        "content": {"application/json": {"schema": _ref("ChatCompletion")},
+                                    "text/event-stream": {"schema": _SSE_EVENT}}},
+                **_errors(*_CALL_ERRORS)}}},
+        "/v1/embeddings": {"post": {
+            "operationId": "createEmbedding", "security": bearer,
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("EmbeddingRequest")}}},
+            "responses": {"200": _json("Embeddings", "EmbeddingResponse"),
+                          **_errors(*_CALL_ERRORS)}}},
+        "/v1/models": {"get": {
+            "operationId": "listModels", "security": bearer,
+            "responses": {"200": _json("The aliases this gateway serves", "ModelList"),
+                          **_errors(401)}}},
+        "/v1/models/{model}": {"get": {
+            "operationId": "retrieveModel", "security": bearer,
+            "parameters": [{"name": "model", "in": "path", "required": True,
+                            "schema": {"type": "string", "minLength": 1}}],
+            "responses": {"200": _json("One alias", "Model"), **_errors(401, 404)}}},
+        "/healthz": {"get": {"operationId": "health",
+                             "responses": {"200": _json("The process is alive", "Health")}}},
+        "/readyz": {"get": {"operationId": "ready", "responses": {
+            "200": _json("Warmed up, and some deployment can serve", "Readiness"),
+            "503": _json("Warming up, draining for shutdown, or no usable deployment",
+                         "Readiness")}}},
+        "/metrics": {"get": {
+            "operationId": "metrics", "security": bearer,
+            "responses": {"200": {"description": "Prometheus text exposition format",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **_errors(401)}}},
+        "/openapi.json": {"get": {
+            "operationId": "openapi",
+            "responses": {"200": {"description": "This document", "content": {
+                "application/json": {"schema": {"type": "object"}}}}}}},
+    }
 
 
 def build_openapi() -> dict[str, Any]:
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     _, components = msgspec.json.schema_components(
         [ChatRequest, ChatCompletion, ChatCompletionChunk, EmbeddingRequest, EmbeddingResponse],
         ref_template="#/components/schemas/{name}",
     )
     components["Error"] = _ERROR
-    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
+    components.update(_API_SCHEMAS)
+    _add_request_rules(components)
+    admin_paths, admin_components = admin_openapi(bearer)
+    components.update(admin_components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "gatewise", "version": __version__,
@@ -70,39 +156,7 @@ def build_openapi() -> dict[str, Any]:
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": {
-            "/v1/chat/completions": {"post": {
-                "operationId": "createChatCompletion", "security": bearer,
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("ChatRequest")}}},
-                "responses": {
-                    "200": {"description": "A completion, or an SSE stream of chunks ending in "
-                                           "`data: [DONE]` when `stream` is true",
-                            "content": {"application/json": {"schema": _ref("ChatCompletion")},
-                                        "text/event-stream": {
-                                            "schema": _ref("ChatCompletionChunk")}}},
-                    **_errors(400, 401, 404, 413, 429, 500, 502, 503, 504)}}},
-            "/v1/embeddings": {"post": {
-                "operationId": "createEmbedding", "security": bearer,
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("EmbeddingRequest")}}},
-                "responses": {"200": {"description": "Embeddings", "content": {
-                    "application/json": {"schema": _ref("EmbeddingResponse")}}},
-                    **_errors(400, 401, 404, 413, 429, 500, 502)}}},
-            "/v1/models": {"get": {"operationId": "listModels", "security": bearer,
-                                   "responses": {"200": {"description": "Model aliases"},
-                                                 **_errors(401)}}},
-            "/v1/models/{model}": {"get": {
-                "operationId": "retrieveModel", "security": bearer,
-                "parameters": [{"name": "model", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "One model"}, **_errors(401, 404)}}},
-            "/healthz": {"get": {"operationId": "health",
-                                 "responses": {"200": {"description": "Alive"}}}},
-            "/readyz": {"get": {"operationId": "ready",
-                                "responses": {"200": {"description": "Ready"},
-                                              "503": {"description": "Not ready"}}}},
-            "/metrics": {"get": {"operationId": "metrics", "security": bearer,
-                                 "responses": {"200": {"description": "Prometheus text"}}}},
-            **_admin_paths(bearer),
+            **_api_paths(bearer),
+            **admin_paths,
         },
     }

@@ -56,14 +56,22 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _sample(schema: dict[str, Any]) -> Any:
-    if "enum" in schema:
-        return schema["enum"][0]
+def _sample(schema: Any) -> Any:
+    """A value for a tool-parameter schema; whatever the schema holds (the edge checks only
+    its shape), the answer is some JSON value, never an exception."""
+    if not isinstance(schema, dict):
+        return None
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
     t = schema.get("type", "object")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
     if t == "object":
-        return {k: _sample(v) for k, v in schema.get("properties", {}).items()}
+        props = schema.get("properties")
+        return {k: _sample(v) for k, v in props.items()} if isinstance(props, dict) else {}
     if t == "array":
-        return [_sample(schema.get("items", {}))]
+        return [_sample(schema.get("items"))]
     return {"string": "sample", "integer": 42, "number": 3.5, "boolean": True}.get(str(t))
 
 

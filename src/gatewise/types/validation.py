@@ -1,9 +1,12 @@
 """Decoding and semantic checks for incoming requests: the edge where bad input is stopped.
 
-Structural errors come from msgspec with the JSON path of the bad field; the checks here cover
-what a schema cannot say (a tool choice naming an undeclared tool, a tool schema that is not an
-object schema). Every failure is an `InvalidRequestError` whose `param` names the field, so the
-server can answer in OpenAI's error shape.
+Nesting depth is checked on the raw body first (`types.depth`), so no decoder or walker after
+this point meets more than `server.max_json_depth` levels. Structural errors and ranges come
+from msgspec (the `Meta` constraints on the types) with the JSON path of the bad field; the
+checks here cover what a schema cannot say (a tool choice naming an undeclared tool, a tool
+schema that is not an object schema, the four shapes of an embeddings `input`). Every failure
+is an `InvalidRequestError` whose `param` names the field, so the server can answer in
+OpenAI's error shape.
 """
 
 from __future__ import annotations
@@ -14,14 +17,22 @@ from typing import Any, TypeVar
 import msgspec
 
 from gatewise.errors import InvalidRequestError
-from gatewise.types.embeddings import EmbeddingRequest
-from gatewise.types.messages import AssistantMessage, ToolMessage
-from gatewise.types.requests import ChatRequest, NamedToolChoice, ResponseFormatJSONSchema
+from gatewise.types.depth import MAX_JSON_DEPTH, deep_json_path, json_too_deep, object_too_deep
+from gatewise.types.embeddings import MAX_INPUTS, EmbeddingRequest
+from gatewise.types.messages import AssistantMessage, ToolMessage, text_of
+from gatewise.types.requests import (
+    MAX_TOKEN_ID,
+    ChatRequest,
+    NamedToolChoice,
+    ResponseFormatJSONSchema,
+)
 
 T = TypeVar("T")
 
-_PATH = re.compile(r" - at `\$\.?(.*)`$")
-_UNKNOWN = re.compile(r"unknown field `([^`]*)`")
+_PATH = re.compile(r" - at (?:`key` in )?`\$\.?(.*)`$")
+_ANY_KEY = re.compile(r"\[\.\.\.\]")  # msgspec's "some key of this object"
+_WHOLE_FLOAT = re.compile(r"Expected `int[^`]*`, got `float`")
+_UNKNOWN = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
 _JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
 _chat_decoder = msgspec.json.Decoder(ChatRequest)
 _embed_decoder = msgspec.json.Decoder(EmbeddingRequest)
@@ -30,7 +41,7 @@ _embed_decoder = msgspec.json.Decoder(EmbeddingRequest)
 def _invalid(exc: msgspec.MsgspecError, what: str) -> InvalidRequestError:
     text = str(exc)
     m = _PATH.search(text)
-    param = m.group(1) if m else None
+    param = _ANY_KEY.sub("", m.group(1)) if m else None
     msg = _PATH.sub("", text)
     unknown = _UNKNOWN.search(msg)
     if unknown:
@@ -41,12 +52,76 @@ def _invalid(exc: msgspec.MsgspecError, what: str) -> InvalidRequestError:
     return InvalidRequestError(f"Invalid {what}{where}: {msg}", param=param or None)
 
 
-def decode_chat_request(body: bytes) -> ChatRequest:
+def _too_deep(limit: int, param: str | None) -> InvalidRequestError:
+    where = f" at '{param}'" if param else ""
+    return InvalidRequestError(f"JSON nested deeper than {limit} levels{where}", param=param,
+                               code="nesting_too_deep")
+
+
+def check_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """A 400 naming the field when `body` nests deeper than `limit` (see `types.depth`)."""
+    if json_too_deep(body, limit):
+        raise _too_deep(limit, deep_json_path(body, limit))
+
+
+def _decode(decoder: msgspec.json.Decoder[T], kind: type[T], body: bytes, what: str,
+            limit: int) -> T:
+    check_depth(body, limit)
     try:
-        req = _chat_decoder.decode(body)
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        if not _WHOLE_FLOAT.search(str(exc)):
+            raise _invalid(exc, what) from None
     except msgspec.MsgspecError as exc:
-        raise _invalid(exc, "chat request") from None
-    check_chat_request(req)
+        raise _invalid(exc, what) from None
+    except RecursionError:
+        # Only a body that is not JSON can get past `check_depth` this deep.
+        raise _too_deep(limit, None) from None
+    return _convert(_whole_floats_as_ints(msgspec.json.decode(body)), kind, what)
+
+
+def _convert(data: Any, kind: type[T], what: str) -> T:
+    """Python values as `kind`, `2.0` taken for the integer 2 (see `_whole_floats_as_ints`)."""
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        if not _WHOLE_FLOAT.search(str(exc)):
+            raise _invalid(exc, what) from None
+    except RecursionError:
+        raise _too_deep(MAX_JSON_DEPTH, None) from None
+    try:
+        return msgspec.convert(_whole_floats_as_ints(data), kind)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc, what) from None
+
+
+def _check_free_form_depth(values: list[tuple[str, Any]]) -> None:
+    """The library's entry gets Python values, not bytes: the typed fields cannot nest
+    deeper than their types, so only the free-form ones (`dict[str, Any]`, `list[Any]`) are
+    walked, each held to `MAX_JSON_DEPTH`; typically they are absent and this costs nothing."""
+    for param, value in values:
+        if value is not None and object_too_deep(value, MAX_JSON_DEPTH):
+            raise _too_deep(MAX_JSON_DEPTH, param)
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    """`value` with every float that is a whole number as an int. JSON does not tell `2` from
+    `2.0` (JSON Schema calls both integers, so a client generated from the document may send
+    either, and Python's `json.dumps(2.0)` does), but msgspec's strict `int` takes only the
+    first. Taken only after a decode failed on it, so the hot path never pays; the depth is
+    already bounded at the edge."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_whole_floats_as_ints(v) for v in value]
+    return value
+
+
+def decode_chat_request(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> ChatRequest:
+    req = _decode(_chat_decoder, ChatRequest, body, "chat request", max_depth)
+    check_chat_request(req, max_depth=max_depth)
     return req
 
 
@@ -62,39 +137,37 @@ def messages_with_prompt(prompt: str | None,
 
 def chat_request_from_dict(data: dict[str, Any]) -> ChatRequest:
     """The library's entry: keyword arguments become a validated `ChatRequest`."""
-    try:
-        req = msgspec.convert(data, ChatRequest)
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc, "chat request") from None
+    req = _convert(data, ChatRequest, "chat request")
+    rf = req.response_format
+    _check_free_form_depth([
+        ("prediction", req.prediction), ("audio", req.audio),
+        ("web_search_options", req.web_search_options),
+        *((f"tools[{i}].function.parameters", t.function.parameters)
+          for i, t in enumerate(req.tools or ())),
+        ("response_format.json_schema.schema",
+         rf.json_schema.schema if isinstance(rf, ResponseFormatJSONSchema) else None)])
     check_chat_request(req)
     return req
 
 
-def decode_embedding_request(body: bytes) -> EmbeddingRequest:
-    try:
-        req = _embed_decoder.decode(body)
-    except msgspec.MsgspecError as exc:
-        raise _invalid(exc, "embeddings request") from None
+def decode_embedding_request(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> EmbeddingRequest:
+    req = _decode(_embed_decoder, EmbeddingRequest, body, "embeddings request", max_depth)
     check_embedding_request(req)
     return req
 
 
 def embedding_request_from_dict(data: dict[str, Any]) -> EmbeddingRequest:
-    try:
-        req = msgspec.convert(data, EmbeddingRequest)
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc, "embeddings request") from None
+    req = _convert(data, EmbeddingRequest, "embeddings request")
+    _check_free_form_depth([("input", req.input)])
     check_embedding_request(req)
     return req
 
 
-def check_chat_request(req: ChatRequest) -> None:
-    if not req.messages:
-        raise InvalidRequestError("'messages' must contain at least one message", param="messages")
+def check_chat_request(req: ChatRequest, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Rules between fields, and the depth of strings that adapters parse as JSON. (An empty
+    `messages` or `tools` is refused by the types' `Meta(min_length=1)`.)"""
     declared: set[str] = set()
     if req.tools is not None:
-        if not req.tools:
-            raise InvalidRequestError("'tools' must not be empty when given", param="tools")
         for i, tool in enumerate(req.tools):
             name = tool.function.name
             if name in declared:
@@ -120,18 +193,44 @@ def check_chat_request(req: ChatRequest) -> None:
     for i, msg in enumerate(req.messages):
         if isinstance(msg, AssistantMessage) and msg.tool_calls:
             known_calls.update(c.id for c in msg.tool_calls)
-        elif isinstance(msg, ToolMessage) and msg.tool_call_id not in known_calls:
-            raise InvalidRequestError(
-                f"tool message answers tool_call_id '{msg.tool_call_id}', which no earlier "
-                "assistant message called",
-                param=f"messages[{i}].tool_call_id",
-            )
+            for j, call in enumerate(msg.tool_calls):
+                _check_json_text(call.function.arguments, max_depth,
+                                 f"messages[{i}].tool_calls[{j}].function.arguments")
+        elif isinstance(msg, ToolMessage):
+            if msg.tool_call_id not in known_calls:
+                raise InvalidRequestError(
+                    f"tool message answers tool_call_id '{msg.tool_call_id}', which no earlier "
+                    "assistant message called",
+                    param=f"messages[{i}].tool_call_id",
+                )
+            _check_json_text(text_of(msg.content), max_depth, f"messages[{i}].content")
     if req.stream_options is not None and not req.stream:
         raise InvalidRequestError("'stream_options' is only allowed with 'stream': true",
                                   param="stream_options")
 
 
+def _check_json_text(text: str, limit: int, param: str) -> None:
+    """Tool-call arguments and tool results are JSON inside a string, which adapters and the
+    PII guardrail parse: they get the body's depth limit too. (`count` first: almost free.)"""
+    if text.count("[") + text.count("{") > limit and json_too_deep(text.encode(), limit):
+        raise _too_deep(limit, param)
+
+
+def _is_token(x: object) -> bool:
+    return type(x) is int and 0 <= x <= MAX_TOKEN_ID
+
+
+def _input_list_ok(inp: list[Any]) -> bool:
+    first = inp[0]
+    if isinstance(first, str):
+        return all(isinstance(x, str) and x for x in inp)
+    if isinstance(first, list):
+        return all(isinstance(x, list) and x and all(_is_token(t) for t in x) for x in inp)
+    return all(_is_token(x) for x in inp)
+
+
 def check_embedding_request(req: EmbeddingRequest) -> None:
+    """`input` has one of the four shapes of `embeddings.INPUT_SHAPES` (the document's)."""
     inp = req.input
     if isinstance(inp, str):
         if not inp:
@@ -139,21 +238,70 @@ def check_embedding_request(req: EmbeddingRequest) -> None:
         return
     if not inp:
         raise InvalidRequestError("'input' must not be empty", param="input")
-    first = inp[0]
-    if isinstance(first, str):
-        ok = all(isinstance(x, str) and x for x in inp)
-    elif isinstance(first, int):
-        ok = all(isinstance(x, int) and not isinstance(x, bool) for x in inp)
-    elif isinstance(first, list):
-        ok = all(isinstance(x, list) and x and all(isinstance(t, int) for t in x) for x in inp)
-    else:
-        ok = False
-    if not ok:
+    if len(inp) > MAX_INPUTS:
+        raise InvalidRequestError(f"'input' may have at most {MAX_INPUTS} items", param="input")
+    if not _input_list_ok(inp):
+        whole = _whole_floats_as_ints(inp)  # token ids spelled `5.0` are still integers
+        if not isinstance(inp[0], str) and _input_list_ok(whole):
+            req.input = whole
+            return
         raise InvalidRequestError(
-            "'input' must be a string, a list of non-empty strings, a list of token ids, "
-            "or a list of token-id lists",
+            "'input' must be a string, a list of non-empty strings, a list of token ids "
+            f"(0 to {MAX_TOKEN_ID}), or a list of non-empty token-id lists",
             param="input",
         )
+
+
+# -- the same rules for the OpenAPI document ------------------------------------------------
+# What the checks in this module enforce that the types' annotations cannot say, as JSON
+# Schema: `gatewise.server.openapi` adds them to the generated document, so a client built
+# from it does not send what is refused here (and the unit tests hold both to the same
+# answers). Three rules have no JSON Schema spelling and are only described: tool names are
+# unique, a named `tool_choice` names one of `tools`, and a tool message answers a
+# `tool_call_id` that an earlier assistant message called.
+
+CHAT_REQUEST_RULES: dict[str, Any] = {
+    "description": "Tool names are unique; a named `tool_choice` must name one of `tools`; a "
+                   "`tool` message must answer a `tool_call_id` that an earlier assistant "
+                   "message called.",
+    "allOf": [
+        {"if": {"required": ["stream_options"],
+                "properties": {"stream_options": {"type": "object"}}},
+         "then": {"required": ["stream"], "properties": {"stream": {"const": True}}}},
+        {"if": {"required": ["tool_choice"], "properties": {"tool_choice": {
+            "anyOf": [{"type": "object"}, {"const": "required"}]}}},
+         "then": {"required": ["tools"], "properties": {"tools": {"type": "array"}}}},
+    ],
+}
+
+
+def json_schema_rules(ref: str) -> dict[str, dict[str, Any]]:
+    """`check_json_schema` as JSON Schema, `ref` pointing at where the document puts "node":
+    "node" (any schema node, recursively), "parameters" (a tool's, an object schema) and
+    "schema" (a `response_format`'s)."""
+    node = {"$ref": ref}
+    nodes = {"anyOf": [{"type": "null"}, {"type": "array", "items": node}]}
+    type_names = sorted(_JSON_TYPES)
+    return {
+        "node": {
+            "type": ["object", "boolean"],
+            "properties": {
+                "type": {"anyOf": [{"type": "null"}, {"enum": type_names},
+                                   {"type": "array", "items": {"enum": type_names}}]},
+                "properties": {"type": ["object", "null"], "additionalProperties": node},
+                "required": {"anyOf": [{"type": "null"},
+                                       {"type": "array", "items": {"type": "string"}}]},
+                "items": {"anyOf": [{"type": "null"}, node]},
+                "anyOf": nodes, "oneOf": nodes, "allOf": nodes,
+                "$defs": {"additionalProperties": node},
+                "definitions": {"additionalProperties": node},
+                "enum": {"type": ["array", "null"]},
+            },
+        },
+        "parameters": {"type": "object", "allOf": [node],
+                       "properties": {"type": {"const": "object"}}},
+        "schema": {"type": "object", "allOf": [node]},
+    }
 
 
 def check_json_schema(schema: Any, param: str, *, require_object: bool = False) -> None:

@@ -38,7 +38,7 @@ def test_a_full_openai_request_decodes_into_typed_messages() -> None:
 @pytest.mark.parametrize(("body", "param"), [
     (_req(messages=b"[]"), "messages"),
     (_req(messages=b'[{"role":"wizard","content":"x"}]'), "messages[0].role"),
-    (_req(messages=b'[{"role":"user"}]'), "messages[0]"),
+    (_req(messages=b'[{"role":"user"}]'), "messages[0].content"),
     (_req(messages=b'[{"role":"user","content":[{"type":"video","url":"x"}]}]'),
      "messages[0].content[0].type"),
     (_req(',"temperature":"hot"'), "temperature"),
@@ -56,7 +56,7 @@ def test_a_full_openai_request_decodes_into_typed_messages() -> None:
     (_req(',"stream_options":{"include_usage":true}'), "stream_options"),
     (_req(messages=b'[{"role":"tool","tool_call_id":"zz","content":"x"}]'),
      "messages[0].tool_call_id"),
-    (b'{"messages":[]}', None),
+    (b'{"messages":[{"role":"user","content":"x"}]}', "model"),
 ])
 def test_invalid_requests_name_the_field(body: bytes, param: str | None) -> None:
     with pytest.raises(InvalidRequestError) as info:
