@@ -187,12 +187,14 @@ async def test_the_event_loop_keeps_running_while_the_model_generates(
     no_end = {str(t): -100 for t in eog_ids(vocab)}
     task = asyncio.create_task(ticker())
     started = time.perf_counter()
-    out = await within(30, provider.chat(chat("Describe a forest.", max_tokens=64,
+    # Long enough that a blocked loop could not hide in the gap bound on a fast, quiet machine
+    # (64 tokens took under 0.5 s there).
+    out = await within(60, provider.chat(chat("Describe a forest.", max_tokens=256,
                                               logit_bias=no_end), TARGET))
     took = time.perf_counter() - started
     task.cancel()
     assert out.usage is not None
-    assert out.usage.completion_tokens == 64
+    assert out.usage.completion_tokens == 256
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert max(gaps) < 0.2 < took / 3  # a blocked loop would show one gap as long as `took`
     assert len(ticks) >= took / 0.01 / 3
