@@ -45,7 +45,7 @@ AUTO = "auto"
 STEP_HEADER = b"x-gatewise-step"
 COMPLEXITY_HEADER = "x-gatewise-complexity"
 LOCAL_WIRE = "llamacpp"
-_DIRECT_CACHE = 256  # direct (`provider/model`) deployments kept ready per router
+_DIRECT_CACHE = 256  # distinct direct (`provider/model`) names one router ever serves
 
 _PARAM_OF = {"tools": "tools", "vision": "messages", "json_schema": "response_format",
              "streaming": "stream", "chat": "model"}
@@ -122,17 +122,24 @@ class Router:
             return deps
         dep = self._direct.get(model)
         if dep is None:
-            # Callers choose these names: refusals are not remembered and the cache is
-            # bounded, so a stream of made-up names cannot grow memory.
+            # Callers choose these names, and every name served grows per-deployment state
+            # (tracker, breaker, rate windows, metric series). Refusals are not remembered, and
+            # at most `_DIRECT_CACHE` distinct names are ever served by one process, so a
+            # stream of made-up names cannot grow memory or metric cardinality.
+            shown = model if len(model) <= 80 else f"{model[:80]}…"
             dep = self._resolved.direct(model)
             if dep is None:
-                shown = model if len(model) <= 80 else f"{model[:80]}…"
                 raise ModelNotFoundRequestError(
                     f"The model '{shown}' does not exist or is not configured on this gateway",
                     param="model",
                 )
-            if len(self._direct) < _DIRECT_CACHE:
-                self._direct[model] = dep
+            if len(self._direct) >= _DIRECT_CACHE:
+                raise ModelNotFoundRequestError(
+                    f"The model '{shown}' is not configured on this gateway, and the limit of "
+                    f"{_DIRECT_CACHE} distinct direct models is reached: add an alias for it",
+                    param="model",
+                )
+            self._direct[model] = dep
         return [dep]
 
     @property

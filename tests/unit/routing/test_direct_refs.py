@@ -32,7 +32,12 @@ def test_made_up_names_do_not_grow_the_router(monkeypatch: pytest.MonkeyPatch) -
     for i in range(50):
         with pytest.raises(ModelNotFoundRequestError):
             r.candidates(f"ollama/m{i}")
-        assert r.candidates(f"openai/m{i}")[0].target.model == f"m{i}"
+    served = [r.candidates(f"openai/m{i}")[0] for i in range(8)]
+    assert [d.target.model for d in served] == [f"m{i}" for i in range(8)]
+    # Past the limit a new name is refused (it would add tracker, breaker and metric state);
+    # the names already served keep working, as the same deployment objects.
+    for i in range(8, 50):
+        with pytest.raises(ModelNotFoundRequestError, match="add an alias"):
+            r.candidates(f"openai/m{i}")
     assert len(r._direct) == 8
-    first = r.candidates("openai/m0")
-    assert first == r.candidates("openai/m0")  # cached ones are reused
+    assert r.candidates("openai/m0")[0] is served[0]
