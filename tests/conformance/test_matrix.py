@@ -28,9 +28,15 @@ from tests.fakes.server import FakeServer
 
 @dataclass(frozen=True)
 class Entry:
-    fixture: str
+    fixture: str | None  # the fake upstream's fixture; None for an in-process provider
     deployment: Callable[[str, str], dict[str, Any]]  # (fake url, model suffix) -> deployment
     embeddings: bool
+    # Appended to the model for the tool-call cases (the test double calls tools only when asked).
+    tool_suffix: str = ""
+    # Cases an in-process provider cannot be driven into (no wire to corrupt, no schema mode):
+    # test names and fault suffixes, skipped for it and run for everyone else.
+    unsupported: frozenset[str] = frozenset()
+    retry_after: float = 7.0
 
 
 ENTRIES: dict[str, Entry] = {
@@ -46,6 +52,10 @@ ENTRIES: dict[str, Entry] = {
         "model": f"gemini/gemini-2.5-flash{s}", "api_base": url, "api_key": "AIza-test"}, True),
     "ollama": Entry("ollama_fake", lambda url, s: {
         "model": f"ollama/llama3.2{s}", "api_base": url + "/local"}, True),
+    # gatewise.testing.FakeProvider, in process: its behaviour is the model name itself.
+    "fake": Entry(None, lambda url, s: {"model": "fake/" + (s.lstrip("-") or "echo")}, True,
+                  tool_suffix="-tools", retry_after=1.0,
+                  unsupported=frozenset({"test_json_schema", "-malformed", "-cut", "-reset"})),
 }
 
 FAULTS = [
@@ -72,9 +82,12 @@ SCHEMA = {"type": "object", "properties": {"title": {"type": "string"},
 
 def _gateway(request: pytest.FixtureRequest, name: str, suffix: str = "") -> Gateway:
     entry = ENTRIES[name]
-    fake: FakeServer = request.getfixturevalue(entry.fixture)
+    url = ""
+    if entry.fixture is not None:
+        fake: FakeServer = request.getfixturevalue(entry.fixture)
+        url = fake.url
     # This matrix checks what each adapter maps a failure to, so nothing retries or trips.
-    cfg, w = parse_config({"models": {"m": [entry.deployment(fake.url, suffix)]},
+    cfg, w = parse_config({"models": {"m": [entry.deployment(url, suffix)]},
                            "router": {"retry": {"max_retries": 0},
                                       "breaker": {"enabled": False}}})
     return Gateway(resolve_config(cfg, None, {}, w))
@@ -82,7 +95,10 @@ def _gateway(request: pytest.FixtureRequest, name: str, suffix: str = "") -> Gat
 
 @pytest.fixture(params=sorted(ENTRIES))
 def provider(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+    name = str(request.param)
+    if request.node.originalname in ENTRIES[name].unsupported:
+        pytest.skip(f"{name} cannot be driven into this case")
+    return name
 
 
 async def test_text(request: pytest.FixtureRequest, provider: str) -> None:
@@ -107,7 +123,7 @@ async def test_stream(request: pytest.FixtureRequest, provider: str) -> None:
 
 
 async def test_tool_call(request: pytest.FixtureRequest, provider: str) -> None:
-    async with _gateway(request, provider) as gw:
+    async with _gateway(request, provider, ENTRIES[provider].tool_suffix) as gw:
         r = await gw.chat("weather in Paris?", model="m", tools=TOOLS, tool_choice="required")
     assert r.finish_reason == "tool_calls"
     call = r.tool_calls[0]
@@ -116,7 +132,7 @@ async def test_tool_call(request: pytest.FixtureRequest, provider: str) -> None:
 
 
 async def test_tool_call_streamed(request: pytest.FixtureRequest, provider: str) -> None:
-    async with _gateway(request, provider) as gw:
+    async with _gateway(request, provider, ENTRIES[provider].tool_suffix) as gw:
         chunks = [c async for c in gw.stream("weather?", model="m", tools=TOOLS,
                                              tool_choice="required")]
     deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
@@ -161,6 +177,8 @@ async def test_embeddings(request: pytest.FixtureRequest, provider: str) -> None
 async def test_faults_map_to_the_same_errors(request: pytest.FixtureRequest, provider: str,
                                              suffix: str, exc: type[Exception],
                                              stream: bool) -> None:
+    if suffix in ENTRIES[provider].unsupported:
+        pytest.skip(f"{provider} has no wire to break with {suffix}")
     async with _gateway(request, provider, suffix) as gw:
         with pytest.raises(exc) as info:
             if stream:
@@ -170,4 +188,4 @@ async def test_faults_map_to_the_same_errors(request: pytest.FixtureRequest, pro
     err = info.value
     assert getattr(err, "provider", None) == provider
     if suffix == "-fail-429":
-        assert err.retry_after == 7.0  # type: ignore[attr-defined]
+        assert err.retry_after == ENTRIES[provider].retry_after  # type: ignore[attr-defined]

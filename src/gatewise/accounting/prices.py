@@ -11,8 +11,8 @@ through an aggregator (`openrouter` model `openai/gpt-4o`) is found by its own `
 a bare name (`gpt-4o` on Azure) is found in the entry of the vendor that makes the model. Open
 models priced by a host (Groq's Llama) match on that host only: another host charges differently.
 
-In-process models (wire `llamacpp`, `fake`) cost nothing; an unknown model has no price (`None`),
-which callers treat as "cost unknown", never as free.
+Free models (the provider preset's `free` fact: `llamacpp`, `fake`) cost nothing; an unknown
+model has no price (`None`), which callers treat as "cost unknown", never as free.
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from gatewise.providers.presets import FREE_WIRES, MODEL_OWNERS
+
 if TYPE_CHECKING:
     from gatewise.config.loader import Deployment
     from gatewise.config.schema import Prices
     from gatewise.types.responses import Usage
 
 _PER_TOKEN = 1e-6
-_FREE_WIRES = frozenset({"llamacpp", "fake"})
-# Vendors that make the models they price: their entries also answer to the bare model name.
-_MODEL_OWNERS = ("openai", "anthropic", "gemini", "mistral", "deepseek")
 # Version suffixes stripped one at a time (a date, a 3-4 digit revision, -latest, -preview-MM-DD).
 _SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{3,4}|latest|(?:preview|exp)(?:-\d{2}-\d{2})?)$")
 _MAX_STRIPS = 3
@@ -95,7 +94,7 @@ class PriceTable:
                  overrides: Mapping[str, Prices] | None = None) -> None:
         self._table = dict(table)
         self._bare: dict[str, ModelPrice] = {}
-        for owner in _MODEL_OWNERS:
+        for owner in MODEL_OWNERS:  # vendors that make the models they price
             prefix = f"{owner}/"
             for key, price in self._table.items():
                 if key.startswith(prefix):
@@ -161,7 +160,7 @@ class PriceTable:
             v is not None for v in (dep.prices.input, dep.prices.output, dep.prices.cached_input,
                                     dep.prices.context_window)
         ) else None
-        if own is None and t.wire in _FREE_WIRES:
+        if own is None and t.wire in FREE_WIRES:
             return FREE
         price = self.lookup(t.provider, t.model)
         override = self._override(t.provider, t.model)

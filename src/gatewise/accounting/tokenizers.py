@@ -19,7 +19,8 @@ Three kinds of counter, chosen per deployment by `Tokenizers.for_target`:
   Ollama and the OpenAI-compatible hosts running open models): `ceil(cl100k count x factor)`.
   They are estimates and say so (`exact = False`); real usage comes from the response. The
   factors lean high on purpose, because an under-count lets a budget overspend and a context
-  fit overflow, while an over-count only reserves a little too much:
+  fit overflow, while an over-count only reserves a little too much (each factor is the
+  provider preset's `estimate_factor`, in `providers/presets.py`):
     * anthropic 1.25 - Claude's tokenizer is unpublished; public measurements (Claude 3.5
       Sonnet vs GPT-4o on the same prompts) found 16 % more tokens on English prose, 21 % on
       maths and 30 % on Python code.
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gatewise.providers.base import Target
+from gatewise.providers.presets import DEFAULT_ESTIMATE_FACTOR, LOCAL_MODEL_WIRES, PRESETS
 from gatewise.types.messages import (
     AssistantMessage,
     AudioPart,
@@ -117,12 +119,6 @@ _ROLES: Mapping[type, str] = {
     cls: str(cls.__struct_config__.tag)
     for cls in (SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage)
 }
-_OPENAI_PROVIDERS = frozenset({"openai", "azure"})
-
-ESTIMATE_FACTORS: Mapping[str, float] = {
-    "anthropic": 1.25, "gemini": 1.10, "mistral": 1.10, "openai": 1.0,
-}
-DEFAULT_ESTIMATE_FACTOR = 1.10
 
 # OpenAI's chat framing (cookbook "How to count tokens with tiktoken"): every message costs
 # 3 tokens around its fields, a name 1 more, and the reply is primed with 3.
@@ -306,9 +302,11 @@ class Tokenizers:
             return found
 
     def estimate(self, family: str) -> EstimateCounter:
-        base = self.encoding(O200K if family == "openai" else CL100K)
-        return EstimateCounter(f"estimate:{family}", base,
-                               ESTIMATE_FACTORS.get(family, DEFAULT_ESTIMATE_FACTOR))
+        """`family` is a provider name; its preset holds the factor (unknown ones: the default)."""
+        preset = PRESETS.get(family)
+        base = self.encoding(O200K if preset is not None and preset.openai_tokens else CL100K)
+        factor = preset.estimate_factor if preset is not None else DEFAULT_ESTIMATE_FACTOR
+        return EstimateCounter(f"estimate:{family}", base, factor)
 
     def for_model(self, provider: str, model: str, model_path: str | None = None) -> TokenCounter:
         """The counter for `provider/model`: an OpenAI encoding when the model name is an OpenAI
@@ -316,20 +314,21 @@ class Tokenizers:
         model file is given, otherwise an estimate for the provider's family."""
         if model_path is not None:
             return self.gguf(model_path)
-        if provider == "litellm" and "/" in model:  # litellm/anthropic/claude-... → the inner one
-            inner, _, rest = model.partition("/")
+        preset = PRESETS.get(provider)
+        if preset is not None and preset.model_names_provider and "/" in model:
+            inner, _, rest = model.partition("/")  # litellm/anthropic/claude-... → the inner one
             return self.for_model(inner, rest)
         enc = encoding_for_model(model)
         if enc is not None:
             return self.encoding(enc)
-        if provider in _OPENAI_PROVIDERS:
+        if preset is not None and preset.openai_tokens:
             return self.estimate("openai")
         return self.estimate(provider)
 
     def for_target(self, target: Target) -> TokenCounter:
         """`for_model` for a deployment, cached. For an in-process llama.cpp target the first
         call resolves and opens the GGUF (blocking: run it in a worker thread)."""
-        local = target.wire == "llamacpp"
+        local = target.wire in LOCAL_MODEL_WIRES
         key: tuple[str, ...] = (target.provider, target.wire, target.model)
         if local:
             key += (json.dumps(target.extra.get("local_model") or {}, sort_keys=True, default=str),)
@@ -339,7 +338,7 @@ class Tokenizers:
         counter: TokenCounter
         if local:
             path = self._local_model_path(target)
-            counter = self.gguf(path) if path else self.estimate("llamacpp")
+            counter = self.gguf(path) if path else self.estimate(target.wire)
         else:
             counter = self.for_model(target.provider, target.model)
         with self._lock:

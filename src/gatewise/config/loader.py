@@ -243,7 +243,7 @@ def _direct_providers(allow: bool | list[str], file: str | None) -> frozenset[st
     request's model name only when the operator lists it."""
     if allow is True:
         return frozenset(name for name, p in PRESETS.items() if p.key_required
-                         and not p.local_default and p.wire not in IN_PROCESS_WIRES)
+                         and not p.local_default and not p.in_process)
     if allow is False:
         return frozenset()
     names = set()
@@ -252,7 +252,7 @@ def _direct_providers(allow: bool | list[str], file: str | None) -> frozenset[st
         if found is None:
             raise ConfigError(f"unknown provider '{provider}'", file=file,
                               path=f"allow_direct_models[{i}]")
-        if found[1].wire in IN_PROCESS_WIRES:
+        if found[1].in_process:
             raise ConfigError(f"'{provider}' runs in process: give its models an alias in "
                               "'models' instead", file=file, path=f"allow_direct_models[{i}]")
         names.add(found[0])
@@ -315,7 +315,7 @@ def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mappin
     if not defaults.enabled:
         problem = f"provider '{name}' is disabled in config"
     api_base = dep.api_base or defaults.api_base or first_env(preset.base_env, env) or preset.api_base
-    if name == "ollama" and api_base and "://" not in api_base:
+    if preset.base_without_scheme and api_base and "://" not in api_base:
         api_base = f"http://{api_base}"  # OLLAMA_HOST is often host:port
     key_ref = dep.api_key or defaults.api_key
     credential = key_ref[6:] if key_ref and key_ref.startswith("vault:") else None
@@ -329,12 +329,12 @@ def build_deployment(alias: str, dep: DeploymentConfig, cfg: Config, env: Mappin
         api_key = first_env(preset.key_env, env)
     if preset.key_required and not api_key and credential is None and problem is None:
         problem = f"no API key: set {preset.key_env[0]} or 'api_key'"
-    if preset.wire not in ("llamacpp", "litellm", "fake") and not api_base and problem is None:
+    if not preset.in_process and not api_base and problem is None:
         problem = "no api_base: this provider needs one"
     version = dep.api_version or defaults.api_version or first_env(preset.version_env, env)
     headers = {**(defaults.headers or {}), **(dep.headers or {})}
     extra: dict[str, Any] = {"stream_usage": preset.stream_usage}
-    if preset.wire == "llamacpp":
+    if preset.local_model:
         spec = cfg.local_models.get(model)
         extra["local_model"] = msgspec.to_builtins(spec) if spec is not None else {}
         if cfg.model_cache_dir:

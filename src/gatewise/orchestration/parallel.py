@@ -24,6 +24,7 @@ import msgspec
 
 from gatewise.errors import GatewayError, InvalidRequestError, ProviderTimeoutError
 from gatewise.pipeline.core import ANONYMOUS, Call, Identity
+from gatewise.providers.presets import FREE_WIRES
 from gatewise.types.messages import ToolCall
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Usage
@@ -33,9 +34,6 @@ if TYPE_CHECKING:
     from gatewise.gateway import Gateway
 
 Runner = Callable[[Call], Awaitable[Any]]
-
-# In-process engines cost nothing per token; everything else needs `prices` in the config.
-_FREE_WIRES = frozenset({"llamacpp", "fake"})
 
 
 @dataclass(slots=True)
@@ -186,13 +184,14 @@ def _loop_time(deadline: float) -> float:
 
 
 def estimate_cost(wire: str, prices: Any, usage: Usage | None) -> float | None:
-    """USD from the deployment's per-million prices; 0 in process; None when unknown."""
+    """USD from the deployment's per-million prices; 0 on a free engine (its preset says so);
+    None when unknown."""
     if usage is None:
         return None
     if prices is not None and (prices.input is not None or prices.output is not None):
         return (usage.prompt_tokens * (prices.input or 0.0)
                 + usage.completion_tokens * (prices.output or 0.0)) / 1e6
-    return 0.0 if wire in _FREE_WIRES else None
+    return 0.0 if wire in FREE_WIRES else None
 
 
 def build_request(prompt: str | None, messages: list[dict[str, Any]] | None,

@@ -35,6 +35,7 @@ from gatewise.errors import (
     ModelNotFoundRequestError,
 )
 from gatewise.pipeline.core import Call
+from gatewise.providers.presets import LOCAL_MODEL_WIRES
 from gatewise.routing.capabilities import NO_NEEDS, CapabilityIndex, CapabilityLookup, Needs, needs_of
 from gatewise.routing.complexity import TIERS, ComplexityScorer, Tier
 from gatewise.routing.rules import RuleSet, header_value
@@ -44,7 +45,6 @@ from gatewise.routing.tracker import PerformanceTracker
 AUTO = "auto"
 STEP_HEADER = b"x-gatewise-step"
 COMPLEXITY_HEADER = "x-gatewise-complexity"
-LOCAL_WIRE = "llamacpp"
 _DIRECT_CACHE = 256  # distinct direct (`provider/model`) names one router ever serves
 
 _PARAM_OF = {"tools": "tools", "vision": "messages", "json_schema": "response_format",
@@ -59,10 +59,10 @@ def find_local_alias(aliases: Mapping[str, list[Deployment]]) -> str | None:
     """The alias served by the embedded model: `local` if it has an in-process deployment,
     else the first alias whose deployments all run in process."""
     deps = aliases.get("local")
-    if deps and any(d.target.wire == LOCAL_WIRE for d in deps):
+    if deps and any(d.target.wire in LOCAL_MODEL_WIRES for d in deps):
         return "local"
     for name, deps in aliases.items():
-        if deps and all(d.target.wire == LOCAL_WIRE for d in deps):
+        if deps and all(d.target.wire in LOCAL_MODEL_WIRES for d in deps):
             return name
     return None
 

@@ -31,22 +31,23 @@ from typing import Protocol
 
 from gatewise.config.loader import Deployment
 from gatewise.errors import RateLimitedError
+from gatewise.providers.presets import FREE_WIRES
 from gatewise.routing.capabilities import Needs
 from gatewise.routing.tracker import DeploymentStats, PerformanceTracker
 
-_FREE_WIRES = frozenset({"llamacpp", "fake"})
 _INF = math.inf
 
 PriceLookup = Callable[[Deployment], tuple[float, float] | None]
 
 
 def deployment_prices(dep: Deployment) -> tuple[float, float] | None:
-    """(input, output) USD per million tokens: the deployment's own prices, zero for an
-    in-process model, None when unknown (the shipped price table can be plugged in here)."""
+    """(input, output) USD per million tokens: the deployment's own prices, zero for a
+    free engine (its preset's `free` fact), None when unknown (the shipped price table can be
+    plugged in here)."""
     p = dep.prices
     if p is not None and (p.input is not None or p.output is not None):
         return (p.input or 0.0, p.output or 0.0)
-    if dep.target.wire in _FREE_WIRES:
+    if dep.target.wire in FREE_WIRES:
         return (0.0, 0.0)
     return None
 
