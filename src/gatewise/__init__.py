@@ -38,6 +38,7 @@ _ERRORS = (
     "ProviderError", "ProviderConnectionError", "ProviderTimeoutError", "ProviderResponseError",
     "AuthenticationError", "PermissionDeniedError", "ModelNotFoundError", "BadRequestError",
     "ContextLengthExceededError", "ContentFilteredError", "RateLimitedError",
+    "QuotaExhaustedError",
     "ProviderServerError", "ProviderOverloadedError", "PolicyError", "BudgetExceededError",
     "RateLimitExceeded", "CircuitOpenError", "GuardrailViolation", "PIIViolation",
     "PromptInjectionDetected", "ToolCallRejected", "OutputCheckFailed", "AllTargetsFailedError",

@@ -16,6 +16,7 @@ GatewayError                      .status (HTTP) and .retryable on every class
 │   ├── AuthenticationError 401 · PermissionDeniedError 403 · ModelNotFoundError 404
 │   ├── BadRequestError 400 → ContextLengthExceededError, ContentFilteredError
 │   ├── RateLimitedError(retry_after) 429                    retryable
+│   │   └── QuotaExhaustedError 429   out of quota/credit: not retryable, fallbacks still apply
 │   ├── ProviderServerError 5xx/529                          retryable
 │   └── ProviderResponseError 502                            upstream answered garbage
 ├── PolicyError
@@ -356,6 +357,16 @@ class RateLimitedError(ProviderError):
         self.retry_after = retry_after
 
 
+class QuotaExhaustedError(RateLimitedError):
+    """The account is out of quota or credit (OpenAI's 429 `insufficient_quota`). Still a rate
+    limit to clients and to fallback rules (another deployment may have credit), but another
+    attempt on the same deployment cannot succeed, so it is never retried there."""
+
+    retryable = False
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class ProviderServerError(ProviderError):
     status = 502
     retryable = True
@@ -496,6 +507,7 @@ __all__ = [
     "ProviderResponseError",
     "ProviderServerError",
     "ProviderTimeoutError",
+    "QuotaExhaustedError",
     "RateLimitExceeded",
     "RateLimitedError",
     "RequestTooLargeError",

@@ -30,6 +30,7 @@ from gatewise.errors import (
     ProviderResponseError,
     ProviderServerError,
     ProviderTimeoutError,
+    QuotaExhaustedError,
     RateLimitedError,
 )
 from gatewise.providers.base import Target
@@ -142,7 +143,8 @@ def map_status(
     }
     summary = f"{status} {msg}".strip()
     if status == 429:
-        return RateLimitedError(summary, retry_after=parse_retry_after(headers), **kw)
+        limited = QuotaExhaustedError if "insufficient_quota" in text else RateLimitedError
+        return limited(summary, retry_after=parse_retry_after(headers), **kw)
     if status in (400, 413, 422):
         if any(h in text for h in _CONTEXT_HINTS):
             return ContextLengthExceededError(summary, **kw)

@@ -56,8 +56,9 @@ UNAVAILABLE = "deployment_unavailable"
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Whether another attempt on the same deployment could succeed."""
-    return isinstance(exc, RETRYABLE)
+    """Whether another attempt on the same deployment could succeed (a retryable class, unless
+    the error says otherwise, e.g. a 429 for exhausted quota)."""
+    return isinstance(exc, RETRYABLE) and getattr(exc, "retryable", True) is not False
 
 
 class Backoff:

@@ -19,11 +19,13 @@ from gatewise.errors import (
     ContextLengthExceededError,
     ModelNotFoundError,
     ProviderServerError,
+    QuotaExhaustedError,
     RateLimitedError,
 )
 from gatewise.providers.base import Target
 from gatewise.providers.http import HttpProviderClient
 from gatewise.providers.openai.adapter import OpenAIAdapter
+from gatewise.resilience.retry import is_retryable
 from gatewise.transport.replay import Recorded, ReplayTransport
 from gatewise.types.embeddings import EmbeddingRequest
 from gatewise.types.messages import FunctionCall, ToolCall
@@ -175,7 +177,7 @@ async def test_embeddings_keep_order_vectors_and_usage():
     ("error_context_length.json", 400, ContextLengthExceededError),
     ("error_invalid_request.json", 400, BadRequestError),
     ("error_rate_limit.json", 429, RateLimitedError),
-    ("error_insufficient_quota.json", 429, RateLimitedError),
+    ("error_insufficient_quota.json", 429, QuotaExhaustedError),
     ("error_server.json", 500, ProviderServerError),
 ])
 @pytest.mark.parametrize("stream", [False, True])
@@ -199,7 +201,11 @@ async def test_a_rate_limit_keeps_retry_after_and_quota_exhaustion_is_a_rate_lim
             status=429, body=_recorded("error_rate_limit.json"), headers=headers))
         ).chat(_request(), TARGET)
     assert info.value.retry_after == 1.0 and info.value.retryable
-    # Out of quota is also a 429 and reaches callers as a rate limit, so clients back off.
-    with pytest.raises(RateLimitedError):
+    # Out of quota is also a 429 and reaches callers as a rate limit, so clients back off and
+    # fallbacks apply; but it is never retried on the same deployment.
+    with pytest.raises(QuotaExhaustedError) as quota:
         await HttpProviderClient(OpenAIAdapter(), ReplayTransport(Recorded(
             status=429, body=_recorded("error_insufficient_quota.json")))).chat(_request(), TARGET)
+    assert isinstance(quota.value, RateLimitedError)
+    assert not quota.value.retryable and not is_retryable(quota.value)
+    assert is_retryable(info.value)

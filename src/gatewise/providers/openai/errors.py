@@ -9,7 +9,7 @@ from gatewise.transport.base import HttpResponse
 
 
 def map_error(resp: HttpResponse, target: Target) -> ProviderError:
-    # OpenAI reports quota exhaustion as 429 `insufficient_quota`; it is not retryable, but it
-    # still reaches callers as a rate-limit class so clients back off. Context-length and
-    # content-filter codes are found by `map_status` in the body's code/type.
+    # OpenAI reports quota exhaustion as 429 `insufficient_quota`: `map_status` makes it a
+    # `QuotaExhaustedError`, a rate limit that is never retried on the same deployment.
+    # Context-length and content-filter codes are found the same way in the body's code/type.
     return map_status(resp.status, resp.headers, resp.body, target)
