@@ -33,6 +33,7 @@ from aiohttp import web
 from tests.fakes.ports import free_port
 from tests.fakes.server import FakeServer
 from tests.fakes.services import REDIS_URL, require_pg, require_redis
+from tests.waiting import wait_until
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"  # or root@: see `services`
 MASTER = "sk-master-e2e-governance"
@@ -213,7 +214,14 @@ def test_budget_is_exact_across_three_replicas_and_64_clients(cluster: list[Repl
     # enforcement admits exactly as many requests as fit: no overspend, no false denial.
     assert ok == cap_requests, (ok, statuses.count(402))
     assert statuses.count(402) == 64
-    time.sleep(0.6)  # one ledger flush interval
+
+    def ledger_cost() -> float:
+        rows = _admin(url0, "GET", "/admin/usage?group_by=team")["data"]
+        return sum(r["cost_usd"] for r in rows if r["group"]["team"] == "payments")
+
+    # Each replica's ledger flushes every 0.2 s: wait for every answered request to land.
+    wait_until(lambda: ledger_cost() >= cost * cap_requests * (1 - 1e-9),
+               what="the ledgers of three replicas flushing")
     usage = _admin(url0, "GET", "/admin/usage?group_by=team")
     row = next(r for r in usage["data"] if r["group"]["team"] == "payments")
     assert row["cost_usd"] <= limit + cost
@@ -247,7 +255,11 @@ def test_kill_9_loses_no_answered_request_and_duplicates_none(
                         answered[rid] = r
 
             async def killer() -> None:
-                await asyncio.sleep(1.5)
+                # Kill mid-traffic, once the victim has answered enough to matter (not after
+                # a guessed time: on a slow machine it might have answered nothing yet).
+                while (sum(int(rid[1:]) % 3 == 1 for rid in answered) < 50
+                       and time.monotonic() < stop_at - 1.0):
+                    await asyncio.sleep(0.005)
                 victim.proc.send_signal(signal.SIGKILL)
 
             await asyncio.gather(killer(), *(client() for _ in range(24)))
@@ -265,7 +277,14 @@ def test_kill_9_loses_no_answered_request_and_duplicates_none(
     httpx.post(f"{cluster[1].url}/v1/chat/completions", timeout=30,
                headers={"authorization": f"Bearer {key}"},
                json={"model": "gpt", "messages": [{"role": "user", "content": "warm"}]})
-    time.sleep(1.0)
+
+    def recorded() -> set[str]:
+        rows = _admin(url0, "GET", "/admin/usage/records?limit=10000")["data"]
+        return {r["request_id"] for r in rows}
+
+    # The restarted replica replays the journal; the others flush theirs every 0.2 s.
+    wait_until(lambda: set(answered) <= recorded(), timeout_s=10.0,
+               what="every answered request reaching the ledger")
     records = _admin(url0, "GET", "/admin/usage/records?limit=10000")["data"]
     by_id: dict[str, list[dict[str, Any]]] = {}
     for r in records:

@@ -20,6 +20,7 @@ import pytest
 
 from tests.fakes.gateway import GatewayServer
 from tests.fakes.services import REDIS_URL, require_redis
+from tests.waiting import wait_until
 
 MASTER = "sk-master-matrix"
 
@@ -63,7 +64,10 @@ def creds(servers: tuple[GatewayServer, GatewayServer]) -> dict[str, str]:
     blue_admin = _post(url, "/admin/keys", {"name": "blue-admin", "team": "blue",
                                              "role": "team_admin"})
     viewer = _post(url, "/admin/keys", {"name": "viewer", "team": "red", "role": "viewer"})
-    time.sleep(0.5)
+    # B's revocation reaches A by broadcast, and the short-lived key expires: wait for both.
+    wait_until(lambda: _chat(url, elsewhere["key"]).status_code == 401,
+               what="the revocation on replica B reaching replica A")
+    wait_until(lambda: _chat(url, expired["key"]).status_code == 401, what="the key expiring")
     kid = valid["id"]
     return {
         "none": "",

@@ -6,16 +6,22 @@ The library, the server and the CLI all run the same chain, built by `Gateway`.
 
 Which middleware runs when (`Gateway` builds the chain, outermost first):
 
-- once per call: telemetry (request id, timings, metrics) → orchestration (an alias served by
-  several models: each branch is a call of its own through everything below) → [auth, rate
-  limits, budgets, guardrails, cache: later issues] → route resolution (rules, pipeline steps,
-  complexity tiers pick the alias) → fallback (alias chains, stale answer, simplified prompt,
-  escalation: everything inside it may run again for another alias);
+- once per call: telemetry (request id, timings, metrics) → usage ledger (sees every outcome,
+  blocked ones too) → access control → rate limits → budget reservation → guardrails
+  (injection, tool checks, PII, output checks) → orchestration (an alias served by several
+  models: each branch is a call of its own through everything below) → route resolution
+  (rules, pipeline steps, complexity tiers pick the alias) → fallback (alias chains, stale
+  answer, simplified prompt, escalation: everything inside it may run again for another alias);
 - once per alias: the router (strategy picks a deployment among available ones, and moves to
   another deployment of the alias on retryable failures) → hedging (a twin request to a second
   deployment when the first is slow);
-- once per attempt: retry (backoff, retry budget, deadline) → circuit breaker → performance
-  tracking → the provider call (adapter + transport, or an in-process engine).
+- once per attempt: deployment RPM/TPM limits → retry (backoff, retry budget, deadline) →
+  circuit breaker → performance tracking → context-window fit → vault credentials → the
+  provider call (adapter + transport, or an in-process engine).
+
+Optional stages are built only when the config asks for them (the ledger and budgets with
+accounting, the breaker when enabled, hedging with `hedge_after_s`, and so on), so an unused
+feature costs nothing per request.
 
 A chat call's result is a `ChatCompletion`; a streaming call's result is a `ChunkStream`
 whose first chunk has already arrived (so a failure before the first byte is still an

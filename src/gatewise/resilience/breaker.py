@@ -69,7 +69,7 @@ def is_deployment_failure(exc: BaseException) -> bool:
 def open_interval(cfg: BreakerConfig, failed_probes: int, jitter: float) -> float:
     """The open period after `failed_probes` failed probes in a row: `min_open_s` doubled
     that many times, capped at `open_s`, times `1 - JITTER * jitter` (`jitter` in [0, 1)).
-    `breaker_redis` computes the same in Lua."""
+    `storage.redis_breaker` computes the same in Lua for `breaker_redis`."""
     first = min(cfg.min_open_s, cfg.open_s)
     return min(cfg.open_s, first * 2.0 ** min(failed_probes, MAX_LEVEL)) * (1.0 - JITTER * jitter)
 

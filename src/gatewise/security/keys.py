@@ -9,10 +9,11 @@
   sha256 and `hmac.compare_digest`. Expiry is checked against the clock on every call, not
   only at load. Last-used times are batched in memory and written by `flush_usage()`.
 - Changes (revoke, update, rotate, team edits) drop the local cache entry at once and, when
-  `start_broadcast(redis_url)` was called, publish the key id on `gatewise:keys` so every other
-  replica drops it too: a revocation takes effect everywhere within a publish round trip. If
-  Redis is unreachable, staleness is still bounded by `cache_s`; after a reconnect the whole
-  cache is dropped, since messages may have been missed meanwhile.
+  `start_broadcast(redis_url)` was called, publish the key id on `gatewise:keys` (through the
+  storage seam's `PubSub`) so every other replica drops it too: a revocation takes effect
+  everywhere within a publish round trip. If Redis is unreachable, staleness is still bounded
+  by `cache_s`; after a reconnect the whole cache is dropped, since messages may have been
+  missed meanwhile.
 - Error messages never echo the presented token; before the secret matches they do not even
   say whether the id exists.
 """
@@ -43,10 +44,10 @@ from gatewise.security.audit import AuditLog
 from gatewise.security.events import SecurityEventSink
 from gatewise.security.rbac import permissions_for, validate_permissions, validate_role
 from gatewise.security.teams import TeamManager
-from gatewise.storage.base import GovernanceStore, KeyRecord, TeamRecord
+from gatewise.storage.base import GovernanceStore, KeyRecord, StoreUnavailableError, TeamRecord
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
+    from gatewise.storage.base import PubSub, Subscription
 
 log = logging.getLogger("gatewise.security.keys")
 
@@ -66,12 +67,6 @@ def parse_key(token: str) -> tuple[str, str] | None:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _redis_errors() -> tuple[type[BaseException], ...]:
-    from redis.exceptions import RedisError
-
-    return (RedisError, OSError, TimeoutError)
 
 
 @dataclass(slots=True)
@@ -100,8 +95,9 @@ class KeyManager:
         # Bumped by every invalidation: a store read that raced one is not cached.
         self._epoch = 0
         self._used: dict[str, float] = {}
-        self._redis: aioredis.Redis | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None
+        self._owns_pubsub = False
+        self._sub: Subscription | None = None
         # Called when another replica announces a budget change (see `budgets_changed`).
         self.on_budgets: Callable[[], None] | None = None
         self._warned_at = 0.0
@@ -323,11 +319,11 @@ class KeyManager:
         await self._publish(f"team:{team}")
 
     async def _publish(self, message: str) -> None:
-        if self._redis is None:
+        if self._pubsub is None:
             return
         try:
-            await self._redis.publish(self.channel, message)
-        except _redis_errors() as exc:
+            await self._pubsub.publish(self.channel, message)
+        except StoreUnavailableError as exc:
             self._trouble(exc)
 
     async def budgets_changed(self) -> None:
@@ -347,50 +343,31 @@ class KeyManager:
         else:
             self.invalidate(msg)
 
-    async def start_broadcast(self, redis_url: str, *, ready_timeout_s: float = 2.0) -> None:
-        """Subscribes to the invalidation channel; returns once subscribed (or, if Redis is
-        unreachable, after one failed try: the listener keeps retrying in the background)."""
-        if self._task is not None:
+    async def start_broadcast(self, redis_url: str | None = None, *, pubsub: PubSub | None = None,
+                              ready_timeout_s: float = 2.0) -> None:
+        """Subscribes to the invalidation channel on `pubsub` (or on a Redis one built from
+        `redis_url`); returns once subscribed (or, if the backend is unreachable, after one
+        failed try: the subscription keeps retrying in the background)."""
+        if self._sub is not None:
             return
-        import redis.asyncio as aioredis
+        if pubsub is None:
+            if redis_url is None:
+                raise ValueError("start_broadcast needs a redis url or a PubSub")
+            from gatewise.storage.pubsub import RedisPubSub
 
-        self._redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1.0,
-                                              socket_timeout=2.0)
-        ready = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._listen(ready),
-                                                            name="gatewise-key-broadcast")
+            pubsub = RedisPubSub(redis_url, connect_timeout_s=1.0, op_timeout_s=2.0)
+            self._owns_pubsub = True
+        self._pubsub = pubsub
+        self._sub = pubsub.subscribe(self.channel, self._on_message, on_connect=self._on_connect,
+                                     on_error=self._trouble)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ready.wait(), ready_timeout_s)
+            async with asyncio.timeout(ready_timeout_s):
+                await self._sub.wait_ready()
 
-    async def _listen(self, ready: asyncio.Event) -> None:
-        assert self._redis is not None
-        errors = _redis_errors()
-        delay, missed = 0.2, False
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                if missed:  # messages may have been lost while disconnected
-                    self.clear_cache()
-                    missed = False
-                    log.warning("key broadcast reconnected; key cache dropped")
-                ready.set()
-                delay = 0.2
-                while True:
-                    msg = await pubsub.get_message(timeout=1.0)
-                    if msg is not None and msg.get("type") == "message":
-                        self._on_message(msg["data"])
-            except asyncio.CancelledError:
-                raise
-            except errors as exc:
-                self._trouble(exc)
-                missed = True
-                ready.set()  # never block start-up on Redis; cache_s bounds staleness
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            finally:
-                with contextlib.suppress(*errors):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def _on_connect(self, resumed: bool) -> None:
+        if resumed:  # messages may have been lost while disconnected
+            self.clear_cache()
+            log.warning("key broadcast reconnected; key cache dropped")
 
     def _trouble(self, exc: BaseException) -> None:
         now = time.monotonic()
@@ -400,14 +377,12 @@ class KeyManager:
                         "within cache_s", extra={"error_type": type(exc).__name__})
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._redis is not None:
-            client, self._redis = self._redis, None
-            await client.aclose()
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            await sub.aclose()
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None and self._owns_pubsub:
+            await pubsub.aclose()
         try:
             await self.flush_usage()
         except Exception as exc:

@@ -8,7 +8,7 @@ Every key a caller passes is already scoped by tenant (see `Identity`); stores a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -278,3 +278,50 @@ class ConversationStore(Protocol):
     async def clear(self, conversation: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class StoreUnavailableError(Exception):
+    """A shared backend could not be reached. Raised by stores whose callers can run degraded
+    (pub/sub, shared breakers), so they catch one type whatever the backend is."""
+
+
+class Subscription(Protocol):
+    """A running subscription (see `PubSub.subscribe`)."""
+
+    async def wait_ready(self) -> None:
+        """Returns once subscribed, or after the first failed try (the subscription keeps
+        retrying in the background): start-up never blocks on a shared backend. Callers
+        bound the wait themselves (`asyncio.timeout`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stops listening; returns promptly even if the backend hangs."""
+        ...
+
+
+class PubSub(Protocol):
+    """Fire-and-forget messages to every subscriber of a channel: replicas telling each other
+    that a key was revoked or a breaker opened. Delivery is at most once, so a subscriber
+    learns through `on_connect(resumed=True)` that it may have missed messages while it was
+    disconnected, and must re-read whatever it caches."""
+
+    async def publish(self, channel: str, message: str) -> None:
+        """Sends `message` to every current subscriber; `StoreUnavailableError` if the backend
+        cannot be reached (the message is then lost)."""
+        ...
+
+    def subscribe(self, channel: str, on_message: Callable[[str], None], *,
+                  on_connect: Callable[[bool], Awaitable[None]] | None = None,
+                  on_error: Callable[[BaseException], None] | None = None,
+                  tick_s: float | None = None,
+                  on_tick: Callable[[], Awaitable[None]] | None = None) -> Subscription:
+        """Starts listening (needs a running loop). `on_connect(resumed)` runs after every
+        (re)subscription, `resumed` being True after a lost connection; `on_tick` runs every
+        `tick_s` while connected (a periodic resync). A `StoreUnavailableError` raised by
+        either counts as a lost connection: `on_error` is told and the subscription retries
+        with backoff."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stops every subscription and releases the connection."""
+        ...

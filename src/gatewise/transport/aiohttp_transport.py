@@ -1,8 +1,12 @@
-"""The production transport: one pooled aiohttp client session shared by every provider.
+"""An alternative transport on a pooled aiohttp client session, kept as a reference.
 
-aiohttp's C HTTP parser keeps per-request CPU low, and its connector pools keep-alive
-connections per host. The session is created lazily inside the running loop (sessions are
-bound to a loop) and imported lazily, so `import gatewise` does not pay for aiohttp.
+The default transport is `transport.h1.H1Transport` (what `providers.pool.ProviderPool` builds
+when none is given): it spends about half of aiohttp's CPU per request. This one stays because
+aiohttp is a well-tested general client: the OpenAI contract tests run the same wire bodies
+through both, so a divergence in the lean client shows up as a failing comparison, and a caller
+who prefers a general-purpose client can pass this one to the pool. The session is created
+lazily inside the running loop (sessions are bound to a loop) and aiohttp is imported lazily,
+so `import gatewise` does not pay for it.
 """
 
 from __future__ import annotations

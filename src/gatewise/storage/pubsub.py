@@ -1,0 +1,228 @@
+"""Pub/sub behind the `PubSub` protocol: in process (`MemoryPubSub`) and across replicas
+(`RedisPubSub`).
+
+Why one module owns the reconnect loop: key revocation and shared breakers both need "listen to
+a channel, survive Redis going away, resync after a gap", and each used to carry its own copy of
+that loop. The loop here is the only one, with what both learnt:
+
+- after every re-subscription the subscriber hears `on_connect(resumed=True)`, because messages
+  published while it was away are lost for good (Redis pub/sub keeps nothing);
+- start-up never blocks on Redis: the subscription is "ready" after the first success or the
+  first failure, and keeps retrying with backoff (0.2 s doubling to 5 s);
+- redis-py can swallow a cancel that lands inside one of its reads (the read just returns, or
+  fails with its own timeout), so the loop also asks whether its task is being cancelled, and
+  `aclose()` cancels again until the task really ends (bounded, so a shutdown never hangs).
+
+redis-py is imported only when a `RedisPubSub` is built (the `redis` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from gatewise.storage.base import StoreUnavailableError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+log = logging.getLogger("gatewise.storage.pubsub")
+
+_MIN_BACKOFF_S = 0.2
+_MAX_BACKOFF_S = 5.0
+_IDLE_WAIT_S = 1.0
+
+
+def _text(data: Any) -> str:
+    return data.decode() if isinstance(data, bytes) else str(data)
+
+
+class _MemorySubscription:
+    def __init__(self, owner: MemoryPubSub, channel: str, on_message: Callable[[str], None],
+                 on_connect: Callable[[bool], Awaitable[None]] | None) -> None:
+        self._owner = owner
+        self.channel = channel
+        self.on_message = on_message
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        if on_connect is None:
+            self._ready.set()
+        else:
+            self._task = asyncio.get_running_loop().create_task(self._connect(on_connect))
+
+    async def _connect(self, on_connect: Callable[[bool], Awaitable[None]]) -> None:
+        try:
+            await on_connect(False)
+        finally:
+            self._ready.set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def aclose(self) -> None:
+        self._owner._drop(self)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class MemoryPubSub:
+    """`PubSub` for a single process: `publish` hands the message to every subscriber's
+    `on_message` before it returns. Never loses a message, so `on_connect` runs once, with
+    `resumed=False`, and `on_tick` never runs (there is nothing to resync with)."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, list[_MemorySubscription]] = {}
+
+    async def publish(self, channel: str, message: str) -> None:
+        for sub in list(self._subs.get(channel, ())):
+            sub.on_message(message)
+
+    def subscribe(self, channel: str, on_message: Callable[[str], None], *,
+                  on_connect: Callable[[bool], Awaitable[None]] | None = None,
+                  on_error: Callable[[BaseException], None] | None = None,
+                  tick_s: float | None = None,
+                  on_tick: Callable[[], Awaitable[None]] | None = None) -> _MemorySubscription:
+        sub = _MemorySubscription(self, channel, on_message, on_connect)
+        self._subs.setdefault(channel, []).append(sub)
+        return sub
+
+    def _drop(self, sub: _MemorySubscription) -> None:
+        subs = self._subs.get(sub.channel, [])
+        if sub in subs:
+            subs.remove(sub)
+
+    async def aclose(self) -> None:
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                await sub.aclose()
+        self._subs.clear()
+
+
+class _RedisSubscription:
+    def __init__(self, owner: RedisPubSub, channel: str, on_message: Callable[[str], None],
+                 on_connect: Callable[[bool], Awaitable[None]] | None,
+                 on_error: Callable[[BaseException], None] | None,
+                 tick_s: float | None, on_tick: Callable[[], Awaitable[None]] | None) -> None:
+        self._owner = owner
+        self._channel = channel
+        self._on_message = on_message
+        self._on_connect = on_connect
+        self._on_error = on_error
+        self._tick_s = tick_s if on_tick is not None else None
+        self._on_tick = on_tick
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            self._run(), name=f"gatewise-pubsub:{channel}")
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def _run(self) -> None:
+        me = asyncio.current_task()
+        errors: tuple[type[BaseException], ...] = (*self._owner.errors, StoreUnavailableError)
+        delay, resumed = _MIN_BACKOFF_S, False
+        while True:
+            pubsub = self._owner.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                if self._on_connect is not None:
+                    await self._on_connect(resumed)
+                resumed = False
+                self._ready.set()
+                delay = _MIN_BACKOFF_S
+                tick_s = self._tick_s
+                next_tick = None if tick_s is None else time.monotonic() + tick_s
+                while True:
+                    wait = _IDLE_WAIT_S if next_tick is None else max(0.0, next_tick - time.monotonic())
+                    msg = await pubsub.get_message(timeout=wait)
+                    if me is not None and me.cancelling():
+                        raise asyncio.CancelledError
+                    if msg is not None and msg.get("type") == "message":
+                        self._on_message(_text(msg["data"]))
+                    if next_tick is not None and tick_s is not None and time.monotonic() >= next_tick:
+                        assert self._on_tick is not None
+                        await self._on_tick()
+                        next_tick = time.monotonic() + tick_s
+            except asyncio.CancelledError:
+                raise
+            except errors as exc:
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError from exc
+                resumed = True
+                if self._on_error is not None:
+                    self._on_error(exc)
+                self._ready.set()  # running degraded is "ready": never block start-up on Redis
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF_S)
+            finally:
+                with contextlib.suppress(*errors):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        self._owner._drop(self)
+        if task is not None:
+            await stop_task(task, "pubsub listener")
+
+
+class RedisPubSub:
+    """`PubSub` over Redis channels, shared by every replica. Pass `client` to share a
+    connection pool with other Redis stores (it is then not closed here), or `url`."""
+
+    def __init__(self, url: str | None = None, *, client: aioredis.Redis | None = None,
+                 connect_timeout_s: float = 1.0, op_timeout_s: float = 2.0) -> None:
+        if client is None and url is None:
+            raise ValueError("RedisPubSub needs a redis url or client")
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        self.errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        self._owns_client = client is None
+        self.client: aioredis.Redis = client if client is not None else aioredis.Redis.from_url(
+            url or "", socket_connect_timeout=connect_timeout_s, socket_timeout=op_timeout_s)
+        self._subs: list[_RedisSubscription] = []
+
+    async def publish(self, channel: str, message: str) -> None:
+        try:
+            await self.client.publish(channel, message)
+        except self.errors as exc:
+            raise StoreUnavailableError(f"publish on {channel!r} failed: {type(exc).__name__}") \
+                from exc
+
+    def subscribe(self, channel: str, on_message: Callable[[str], None], *,
+                  on_connect: Callable[[bool], Awaitable[None]] | None = None,
+                  on_error: Callable[[BaseException], None] | None = None,
+                  tick_s: float | None = None,
+                  on_tick: Callable[[], Awaitable[None]] | None = None) -> _RedisSubscription:
+        sub = _RedisSubscription(self, channel, on_message, on_connect, on_error, tick_s, on_tick)
+        self._subs.append(sub)
+        return sub
+
+    def _drop(self, sub: _RedisSubscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    async def aclose(self) -> None:
+        for sub in list(self._subs):
+            await sub.aclose()
+        if self._owns_client:
+            await self.client.aclose()
+
+
+async def stop_task(task: asyncio.Task[None], what: str) -> None:
+    """Cancels `task` and waits for it to end, cancelling again if a cancel was lost inside
+    redis-py (see the module docstring); gives up after about 2 s rather than hang a shutdown."""
+    for _ in range(20):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=0.1)
+        if done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("%s failed", what, exc_info=task.exception())
+            return
+    log.warning("%s did not stop on cancel", what)
