@@ -24,7 +24,7 @@ is that same sum. A streaming request gets the finished answer replayed as chunk
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -36,17 +36,10 @@ from gatewise.orchestration.cascade import run_cascade
 from gatewise.orchestration.consensus import run_consensus
 from gatewise.orchestration.parallel import Branches, ModelResult, sum_usage
 from gatewise.pipeline.core import Call, Handler
-from gatewise.pipeline.stream import ChunkStream
+from gatewise.pipeline.stream import stream_completion
 from gatewise.providers.base import Target
 from gatewise.providers.common import new_id
 from gatewise.types.responses import ChatCompletion, Choice
-from gatewise.types.stream import (
-    ChatCompletionChunk,
-    ChunkChoice,
-    Delta,
-    DeltaFunctionCall,
-    DeltaToolCall,
-)
 
 
 class OrchestrationMiddleware:
@@ -112,9 +105,7 @@ class OrchestrationMiddleware:
         call.response_headers.setdefault("x-gatewise-deployment", call.deployment.id)
         answer = msgspec.structs.replace(answer, model=name, usage=usage)
         if call.stream:
-            stream = ChunkStream(call, replay(answer), req.wants_usage_in_stream)
-            await stream.prefetch()
-            return stream
+            return await stream_completion(call, answer)
         return answer
 
     @staticmethod
@@ -147,29 +138,3 @@ def _all_failed(name: str, results: Sequence[ModelResult]) -> AllTargetsFailedEr
     errors = [_as_error(r, "no answer") for r in results]
     return AllTargetsFailedError(f"every model of '{name}' failed: "
                                  + "; ".join(f"{r.model}: {r.error}" for r in results), errors)
-
-
-async def replay(c: ChatCompletion) -> AsyncIterator[ChatCompletionChunk]:
-    """A finished completion as OpenAI stream chunks: role, content or tool calls, finish,
-    then the usage chunk (`choices: []`), choice by choice."""
-    created = c.created or int(time.time())
-
-    def chunk(index: int, delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
-        return ChatCompletionChunk(id=c.id, created=created, model=c.model,
-                                   choices=[ChunkChoice(index=index, delta=delta,
-                                                        finish_reason=finish)])
-
-    for ch in c.choices:
-        m = ch.message
-        yield chunk(ch.index, Delta(role="assistant", content=""))
-        if m.content:
-            yield chunk(ch.index, Delta(content=m.content))
-        for k, tc in enumerate(m.tool_calls or ()):
-            yield chunk(ch.index, Delta(tool_calls=[DeltaToolCall(
-                index=k, id=tc.id, type="function",
-                function=DeltaFunctionCall(name=tc.function.name,
-                                           arguments=tc.function.arguments))]))
-        yield chunk(ch.index, Delta(), ch.finish_reason or "stop")
-    yield ChatCompletionChunk(id=c.id, created=created, model=c.model, choices=[],
-                              usage=c.usage)
-

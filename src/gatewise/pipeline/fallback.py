@@ -48,7 +48,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +62,7 @@ from gatewise.errors import (
     RateLimitedError,
 )
 from gatewise.pipeline.core import Call, Handler
-from gatewise.pipeline.stream import ChunkStream
+from gatewise.pipeline.stream import ChunkStream, stream_completion
 from gatewise.providers.common import new_id
 from gatewise.resilience.incidents import ESCALATION, FAILOVER, IncidentRecorder
 from gatewise.storage.base import KVStore
@@ -78,13 +77,6 @@ from gatewise.types.messages import (
 )
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Choice, ResponseMessage, Usage
-from gatewise.types.stream import (
-    ChatCompletionChunk,
-    ChunkChoice,
-    Delta,
-    DeltaFunctionCall,
-    DeltaToolCall,
-)
 
 log = logging.getLogger("gatewise.fallback")
 
@@ -348,29 +340,9 @@ def escalation(alias: str, attempts: list[Attempt]) -> ChatCompletion:
 
 
 async def _deliver(call: Call, completion: ChatCompletion) -> ChatCompletion | ChunkStream:
-    """A ready answer in the shape the caller asked for: as is, or as a stream."""
+    """A ready answer in the shape the caller asked for: as is, or as a stream (whose usage
+    chunk, as before, is only sent to callers who asked for usage)."""
     if not call.stream:
         return completion
-    req = call.chat_request
-    stream = ChunkStream(call, _as_chunks(completion, req.wants_usage_in_stream),
-                         req.wants_usage_in_stream)
-    await stream.prefetch()
-    return stream
-
-
-async def _as_chunks(c: ChatCompletion, usage: bool) -> AsyncIterator[ChatCompletionChunk]:
-    for ch in c.choices:
-        m = ch.message
-        calls = [DeltaToolCall(index=i, id=t.id, type="function",
-                               function=DeltaFunctionCall(name=t.function.name,
-                                                          arguments=t.function.arguments))
-                 for i, t in enumerate(m.tool_calls or ())] or None
-        delta = Delta(role="assistant", content=m.content, refusal=m.refusal, tool_calls=calls)
-        yield ChatCompletionChunk(id=c.id, created=c.created, model=c.model,
-                                  choices=[ChunkChoice(index=ch.index, delta=delta)])
-        yield ChatCompletionChunk(id=c.id, created=c.created, model=c.model,
-                                  choices=[ChunkChoice(index=ch.index, delta=Delta(),
-                                                       finish_reason=ch.finish_reason)])
-    if usage and c.usage is not None:
-        yield ChatCompletionChunk(id=c.id, created=c.created, model=c.model, choices=[],
-                                  usage=c.usage)
+    return await stream_completion(call, completion,
+                                   usage=call.chat_request.wants_usage_in_stream)

@@ -4,6 +4,10 @@ It records time to first token and the usage chunk on the `Call` as chunks pass,
 usage-only chunk from callers who did not ask for it (gatewise always asks upstream, for
 accounting), and runs finish callbacks exactly once, whether the stream completes, fails or
 is abandoned by a disconnecting client (which also closes the upstream).
+
+`replay_completion` / `stream_completion` turn an answer that is already whole (a stale copy, an
+escalation, an orchestration's result, a cache hit) into the same stream a provider would have
+sent, so every producer of ready answers streams them one way.
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from gatewise.pipeline.core import Call
-from gatewise.types.stream import ChatCompletionChunk
+from gatewise.types.responses import ChatCompletion
+from gatewise.types.stream import (
+    ChatCompletionChunk,
+    ChunkChoice,
+    Delta,
+    DeltaFunctionCall,
+    DeltaToolCall,
+)
 
 FinishCallback = Callable[[Call, BaseException | None], None]
 UsageCallback = Callable[[Call, ChatCompletionChunk], None]
@@ -191,3 +202,38 @@ class _Cancelled(Exception):
 
 
 Cancelled = _Cancelled
+
+
+async def replay_completion(c: ChatCompletion, *, usage: bool = True
+                            ) -> AsyncIterator[ChatCompletionChunk]:
+    """A finished completion as OpenAI stream chunks, choice by choice: one delta carrying the
+    role, content, refusal and tool calls, then the finish chunk; last, if `usage` and the
+    completion has one, the usage chunk (`choices: []`). `ChunkStream` records that usage on
+    the call and hides the chunk from callers who did not ask for it; `usage=False` leaves the
+    call's usage untouched."""
+    created = c.created or int(time.time())
+    for ch in c.choices:
+        m = ch.message
+        calls = [DeltaToolCall(index=i, id=t.id, type="function",
+                               function=DeltaFunctionCall(name=t.function.name,
+                                                          arguments=t.function.arguments))
+                 for i, t in enumerate(m.tool_calls or ())] or None
+        delta = Delta(role="assistant", content=m.content, refusal=m.refusal, tool_calls=calls)
+        yield ChatCompletionChunk(id=c.id, created=created, model=c.model,
+                                  choices=[ChunkChoice(index=ch.index, delta=delta)])
+        yield ChatCompletionChunk(id=c.id, created=created, model=c.model,
+                                  choices=[ChunkChoice(index=ch.index, delta=Delta(),
+                                                       finish_reason=ch.finish_reason or "stop")])
+    if usage and c.usage is not None:
+        yield ChatCompletionChunk(id=c.id, created=created, model=c.model, choices=[],
+                                  usage=c.usage)
+
+
+async def stream_completion(call: Call, completion: ChatCompletion, *, usage: bool = True
+                            ) -> ChunkStream:
+    """`completion` replayed as the call's `ChunkStream`, first chunk already fetched (as the
+    chain's streams are); `usage` as for `replay_completion`."""
+    include = call.chat_request.wants_usage_in_stream
+    stream = ChunkStream(call, replay_completion(completion, usage=usage), include)
+    await stream.prefetch()
+    return stream

@@ -13,7 +13,7 @@ from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.validation import chat_request_from_dict
 
-from .support import Reply, scripted_gateway, tool_reply
+from .support import Reply, failing, scripted_gateway, tool_reply
 
 PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age", "role"],
           "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
@@ -145,7 +145,7 @@ async def test_a_caller_check_can_reject_with_a_reason_or_a_plain_bool() -> None
 
 
 async def test_a_failing_model_escalates_and_is_in_the_trail() -> None:
-    gw, _ = scripted_gateway({"cheap": Reply(fail=True), "big": "ok"})
+    gw, _ = scripted_gateway({"cheap": failing(), "big": "ok"})
     async with gw:
         out = await cascade(gw, "q", models=["cheap", "big"])
     assert out.accepted and out.path == "cheap>big"

@@ -10,7 +10,7 @@ from gatewise.orchestration import consensus
 from gatewise.orchestration.consensus import canonical_json, normalize_text
 from gatewise.types.requests import ChatRequest
 
-from .support import Reply, last_user_text, scripted_gateway, tool_reply
+from .support import failing, last_user_text, scripted_gateway, tool_reply
 
 SCHEMA = {"type": "json_schema", "json_schema": {"name": "city", "schema": {
     "type": "object", "properties": {"city": {"type": "string"}, "pop": {"type": "number"}},
@@ -58,7 +58,7 @@ async def test_below_min_agreement_the_result_is_flagged_not_agreed() -> None:
 
 
 async def test_a_failed_model_counts_as_not_agreeing() -> None:
-    gw, _ = scripted_gateway({"a": "7", "b": "8", "down": Reply(fail=True)})
+    gw, _ = scripted_gateway({"a": "7", "b": "8", "down": failing()})
     async with gw:
         out = await consensus(gw, "?", models=["a", "b", "down"], min_agreement=0.5)
     assert out.agreement == pytest.approx(1 / 3) and not out.agreed
@@ -66,7 +66,7 @@ async def test_a_failed_model_counts_as_not_agreeing() -> None:
 
 
 async def test_every_model_failing_gives_no_winner() -> None:
-    gw, _ = scripted_gateway({"x": Reply(fail=True), "y": Reply(fail=True)})
+    gw, _ = scripted_gateway({"x": failing(), "y": failing()})
     async with gw:
         out = await consensus(gw, "?", models=["x", "y"])
     assert out.winner is None and out.agreement == 0 and not out.agreed
@@ -134,7 +134,7 @@ async def test_an_unusable_judge_falls_back_to_the_majority_and_says_why() -> No
 
 
 async def test_a_failing_judge_falls_back_to_the_majority() -> None:
-    gw, _ = scripted_gateway({"a": "x", "b": "y", "judge": Reply(fail=True)})
+    gw, _ = scripted_gateway({"a": "x", "b": "y", "judge": failing()})
     async with gw:
         out = await consensus(gw, "?", models=["a", "b"], judge="judge")
     assert out.method == "majority" and out.content == "x"

@@ -22,8 +22,9 @@ from gatewise.providers.pool import ProviderPool
 from gatewise.routing.router import Router
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.validation import chat_request_from_dict
+from tests.waiting import eventually
 
-from .support import Reply, ScriptedProvider, resolved
+from .support import Reply, ScriptedProvider, failing, resolved
 
 SLOW = Reply(content="slow answer", delay_s=5.0)
 FAST = Reply(content="fast answer")
@@ -63,11 +64,11 @@ async def test_a_slow_attempt_is_overtaken_by_the_hedge_and_cancelled() -> None:
     chain, provider, hedge, metrics = _setup({"tail": SLOW, "quick": FAST}, first="tail")
     call = _call()
     t0 = time.perf_counter()
-    out = await chain(call)
-    elapsed = time.perf_counter() - t0
+    async with asyncio.timeout(SLOW.delay_s - 1.0):  # answered while the slow one still waits
+        out = await chain(call)
+    assert time.perf_counter() - t0 >= 0.05  # the twin started only after the delay
     assert isinstance(out, ChatCompletion) and out.choices[0].message.content == "fast answer"
-    assert 0.05 <= elapsed < 1.0  # waited for the delay, then the fast twin; not 5 s
-    await asyncio.sleep(0)
+    await eventually(lambda: provider.cancelled == ["tail"], what="the slow attempt's cancel")
     assert provider.calls == ["tail", "quick"] and provider.cancelled == ["tail"]
     assert call.deployment is not None and call.deployment.id == "m:fake/quick"
     assert call.response_headers["x-gatewise-hedge"] == "won"
@@ -98,7 +99,7 @@ async def test_the_first_attempt_still_wins_when_it_answers_before_the_twin() ->
     call = _call()
     out = await chain(call)
     assert isinstance(out, ChatCompletion) and out.choices[0].message.content == "first"
-    await asyncio.sleep(0)
+    await eventually(lambda: provider.cancelled == ["slower"], what="the twin's cancel")
     assert provider.cancelled == ["slower"]
     assert call.response_headers["x-gatewise-hedge"] == "lost"
     assert call.deployment is not None and call.deployment.id == "m:fake/bit-slow"
@@ -110,22 +111,22 @@ async def test_a_stream_late_to_its_first_chunk_is_hedged_and_rebound_to_the_cal
     out = await chain(call)
     assert isinstance(out, ChunkStream) and out.call is call
     text = "".join([c.choices[0].delta.content or "" async for c in out if c.choices])
-    assert text == "fastanswer"
+    assert text == "fast answer"
     assert provider.cancelled == ["tail"]
     assert call.deployment is not None and call.deployment.id == "m:fake/quick"
     assert metrics.requests.get(("chat", "m", "m:fake/quick", "200")) == 1
 
 
 async def test_when_one_contender_fails_the_other_still_answers() -> None:
-    chain, _, _, _ = _setup({"tail": Reply(fail=True, delay_s=0.1),
+    chain, _, _, _ = _setup({"tail": failing(delay_s=0.1),
                              "quick": Reply(content="rescued", delay_s=0.2)}, first="tail")
     out = await chain(_call())
     assert isinstance(out, ChatCompletion) and out.choices[0].message.content == "rescued"
 
 
 async def test_when_both_fail_the_first_attempts_error_is_raised() -> None:
-    chain, provider, _, _ = _setup({"tail": Reply(fail=True, delay_s=0.1),
-                                    "quick": Reply(fail=True)}, first="tail")
+    chain, provider, _, _ = _setup({"tail": failing(delay_s=0.1),
+                                    "quick": failing()}, first="tail")
     call = _call()
     with pytest.raises(ProviderServerError) as info:
         await chain(call)
@@ -134,7 +135,7 @@ async def test_when_both_fail_the_first_attempts_error_is_raised() -> None:
 
 
 async def test_a_fast_failure_is_raised_at_once_without_a_hedge() -> None:
-    chain, provider, _, _ = _setup({"bad": Reply(fail=True), "good": FAST}, first="bad")
+    chain, provider, _, _ = _setup({"bad": failing(), "good": FAST}, first="bad")
     with pytest.raises(ProviderServerError):
         await chain(_call())
     assert provider.calls == ["bad"]  # failing over is the fallback's job, not hedging's
@@ -189,11 +190,11 @@ def test_the_twin_never_targets_the_slow_deployment() -> None:
 async def test_cancelling_the_caller_cancels_both_contenders() -> None:
     chain, provider, _, _ = _setup({"tail": SLOW, "also": SLOW}, first="tail")
     task = asyncio.ensure_future(chain(_call()))
-    await asyncio.sleep(0.1)  # past the delay: both are running
+    await eventually(lambda: len(provider.calls) == 2, what="the twin starting")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0)
+    await eventually(lambda: len(provider.cancelled) == 2, what="both contenders' cancels")
     assert sorted(provider.cancelled) == ["also", "tail"]
 
 

@@ -16,7 +16,7 @@ from gatewise.types.embeddings import EmbeddingRequest
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.validation import chat_request_from_dict
 
-from .support import Reply, ScriptedProvider, resolved
+from .support import ScriptedProvider, failing, resolved
 
 ORCHESTRATIONS = {
     "fanout": {"mode": "parallel", "models": ["a", "down", "b"]},
@@ -24,7 +24,7 @@ ORCHESTRATIONS = {
     "careful": {"mode": "cascade", "models": ["a", "json"], "gate": "valid_json"},
     "hopeless": {"mode": "cascade", "models": ["a", "b"], "gate": "valid_json"},
 }
-SCRIPT = {"a": "Yes.", "b": "yes", "c": "no", "down": Reply(fail=True), "json": '{"ok": true}'}
+SCRIPT = {"a": "Yes.", "b": "yes", "c": "no", "down": failing(), "json": '{"ok": true}'}
 
 
 def _gateway() -> tuple[Gateway, ScriptedProvider]:
