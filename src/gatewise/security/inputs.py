@@ -44,6 +44,11 @@ from gatewise.types.limits import (
     UsdLimit,
     UserId,
 )
+from gatewise.types.validation import (
+    check_depth,
+    refused_only_for_whole_float,
+    whole_floats_as_ints,
+)
 
 
 def _one_of(words: Any) -> str:
@@ -242,17 +247,6 @@ def _worded(message: str, param: str | None) -> str:
     return message
 
 
-def _integral(value: Any, depth: int = 0) -> Any:
-    """Integral floats as ints, in a body's fields and their lists (bodies are that flat)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if depth < 2 and isinstance(value, dict):
-        return {k: _integral(v, depth + 1) for k, v in value.items()}
-    if depth < 2 and isinstance(value, list):
-        return [_integral(v, depth + 1) for v in value]
-    return value
-
-
 def decode_input(kind: type[T], raw: bytes) -> T:
     """A JSON request body (empty = `{}`) as `kind`, every rule checked.
 
@@ -262,10 +256,11 @@ def decode_input(kind: type[T], raw: bytes) -> T:
     try:
         value = msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        if "got `float`" not in str(exc):
+        if not refused_only_for_whole_float(exc):
             raise _refused(exc) from None
+        check_depth(raw)  # the untyped decode and its walk below recurse
         try:
-            value = msgspec.convert(_integral(msgspec.json.decode(raw)), kind)
+            value = msgspec.convert(whole_floats_as_ints(msgspec.json.decode(raw)), kind)
         except msgspec.ValidationError as again:
             raise _refused(again) from None
         except (msgspec.DecodeError, RecursionError):

@@ -70,27 +70,27 @@ def _decode(decoder: msgspec.json.Decoder[T], kind: type[T], body: bytes, what: 
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        if not _WHOLE_FLOAT.search(str(exc)):
+        if not refused_only_for_whole_float(exc):
             raise _invalid(exc, what) from None
     except msgspec.MsgspecError as exc:
         raise _invalid(exc, what) from None
     except RecursionError:
         # Only a body that is not JSON can get past `check_depth` this deep.
         raise _too_deep(limit, None) from None
-    return _convert(_whole_floats_as_ints(msgspec.json.decode(body)), kind, what)
+    return _convert(whole_floats_as_ints(msgspec.json.decode(body)), kind, what)
 
 
 def _convert(data: Any, kind: type[T], what: str) -> T:
-    """Python values as `kind`, `2.0` taken for the integer 2 (see `_whole_floats_as_ints`)."""
+    """Python values as `kind`, `2.0` taken for the integer 2 (see `whole_floats_as_ints`)."""
     try:
         return msgspec.convert(data, kind)
     except msgspec.ValidationError as exc:
-        if not _WHOLE_FLOAT.search(str(exc)):
+        if not refused_only_for_whole_float(exc):
             raise _invalid(exc, what) from None
     except RecursionError:
         raise _too_deep(MAX_JSON_DEPTH, None) from None
     try:
-        return msgspec.convert(_whole_floats_as_ints(data), kind)
+        return msgspec.convert(whole_floats_as_ints(data), kind)
     except msgspec.ValidationError as exc:
         raise _invalid(exc, what) from None
 
@@ -104,7 +104,13 @@ def _check_free_form_depth(values: list[tuple[str, Any]]) -> None:
             raise _too_deep(MAX_JSON_DEPTH, param)
 
 
-def _whole_floats_as_ints(value: Any) -> Any:
+def refused_only_for_whole_float(exc: msgspec.ValidationError) -> bool:
+    """Whether msgspec refused an integer field for a float (`5.0`, which JSON Schema counts
+    as an integer): then decoding again through `whole_floats_as_ints` may succeed."""
+    return _WHOLE_FLOAT.search(str(exc)) is not None
+
+
+def whole_floats_as_ints(value: Any) -> Any:
     """`value` with every float that is a whole number as an int. JSON does not tell `2` from
     `2.0` (JSON Schema calls both integers, so a client generated from the document may send
     either, and Python's `json.dumps(2.0)` does), but msgspec's strict `int` takes only the
@@ -113,9 +119,9 @@ def _whole_floats_as_ints(value: Any) -> Any:
     if isinstance(value, float):
         return int(value) if value.is_integer() else value
     if isinstance(value, dict):
-        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+        return {k: whole_floats_as_ints(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_whole_floats_as_ints(v) for v in value]
+        return [whole_floats_as_ints(v) for v in value]
     return value
 
 
@@ -241,7 +247,7 @@ def check_embedding_request(req: EmbeddingRequest) -> None:
     if len(inp) > MAX_INPUTS:
         raise InvalidRequestError(f"'input' may have at most {MAX_INPUTS} items", param="input")
     if not _input_list_ok(inp):
-        whole = _whole_floats_as_ints(inp)  # token ids spelled `5.0` are still integers
+        whole = whole_floats_as_ints(inp)  # token ids spelled `5.0` are still integers
         if not isinstance(inp[0], str) and _input_list_ok(whole):
             req.input = whole
             return
