@@ -30,6 +30,7 @@ from gatewise.storage.factory import open_stores
 from tests.fakes.openai_fake import make_app
 from tests.fakes.ports import free_port
 from tests.fakes.server import FakeServer
+from tests.waiting import eventually
 
 GRACE_S = 1.0
 SLACK_S = 0.6  # how much later than the grace period the cut may land (a loaded machine)
@@ -112,11 +113,6 @@ async def _held(client: openai.AsyncOpenAI) -> tuple[BaseException, float]:
     raise AssertionError("a call still running after the grace period was answered")
 
 
-async def _wait(cond: Any, what: str, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.01)
 
 
 async def test_sigterm_cuts_streams_after_the_grace_period_and_exits_cleanly(
@@ -128,13 +124,15 @@ async def test_sigterm_cuts_streams_after_the_grace_period_and_exits_cleanly(
     # makes the server load its token counter (to count what that stream delivered), which the
     # first stream counted otherwise loads on the event loop (0.3-1 s, o200k) while cutting.
     await _leave_mid_stream(client)
-    await _wait(lambda: "stream-aborted" in upstream.notes, "the left stream was cancelled")
+    await eventually(lambda: "stream-aborted" in upstream.notes, 10.0,
+                     what="the left stream was cancelled")
     chunks: list[list[float]] = [[] for _ in range(STREAMS)]
     streams = [asyncio.create_task(_stream(client, got)) for got in chunks]
     held = [asyncio.create_task(_held(client)) for _ in range(HELD)]
-    await _wait(lambda: all(len(c) >= 3 for c in chunks), "every stream flows")
-    await _wait(lambda: sum("hold" in r.path or b"gpt-hold" in r.body for r in upstream.requests)
-                >= HELD, "the held calls reached the upstream")
+    await eventually(lambda: all(len(c) >= 3 for c in chunks), 10.0, what="every stream flows")
+    await eventually(lambda: sum("hold" in r.path or b"gpt-hold" in r.body
+                                 for r in upstream.requests) >= HELD, 10.0,
+                     what="the held calls reached the upstream")
 
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)

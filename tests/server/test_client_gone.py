@@ -23,6 +23,7 @@ from tests.fakes.faults import HOLD_SECONDS
 from tests.fakes.gateway import GatewayServer
 from tests.fakes.openai_fake import make_app
 from tests.fakes.server import FakeServer
+from tests.waiting import eventually
 
 MASTER = "sk-gone-master"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
@@ -84,11 +85,9 @@ async def _leave_once_upstream_has(upstream: FakeServer, n: int, port: int, path
 
 async def _wait_for_notes(upstream: FakeServer, n: int) -> float:
     """Until the fake noted `n` held requests ended; returns when (bounded by the hold)."""
-    deadline = time.monotonic() + HOLD_SECONDS + 2
-    while time.monotonic() < deadline:
-        if upstream.notes.count("hold-abandoned") + upstream.notes.count("hold-answered") >= n:
-            break
-        await asyncio.sleep(0.005)
+    await eventually(
+        lambda: upstream.notes.count("hold-abandoned") + upstream.notes.count("hold-answered") >= n,
+        HOLD_SECONDS + 2, what=f"{n} held requests ended upstream")
     return time.monotonic()
 
 

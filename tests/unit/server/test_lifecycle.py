@@ -17,6 +17,7 @@ import pytest
 from gatewise.config.loader import parse_config, resolve_config
 from gatewise.server import lifecycle
 from gatewise.server.app import GatewayApp, create_app
+from tests.waiting import eventually
 
 SLOW = {"model": "slow", "messages": [{"role": "user", "content": "take your time"}]}
 
@@ -78,11 +79,7 @@ async def _outcomes(app: GatewayApp) -> list[str]:
 
 
 async def _until_in_flight(app: GatewayApp, n: int) -> None:
-    for _ in range(200):
-        if len(app.inflight) == n:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"{len(app.inflight)} calls in flight, not {n}")
+    await eventually(lambda: len(app.inflight) == n, 1.0, what=f"{n} calls in flight")
 
 
 async def test_while_draining_readyz_is_503_and_new_calls_are_refused(app: GatewayApp) -> None:
