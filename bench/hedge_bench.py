@@ -25,13 +25,13 @@ from typing import Any
 
 from gatewise.config.loader import parse_config, resolve_config
 from gatewise.observability.metrics import GatewayMetrics
-from gatewise.orchestration import HedgeMiddleware
+from gatewise.observability.telemetry import TelemetryMiddleware
 from gatewise.pipeline.core import Call, Handler, build_chain
 from gatewise.pipeline.provider_call import ProviderCall
-from gatewise.pipeline.router import RouterMiddleware
-from gatewise.pipeline.telemetry import TelemetryMiddleware
 from gatewise.providers.base import Capabilities, Target
 from gatewise.providers.pool import ProviderPool
+from gatewise.resilience.hedge import HedgeMiddleware
+from gatewise.routing.middleware import RouterMiddleware
 from gatewise.routing.router import Router
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Choice, ResponseMessage, Usage

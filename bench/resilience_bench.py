@@ -32,14 +32,14 @@ from typing import Any
 from gatewise.config.loader import ResolvedConfig, parse_config, resolve_config
 from gatewise.config.schema import BreakerConfig, RouterConfig
 from gatewise.errors import GatewayError
-from gatewise.pipeline.breaker import BreakerMiddleware
 from gatewise.pipeline.core import Call, Handler, build_chain
-from gatewise.pipeline.fallback import FallbackMiddleware
 from gatewise.pipeline.provider_call import ProviderCall
-from gatewise.pipeline.retry import RetryMiddleware
-from gatewise.pipeline.router import RouterMiddleware
 from gatewise.providers.pool import ProviderPool
 from gatewise.resilience.breaker import Breakers, MemoryBreakers
+from gatewise.resilience.breaker_middleware import BreakerMiddleware
+from gatewise.resilience.fallback import FallbackMiddleware
+from gatewise.resilience.retry_middleware import RetryMiddleware
+from gatewise.routing.middleware import RouterMiddleware
 from gatewise.routing.router import Router
 from gatewise.types.validation import chat_request_from_dict
 

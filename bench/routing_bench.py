@@ -30,13 +30,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gatewise.config.loader import Deployment, ResolvedConfig, parse_config, resolve_config
+from gatewise.config.loader import ResolvedConfig, parse_config, resolve_config
 from gatewise.pipeline.core import Call, build_chain
-from gatewise.pipeline.router import RouterMiddleware
-from gatewise.pipeline.tracking import TrackingMiddleware
 from gatewise.providers.base import Capabilities
+from gatewise.providers.deployment import Deployment
 from gatewise.routing.complexity import ComplexityScorer
+from gatewise.routing.middleware import RouterMiddleware
 from gatewise.routing.router import Router
+from gatewise.routing.tracking import TrackingMiddleware
 from gatewise.types.validation import chat_request_from_dict
 
 TARGET_DECISION_US = 50.0

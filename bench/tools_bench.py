@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from gatewise.guardrails.tools import ToolRegistry, validate_tool_call
 from gatewise.pipeline.core import Identity
+from gatewise.tools import ToolRegistry, validate_tool_call
 from gatewise.types.messages import FunctionCall, ToolCall
 
 TARGET_US = 50.0

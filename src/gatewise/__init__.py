@@ -16,10 +16,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Gateway": "gatewise.gateway",
-    "ChatResult": "gatewise.results",
-    "ChatStream": "gatewise.results",
-    "EmbedResult": "gatewise.results",
-    "CallInfo": "gatewise.results",
+    "ChatResult": "gatewise.pipeline.results",
+    "ChatStream": "gatewise.pipeline.results",
+    "EmbedResult": "gatewise.pipeline.results",
+    "CallInfo": "gatewise.pipeline.results",
     "Identity": "gatewise.pipeline.core",
     "load_config": "gatewise.config.loader",
     "ChatRequest": "gatewise.types.requests",
@@ -28,9 +28,9 @@ _EXPORTS = {
     "Usage": "gatewise.types.responses",
     "EmbeddingRequest": "gatewise.types.embeddings",
     "EmbeddingResponse": "gatewise.types.embeddings",
-    "ToolRegistry": "gatewise.guardrails.tools",
-    "McpServer": "gatewise.guardrails.tools",
-    "run_tools": "gatewise.guardrails.tools",
+    "ToolRegistry": "gatewise.tools",
+    "McpServer": "gatewise.tools",
+    "run_tools": "gatewise.tools",
     "fit_messages": "gatewise.accounting.context",
 }
 _ERRORS = (
@@ -56,14 +56,14 @@ if TYPE_CHECKING:
     from gatewise.config.loader import load_config as load_config
     from gatewise.errors import *
     from gatewise.gateway import Gateway as Gateway
-    from gatewise.guardrails.tools import McpServer as McpServer
-    from gatewise.guardrails.tools import ToolRegistry as ToolRegistry
-    from gatewise.guardrails.tools import run_tools as run_tools
     from gatewise.pipeline.core import Identity as Identity
-    from gatewise.results import CallInfo as CallInfo
-    from gatewise.results import ChatResult as ChatResult
-    from gatewise.results import ChatStream as ChatStream
-    from gatewise.results import EmbedResult as EmbedResult
+    from gatewise.pipeline.results import CallInfo as CallInfo
+    from gatewise.pipeline.results import ChatResult as ChatResult
+    from gatewise.pipeline.results import ChatStream as ChatStream
+    from gatewise.pipeline.results import EmbedResult as EmbedResult
+    from gatewise.tools import McpServer as McpServer
+    from gatewise.tools import ToolRegistry as ToolRegistry
+    from gatewise.tools import run_tools as run_tools
     from gatewise.types.embeddings import EmbeddingRequest as EmbeddingRequest
     from gatewise.types.embeddings import EmbeddingResponse as EmbeddingResponse
     from gatewise.types.requests import ChatRequest as ChatRequest

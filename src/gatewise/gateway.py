@@ -13,33 +13,38 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from gatewise.accounting.build import Accounting
 from gatewise.accounting.context import ContextFitMiddleware
-from gatewise.config.loader import Deployment, ResolvedConfig, load_config
+from gatewise.config.loader import ResolvedConfig, load_config
 from gatewise.errors import GatewayError, InvalidRequestError
-from gatewise.governance import Governance
 from gatewise.guardrails.build import Guardrails
+from gatewise.observability.incidents import IncidentRecorder
 from gatewise.observability.metrics import GatewayMetrics
+from gatewise.observability.telemetry import TelemetryMiddleware
 from gatewise.orchestration.cascade import CascadeResult, Gate, cascade
 from gatewise.orchestration.consensus import ConsensusResult, Normalize, consensus
-from gatewise.orchestration.hedge import HedgeMiddleware
-from gatewise.orchestration.http import OrchestrationMiddleware
+from gatewise.orchestration.middleware import OrchestrationMiddleware
 from gatewise.orchestration.parallel import ParallelResult, parallel
-from gatewise.pipeline.breaker import BreakerMiddleware
 from gatewise.pipeline.core import ANONYMOUS, Call, Identity, Middleware, build_chain
-from gatewise.pipeline.fallback import FallbackMiddleware
 from gatewise.pipeline.provider_call import ProviderCall
-from gatewise.pipeline.retry import RetryMiddleware
-from gatewise.pipeline.router import RouteResolveMiddleware, RouterMiddleware
+from gatewise.pipeline.results import CallInfo, ChatResult, ChatStream, EmbedResult
+from gatewise.pipeline.scoped import IdentityScoped
 from gatewise.pipeline.stream import ChunkStream
-from gatewise.pipeline.telemetry import TelemetryMiddleware
-from gatewise.pipeline.tracking import TrackingMiddleware
 from gatewise.providers.base import Capabilities
+from gatewise.providers.deployment import Deployment
 from gatewise.providers.pool import ProviderPool
 from gatewise.resilience import build_breakers
-from gatewise.resilience.incidents import IncidentRecorder
-from gatewise.results import CallInfo, ChatResult, ChatStream, EmbedResult
+from gatewise.resilience.breaker_middleware import BreakerMiddleware
+from gatewise.resilience.fallback import FallbackMiddleware
+from gatewise.resilience.hedge import HedgeMiddleware
+from gatewise.resilience.retry_middleware import RetryMiddleware
+from gatewise.routing.middleware import RouteResolveMiddleware, RouterMiddleware
 from gatewise.routing.router import Router
 from gatewise.routing.strategies import CostStrategy
+from gatewise.routing.tracking import TrackingMiddleware
+from gatewise.security.admin import AdminService
+from gatewise.security.build import Security
+from gatewise.storage.factory import open_stores
 from gatewise.transport.base import Transport
 from gatewise.types.embeddings import EmbeddingResponse
 from gatewise.types.requests import ChatRequest
@@ -51,7 +56,7 @@ from gatewise.types.validation import (
 )
 
 if TYPE_CHECKING:
-    from gatewise.guardrails.tools import ToolRegistry
+    from gatewise.tools import ToolRegistry
 
 T = TypeVar("T")
 
@@ -81,25 +86,33 @@ class Gateway:
             available=(lambda d: self.breakers.available(d.id)) if breaking else None,
             retry_in=(lambda d: self.breakers.retry_in(d.id)) if breaking else None)
         self.fallback = FallbackMiddleware(rc, incidents=self.incidents)
-        # Accounting and security: stores, keys, audit, ledger, budgets (no I/O until used).
-        self.governance = Governance(
-            self.config, metrics=self.metrics,
+        # Security (keys, teams, audit, credentials) and accounting (ledger, budgets, rate
+        # limits) over the stores they share; no I/O until used.
+        self.stores = open_stores(self.config)
+        self.security = Security(self.config, self.stores, metrics=self.metrics)
+        self.accounting = Accounting(
+            self.config, self.stores, metrics=self.metrics,
             transport=self.pool.transport if cfg.accounting.alert_webhook else None)
-        self.security_events = self.governance.events
+        # Another replica's budget change: this one re-reads its budget records now.
+        self.security.keys.on_budgets = self.accounting.budgets.invalidate
+        # What the admin API and the CLI's admin commands call.
+        self.admin = AdminService(self.security, self.accounting)
+        self.security_events = self.security.events
         if isinstance(self.router.strategy, CostStrategy):
             # Cost routing prices deployments from the same table the ledger bills with.
-            self.router.strategy.prices = self.governance.prices.routing_prices
+            self.router.strategy.prices = self.accounting.prices.routing_prices
         # Guardrails per key / team / alias: injection, tools, PII, output checks. The PII
         # vault (original values) is shared through Redis (sealed) when configured.
         self.guardrails = Guardrails(cfg.guardrails, events=self.security_events, tools=tools,
-                                     vault_store=self.governance.shared_vault_store())
+                                     vault_store=self.security.pii_vault_store())
         self._started = False
         self._start_lock = asyncio.Lock()
         # Once per call: the ledger (sees every outcome), access, rate limits, budgets, then
         # orchestration aliases (each branch is a call through everything after it), then
         # alias resolution (rules, steps, complexity), then fallback chains.
-        per_call: list[Middleware] = [TelemetryMiddleware(self.metrics),
-                                      *self.governance.middlewares()]
+        per_call: list[Middleware] = [
+            TelemetryMiddleware(self.metrics), *self.accounting.per_call,
+            IdentityScoped([self.security.access, *self.accounting.per_identity])]
         if self.guardrails.middleware is not None:
             per_call.append(self.guardrails.middleware)
         if cfg.orchestrations:
@@ -115,15 +128,15 @@ class Gateway:
                                              counter=self.metrics.hedges))
         # Once per attempt: deployment rate limits, retries, the breaker, performance
         # tracking, the provider call.
-        per_attempt: list[Middleware] = [*self.governance.per_attempt(), RetryMiddleware(
+        per_attempt: list[Middleware] = [*self.accounting.per_attempt, RetryMiddleware(
             rc, incidents=self.incidents, retries=self.metrics.retries,
             available=self.breakers.available if breaking else None)]
         if breaking:
             per_attempt.append(BreakerMiddleware(self.breakers, incidents=self.incidents))
         per_attempt.append(TrackingMiddleware(self.router.tracker))
-        per_attempt.append(ContextFitMiddleware(self.governance.prices,
-                                                self.governance.tokenizers))
-        per_attempt += self.governance.provider_call_middlewares()
+        per_attempt.append(ContextFitMiddleware(self.accounting.prices,
+                                                self.accounting.tokenizers))
+        per_attempt += self.security.per_provider_call
         self._chain = build_chain([*per_call, *per_alias, *per_attempt], ProviderCall(self.pool))
         self._sync: _SyncRunner | None = None
 
@@ -151,7 +164,8 @@ class Gateway:
         start-up; otherwise the library's first call does, once however many race."""
         async with self._start_lock:
             if not self._started:
-                await self.governance.start()
+                await self.accounting.start()
+                await self.security.start()
                 await self.guardrails.start()
                 self._started = True
 
@@ -284,17 +298,24 @@ class Gateway:
                     await warm(dep.target)
                     # The model's own vocabulary counts its tokens for budgets and limits;
                     # opening it blocks, so it happens here, off the event loop.
-                    await asyncio.to_thread(self.governance.tokenizers.for_target, dep.target)
+                    await asyncio.to_thread(self.accounting.tokenizers.for_target, dep.target)
 
     async def aclose(self) -> None:
         await self.guardrails.aclose()
-        await self.governance.aclose()
+        await self._close_records()
         self._started = False
         await self.breakers.aclose()
         await self.pool.aclose()
         if self._sync is not None:
             self._sync.close()
             self._sync = None
+
+    async def _close_records(self) -> None:
+        """Accounting settles and flushes the ledger, security flushes key usage and its
+        audit writes; the stores they share close last."""
+        await self.accounting.aclose()
+        await self.security.aclose()
+        await self.stores.aclose()
 
     async def __aenter__(self) -> Gateway:
         return self
@@ -306,7 +327,7 @@ class Gateway:
         """Sync counterpart of `aclose`, for code that only used the `_sync` methods."""
         if self._sync is not None:
             self._sync.submit(self.guardrails.aclose())
-            self._sync.submit(self.governance.aclose())
+            self._sync.submit(self._close_records())
             self._sync.submit(self.breakers.aclose())
             self._sync.submit(self.pool.aclose())
             self._sync.close()

@@ -100,12 +100,12 @@ def replica_main(conn: Connection, config: dict[str, Any], prefix: str) -> None:
 async def _replica(conn: Connection, config: dict[str, Any], prefix: str) -> None:
     from gatewise import Gateway
     from gatewise.config.loader import parse_config, resolve_config
-    from gatewise.pipeline.breaker import BreakerMiddleware
     from gatewise.pipeline.core import build_chain
     from gatewise.pipeline.provider_call import ProviderCall
-    from gatewise.pipeline.retry import RetryMiddleware
-    from gatewise.pipeline.router import RouterMiddleware
+    from gatewise.resilience.breaker_middleware import BreakerMiddleware
     from gatewise.resilience.breaker_redis import RedisBreakers
+    from gatewise.resilience.retry_middleware import RetryMiddleware
+    from gatewise.routing.middleware import RouterMiddleware
     from gatewise.routing.router import Router
     from gatewise.types.validation import chat_request_from_dict
 

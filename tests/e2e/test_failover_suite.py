@@ -42,7 +42,7 @@ from gatewise.errors import (
     PermissionDeniedError,
     ProviderResponseError,
 )
-from gatewise.pipeline.fallback import FallbackMiddleware
+from gatewise.resilience.fallback import FallbackMiddleware
 from tests.fakes import openai_fake
 from tests.fakes.gateway import GatewayServer
 from tests.fakes.ports import free_port

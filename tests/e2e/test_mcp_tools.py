@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from gatewise.errors import ConfigError
-from gatewise.guardrails.tools import McpServer, McpToolError, ToolRegistry, run_tools
-from gatewise.guardrails.tools.validate import ValidatedCall, validate_tool_call
 from gatewise.pipeline.core import Identity
+from gatewise.tools import McpServer, McpToolError, ToolRegistry, run_tools
+from gatewise.tools.validate import ValidatedCall, validate_tool_call
 from gatewise.types.messages import FunctionCall, ToolCall
-from tests.unit.guardrails.tools.support import call, scripted_gateway
+from tests.unit.tools.support import call, scripted_gateway
 
 pytest.importorskip("mcp")
 

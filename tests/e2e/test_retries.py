@@ -33,13 +33,13 @@ from gatewise.errors import (
     ProviderTimeoutError,
     RateLimitedError,
 )
-from gatewise.pipeline.breaker import BreakerMiddleware
 from gatewise.pipeline.core import Call, Handler, build_chain
 from gatewise.pipeline.provider_call import ProviderCall
-from gatewise.pipeline.retry import RetryMiddleware
-from gatewise.pipeline.router import RouterMiddleware
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.resilience.breaker import MemoryBreakers
+from gatewise.resilience.breaker_middleware import BreakerMiddleware
+from gatewise.resilience.retry_middleware import RetryMiddleware
+from gatewise.routing.middleware import RouterMiddleware
 from gatewise.types.validation import chat_request_from_dict
 from tests.fakes.ports import free_port
 from tests.fakes.server import FakeServer

@@ -20,7 +20,8 @@ import pytest
 
 from gatewise.errors import UnauthorizedError
 from gatewise.security.audit import AuditLog
-from gatewise.security.keys import KeyManager, TeamManager
+from gatewise.security.keys import KeyManager
+from gatewise.security.teams import TeamManager
 from gatewise.storage.base import PubSub, Subscription
 from gatewise.storage.memory_governance import MemoryGovernance
 from gatewise.storage.pubsub import RedisPubSub

@@ -39,8 +39,8 @@ from gatewise.pipeline.stream import ChunkStream
 from gatewise.storage.base import BudgetRecord, CounterStore, Reservation
 
 if TYPE_CHECKING:
-    from gatewise.config.loader import Deployment
     from gatewise.config.schema import BudgetConfig
+    from gatewise.providers.deployment import Deployment
 
 log = logging.getLogger("gatewise.accounting")
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from gatewise.providers.presets import FREE_WIRES, MODEL_OWNERS
 
 if TYPE_CHECKING:
-    from gatewise.config.loader import Deployment
     from gatewise.config.schema import Prices
+    from gatewise.providers.deployment import Deployment
     from gatewise.types.responses import Usage
 
 _PER_TOKEN = 1e-6

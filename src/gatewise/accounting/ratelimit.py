@@ -34,7 +34,7 @@ from gatewise.pipeline.stream import ChunkStream
 from gatewise.storage.base import WindowResult, WindowStore
 
 if TYPE_CHECKING:
-    from gatewise.config.loader import Deployment
+    from gatewise.providers.deployment import Deployment
 
 log = logging.getLogger("gatewise.accounting")
 

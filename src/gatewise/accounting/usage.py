@@ -16,10 +16,10 @@ from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import Usage
 
 if TYPE_CHECKING:
-    from gatewise.config.loader import Deployment
     from gatewise.pipeline.core import Call
     from gatewise.pipeline.stream import ChunkStream
     from gatewise.providers.base import Target
+    from gatewise.providers.deployment import Deployment
 
 PROMPT_ESTIMATE = "prompt_estimate"
 USAGE_COUNTED = "usage_counted"

@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
 import json
+import os
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from gatewise.accounting.build import Accounting
+from gatewise.config.loader import ResolvedConfig
 from gatewise.errors import InvalidRequestError
-from gatewise.governance import Governance, cli_actor
+from gatewise.security.admin import AdminService
+from gatewise.security.build import Security
 from gatewise.security.inputs import (
     AuditQuery,
     BudgetCreate,
@@ -35,6 +42,7 @@ from gatewise.security.inputs import (
     parse_input,
 )
 from gatewise.storage.base import KeyRecord
+from gatewise.storage.factory import open_stores
 from gatewise.storage.usage import parse_group_by, parse_time, usage_table
 
 
@@ -171,34 +179,53 @@ async def run(args: argparse.Namespace) -> int:
             if exc.param else ""
         print(f"error: {where}{exc.message}", file=sys.stderr)
         return 2
-    gov = Governance(load_config(args.config))
+    async with _admin(load_config(args.config)) as admin:
+        return await _dispatch(admin, args, inputs)
+
+
+def cli_actor() -> str:
+    """Who acts when an admin command runs from the CLI (recorded in the audit log)."""
     try:
-        return await _dispatch(gov, args, inputs)
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return f"cli:uid{os.getuid()}"
+
+
+@asynccontextmanager
+async def _admin(config: ResolvedConfig) -> AsyncIterator[AdminService]:
+    """The gateway's admin service over the configured stores, without the rest of a
+    gateway: no providers, no chain, nothing started in the background."""
+    stores = open_stores(config)
+    security, accounting = Security(config, stores), Accounting(config, stores)
+    try:
+        yield AdminService(security, accounting)
     finally:
-        await gov.aclose()
+        await accounting.aclose()
+        await security.aclose()
+        await stores.aclose()
 
 
-async def _dispatch(gov: Governance, args: argparse.Namespace, inputs: Any) -> int:
+async def _dispatch(admin: AdminService, args: argparse.Namespace, inputs: Any) -> int:
     actor = cli_actor()
     cmd, action = args.command, getattr(args, "action", None)
     if cmd == "keys":
         if action == "create":
             body: KeyCreate = inputs
-            secret, rec = await gov.keys.create(
+            secret, rec = await admin.create_key(
                 name=body.name, role=body.role, team=body.team, user=body.user,
                 models=body.models, permissions=body.permissions,
                 expires_in_s=body.expires_in_s, rpm=body.rpm, tpm=body.tpm, actor=actor)
             print(secret)
             print(f"# id {rec.id}: store this key now, it is not shown again", file=sys.stderr)
         elif action == "list":
-            for k in await gov.keys.list(team=inputs.team):
+            for k in await admin.list_keys(team=inputs.team):
                 print(_key_line(k))
         elif action == "revoke":
-            await gov.keys.revoke(args.key_id, actor=actor)
+            await admin.revoke_key(args.key_id, actor=actor)
             print(f"revoked {args.key_id}")
         elif action == "rotate":
-            secret, rec = await gov.keys.rotate(args.key_id, actor=actor,
-                                                overlap_s=inputs.overlap_s)
+            secret, rec = await admin.rotate_key(args.key_id, actor=actor,
+                                                 overlap_s=inputs.overlap_s)
             print(secret)
             print(f"# new id {rec.id}; {args.key_id} stays valid for {args.overlap_hours} h",
                   file=sys.stderr)
@@ -206,43 +233,41 @@ async def _dispatch(gov: Governance, args: argparse.Namespace, inputs: Any) -> i
     if cmd == "teams":
         if action == "create":
             tbody: TeamCreate = inputs
-            team = await gov.teams.create(team_id=tbody.id, name=tbody.name or tbody.id,
-                                          models=tbody.models, rpm=tbody.rpm, tpm=tbody.tpm,
-                                          actor=actor)
+            team = await admin.create_team(tbody.id, name=tbody.name or tbody.id,
+                                           models=tbody.models, rpm=tbody.rpm, tpm=tbody.tpm,
+                                           actor=actor)
             print(json.dumps(asdict(team)))
         elif action == "list":
-            for t in await gov.teams.list():
+            for t in await admin.list_teams():
                 print(f"{t.id}  name={t.name} models={','.join(t.models) or '*'} "
                       f"rpm={t.rpm or '-'} tpm={t.tpm or '-'}")
         elif action == "delete":
-            await gov.teams.delete(args.team_id, actor=actor)
+            await admin.delete_team(args.team_id, actor=actor)
             print(f"deleted {args.team_id}")
         return 0
     if cmd == "budgets":
-        store = gov.stores.governance
         if action == "create":
             bbody: BudgetCreate = inputs
-            budget = await gov.create_budget(scope=bbody.scope, subject=bbody.subject,
-                                             period=bbody.period, limit_usd=bbody.limit_usd,
-                                             limit_tokens=bbody.limit_tokens, hard=bbody.hard,
-                                             actor=actor)
+            budget = await admin.create_budget(scope=bbody.scope, subject=bbody.subject,
+                                               period=bbody.period, limit_usd=bbody.limit_usd,
+                                               limit_tokens=bbody.limit_tokens,
+                                               hard=bbody.hard, actor=actor)
             print(budget.id)
         else:
-            for bud in await store.list_budgets():
-                spent = await gov.budget_source.spent(gov.stores.counters, bud)
+            for bud in await admin.list_budgets():
+                spent = await admin.budget_spent(bud)
                 print(f"{bud.id}  {bud.scope}={bud.subject} {bud.period} "
                       f"usd={bud.limit_usd} tokens={bud.limit_tokens} hard={bud.hard} "
                       f"spent={spent}")
         return 0
     if cmd == "usage":
-        return await _usage(gov, inputs, args.csv)
+        return await _usage(admin, inputs, args.csv)
     if cmd == "audit":
         if action == "verify":
-            result = await gov.audit.verify()
+            result = await admin.verify_audit()
             print(json.dumps(asdict(result)))
             return 0 if result.ok else 1
-        for row in await gov.stores.governance.audit(since_seq=inputs.since_seq,
-                                                     limit=inputs.limit):
+        for row in await admin.audit(since_seq=inputs.since_seq, limit=inputs.limit):
             when = datetime.fromtimestamp(row.ts, UTC).isoformat(timespec="seconds")
             print(f"{row.seq:>6} {when} {row.actor:<16} {row.action:<20} {row.target or '-'} "
                   f"{json.dumps(row.detail, sort_keys=True)}")
@@ -250,11 +275,10 @@ async def _dispatch(gov: Governance, args: argparse.Namespace, inputs: Any) -> i
     return 2
 
 
-async def _usage(gov: Governance, q: UsageQuery, as_csv: bool) -> int:
+async def _usage(admin: AdminService, q: UsageQuery, as_csv: bool) -> int:
     groups = parse_group_by(q.group_by)
     since, until = parse_time(q.since, "since"), parse_time(q.until, "until")
-    rows = await gov.stores.ledger.aggregate(groups, since=since, until=until, team=q.team,
-                                             key_id=q.key)
+    rows = await admin.usage(groups, since=since, until=until, team=q.team, key_id=q.key)
     table = usage_table(rows, groups, cost_digits=6)
     if as_csv:
         csv.writer(sys.stdout).writerows(table)

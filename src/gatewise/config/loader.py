@@ -22,12 +22,12 @@ from gatewise.config.schema import (
     Config,
     DeploymentConfig,
     LocalModelConfig,
-    Prices,
     ProviderDefaults,
 )
 from gatewise.config.secrets import first_env, process_env, resolve_secret
 from gatewise.errors import ConfigError
 from gatewise.providers.base import Target
+from gatewise.providers.deployment import Deployment
 from gatewise.providers.presets import (
     IN_PROCESS_WIRES,
     PRESETS,
@@ -41,24 +41,6 @@ from gatewise.transport.base import Timeouts
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?(.*)`$")
 _UNKNOWN = re.compile(r"unknown field `([^`]*)`")
-
-
-@dataclass(slots=True)
-class Deployment:
-    """One place an alias can be served: a ready target plus routing and pricing facts.
-    `problem` says why it cannot serve (e.g. a missing key) without failing the whole load."""
-
-    alias: str
-    id: str
-    target: Target
-    weight: float = 1.0
-    rpm: int | None = None
-    tpm: int | None = None
-    prices: Prices | None = None
-    problem: str | None = None
-    # `api_key: vault:<name>`: the key lives encrypted in the credential vault and is fetched
-    # (cached, use-counted, rotation-aware) per attempt instead of once at load.
-    credential: str | None = None
 
 
 @dataclass(slots=True)

@@ -15,8 +15,8 @@ from gatewise.security.events import SecurityEventSink
 if TYPE_CHECKING:
     from gatewise.guardrails.injection import InjectionDetector
     from gatewise.guardrails.pii.middleware import PIIMiddleware
-    from gatewise.guardrails.tools import ToolRegistry
     from gatewise.storage.base import KVStore
+    from gatewise.tools import ToolRegistry
 
 
 class Guardrails:
@@ -52,7 +52,8 @@ class Guardrails:
                                            scan_indirect=inj.scan_indirect, events=self.events))
         tl = policy.tools
         if tl is not None and tl.enabled:
-            from gatewise.guardrails.tools import McpServer, ToolGuardMiddleware, ToolRegistry
+            from gatewise.guardrails.tools.middleware import ToolGuardMiddleware
+            from gatewise.tools import McpServer, ToolRegistry
 
             if self.tools is None:
                 self.tools = ToolRegistry()

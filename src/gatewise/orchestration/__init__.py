@@ -1,8 +1,8 @@
-"""Multi-model orchestration: parallel fan-out, consensus, cascades with quality gates, hedging.
+"""Multi-model orchestration: parallel fan-out, consensus, cascades with quality gates.
 
-Library use takes a `Gateway` (`parallel(gw, "q", models=[...])`, also as `gw.parallel(...)`);
-over HTTP an entry of `orchestrations:` in the config is an alias served by
-`OrchestrationMiddleware`; `HedgeMiddleware` implements `router.hedge_after_s`.
+Library use takes a `Runner`, the gateway (`parallel(gw, "q", models=[...])`, also as
+`gw.parallel(...)`); over HTTP an entry of `orchestrations:` in the config is an alias served
+by `OrchestrationMiddleware`. Hedging (`router.hedge_after_s`) lives in `gatewise.resilience.hedge`.
 """
 
 from gatewise.orchestration.cascade import (
@@ -15,9 +15,7 @@ from gatewise.orchestration.cascade import (
     run_cascade,
 )
 from gatewise.orchestration.consensus import Candidate, ConsensusResult, consensus, run_consensus
-from gatewise.orchestration.hedge import HedgeMiddleware
-from gatewise.orchestration.http import OrchestrationMiddleware
-from gatewise.orchestration.jsonschema import schema_errors
+from gatewise.orchestration.middleware import OrchestrationMiddleware
 from gatewise.orchestration.parallel import Branches, ModelResult, ParallelResult, parallel
 
 __all__ = [
@@ -28,7 +26,6 @@ __all__ = [
     "Check",
     "ConsensusResult",
     "Gate",
-    "HedgeMiddleware",
     "ModelResult",
     "OrchestrationMiddleware",
     "ParallelResult",
@@ -38,5 +35,4 @@ __all__ = [
     "parallel",
     "run_cascade",
     "run_consensus",
-    "schema_errors",
 ]

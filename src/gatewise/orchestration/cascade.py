@@ -10,8 +10,8 @@ Gates:
 - `non_empty`: some text or a tool call;
 - `valid_json`: the content parses as JSON, as it is (no fence stripping: the caller will parse
   exactly what it gets);
-- `json_schema`: valid JSON that matches the request's `response_format` schema (the subset of
-  JSON Schema structured outputs use, see `schema_errors`);
+- `json_schema`: valid JSON that matches the request's `response_format` schema (all of JSON
+  Schema, see `gatewise.types.jsonschema`);
 - `tool_calls_valid`: every call names a tool the request declared, its arguments are a JSON
   object valid against that tool's parameters, and `tool_choice` (required / a named function)
   is honoured;
@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from gatewise.errors import InvalidRequestError
 from gatewise.orchestration.consensus import (
@@ -37,7 +37,6 @@ from gatewise.orchestration.consensus import (
     render_answer,
     render_conversation,
 )
-from gatewise.orchestration.jsonschema import schema_errors
 from gatewise.orchestration.parallel import (
     Branches,
     ModelResult,
@@ -47,6 +46,8 @@ from gatewise.orchestration.parallel import (
     sum_usage,
 )
 from gatewise.pipeline.core import ANONYMOUS, Identity
+from gatewise.pipeline.runner import Runner
+from gatewise.types.jsonschema import first_problem
 from gatewise.types.requests import (
     ChatRequest,
     NamedToolChoice,
@@ -55,9 +56,6 @@ from gatewise.types.requests import (
 )
 from gatewise.types.responses import ChatCompletion, Usage
 from gatewise.types.validation import chat_request_from_dict
-
-if TYPE_CHECKING:
-    from gatewise.gateway import Gateway
 
 GateName = Literal["valid_json", "json_schema", "tool_calls_valid", "judge", "non_empty"]
 GATE_NAMES: tuple[GateName, ...] = ("valid_json", "json_schema", "tool_calls_valid", "judge",
@@ -111,7 +109,7 @@ def check_json_schema(c: ChatCompletion, req: ChatRequest) -> Verdict:
     if not ok:
         return Verdict(False, "the answer is not valid JSON")
     schema = rf.json_schema.schema
-    err = schema_errors(value, schema) if schema else None
+    err = first_problem(value, schema) if schema else None
     return ACCEPT if err is None else Verdict(False, f"schema: {err}")
 
 
@@ -134,7 +132,7 @@ def check_tool_calls(c: ChatCompletion, req: ChatRequest) -> Verdict:
         if not ok or not isinstance(args, dict):
             return Verdict(False, f"tool '{name}': arguments are not a JSON object")
         params = declared[name]
-        err = schema_errors(args, params) if params else None
+        err = first_problem(args, params) if params else None
         if err is not None:
             return Verdict(False, f"tool '{name}': {err}")
     return ACCEPT
@@ -286,7 +284,7 @@ async def run_cascade(branches: Branches, req: ChatRequest, models: Sequence[str
     return out
 
 
-async def cascade(gw: Gateway, prompt: str | None = None, *, models: Sequence[str],
+async def cascade(gw: Runner, prompt: str | None = None, *, models: Sequence[str],
                   gate: Gate | Sequence[Gate] | None = None,
                   messages: list[dict[str, Any]] | None = None, judge: str | None = None,
                   min_score: float = 0.7, identity: Identity = ANONYMOUS,

@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from gatewise.orchestration.parallel import (
     Branches,
@@ -39,13 +39,11 @@ from gatewise.orchestration.parallel import (
     sum_usage,
 )
 from gatewise.pipeline.core import ANONYMOUS, Identity
+from gatewise.pipeline.runner import Runner
 from gatewise.types.messages import text_of
 from gatewise.types.requests import ChatRequest, ResponseFormatJSONObject, ResponseFormatJSONSchema
 from gatewise.types.responses import ChatCompletion, Usage
 from gatewise.types.validation import chat_request_from_dict
-
-if TYPE_CHECKING:
-    from gatewise.gateway import Gateway
 
 Normalize = Literal["auto", "text", "json", "tools"]
 
@@ -253,7 +251,7 @@ async def run_consensus(branches: Branches, req: ChatRequest, models: Sequence[s
     return out
 
 
-async def consensus(gw: Gateway, prompt: str | None = None, *, models: Sequence[str],
+async def consensus(gw: Runner, prompt: str | None = None, *, models: Sequence[str],
                     messages: list[dict[str, Any]] | None = None, judge: str | None = None,
                     min_agreement: float = 0.5, normalize: Normalize = "auto",
                     identity: Identity = ANONYMOUS, deadline_s: float | None = None,

@@ -1,10 +1,10 @@
 """Parallel fan-out: one request to N aliases at once, each branch a full call of its own.
 
-Every branch is a `Call` run through the pipeline (`Gateway.run` from the library; everything
-after `OrchestrationMiddleware` over HTTP), so each model gets its own routing, retries,
-breaker and fallbacks, and a failing model costs its own slot, never the others'. Results come
-back in the order the models were given, with content, usage, timings, the deployment that
-served, an estimated cost and the error when a branch failed.
+Every branch is a `Call` run through the pipeline (`Runner.run`, the gateway, from the library;
+everything after `OrchestrationMiddleware` over HTTP), so each model gets its own routing,
+retries, breaker and fallbacks, and a failing model costs its own slot, never the others'.
+Results come back in the order the models were given, with content, usage, timings, the
+deployment that served, an estimated cost and the error when a branch failed.
 
 A caller-given deadline bounds the whole fan-out: it becomes every branch's `Call.deadline`
 (so retries stop in time) and, when it passes, branches still running are cancelled (their
@@ -16,24 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from gatewise.errors import GatewayError, InvalidRequestError, ProviderTimeoutError
-from gatewise.pipeline.core import ANONYMOUS, Call, Identity
+from gatewise.pipeline.core import ANONYMOUS, Call, Handler, Identity
+from gatewise.pipeline.runner import Runner
 from gatewise.providers.presets import FREE_WIRES
 from gatewise.types.messages import ToolCall
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Usage
 from gatewise.types.validation import chat_request_from_dict, messages_with_prompt
-
-if TYPE_CHECKING:
-    from gatewise.gateway import Gateway
-
-Runner = Callable[[Call], Awaitable[Any]]
 
 
 @dataclass(slots=True)
@@ -123,12 +119,12 @@ class ParallelResult:
 class Branches:
     """How an orchestration makes and runs its branch calls.
 
-    `run` is `Gateway.run` (library) or the rest of the chain (middleware); identity and
+    `run` is `Runner.run` (library) or the rest of the chain (middleware); identity and
     request headers carry over so tenancy, budgets and routing rules apply to every branch;
     `deadline` is absolute (`time.perf_counter()`).
     """
 
-    run: Runner
+    run: Handler
     identity: Identity = ANONYMOUS
     request_headers: Sequence[tuple[bytes, bytes]] = ()
     parent_id: str | None = None
@@ -205,13 +201,13 @@ def build_request(prompt: str | None, messages: list[dict[str, Any]] | None,
     return chat_request_from_dict({"model": models[0], "messages": messages, **params})
 
 
-def library_branches(gw: Gateway, identity: Identity, deadline_s: float | None) -> Branches:
+def library_branches(gw: Runner, identity: Identity, deadline_s: float | None) -> Branches:
     started = time.perf_counter()
     return Branches(gw.run, identity, (), None,
                     None if deadline_s is None else started + deadline_s, started)
 
 
-async def parallel(gw: Gateway, prompt: str | None = None, *, models: Sequence[str],
+async def parallel(gw: Runner, prompt: str | None = None, *, models: Sequence[str],
                    messages: list[dict[str, Any]] | None = None,
                    identity: Identity = ANONYMOUS, deadline_s: float | None = None,
                    **params: Any) -> ParallelResult:

@@ -34,13 +34,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from gatewise.providers.common import unique_suffix
 from gatewise.types.embeddings import EmbeddingRequest
+from gatewise.types.ids import unique_suffix
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import Usage
 
 if TYPE_CHECKING:
-    from gatewise.config.loader import Deployment
+    from gatewise.providers.deployment import Deployment
 
 CallKind = Literal["chat", "embed"]
 

@@ -1,4 +1,4 @@
-"""Helpers every adapter shares: status → error class mapping, retry-after parsing, ids.
+"""Helpers every adapter shares: status → error class mapping, retry-after, data URLs, bodies.
 
 Adapters decide what a provider's body means (its error codes, its context-length wording);
 this module decides what an HTTP status means, once, for all of them.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import itertools
-import os
 import re
 import struct
 import time
@@ -164,27 +162,6 @@ def map_status(
     if status >= 500:
         return ProviderServerError(summary, **kw)
     return ProviderResponseError(f"unexpected status {summary}", **kw)
-
-
-class _Ids:
-    """Unique ids without a syscall per id: a random per-process prefix and a counter (ids
-    only need to be unique and unguessable across processes, not secret)."""
-
-    __slots__ = ("_next", "_prefix")
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(6).hex()
-        self._next = itertools.count(1).__next__
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{self._next():012x}"
-
-
-unique_suffix = _Ids()
-
-
-def new_id(prefix: str = "chatcmpl") -> str:
-    return f"{prefix}-{unique_suffix()}"
 
 
 def now() -> int:

@@ -1,15 +1,19 @@
-"""Failure handling below the router: retries, retry budgets, circuit breakers, incidents.
+"""Failure handling: retries, retry budgets, circuit breakers, hedging and fallback.
 
+The state machines know nothing of the pipeline:
 - `retry`: which errors are worth another attempt, full-jitter backoff, the retry budget;
 - `breaker`: per-deployment circuit breakers (the state machine, and `MemoryBreakers`);
 - `breaker_redis`: the same breakers shared by replicas through Redis (the `redis` extra,
-  imported only when configured, so `import gatewise` never pays for it);
-- `incidents`: failovers, breaker transitions, budget exhaustion and escalations reported as
-  a log line, a metric and a call event.
+  imported only when configured, so `import gatewise` never pays for it).
 
-The middlewares that use them live in `gatewise.pipeline.retry` and `gatewise.pipeline.breaker`.
+Their middleware, which `gateway.py` places in the chain:
+- `fallback`: alias chains, stale answers, a simplified prompt, escalation (once per call);
+- `hedge`: a twin request to a second deployment when the first is slow (once per alias);
+- `retry_middleware` and `breaker_middleware`: around each attempt.
+
+Failovers, breaker transitions, spent retry budgets and escalations are reported through
+`gatewise.observability.incidents`.
 """
-
 from __future__ import annotations
 
 from gatewise.config.schema import BreakerConfig
@@ -24,7 +28,6 @@ from gatewise.resilience.breaker import (
     Transition,
     is_deployment_failure,
 )
-from gatewise.resilience.incidents import IncidentRecorder
 from gatewise.resilience.retry import Backoff, RetryBudget, RetryPolicy, is_retryable
 
 
@@ -52,7 +55,6 @@ __all__ = [
     "Backoff",
     "Breakers",
     "CircuitBreaker",
-    "IncidentRecorder",
     "MemoryBreakers",
     "RetryBudget",
     "RetryPolicy",

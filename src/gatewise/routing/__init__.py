@@ -1,1 +1,3 @@
-"""Routing: aliases to deployments and strategies for choosing among them."""
+"""Routing: aliases to deployments, strategies for choosing among them, and the middleware
+that applies them (`middleware`: alias resolution and the router; `tracking`: what the
+strategies learn from each attempt)."""

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from gatewise.config.loader import Deployment
 from gatewise.providers.base import Capabilities
+from gatewise.providers.deployment import Deployment
 from gatewise.types.messages import AssistantMessage, ImagePart, TextPart
 from gatewise.types.requests import ChatRequest, ResponseFormatJSONSchema
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Collection, Mapping
+from typing import Protocol
 
-from gatewise.config.loader import Deployment, ResolvedConfig
+from gatewise.config.schema import Config
 from gatewise.errors import (
     CircuitOpenError,
     ConfigError,
@@ -35,6 +36,7 @@ from gatewise.errors import (
     ModelNotFoundRequestError,
 )
 from gatewise.pipeline.core import Call
+from gatewise.providers.deployment import Deployment
 from gatewise.providers.presets import LOCAL_MODEL_WIRES
 from gatewise.routing.capabilities import NO_NEEDS, CapabilityIndex, CapabilityLookup, Needs, needs_of
 from gatewise.routing.complexity import TIERS, ComplexityScorer, Tier
@@ -49,6 +51,23 @@ _DIRECT_CACHE = 256  # distinct direct (`provider/model`) names one router ever 
 
 _PARAM_OF = {"tools": "tools", "vision": "messages", "json_schema": "response_format",
              "streaming": "stream", "chat": "model"}
+
+
+class Routable(Protocol):
+    """What the router reads of a resolved config (`config.loader.ResolvedConfig` is one).
+
+    A protocol, not the loader's class, so routing stays below the loader that builds it."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def aliases(self) -> dict[str, list[Deployment]]: ...
+
+    @property
+    def default_model(self) -> str | None: ...
+
+    def direct(self, ref: str) -> Deployment | None: ...
 
 
 def _always(dep: Deployment) -> bool:
@@ -70,7 +89,7 @@ def find_local_alias(aliases: Mapping[str, list[Deployment]]) -> str | None:
 class Router:
     def __init__(
         self,
-        resolved: ResolvedConfig,
+        resolved: Routable,
         *,
         seed: int | None = None,
         tracker: PerformanceTracker | None = None,

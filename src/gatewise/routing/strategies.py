@@ -29,8 +29,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from gatewise.config.loader import Deployment
 from gatewise.errors import RateLimitedError
+from gatewise.providers.deployment import Deployment
 from gatewise.providers.presets import FREE_WIRES
 from gatewise.routing.capabilities import Needs
 from gatewise.routing.tracker import DeploymentStats, PerformanceTracker

@@ -43,7 +43,6 @@ from gatewise.pipeline.core import Identity
 from gatewise.security.audit import AuditLog
 from gatewise.security.events import SecurityEventSink
 from gatewise.security.rbac import permissions_for, validate_permissions, validate_role
-from gatewise.security.teams import TeamManager
 from gatewise.storage.base import GovernanceStore, KeyRecord, StoreUnavailableError, TeamRecord
 
 if TYPE_CHECKING:
@@ -388,5 +387,5 @@ class KeyManager:
         except Exception as exc:
             log.warning("could not flush key last-used times", extra={"error_type": type(exc).__name__})
 
-__all__ = ["CHANNEL", "KEY_PREFIX", "KeyManager", "KeyNotFoundError", "TeamManager", "hash_secret",
+__all__ = ["CHANNEL", "KEY_PREFIX", "KeyManager", "KeyNotFoundError", "hash_secret",
            "parse_key"]

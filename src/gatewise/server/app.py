@@ -158,12 +158,12 @@ class GatewayApp:
         if not token:
             token = (header(scope, b"api-key") or header(scope, b"x-api-key") or b"").strip()
         assert self._master is not None
-        gov = self.gateway.governance
+        keys = self.gateway.security.keys
         if token and hmac.compare_digest(token, self._master):
-            return gov.master_identity()
+            return keys.master_identity()
         if token.startswith(b"sk-gw-"):
             # The key manager reports its own denials as security events.
-            return await gov.keys.authenticate(token.decode("latin-1"))
+            return await keys.authenticate(token.decode("latin-1"))
         self._deny(request_id, "missing key" if not token else "unknown key")
         raise UnauthorizedError("Invalid or missing API key for this gateway")
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from gatewise.gateway import Gateway
 from gatewise.pipeline.core import ANONYMOUS, Identity
-from gatewise.providers.common import unique_suffix
 from gatewise.server.http import Receive, Scope, Send, header, read_body
+from gatewise.types.ids import unique_suffix
 
 if TYPE_CHECKING:
     from gatewise.server.lifecycle import RequestGuard

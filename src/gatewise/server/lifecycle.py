@@ -32,13 +32,10 @@ import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from gatewise.errors import ServerShuttingDownError
 from gatewise.server.http import Receive
-
-if TYPE_CHECKING:
-    from gatewise.server.context import RequestContext
 
 log = logging.getLogger("gatewise.server")
 
@@ -113,7 +110,14 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-Route = Callable[["RequestContext"], Awaitable[None]]
+class Guarded(Protocol):
+    """A request that can carry its guard: `server.context.RequestContext` (which imports
+    this module, so this one names only what it needs of it)."""
+
+    guard: RequestGuard | None
+
+
+G = TypeVar("G", bound=Guarded)
 
 
 class InFlight:
@@ -130,7 +134,7 @@ class InFlight:
     def __len__(self) -> int:
         return len(self._guards)
 
-    async def run(self, ctx: RequestContext, route: Route) -> None:
+    async def run(self, ctx: G, route: Callable[[G], Awaitable[None]]) -> None:
         """Runs `route` under a guard (the route arms its disconnect watch when it has read the
         body, through `ctx.read_body()`). Raises `ServerShuttingDownError` (a 503) when the
         call is refused or cut by the drain before it answered; returns quietly when the

@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 
 from gatewise.security.inputs import PATH_PARAMS
-from gatewise.server.routes.admin import ADMIN_API, AdminRoute, View
+from gatewise.server.routes.admin import ADMIN_API
+from gatewise.server.routes.admin.common import AdminRoute, View
 
 _REF = "#/components/schemas/{name}"
 _ERROR_NAMES = {400: "invalid input", 401: "missing or invalid key",

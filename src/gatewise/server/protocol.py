@@ -62,8 +62,8 @@ from gatewise.errors import (
     RequestHeadersTooLargeError,
     RequestTimeoutError,
 )
-from gatewise.providers.common import unique_suffix
 from gatewise.server.errors import error_body
+from gatewise.types.ids import unique_suffix
 
 log = logging.getLogger("gatewise.server")
 

@@ -162,7 +162,7 @@ class _RedisSubscription:
                 delay = min(delay * 2, _MAX_BACKOFF_S)
             finally:
                 with contextlib.suppress(*errors):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8
 
     async def aclose(self) -> None:
         task, self._task = self._task, None

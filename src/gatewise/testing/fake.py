@@ -29,8 +29,8 @@ from gatewise.errors import (
     RateLimitedError,
 )
 from gatewise.providers.base import Capabilities, Target
-from gatewise.providers.common import new_id
 from gatewise.types.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
+from gatewise.types.ids import new_id
 from gatewise.types.messages import FunctionCall, ToolCall, ToolMessage, UserMessage, text_of
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Choice, ResponseMessage, Usage

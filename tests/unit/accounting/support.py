@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from gatewise.config.loader import Deployment
 from gatewise.pipeline.core import Call, Identity
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.providers.base import Target
+from gatewise.providers.deployment import Deployment
 from gatewise.types.messages import text_of
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Choice, ResponseMessage, Usage

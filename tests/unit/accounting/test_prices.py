@@ -8,9 +8,9 @@ from importlib.resources import files
 import pytest
 
 from gatewise.accounting.prices import FREE, ModelPrice, PriceTable, strip_version
-from gatewise.config.loader import Deployment
 from gatewise.config.schema import Prices
 from gatewise.providers.base import Target
+from gatewise.providers.deployment import Deployment
 from gatewise.types.responses import CompletionTokensDetails, PromptTokensDetails, Usage
 
 

@@ -14,7 +14,7 @@ from gatewise.guardrails.output import (
 )
 from gatewise.types.requests import ChatRequest
 from gatewise.types.validation import chat_request_from_dict
-from tests.unit.guardrails.tools.support import RecordingSink, scripted_gateway
+from tests.unit.tools.support import RecordingSink, scripted_gateway
 
 REQ = chat_request_from_dict({"model": "m", "messages": [{"role": "user", "content": "q"}]})
 TOX = ToxicityCheck()

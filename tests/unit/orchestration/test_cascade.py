@@ -55,7 +55,7 @@ async def test_valid_json_gate_escalates_on_prose_or_fenced_json() -> None:
 @pytest.mark.parametrize(("bad", "reason"), [
     ('{"name": "Ada", "age": 36}', "$: missing required property 'role'"),
     ('{"name": "Ada", "age": "36", "role": "admin"}', "$.age: expected integer, got string"),
-    ('{"name": "Ada", "age": 36, "role": "root"}', '$.role: "root" is not one of ["admin", "user"]'),
+    ('{"name": "Ada", "age": 36, "role": "root"}', '$.role: must be one of ["admin", "user"]'),
     ('{"name": "Ada", "age": 36, "role": "user", "x": 1}', "$: unexpected property 'x'"),
     ('{"name": "Ada", "age": 36, "role": "user", "email": 5}',
      "$.email: expected string or null, got integer"),

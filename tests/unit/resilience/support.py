@@ -7,10 +7,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gatewise.config.loader import Deployment
 from gatewise.pipeline.core import Call
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.providers.base import Target
+from gatewise.providers.deployment import Deployment
 from gatewise.types.stream import ChatCompletionChunk, ChunkChoice, Delta
 from gatewise.types.validation import chat_request_from_dict
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from typing import Any
 
@@ -18,9 +19,8 @@ from gatewise.errors import (
     ProviderTimeoutError,
     RateLimitedError,
 )
-from gatewise.pipeline.breaker import BreakerMiddleware
+from gatewise.observability.incidents import IncidentRecorder
 from gatewise.pipeline.core import Call, build_chain
-from gatewise.pipeline.retry import RetryMiddleware
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.resilience import build_breakers
 from gatewise.resilience.breaker import (
@@ -28,9 +28,11 @@ from gatewise.resilience.breaker import (
     HALF_OPEN,
     OPEN,
     MemoryBreakers,
+    Transition,
     is_deployment_failure,
 )
-from gatewise.resilience.incidents import IncidentRecorder
+from gatewise.resilience.breaker_middleware import BreakerMiddleware, report_transition
+from gatewise.resilience.retry_middleware import RetryMiddleware
 from tests.unit.resilience.support import (
     FakeClock,
     FixedRandom,
@@ -442,7 +444,7 @@ def _one_deployment_chain(clock: FakeClock, breakers: MemoryBreakers, up_at: lis
     """The gateway's own per-alias chain (real Router, Retry, Breaker) over a provider that
     fails until `up_at[0]`; retries' sleeps move the fake clock instead of waiting."""
     from gatewise.config.loader import parse_config, resolve_config
-    from gatewise.pipeline.router import RouterMiddleware
+    from gatewise.routing.middleware import RouterMiddleware
     from gatewise.routing.router import Router
 
     cfg, warnings = parse_config({"models": {"chat": [{"model": "fake/echo", "id": "only"}]}})
@@ -513,3 +515,22 @@ async def test_a_short_outage_on_a_single_deployment_costs_seconds_not_open_s() 
                 assert refusals  # the breaker opened: not just retries riding it out
     assert worst <= 5.0
     assert worst > 1.0  # the sweep does hit probes that fail just before the return
+
+
+def test_breaker_transitions_are_always_logged_and_recovery_is_observed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    inc = IncidentRecorder(clock=FakeClock())
+    with caplog.at_level(logging.WARNING, logger="gatewise.incident"):
+        for _ in range(3):
+            report_transition(inc, Transition("d", CLOSED, OPEN, "ProviderServerError", 5, 7))
+        report_transition(inc, Transition("d", OPEN, HALF_OPEN))
+        report_transition(inc, Transition("d", HALF_OPEN, CLOSED, recovery_s=42.5))
+    assert [r.getMessage() for r in caplog.records] == ["breaker_open"] * 3 + [
+        "breaker_half_open", "breaker_closed"]
+    assert caplog.records[0].window_failures == 5  # type: ignore[attr-defined]
+    assert caplog.records[-1].recovery_s == 42.5  # type: ignore[attr-defined]
+    assert inc.recovery.count(("d",)) == 1
+    text = "\n".join(inc.recovery.render() + inc.counter.render())
+    assert 'gatewise_breaker_recovery_seconds_sum{deployment="d"} 42.5' in text
+    assert ('gatewise_incidents_total{kind="breaker_open",alias="none",deployment="d",'
+            'error_type="ProviderServerError"} 3') in text

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from gatewise.config.loader import Deployment
 from gatewise.config.schema import RetryConfig, RouterConfig
 from gatewise.errors import (
     AuthenticationError,
@@ -32,10 +31,10 @@ from gatewise.errors import (
     ProviderTimeoutError,
     RateLimitedError,
 )
-from gatewise.pipeline.retry import RetryMiddleware, transport_bound
+from gatewise.observability.incidents import IncidentRecorder
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.providers.base import Target
-from gatewise.resilience.incidents import IncidentRecorder
+from gatewise.providers.deployment import Deployment
 from gatewise.resilience.retry import (
     DEADLINE,
     EXHAUSTED,
@@ -46,6 +45,7 @@ from gatewise.resilience.retry import (
     RetryPolicy,
     is_retryable,
 )
+from gatewise.resilience.retry_middleware import RetryMiddleware, transport_bound
 from gatewise.transport.base import Timeouts
 from tests.unit.resilience.support import FakeClock, Sleeps, Upstream, chat_call
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatewise.config.loader import Deployment, ResolvedConfig, parse_config, resolve_config
+from gatewise.config.loader import ResolvedConfig, parse_config, resolve_config
 from gatewise.pipeline.core import Call
+from gatewise.providers.deployment import Deployment
 from gatewise.types.validation import chat_request_from_dict
 
 

@@ -12,11 +12,11 @@ from gatewise import Gateway
 from gatewise.errors import AuthenticationError, ProviderServerError
 from gatewise.pipeline.core import Call, Handler, build_chain
 from gatewise.pipeline.provider_call import ProviderCall
-from gatewise.pipeline.router import RouteResolveMiddleware, RouterMiddleware
 from gatewise.pipeline.stream import ChunkStream
-from gatewise.pipeline.tracking import TrackingMiddleware
 from gatewise.providers.pool import ProviderPool
+from gatewise.routing.middleware import RouteResolveMiddleware, RouterMiddleware
 from gatewise.routing.router import Router
+from gatewise.routing.tracking import TrackingMiddleware
 from gatewise.types.responses import ChatCompletion
 from tests.waiting import eventually
 

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from gatewise.config.loader import Deployment, ResolvedConfig
+from gatewise.config.loader import ResolvedConfig
 from gatewise.config.schema import RoutingRule
 from gatewise.errors import (
     CircuitOpenError,
@@ -21,6 +21,7 @@ from gatewise.errors import (
 )
 from gatewise.pipeline.core import Call
 from gatewise.providers.base import Capabilities
+from gatewise.providers.deployment import Deployment
 from gatewise.providers.pool import ProviderPool
 from gatewise.routing.capabilities import CapabilityLookup
 from gatewise.routing.router import Router, find_local_alias

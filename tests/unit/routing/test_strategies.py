@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from gatewise.config.loader import Deployment
 from gatewise.errors import ProviderServerError, RateLimitedError
+from gatewise.providers.deployment import Deployment
 from gatewise.routing.capabilities import Needs
 from gatewise.routing.router import Router
 from gatewise.routing.strategies import (

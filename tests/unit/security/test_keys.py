@@ -12,7 +12,8 @@ import pytest
 
 from gatewise.errors import InvalidRequestError, UnauthorizedError
 from gatewise.security.audit import AuditLog
-from gatewise.security.keys import KeyManager, KeyNotFoundError, TeamManager, parse_key
+from gatewise.security.keys import KeyManager, KeyNotFoundError, parse_key
+from gatewise.security.teams import TeamManager
 from gatewise.storage.base import KeyRecord
 from gatewise.storage.memory_governance import MemoryGovernance
 from tests.unit.security.conftest import Clock, CountingStore, Events

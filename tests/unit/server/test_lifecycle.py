@@ -73,7 +73,7 @@ class Exchange:
 
 
 async def _outcomes(app: GatewayApp) -> list[str]:
-    ledger = app.gateway.governance.ledger
+    ledger = app.gateway.accounting.ledger
     await ledger.flush()
     return [r.outcome for r in await ledger.store.query()]
 

@@ -1,30 +1,7 @@
-"""Tools constrained to what is registered: the registry, call validation and repair, the
-guard middleware, and the loop helper for applications. Nothing here imports `mcp` or
-`pydantic` until an MCP server is opened or a pydantic model is registered."""
+"""The tool guard: `middleware.ToolGuardMiddleware` shows the model only registered, permitted
+tools and checks every call it makes before anyone can act on it. The tools themselves
+(registry, MCP, call validation, the loop) are `gatewise.tools`; schemas are checked by
+`gatewise.types.jsonschema`.
 
-from gatewise.guardrails.tools.loop import ToolLoopResult, ToolStep, run_tools
-from gatewise.guardrails.tools.mcp_source import McpServer, McpToolError
-from gatewise.guardrails.tools.middleware import ToolCallStreamCheck, ToolGuardMiddleware
-from gatewise.guardrails.tools.registry import RegisteredTool, ToolRegistry
-from gatewise.guardrails.tools.validate import (
-    ToolCallProblem,
-    ValidatedCall,
-    validate_tool_call,
-    validate_tool_calls,
-)
-
-__all__ = [
-    "McpServer",
-    "McpToolError",
-    "RegisteredTool",
-    "ToolCallProblem",
-    "ToolCallStreamCheck",
-    "ToolGuardMiddleware",
-    "ToolLoopResult",
-    "ToolRegistry",
-    "ToolStep",
-    "ValidatedCall",
-    "run_tools",
-    "validate_tool_call",
-    "validate_tool_calls",
-]
+Import from the module, not from here: the middleware imports `gatewise.tools`, and keeping this
+file empty means loading the guard package never drags the tool package in half loaded."""

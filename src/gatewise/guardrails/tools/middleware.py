@@ -21,16 +21,16 @@ from typing import Any, Literal
 import msgspec
 
 from gatewise.errors import ToolCallRejected
-from gatewise.guardrails.tools.registry import ToolRegistry
-from gatewise.guardrails.tools.validate import (
+from gatewise.pipeline.core import Call, Handler
+from gatewise.pipeline.stream import ChunkStream
+from gatewise.security.events import SecurityEventSink
+from gatewise.tools.registry import ToolRegistry
+from gatewise.tools.validate import (
     InspectText,
     ToolCallProblem,
     describe,
     validate_tool_calls,
 )
-from gatewise.pipeline.core import Call, Handler
-from gatewise.pipeline.stream import ChunkStream
-from gatewise.security.events import SecurityEventSink
 from gatewise.types.messages import AssistantMessage, FunctionCall, Message, ToolCall, ToolMessage
 from gatewise.types.requests import ChatRequest, NamedToolChoice
 from gatewise.types.responses import ChatCompletion, Usage

@@ -35,10 +35,11 @@ from gatewise.providers.anthropic.wire import (
     messages_url,
 )
 from gatewise.providers.base import Capabilities, StreamState, Target
-from gatewise.providers.common import bad_response, new_id, now
+from gatewise.providers.common import bad_response, now
 from gatewise.transport.base import HttpRequest, HttpResponse
 from gatewise.transport.sse import SSEEvent
 from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
+from gatewise.types.ids import new_id
 from gatewise.types.messages import FunctionCall, ToolCall
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import (

@@ -14,12 +14,13 @@ import msgspec
 
 from gatewise.errors import ContentFilteredError, InvalidRequestError, ProviderError
 from gatewise.providers.base import Capabilities, StreamState, Target
-from gatewise.providers.common import bad_response, decode_body, embedding_base64, new_id, now
+from gatewise.providers.common import bad_response, decode_body, embedding_base64, now
 from gatewise.providers.gemini import wire
 from gatewise.providers.gemini.errors import map_error as _map_error
 from gatewise.transport.base import HttpRequest, HttpResponse
 from gatewise.transport.sse import SSEEvent
 from gatewise.types.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
+from gatewise.types.ids import new_id
 from gatewise.types.messages import FunctionCall, ToolCall
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion, Choice, ResponseMessage

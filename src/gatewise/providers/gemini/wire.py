@@ -20,8 +20,9 @@ import msgspec
 
 from gatewise.errors import InvalidRequestError
 from gatewise.providers.base import Target
-from gatewise.providers.common import new_id, parse_data_url
+from gatewise.providers.common import parse_data_url
 from gatewise.providers.gemini.schema import to_gemini_schema
+from gatewise.types.ids import new_id
 from gatewise.types.messages import (
     AssistantMessage,
     AudioPart,

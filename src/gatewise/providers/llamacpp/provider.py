@@ -22,7 +22,7 @@ from typing import Any
 
 from gatewise.errors import ConfigError, InvalidRequestError
 from gatewise.providers.base import Capabilities, Target
-from gatewise.providers.common import embedding_base64, new_id, now
+from gatewise.providers.common import embedding_base64, now
 from gatewise.providers.llamacpp.engine import (
     PROVIDER,
     Generation,
@@ -33,6 +33,7 @@ from gatewise.providers.llamacpp.engine import (
 from gatewise.providers.llamacpp.grammar import Plan, parse_tool_calls, plan_for, tool_call_json
 from gatewise.providers.llamacpp.models import LocalModel, ModelSpec, parse_spec, resolve_model
 from gatewise.types.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
+from gatewise.types.ids import new_id
 from gatewise.types.messages import (
     AssistantMessage,
     DeveloperMessage,

@@ -13,7 +13,7 @@ import msgspec
 
 from gatewise.errors import ProviderError
 from gatewise.providers.base import Capabilities, StreamState, Target
-from gatewise.providers.common import bad_response, decode_body, new_id
+from gatewise.providers.common import bad_response, decode_body
 from gatewise.providers.ollama.errors import map_body_error
 from gatewise.providers.ollama.errors import map_error as _map_error
 from gatewise.providers.ollama.wire import (
@@ -33,6 +33,7 @@ from gatewise.providers.ollama.wire import (
 from gatewise.transport.base import HttpRequest, HttpResponse
 from gatewise.transport.sse import SSEEvent
 from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
+from gatewise.types.ids import new_id
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.stream import (

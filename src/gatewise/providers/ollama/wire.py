@@ -17,8 +17,9 @@ from msgspec import UNSET, UnsetType
 
 from gatewise.errors import InvalidRequestError
 from gatewise.providers.base import Target
-from gatewise.providers.common import embedding_base64, new_id, now, parse_data_url
+from gatewise.providers.common import embedding_base64, now, parse_data_url
 from gatewise.types.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
+from gatewise.types.ids import new_id
 from gatewise.types.messages import (
     AssistantMessage,
     FunctionCall,

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from gatewise.errors import ToolCallRejected
-from gatewise.guardrails.tools import ToolGuardMiddleware, ToolRegistry
+from gatewise.guardrails.tools.middleware import ToolGuardMiddleware
 from gatewise.pipeline.core import Identity
+from gatewise.tools import ToolRegistry
 from gatewise.types.messages import AssistantMessage, ToolMessage
-from tests.unit.guardrails.tools.support import RecordingSink, call, scripted_gateway
+from tests.unit.tools.support import RecordingSink, call, scripted_gateway
 
 RAN: list[Any] = []
 

@@ -34,11 +34,11 @@ from typing import Any
 
 from gatewise.config.schema import RouterConfig
 from gatewise.errors import ProviderTimeoutError
+from gatewise.observability.incidents import RETRY_BUDGET_EXHAUSTED, IncidentRecorder
 from gatewise.observability.metrics import Counter
 from gatewise.pipeline.core import Call, Handler
 from gatewise.providers.base import Target
 from gatewise.providers.registry import WIRE_ADAPTERS
-from gatewise.resilience.incidents import RETRY_BUDGET_EXHAUSTED, IncidentRecorder
 from gatewise.resilience.retry import BUDGET, UNAVAILABLE, RetryPolicy
 
 # The transport's own timeouts may end an attempt this much after the deadline before the

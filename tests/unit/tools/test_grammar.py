@@ -10,9 +10,9 @@ from typing import Literal
 import msgspec
 import pytest
 
-from gatewise.guardrails.tools import ToolRegistry
 from gatewise.pipeline.core import Identity
 from gatewise.providers.llamacpp.grammar import plan_for
+from gatewise.tools import ToolRegistry
 from gatewise.types.validation import chat_request_from_dict
 
 llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")

@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 
-from gatewise.guardrails.tools.checker import Problems, kind_of
-from gatewise.guardrails.tools.registry import RegisteredTool, ToolRegistry
 from gatewise.pipeline.core import Identity
+from gatewise.tools.registry import RegisteredTool, ToolRegistry
+from gatewise.types.jsonschema import kind_of
 from gatewise.types.messages import ToolCall
 
 InspectText = Callable[[str], bool]
@@ -69,9 +69,7 @@ def validate_tool_call(call: ToolCall, registry: ToolRegistry, identity: Identit
         return [ToolCallProblem(name, "$", "arguments are not valid JSON", INVALID_JSON)]
     if type(args) is not dict:
         return [ToolCallProblem(name, "$", f"arguments must be a JSON object, got {kind_of(args)}")]
-    found: Problems = []
-    tool.check(args, "$", found)
-    problems = [ToolCallProblem(name, p, r) for p, r in found]
+    problems = [ToolCallProblem(name, p, r) for p, r in tool.check.problems(args)]
     if inspect_text is not None:
         for path, text in _strings(args, "$"):
             if inspect_text(text):

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from gatewise.guardrails.tools import ToolGuardMiddleware, ToolRegistry, run_tools
+from gatewise.guardrails.tools.middleware import ToolGuardMiddleware
 from gatewise.pipeline.core import Identity
+from gatewise.tools import ToolRegistry, run_tools
 from gatewise.types.messages import ToolMessage
 from gatewise.types.requests import ChatRequest
-from tests.unit.guardrails.tools.support import call, fake_tools_gateway, scripted_gateway
+from tests.unit.tools.support import call, fake_tools_gateway, scripted_gateway
 
 TELLER = Identity(tenant="bank", permissions=frozenset({"llm:generate", "payments:send"}))
 VIEWER = Identity(tenant="bank", permissions=frozenset({"llm:generate"}))

@@ -10,8 +10,8 @@ import pydantic
 import pytest
 
 from gatewise.errors import ConfigError
-from gatewise.guardrails.tools import ToolRegistry
 from gatewise.pipeline.core import Identity
+from gatewise.tools import ToolRegistry
 
 
 class Unit(enum.Enum):

@@ -29,7 +29,6 @@ from typing import Any
 
 import msgspec
 
-from gatewise.config.loader import Deployment
 from gatewise.config.schema import OrchestrationConfig
 from gatewise.errors import AllTargetsFailedError, GatewayError, InvalidRequestError, ProviderResponseError
 from gatewise.orchestration.cascade import run_cascade
@@ -38,7 +37,8 @@ from gatewise.orchestration.parallel import Branches, ModelResult, sum_usage
 from gatewise.pipeline.core import Call, Handler
 from gatewise.pipeline.stream import stream_completion
 from gatewise.providers.base import Target
-from gatewise.providers.common import new_id
+from gatewise.providers.deployment import Deployment
+from gatewise.types.ids import new_id
 from gatewise.types.responses import ChatCompletion, Choice
 
 

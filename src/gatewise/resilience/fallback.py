@@ -61,12 +61,12 @@ from gatewise.errors import (
     GatewayError,
     RateLimitedError,
 )
+from gatewise.observability.incidents import ESCALATION, FAILOVER, IncidentRecorder
 from gatewise.pipeline.core import Call, Handler
 from gatewise.pipeline.stream import ChunkStream, stream_completion
-from gatewise.providers.common import new_id
-from gatewise.resilience.incidents import ESCALATION, FAILOVER, IncidentRecorder
 from gatewise.storage.base import KVStore
 from gatewise.storage.memory import MemoryKV
+from gatewise.types.ids import new_id
 from gatewise.types.messages import (
     DeveloperMessage,
     FunctionCall,

@@ -12,7 +12,7 @@ When the breaker lets this call through as the half-open probe, its verdict clos
 reopens the breaker; a cancelled probe is released so another call can probe. Streams: the
 verdict of a probe comes at the first chunk (the deployment answered); a normal stream's
 outcome is recorded when it ends, so a deployment that keeps cutting streams mid-way opens
-its breaker too. Every transition is an incident.
+its breaker too. Every transition is an incident (`report_transition`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,46 @@ import asyncio
 import time
 from typing import Any
 
+from gatewise.observability.incidents import (
+    BREAKER_CLOSED,
+    BREAKER_HALF_OPEN,
+    BREAKER_OPEN,
+    IncidentRecorder,
+)
 from gatewise.pipeline.core import Call, Handler
 from gatewise.pipeline.stream import Cancelled, ChunkStream
-from gatewise.resilience.breaker import Breakers, Transition, is_deployment_failure
-from gatewise.resilience.incidents import BREAKER_HALF_OPEN, IncidentRecorder
+from gatewise.resilience.breaker import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    Breakers,
+    Transition,
+    is_deployment_failure,
+)
 
 # How long a half-open probe holds the breaker (others are refused meanwhile): the call's
 # remaining time, within these bounds. A probe that outlives its lease lets the next one in.
 _DEFAULT_LEASE_S = 60.0
 _MIN_LEASE_S = 1.0
 _MAX_LEASE_S = 600.0
+
+_TRANSITION_KIND = {OPEN: BREAKER_OPEN, HALF_OPEN: BREAKER_HALF_OPEN, CLOSED: BREAKER_CLOSED}
+
+
+def report_transition(incidents: IncidentRecorder, t: Transition, call: Call | None = None,
+                      **data: Any) -> None:
+    """A breaker transition as an incident; closing also reports the recovery time."""
+    kind = _TRANSITION_KIND[t.new]
+    extra: dict[str, Any] = {"from_state": t.old, **data}
+    if t.new == OPEN:
+        extra["window_failures"] = t.failures
+        extra["window_calls"] = t.calls
+        if t.open_s is not None:
+            extra["open_for_s"] = round(t.open_s, 3)
+    if t.recovery_s is not None:
+        extra["recovery_s"] = round(t.recovery_s, 3)
+        incidents.recovery.observe(t.recovery_s, (t.deployment,))
+    incidents.record(kind, call=call, deployment=t.deployment, error_type=t.error_type, **extra)
 
 
 class BreakerMiddleware:
@@ -91,7 +121,7 @@ class BreakerMiddleware:
 
     def _report(self, call: Call, t: Transition | None) -> None:
         if t is not None:
-            self.incidents.transition(t, call)
+            report_transition(self.incidents, t, call)
 
     def _soon(self, coro: Any) -> None:
         """Runs breaker bookkeeping that must not wait for (or die with) the caller."""

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
 
 from gatewise.errors import ConfigError
-from gatewise.guardrails.tools.checker import Check, compile_schema
-from gatewise.guardrails.tools.derive import Derived, derive
-from gatewise.guardrails.tools.mcp_source import McpServer
 from gatewise.pipeline.core import Identity
+from gatewise.tools.derive import Derived, derive
+from gatewise.tools.mcp import McpServer
+from gatewise.types.jsonschema import SchemaError, Validator, compile_schema
 from gatewise.types.requests import FunctionDefinition, Tool
 
 Source = Literal["python", "config", "mcp"]
@@ -43,7 +43,7 @@ class RegisteredTool:
     # The MCP server that runs this tool, and the tool's name there.
     mcp: McpServer | None = None
     mcp_name: str | None = None
-    check: Check = field(init=False, repr=False)
+    check: Validator = field(init=False, repr=False)
     tool: Tool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -52,8 +52,8 @@ class RegisteredTool:
         if self.parameters.get("type", "object") != "object":
             raise ConfigError(f"tool {self.name}: parameters must be an object schema")
         try:
-            self.check = compile_schema(self.parameters)
-        except ValueError as exc:
+            self.check = compile_schema(self.parameters, member="argument")
+        except SchemaError as exc:
             raise ConfigError(f"tool {self.name}: parameters schema: {exc}") from None
         self.tool = Tool(type="function", function=FunctionDefinition(
             name=self.name, description=self.description or None, parameters=self.parameters))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gatewise.guardrails.tools import ToolCallProblem, ToolRegistry, ValidatedCall, validate_tool_call
 from gatewise.pipeline.core import Identity
+from gatewise.tools import ToolCallProblem, ToolRegistry, ValidatedCall, validate_tool_call
 from gatewise.types.messages import FunctionCall, ToolCall
 
 RAN: list[str] = []

@@ -12,8 +12,8 @@ Non-retryable errors (400s, auth) and an exhausted alias re-raise the last error
 
 Wiring, outermost first (`Gateway` builds it):
 
-    Telemetry → [orchestration/hedge] → RouteResolveMiddleware(router)   once per call
-      → Fallback → RouterMiddleware(router, resolve=False)                once per alias
+    Telemetry → … → [Orchestration] → RouteResolveMiddleware(router)      once per call
+      → Fallback → RouterMiddleware(router, resolve=False) → [Hedge]       once per alias
         → Retry → Breaker → TrackingMiddleware(router.tracker) → ProviderCall  per attempt
 
 with `router.available` set to the breaker's verdict. Without a fallback middleware,
@@ -25,9 +25,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gatewise.config.loader import Deployment
 from gatewise.errors import GatewayError
 from gatewise.pipeline.core import Call, Handler
+from gatewise.providers.deployment import Deployment
 from gatewise.routing.router import Router
 
 

@@ -9,7 +9,9 @@ running out, or an escalation. Each is reported three ways, so whoever looks fin
 - `call.event(kind, ...)` on the call that caused it, for timelines and audits.
 
 Recovery is tracked: when a breaker closes, the time since it first opened is logged and
-observed in `gatewise_breaker_recovery_seconds{deployment}`.
+observed in `gatewise_breaker_recovery_seconds{deployment}`. What a breaker transition means
+(which kind, which numbers) is the breaker's to say: `resilience.breaker_middleware` turns
+each `Transition` into a `record`, so this module knows calls and metrics, not breaker states.
 
 Frequent kinds (a retry budget exhausted for every request of an outage) would flood logs, so
 their log lines are throttled per (kind, deployment): at most one per `log_interval_s`, the
@@ -26,7 +28,6 @@ from typing import Any
 
 from gatewise.observability.metrics import Counter, Histogram
 from gatewise.pipeline.core import Call
-from gatewise.resilience.breaker import CLOSED, HALF_OPEN, OPEN, Transition
 
 FAILOVER = "failover"
 BREAKER_OPEN = "breaker_open"
@@ -35,7 +36,6 @@ BREAKER_CLOSED = "breaker_closed"
 RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
 ESCALATION = "escalation"
 
-_TRANSITION_KIND = {OPEN: BREAKER_OPEN, HALF_OPEN: BREAKER_HALF_OPEN, CLOSED: BREAKER_CLOSED}
 _ALWAYS_LOGGED = frozenset({BREAKER_OPEN, BREAKER_HALF_OPEN, BREAKER_CLOSED, ESCALATION})
 
 RECOVERY_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -101,17 +101,3 @@ class IncidentRecorder:
         if suppressed:
             extra["suppressed"] = suppressed
         self.log.warning(kind, extra=extra)
-
-    def transition(self, t: Transition, call: Call | None = None, **data: Any) -> None:
-        """A breaker transition; closing also reports the recovery time."""
-        kind = _TRANSITION_KIND[t.new]
-        extra: dict[str, Any] = {"from_state": t.old, **data}
-        if t.new == OPEN:
-            extra["window_failures"] = t.failures
-            extra["window_calls"] = t.calls
-            if t.open_s is not None:
-                extra["open_for_s"] = round(t.open_s, 3)
-        if t.recovery_s is not None:
-            extra["recovery_s"] = round(t.recovery_s, 3)
-            self.recovery.observe(t.recovery_s, (t.deployment,))
-        self.record(kind, call=call, deployment=t.deployment, error_type=t.error_type, **extra)

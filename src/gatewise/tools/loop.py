@@ -13,17 +13,15 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
-from gatewise.guardrails.tools.registry import ToolRegistry
-from gatewise.guardrails.tools.validate import InspectText, describe, validate_tool_call
 from gatewise.pipeline.core import Identity
-from gatewise.results import ChatResult
-
-if TYPE_CHECKING:
-    from gatewise.gateway import Gateway
+from gatewise.pipeline.results import ChatResult
+from gatewise.pipeline.runner import Runner
+from gatewise.tools.registry import ToolRegistry
+from gatewise.tools.validate import InspectText, describe, validate_tool_call
 
 StopReason = Literal["answer", "max_steps"]
 
@@ -60,7 +58,7 @@ class ToolLoopResult:
         return self.final.content
 
 
-async def run_tools(gateway: Gateway, *, messages: Sequence[dict[str, Any]], registry: ToolRegistry,
+async def run_tools(gateway: Runner, *, messages: Sequence[dict[str, Any]], registry: ToolRegistry,
                     identity: Identity, model: str | None = None, max_steps: int = 5,
                     inspect_text: InspectText | None = None, max_result_chars: int = 16_000,
                     **params: Any) -> ToolLoopResult:

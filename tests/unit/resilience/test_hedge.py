@@ -10,21 +10,21 @@ from typing import Any
 
 import pytest
 
-from gatewise.config.loader import Deployment, ResolvedConfig
+from gatewise.config.loader import ResolvedConfig
 from gatewise.errors import ConfigError, ProviderServerError
 from gatewise.observability.metrics import GatewayMetrics
-from gatewise.orchestration import HedgeMiddleware
+from gatewise.observability.telemetry import TelemetryMiddleware
 from gatewise.pipeline.core import Call, Handler, build_chain
 from gatewise.pipeline.provider_call import ProviderCall
 from gatewise.pipeline.stream import ChunkStream
-from gatewise.pipeline.telemetry import TelemetryMiddleware
+from gatewise.providers.deployment import Deployment
 from gatewise.providers.pool import ProviderPool
+from gatewise.resilience.hedge import HedgeMiddleware
 from gatewise.routing.router import Router
 from gatewise.types.responses import ChatCompletion
 from gatewise.types.validation import chat_request_from_dict
+from tests.unit.orchestration.support import Reply, ScriptedProvider, failing, resolved
 from tests.waiting import eventually
-
-from .support import Reply, ScriptedProvider, failing, resolved
 
 SLOW = Reply(content="slow answer", delay_s=5.0)
 FAST = Reply(content="fast answer")

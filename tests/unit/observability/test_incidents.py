@@ -1,4 +1,5 @@
-"""Incidents: one metric, one call event and one structured log line each; recovery timed."""
+"""Incidents: one metric, one call event and one structured log line each, frequent ones
+throttled. Breaker transitions and recovery times: `tests/unit/resilience/test_breaker.py`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import logging
 
 import pytest
 
-from gatewise.resilience.breaker import CLOSED, HALF_OPEN, OPEN, Transition
-from gatewise.resilience.incidents import IncidentRecorder
+from gatewise.observability.incidents import IncidentRecorder
 from tests.unit.resilience.support import FakeClock, chat_call
 
 
@@ -44,21 +44,3 @@ def test_frequent_log_lines_are_throttled_but_counted(caplog: pytest.LogCaptureF
     assert lines[1].suppressed == 49  # type: ignore[attr-defined]
     assert inc.counter.get(("retry_budget_exhausted", "none", "d", "E")) == 51
 
-
-def test_breaker_transitions_are_always_logged_and_recovery_is_observed(
-        caplog: pytest.LogCaptureFixture) -> None:
-    inc = IncidentRecorder(clock=FakeClock())
-    with caplog.at_level(logging.WARNING, logger="gatewise.incident"):
-        for _ in range(3):
-            inc.transition(Transition("d", CLOSED, OPEN, "ProviderServerError", 5, 7))
-        inc.transition(Transition("d", OPEN, HALF_OPEN))
-        inc.transition(Transition("d", HALF_OPEN, CLOSED, recovery_s=42.5))
-    assert [r.getMessage() for r in caplog.records] == ["breaker_open"] * 3 + [
-        "breaker_half_open", "breaker_closed"]
-    assert caplog.records[0].window_failures == 5  # type: ignore[attr-defined]
-    assert caplog.records[-1].recovery_s == 42.5  # type: ignore[attr-defined]
-    assert inc.recovery.count(("d",)) == 1
-    text = "\n".join(inc.recovery.render() + inc.counter.render())
-    assert 'gatewise_breaker_recovery_seconds_sum{deployment="d"} 42.5' in text
-    assert ('gatewise_incidents_total{kind="breaker_open",alias="none",deployment="d",'
-            'error_type="ProviderServerError"} 3') in text

@@ -31,8 +31,11 @@ from gatewise.errors import (
     RateLimitedError,
     RateLimitExceeded,
 )
+from gatewise.observability.incidents import IncidentRecorder
 from gatewise.pipeline.core import Call, Handler, Identity, Middleware, build_chain
-from gatewise.pipeline.fallback import (
+from gatewise.pipeline.provider_call import ProviderCall
+from gatewise.pipeline.stream import ChunkStream
+from gatewise.resilience.fallback import (
     CONTENT,
     CONTEXT,
     OUTAGE,
@@ -41,10 +44,7 @@ from gatewise.pipeline.fallback import (
     classify,
     simplify,
 )
-from gatewise.pipeline.provider_call import ProviderCall
-from gatewise.pipeline.router import RouterMiddleware
-from gatewise.pipeline.stream import ChunkStream
-from gatewise.resilience.incidents import IncidentRecorder
+from gatewise.routing.middleware import RouterMiddleware
 from gatewise.storage.memory import MemoryKV
 from gatewise.types.embeddings import EmbeddingResponse
 from gatewise.types.responses import ChatCompletion

@@ -42,7 +42,7 @@ from gatewise.pipeline.core import Call, Handler
 from gatewise.pipeline.stream import ChunkStream
 
 if TYPE_CHECKING:
-    from gatewise.config.loader import Deployment
+    from gatewise.providers.deployment import Deployment
     from gatewise.routing.router import Router
 
 HEDGE_HEADER = "x-gatewise-hedge"
