@@ -4,7 +4,7 @@ checked inputs (`Args`), the JSON answer, the caller's team scope and the audit 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -94,6 +94,15 @@ def own_team(ident: Identity, team: str | None) -> str | None:
     if ident.team is None:
         raise ForbiddenError("this key belongs to no team")
     return ident.team
+
+
+def record_view(record: Any, hidden: tuple[str, ...]) -> dict[str, Any]:
+    """A stored record as the API shows it: every field but those that must never leave the
+    store (a key's hash, a credential's ciphertext)."""
+    d = asdict(record)
+    for name in hidden:
+        d.pop(name, None)
+    return d
 
 
 def actor_of(ident: Identity) -> str:

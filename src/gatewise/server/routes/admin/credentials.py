@@ -4,23 +4,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 from gatewise.security.inputs import CredentialPut, CredentialRotate
 from gatewise.security.rbac import require
 from gatewise.server.context import RequestContext
-from gatewise.server.routes.admin.common import AdminRoute, Args, View, actor_of, send_json
+from gatewise.server.routes.admin.common import AdminRoute, Args, View, actor_of, record_view, send_json
 from gatewise.storage.base import CredentialRecord
 
 _CRED_HIDDEN = ("ciphertext",)
 
 
-def _cred_view(c: Any) -> dict[str, Any]:
-    d = asdict(c)
-    for name in _CRED_HIDDEN:
-        d.pop(name, None)
-    return d
+def _cred_view(c: CredentialRecord) -> dict[str, Any]:
+    return record_view(c, _CRED_HIDDEN)
 
 
 async def put_credential(ctx: RequestContext, a: Args) -> None:

@@ -4,7 +4,6 @@ is in exactly two answers (create and rotate) and nowhere else."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 import msgspec
@@ -21,6 +20,7 @@ from gatewise.server.routes.admin.common import (
     View,
     actor_of,
     own_team,
+    record_view,
     send_json,
 )
 from gatewise.storage.base import KeyRecord
@@ -29,10 +29,7 @@ _KEY_HIDDEN = ("secret_hash",)
 
 
 def _key_view(k: KeyRecord) -> dict[str, Any]:
-    d = asdict(k)
-    for name in _KEY_HIDDEN:
-        d.pop(name, None)
-    return d
+    return record_view(k, _KEY_HIDDEN)
 
 
 async def load_key(ctx: RequestContext, key_id: str) -> KeyRecord:
