@@ -116,3 +116,73 @@ def test_tool_call_arguments_come_back_restored(client: openai.OpenAI, upstream:
         args = calls[0].function.arguments  # type: ignore[union-attr]
     assert_nothing_leaked(upstream, since)
     assert json.loads(args) == {"echo": f"Please call me on {PHONE} about {CARD}."}
+
+
+# -- names and every other canary type, in every role, with the names layer on ----------------
+
+def canary_subset() -> list[Any]:
+    """Two canaries of each entity type in each role (names: four): about 110 values."""
+    from tests.pii_canaries import canaries
+
+    picked: list[Any] = []
+    counts: dict[tuple[str, str], int] = {}
+    for c in canaries():
+        key = (c.entity, c.role)
+        if counts.get(key, 0) < (4 if c.entity == "PERSON" else 2):
+            counts[key] = counts.get(key, 0) + 1
+            picked.append(c)
+    return picked
+
+
+CANARIES = canary_subset()
+
+
+@pytest.fixture(scope="module")
+def ner_client(upstream: FakeServer) -> Iterator[openai.OpenAI]:
+    cfg, warnings = parse_config({
+        "models": {"gpt": [{"model": "openai/gpt-4o-mini", "api_base": upstream.url + "/v1",
+                            "api_key": "sk-upstream"}]},
+        "server": {"master_key": MASTER},
+        "router": {"retry": {"max_retries": 0}, "breaker": {"enabled": False}},
+        "guardrails": {"default": {"pii": {"ner": True}}},
+    })
+    gateway = Gateway(resolve_config(cfg, None, {}, warnings))
+    with GatewayServer(gateway=gateway) as srv, \
+            openai.OpenAI(base_url=srv.url + "/v1", api_key=MASTER, max_retries=0, timeout=60) as c:
+        yield c
+
+
+def test_the_canary_subset_covers_every_role_and_type() -> None:
+    from tests.pii_canaries import COUNTS, ROLES
+
+    assert {(c.entity, c.role) for c in CANARIES} == {(e, r) for e in COUNTS for r in ROLES}
+    assert sum(c.entity == "PERSON" for c in CANARIES) == 4 * len(ROLES)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_no_seeded_name_or_value_reaches_the_upstream(ner_client: openai.OpenAI, upstream: FakeServer,
+                                                      stream: bool) -> None:
+    from tests.pii_canaries import conversation
+
+    since = len(upstream.requests)
+    messages = conversation(CANARIES)
+    if stream:
+        chunks = list(ner_client.chat.completions.create(model="gpt", messages=messages,  # type: ignore[arg-type]
+                                                         stream=True))
+        answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        out = ner_client.chat.completions.create(model="gpt", messages=messages)  # type: ignore[arg-type]
+        answer = out.choices[0].message.content or ""
+    bodies = upstream_bodies(upstream, since)
+    assert bodies, "the upstream saw no request"
+    leaked = [(c.entity, c.role, c.value) for c in CANARIES
+              if c.value in bodies or json.dumps(c.value)[1:-1] in bodies]
+    # Nor any part of a name (a given name masked, the family name sent, would be a leak).
+    leaked += [(c.entity, c.role, part) for c in CANARIES if c.entity == "PERSON"
+               for part in c.value.split() if len(part) > 3 and part in bodies]
+    assert leaked == []
+    assert "<PERSON_1>" in bodies
+    # The echo repeats every message: the client gets every value back, no placeholder left.
+    missing = [c.value for c in CANARIES if c.value not in answer]
+    assert missing == []
+    assert "<PERSON_" not in answer

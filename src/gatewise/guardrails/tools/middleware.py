@@ -8,6 +8,11 @@ out, every tool call is validated; an invalid answer gets one repair round (the 
 the precise errors go back to the model, which is asked again) and is otherwise rejected with
 `ToolCallRejected` naming the tool and the problem. Nothing is ever executed here.
 
+String arguments go to the injection detector (`inspect_text`) only when they are prose:
+several words of letters and spaces. Identifiers (`NOT_IN_ENUM`, `order_id`, `fetchUser`, a
+UUID, a date, a number, a short code) are what tool arguments mostly are, carry no
+instruction, and a classifier trained on sentences has nothing sound to say about them.
+
 Streams: tool-call deltas are held back (text passes through) until the finish chunk, then
 validated and released together, or the stream fails with `ToolCallRejected`. A stream has
 no repair round: its text may already be with the client.
@@ -15,6 +20,7 @@ no repair round: its text may already be with the client.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -43,6 +49,39 @@ REPAIR_NOTE = ("Your tool call was rejected and not executed: {errors}. "
                "or answer without a tool.")
 
 
+# A word of prose: letters (an inner apostrophe or hyphen allowed), then closing punctuation.
+_PROSE_WORD_RE = re.compile("[\"'(\\[]*[^\\W\\d_]+(?:['\u2019\\-][^\\W\\d_]+)*[.,;:!?\"')\\]]*")
+_MIN_PROSE_WORDS = 3
+
+
+def is_prose(text: str) -> bool:
+    """Natural-language text: at least three whitespace-separated words made of letters, most
+    of the tokens words, most of the characters letters and spaces. `NOT_IN_ENUM`,
+    `customer-42`, `getUserById`, `2024-05-01`, `GB-LON`, `en-US fr-FR` and `42.5` are not."""
+    tokens = text.split()
+    if len(tokens) < _MIN_PROSE_WORDS:
+        return False
+    words = sum(1 for t in tokens if _PROSE_WORD_RE.fullmatch(t) and not _mixed_case(t))
+    if words < _MIN_PROSE_WORDS or words * 2 < len(tokens):
+        return False
+    letters = sum(1 for ch in text if ch.isalpha() or ch.isspace())
+    return letters >= 0.6 * len(text)
+
+
+def _mixed_case(token: str) -> bool:
+    """`fr-FR`, `getUser`, `iPhone`: upper and lower case after the first letter (code)."""
+    rest = token[1:]
+    return any(c.isupper() for c in rest) and any(c.islower() for c in rest)
+
+
+def prose_only(inspect: InspectText) -> InspectText:
+    """`inspect`, asked only about prose (`is_prose`); identifiers are never flagged."""
+    def inspect_prose(text: str) -> bool:
+        return is_prose(text) and inspect(text)
+
+    return inspect_prose
+
+
 class ToolGuardMiddleware:
     def __init__(self, registry: ToolRegistry, *, repair: bool = True,
                  events: SecurityEventSink | None = None, inspect_text: InspectText | None = None,
@@ -51,7 +90,7 @@ class ToolGuardMiddleware:
         self.registry = registry
         self.repair = repair
         self.events = events
-        self.inspect_text = inspect_text
+        self.inspect_text = prose_only(inspect_text) if inspect_text is not None else None
         self.unknown_request_tools = unknown_request_tools
         self.offer_all = offer_all
 
