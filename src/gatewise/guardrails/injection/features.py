@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import re
 
-_WORD = re.compile(r"[a-z0-9']+")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")  # words of any script
 WINDOW = 1200  # characters per scanned window; long texts are scanned window by window
 _STEP = 1000
 

@@ -28,7 +28,7 @@ class Rule:
 
 _VERB_IGNORE = r"(?:ignore|disregard|forget|skip|bypass|override|neglect|abandon|discard|set aside|throw out)"
 _PRIOR = r"(?:previous|prior|above|earlier|preceding|former|initial|original|foregoing|old|existing|system)"
-_RULES = (r"(?:instructions?|prompts?|rules|directives?|guidelines|commands?|programming|restrictions|"
+_RULES = (r"(?:instructions?|i\w?nstructions?|prompts?|rules|directives?|guidelines|commands?|programming|restrictions|"
           r"constraints|guidance|orders|policies|safety (?:rules|guidelines|policies)|content polic(?:y|ies))")
 _AI = r"(?:ai|a\.i\.|assistant|llm|language model|model|chatbot|bot|agent|gpt|chatgpt|claude|copilot|summari[sz]er)"
 _SECRET = (r"(?:system prompt|initial prompt|hidden (?:instructions|prompt)|confidential instructions|api keys?|"
@@ -68,8 +68,8 @@ _RULES_TABLE: tuple[tuple[str, str, float, float], ...] = (
      0.7, 0.9),
     # system-prompt / secret exfiltration
     ("exfiltration", r"\b(?:reveal|show|print|output|repeat|display|leak|dump|disclose|spell check|recite|"
-     r"tell me|give me|share|expose|encode|translate) (?:me )?(?:all )?(?:of )?(?:your|the) (?:full |entire |"
-     r"exact |complete |verbatim )?(?:system|initial|original|hidden|secret|confidential|first|starting|"
+     r"tell me|give me|share|expose|encode|translate) (?:me )?(?:all )?(?:of )?(?:your |the |any |its )?(?:full |entire |"
+     r"exact |complete |verbatim |internal )?(?:system|initial|original|hidden|secret|confidential|first|starting|"
      r"internal|pre-?) ?(?:prompts?|instructions|message|configuration|rules)\b", 0.75, 0.9),
     ("exfiltration", r"\bwhat (?:are|were|is) your (?:system |initial |original |first |hidden |exact )"
      r"(?:prompt|instructions)\b", 0.7, 0.85),
@@ -107,6 +107,50 @@ _RULES_TABLE: tuple[tuple[str, str, float, float], ...] = (
     ("tool_instruction", r"\b(?:forward|send|email|export|upload|post) (?:\w+ ){0,6}(?:to|at) "
      r"[\w.+-]+@[\w-]+\.[\w.]+", 0.2, 0.6),
     ("tool_instruction", r"\b(?:approve|authori[sz]e|grant) (?:every|all|the refund|admin|this)\b", 0.1, 0.45),
+    ("exfiltration", r"\b(?:see|view|read|get|access|know|have) (?:your|the) (?:full |exact |entire )?(?:system|hidden|"
+     r"initial|internal|secret) (?:prompt|instructions|configuration)\b", 0.6, 0.8),
+    ("override", rf"\b{_VERB_IGNORE} (?:all |any |every )(?:of )?(?:your )?(?:restrictions|rules|guidelines|"
+     r"filters|safety (?:rules|measures|protocols|guidelines)|limitations|instructions|policies)\b", 0.75, 0.9),
+    # exfiltration requests: collect secrets or customer data and send them to an address
+    ("exfiltration", r"\b(?:collect|gather|extract|harvest|grab|copy|compile|find|list|dump|read|get) (?:\w+ ){0,8}"
+     r"(?:api keys?|passwords?|credentials|tokens?|secrets?|private keys?|ssh keys?|emails?|e-mail addresses|"
+     r"phone numbers|card numbers|credit cards?|social security numbers|customer (?:data|records|list|details))\b"
+     r".{0,80}\b(?:send|forward|email|e-mail|upload|post|transmit|exfiltrate|paste|leak)\b.{0,60}"
+     r"(?:[\w.+-]+@[\w-]+\.[\w.]+|https?://|\b(?:webhook|pastebin|external server|remote server)\b)", 0.85, 0.95),
+    ("exfiltration", r"!\[[^\]]{0,40}\]\(https?://[^)\s]{0,200}[?&][\w-]{1,20}=\s*(?:[\[{<$%]|"
+     r"(?:data|secret|history|conversation|summary|query|base64|info|payload|token|password)\b)", 0.6, 0.85),
+    # decode-and-obey: an encoded payload the assistant is told to decode and then follow
+    ("obfuscated_instruction", r"\b(?:decode|decrypt|deobfuscate|unscramble|reverse|decipher|translate|convert)\b"
+     r".{0,80}\b(?:do|follow|execute|obey|carry out|perform|act on|comply with|run)\b.{0,40}"
+     r"(?:what it says|whatever it says|the instructions?|its instructions?|exactly|without question|"
+     r"the (?:resulting|decoded|hidden) (?:text|message|instructions?|command))", 0.75, 0.9),
+    ("obfuscated_instruction", r"\b(?:follow|execute|obey|carry out) (?:the )?(?:decoded|hidden|encoded|embedded) "
+     r"(?:instructions?|commands?|message|text)\b", 0.7, 0.9),
+    # fake authority headers: emphasised "new instructions", "system override", "admin notice"
+    ("authority", r"(?:\*\*|##|==|--|\[|<|\|)\s*(?:new|updated|important|urgent|priority|revised|override) "
+     r"?(?:instructions?|directives?|orders|rules|system (?:prompt|message|instructions?))\s*(?:\*\*|##|==|--|\]|>|\||:)",
+     0.7, 0.9),
+    ("authority", r"\b(?:system|admin|administrator|developer|security|root) (?:override|notice|alert|command|"
+     r"directive|instructions?) ?(?:\*\*|:|!|\]|-)", 0.65, 0.9),
+    ("authority", r"#{2,}\s*[\(\[]?(?:system|admin|developer)[_ ](?:message|prompt|instructions?|override)"
+     r"[\)\]]?", 0.7, 0.9),
+    ("authority", r"\bfor (?:security|compliance|verification|audit|debugging) (?:verification|purposes|reasons|"
+     r"check)\b.{0,60}\b(?:share|reveal|print|show|send|disclose) (?:your|the) (?:configuration|config|"
+     r"settings|instructions|system|credentials|api)", 0.6, 0.85),
+    ("exfiltration", r"\b(?:share|reveal|print|show|send|disclose|dump|output) (?:your|the) (?:full |entire |"
+     r"current |internal |hidden |secret )?(?:configuration|config|settings|setup) (?:for|to|with)\b", 0.5, 0.8),
+    # instructions addressed to the assistant from inside data (the indirect-channel signature)
+    ("addressed_to_ai", r"\b(?:important|urgent|personal|private) (?:message|note|request|instructions?) from "
+     r"(?:me|your (?:user|owner|admin)|the (?:user|owner|admin|developer)|[a-z]+(?: [a-z]+)?),? to you\b", 0.5, 0.9),
+    ("addressed_to_ai", r"\bbefore (?:you )?(?:can |start to |begin to )?(?:solve|complete|finish|continue|proceed "
+     r"with|answer|respond to|work on|do) (?:the|your|my|this|any|that) (?:task|request|question|job|assignment)"
+     r"\b.{0,40}\b(?:please |you (?:must|need to|have to|should) )?(?:do|perform|complete|first)\b", 0.45, 0.9),
+    ("addressed_to_ai", r"\bafter (?:you do|you have done|doing|completing) (?:that|this|it),? (?:you can|please|"
+     r"then) (?:solve|complete|continue|proceed|return|go back)", 0.4, 0.85),
+    ("addressed_to_ai", r"<(?:information|important|instructions?|admin|note)>", 0.3, 0.7),
+    ("tool_instruction", r"(?:^|[\s.>])(?:todo|to-do|action required|action item)\s*:\s*(?:please )?(?:send|delete|"
+     r"transfer|forward|email|create|make|invite|add|update|change|pay|book|reserve|get|visit|post|share|insert|"
+     r"remove|grant|give|schedule|download|upload|say|tell|write|reply)\b", 0.1, 0.55),
     # canaries of classic goal hijacks
     ("goal_hijack", r"\bi have been pwned\b|\b(?:say|print|output) \"?(?:i hate humans|kill all humans|pwned|"
      r"approved)\"?", 0.6, 0.85),
@@ -118,7 +162,7 @@ RULES: tuple[Rule, ...] = tuple(Rule(c, re.compile(p), d, i) for c, p, d, i in _
 _QUOTES = "\"'“”‘’«»`"
 
 
-def _quoted(text: str, start: int, end: int) -> bool:
+def quoted(text: str, start: int, end: int) -> bool:
     """True when the match is wrapped in quotes: someone quoting an attack, not issuing one."""
     before = text[max(0, start - 2):start]
     after = text[end:end + 2]
@@ -133,7 +177,7 @@ def match(text: str, indirect: bool = False) -> tuple[float, list[str]]:
         if m is None:
             continue
         w = rule.indirect if indirect else rule.direct
-        if _quoted(text, m.start(), m.end()):
+        if quoted(text, m.start(), m.end()):
             w *= 0.35
         if w > best.get(rule.category, 0.0):
             best[rule.category] = w

@@ -11,7 +11,10 @@ Channels:
 
 Actions: `block` raises `PromptInjectionDetected` (400, `prompt_injection_detected`) naming the
 channel and reasons, never the text, and the request never reaches the next handler; `flag`
-records `call.event("prompt_injection", ...)` and continues. Both emit a security event.
+records `call.event("prompt_injection", ...)` and the `x-gatewise-injection-flag` response header,
+and continues. Both emit a security event. With a `flag_threshold` below the detector's
+threshold, a score between the two is flagged (never blocked) whatever the action: an operator
+blocks above one score and watches a lower band.
 Texts over `offload_chars` are scanned in a worker thread so the event loop never stalls.
 """
 
@@ -37,6 +40,7 @@ from gatewise.types.messages import (
 Action = Literal["block", "flag"]
 CONTEXT_NAMES = frozenset({"context", "retrieved", "document", "rag"})
 CONTEXT_METADATA_KEY = "gatewise_context"
+FLAG_HEADER = "x-gatewise-injection-flag"
 
 
 def _context_indices(metadata: dict[str, str] | None) -> frozenset[int]:
@@ -73,9 +77,11 @@ class InjectionMiddleware:
     """Once per call, before the cache and the router (see `gatewise.pipeline.core`)."""
 
     def __init__(self, detector: InjectionDetector, *, action: Action = "block", scan_indirect: bool = True,
-                 events: SecurityEventSink | None = None, offload_chars: int = 4096) -> None:
+                 events: SecurityEventSink | None = None, offload_chars: int = 4096,
+                 flag_threshold: float | None = None) -> None:
         self.detector = detector
         self.action = action
+        self.flag_threshold = flag_threshold
         self.scan_indirect = scan_indirect
         self.events = events
         self.offload_chars = offload_chars
@@ -89,7 +95,9 @@ class InjectionMiddleware:
                     continue
                 verdict = await self._scan(text, source)
                 if verdict.flagged:
-                    self._record(call, index, channel, verdict)
+                    self._record(call, index, channel, verdict, self.action)
+                elif self.flag_threshold is not None and verdict.score >= self.flag_threshold:
+                    self._record(call, index, channel, verdict, "flag")
         return await next(call)
 
     async def _scan(self, text: str, source: Source) -> Verdict:
@@ -97,15 +105,18 @@ class InjectionMiddleware:
             return await asyncio.to_thread(self.detector.scan, text, source)
         return self.detector.scan(text, source)
 
-    def _record(self, call: Call, index: int, channel: str, verdict: Verdict) -> None:
+    def _record(self, call: Call, index: int, channel: str, verdict: Verdict, action: Action) -> None:
         detail = {"channel": channel, "message_index": index, "score": verdict.score,
-                  "reasons": list(verdict.reasons)}
+                  "layer": verdict.layer, "reasons": list(verdict.reasons)}
         if self.events is not None:
             ident = call.identity
-            self.events.emit("prompt_injection", self.action, request_id=call.request_id,
+            self.events.emit("prompt_injection", action, request_id=call.request_id,
                              tenant=ident.tenant, key_id=ident.key_id, detail=detail)
-        call.event("prompt_injection", action=self.action, **detail)
-        if self.action == "block":
+        call.event("prompt_injection", action=action, **detail)
+        if action == "flag":
+            call.response_headers[FLAG_HEADER] = (
+                f"score={verdict.score:.3f}; layer={verdict.layer or 'none'}; message={index}")
+        if action == "block":
             reasons = ", ".join(verdict.reasons) or "score above threshold"
             raise PromptInjectionDetected(
                 f"prompt injection detected in {channel} (message {index}): {reasons}",

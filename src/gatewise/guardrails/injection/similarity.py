@@ -13,10 +13,10 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from gatewise.guardrails.injection.corpus import Sample
 from gatewise.guardrails.injection.features import WINDOW, word_features
+from gatewise.guardrails.injection.sample import Sample
 
-_MAX_DF = 0.05
+_MAX_DF = 0.02
 
 
 class AttackIndex:

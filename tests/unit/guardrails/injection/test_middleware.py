@@ -143,3 +143,25 @@ async def test_embedding_calls_are_not_scanned(detector: InjectionDetector) -> N
     call = Call("embed", EmbeddingRequest(model="e", input=ATTACK))
     await InjectionMiddleware(detector)(call, nxt)
     assert nxt.calls == 1
+
+
+async def test_a_score_between_flag_threshold_and_threshold_is_flagged_never_blocked() -> None:
+    sink, nxt = RecordingSink(), Next()
+    strict = InjectionDetector(threshold=0.999, indirect_threshold=0.999, learned=False)
+    mw = InjectionMiddleware(strict, action="block", events=sink, flag_threshold=0.3)
+    call = chat([UserMessage(content=ATTACK)])
+    assert await mw(call, nxt) == "answer"
+    assert nxt.calls == 1
+    name, detail = call.events[0]
+    assert (name, detail["action"], detail["layer"]) == ("prompt_injection", "flag", "heuristic")
+    assert 0.3 <= detail["score"] < 0.999
+    assert call.response_headers["x-gatewise-injection-flag"].startswith("score=0.")
+    assert "layer=heuristic" in call.response_headers["x-gatewise-injection-flag"]
+    assert sink.events[0][1] == "flag"
+
+
+async def test_below_the_flag_threshold_nothing_is_recorded(detector: InjectionDetector) -> None:
+    call, nxt = chat([UserMessage(content="What is the capital of Australia?")]), Next()
+    mw = InjectionMiddleware(detector, flag_threshold=0.3)
+    assert await mw(call, nxt) == "answer"
+    assert call.events == [] and "x-gatewise-injection-flag" not in call.response_headers
