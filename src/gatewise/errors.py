@@ -11,6 +11,7 @@ GatewayError                      .status (HTTP) and .retryable on every class
 │   └── NotFoundError 404 → KeyNotFoundError, TeamNotFoundError, CredentialNotFoundError
 ├── SecretBoxError 500 · CredentialRotationError 502   secrets at rest
 ├── ServerShuttingDownError 503   the server is draining; retryable (on another replica)
+├── CacheMissError 504            `x-gatewise-cache: only-if-cached` and nothing cached
 ├── ProviderError(provider, model, status, headers, body)   never subclasses a vendor SDK type
 │   ├── ProviderConnectionError / ProviderTimeoutError       retryable
 │   ├── AuthenticationError 401 · PermissionDeniedError 403 · ModelNotFoundError 404
@@ -261,6 +262,15 @@ class ServerShuttingDownError(GatewayError):
     retryable = True
     error_type = "api_error"
     code = "server_shutting_down"
+
+
+class CacheMissError(GatewayError):
+    """The caller asked for a cached answer only (`x-gatewise-cache: only-if-cached`, or the
+    library's `cache={"mode": "only-if-cached"}`) and none is stored: 504, as HTTP caches do."""
+
+    status = 504
+    error_type = "api_error"
+    code = "cache_miss"
 
 
 class ProviderError(GatewayError):

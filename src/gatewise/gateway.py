@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gatewise.accounting.build import Accounting
 from gatewise.accounting.context import ContextFitMiddleware
+from gatewise.cache import build_cache
 from gatewise.config.loader import ResolvedConfig, load_config
 from gatewise.errors import GatewayError, InvalidRequestError
 from gatewise.guardrails.build import Guardrails
@@ -105,6 +106,11 @@ class Gateway:
         # vault (original values) is shared through Redis (sealed) when configured.
         self.guardrails = Guardrails(cfg.guardrails, events=self.security_events, tools=tools,
                                      vault_store=self.security.pii_vault_store())
+        # The exact response cache (None unless `cache:` enables it for some alias).
+        self.cache = build_cache(
+            cfg.cache, shared=self.stores.kv, redis=bool(self.config.storage_redis_url),
+            deployments={a: [d.id for d in deps] for a, deps in self.config.aliases.items()},
+            prices=self.accounting.prices)
         self._started = False
         self._start_lock = asyncio.Lock()
         # Once per call: the ledger (sees every outcome), access, rate limits, budgets, then
@@ -120,6 +126,8 @@ class Gateway:
         per_call += middlewares
         if self.router.resolves:
             per_call.append(RouteResolveMiddleware(self.router))
+        if self.cache is not None:  # keys on the masked request and the resolved alias
+            per_call.append(self.cache)
         per_call.append(self.fallback)
         # Once per alias: the deployment choice; hedging needs to see that choice.
         per_alias: list[Middleware] = [RouterMiddleware(self.router, resolve=False)]
@@ -182,13 +190,17 @@ class Gateway:
     async def chat(self, prompt: str | None = None, *, model: str | None = None,
                    messages: list[dict[str, Any]] | None = None,
                    identity: Identity = ANONYMOUS, conversation: str | None = None,
-                   fit_context: bool = False, **params: Any) -> ChatResult:
+                   fit_context: bool = False, cache: dict[str, Any] | None = None,
+                   **params: Any) -> ChatResult:
         """One chat completion. `prompt` is shorthand for a trailing user message;
         `conversation` keys per-conversation state (the PII vault's placeholders);
-        `fit_context` trims the oldest history to the model's context window."""
+        `fit_context` trims the oldest history to the model's context window; `cache`
+        controls the response cache (`{"mode": "no-store" | "no-cache" | "only-if-cached",
+        "ttl_s": 60}`)."""
         params.pop("stream", None)
         call = self._chat_call(self._chat_request(prompt, model, messages, params), identity,
                                conversation, fit_context)
+        call.cache_options = cache
         out = await self.run(call)
         assert isinstance(out, ChatCompletion)
         return ChatResult(out, CallInfo.of(call))
@@ -199,11 +211,13 @@ class Gateway:
     def stream(self, prompt: str | None = None, *, model: str | None = None,
                messages: list[dict[str, Any]] | None = None,
                identity: Identity = ANONYMOUS, conversation: str | None = None,
-               fit_context: bool = False, **params: Any) -> ChatStream:
+               fit_context: bool = False, cache: dict[str, Any] | None = None,
+               **params: Any) -> ChatStream:
         """`async for chunk in gw.stream(...)`; tokens arrive as the model produces them."""
         params["stream"] = True
         call = self._chat_call(self._chat_request(prompt, model, messages, params), identity,
                                conversation, fit_context)
+        call.cache_options = cache
         return ChatStream(self._open_stream(call))
 
     @staticmethod
@@ -302,6 +316,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.guardrails.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         await self._close_records()
         self._started = False
         await self.breakers.aclose()
@@ -327,6 +343,8 @@ class Gateway:
         """Sync counterpart of `aclose`, for code that only used the `_sync` methods."""
         if self._sync is not None:
             self._sync.submit(self.guardrails.aclose())
+            if self.cache is not None:
+                self._sync.submit(self.cache.aclose())
             self._sync.submit(self._close_records())
             self._sync.submit(self.breakers.aclose())
             self._sync.submit(self.pool.aclose())

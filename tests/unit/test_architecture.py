@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pipeline", ("gatewise.pipeline",)),
     # Metrics sit below the pipeline; what watches calls (telemetry, incidents) sits above it.
     ("features", ("gatewise.resilience", "gatewise.routing", "gatewise.accounting",
-                  "gatewise.security", "gatewise.observability.telemetry",
+                  "gatewise.security", "gatewise.cache", "gatewise.observability.telemetry",
                   "gatewise.observability.incidents")),
     ("compound features", ("gatewise.orchestration", "gatewise.guardrails", "gatewise.tools")),
     ("composition", ("gatewise.gateway",)),

@@ -21,6 +21,7 @@ from gatewise.accounting.ledger import UsageLedger
 from gatewise.accounting.usage import (
     Prices,
     TokenCounting,
+    cache_hit,
     collect_stream_text,
     cost_of,
     ensure_usage,
@@ -114,6 +115,9 @@ class AccountingMiddleware:
         )
         if u is not None and usage_was_counted(call):
             rec.extra = dict(_COUNTED)
+        hit = cache_hit(call) if error is None else None
+        if hit is not None:  # a cache hit costs nothing; the record keeps what it saved
+            rec.extra = {**rec.extra, "cache": "hit", "saved_usd": hit.get("saved_usd", 0.0)}
         self.ledger.record(rec)
         if cost and self.metrics is not None:
             self.metrics.inc((call.request.model, rec.deployment), cost)

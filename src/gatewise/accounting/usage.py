@@ -55,6 +55,11 @@ def is_cache_hit(call: Call) -> bool:
     return _event(call, CACHE_HIT) is not None
 
 
+def cache_hit(call: Call) -> dict[str, Any] | None:
+    """The response cache's hit event (`saved_usd`: what the stored answer cost), if any."""
+    return _event(call, CACHE_HIT)
+
+
 def usage_was_counted(call: Call) -> bool:
     return _event(call, USAGE_COUNTED) is not None
 

@@ -330,6 +330,37 @@ class OutputGuardConfig(_Strict):
     groundedness_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
 
 
+class CacheAliasConfig(_Strict):
+    """Per-alias overrides of the response cache's defaults (unset: the `cache:` default)."""
+
+    enabled: bool | None = None
+    ttl_s: _Positive | None = None
+    # `tenant`: each team (or key/user without a team) has its own entries; `global`: every
+    # caller of this alias shares them (an explicit choice: answers cross tenants).
+    scope: Literal["tenant", "global"] | None = None
+    cache_tools: bool | None = None  # store answers that call tools
+    cache_nondeterministic: bool | None = None  # store sampled answers (temperature > 0, no seed)
+
+
+class CacheConfig(_Strict):
+    """The exact response cache (`gatewise.cache`); off unless `enabled`."""
+
+    enabled: bool = False
+    default_ttl_s: _Positive = 3600.0
+    max_entry_bytes: _PositiveInt = 1024 * 1024
+    # The in-process store's size (least recently used entries go first).
+    max_entries: _PositiveInt = 10_000
+    # `auto`: the shared key-value store when Redis is configured (replicas share entries),
+    # else in process; `memory`: in process; `shared`: the storage section's key-value store.
+    store: Literal["auto", "memory", "shared"] = "auto"
+    scope: Literal["tenant", "global"] = "tenant"
+    cache_tools: bool = False
+    cache_nondeterministic: bool = False
+    # TTL by `metadata.request_type` (wins over the alias's TTL; a request's own TTL wins over both).
+    request_type_ttl: dict[str, _Positive] = msgspec.field(default_factory=dict)
+    aliases: dict[str, CacheAliasConfig] = msgspec.field(default_factory=dict)
+
+
 class GuardrailPolicy(_Strict):
     pii: PIIGuardConfig | None = None
     injection: InjectionGuardConfig | None = None
@@ -366,3 +397,4 @@ class Config(_Strict):
     accounting: AccountingConfig = msgspec.field(default_factory=AccountingConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
+    cache: CacheConfig = msgspec.field(default_factory=CacheConfig)

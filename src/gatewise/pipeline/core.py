@@ -10,7 +10,8 @@ Which middleware runs when (`Gateway` builds the chain, outermost first):
   blocked ones too) → access control → rate limits → budget reservation → guardrails
   (injection, tool checks, PII, output checks) → orchestration (an alias served by several
   models: each branch is a call of its own through everything below) → route resolution
-  (rules, pipeline steps, complexity tiers pick the alias) → fallback (alias chains, stale
+  (rules, pipeline steps, complexity tiers pick the alias) → the response cache (exact: a hit
+  ends the call here) → fallback (alias chains, stale
   answer, simplified prompt, escalation: everything inside it may run again for another alias);
 - once per alias: the router (strategy picks a deployment among available ones, and moves to
   another deployment of the alias on retryable failures) → hedging (a twin request to a second
@@ -90,6 +91,7 @@ class Call:
     __slots__ = (
         "alias",
         "attempts",
+        "cache_options",
         "conversation",
         "cost_usd",
         "deadline",
@@ -142,6 +144,8 @@ class Call:
         self.conversation: str | None = md.get("conversation") if md else None
         # Trim the history to the deployment's context window (only when asked).
         self.fit_context = bool(md and md.get("fit_context") == "true")
+        # The library's `cache={...}` (mode, ttl_s); the server's callers send headers instead.
+        self.cache_options: dict[str, Any] | None = None
         self.attempts = 0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.response_headers: dict[str, str] = {}

@@ -1,0 +1,242 @@
+"""`CacheMiddleware`: the exact response cache, once per call.
+
+Placed after the guardrails (so it keys on the masked request and stores the masked answer)
+and after route resolution (so the key holds the resolved alias), before fallback and the
+router. A hit replays the stored completion as JSON or as a stream (`stream_completion`), with
+its real usage marked cached (`usage.prompt_tokens_details.cached_tokens` = prompt tokens), a
+`cache_hit` event the ledger reads (cost 0, the saving in the record's `extra`) and the
+response header `x-gatewise-cache: hit`; otherwise `miss`, or `bypass` when the request may
+not be cached or asked not to be served from the cache.
+
+A miss is stored when the answer may be (see `policy`) and came from the alias asked for: not
+from a fallback alias, a stale copy, a simplified prompt or an escalation. A streamed miss is
+assembled from its chunks as they pass (before any outer transform, so in masked form) and
+stored only when the stream ends cleanly with every choice finished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from gatewise.accounting.usage import CACHE_HIT, Prices
+from gatewise.cache.key import cache_key, scope_of
+from gatewise.cache.policy import (
+    DEFAULT_CONTROL,
+    AliasPolicy,
+    CacheControl,
+    CachePolicy,
+    control_from_headers,
+    control_from_options,
+)
+from gatewise.cache.store import Entry, ResponseCache
+from gatewise.errors import CacheMissError
+from gatewise.pipeline.background import BackgroundTasks
+from gatewise.pipeline.core import Call, Handler
+from gatewise.pipeline.stream import ChunkStream, stream_completion
+from gatewise.types.ids import new_id
+from gatewise.types.messages import FunctionCall, ToolCall
+from gatewise.types.responses import ChatCompletion, Choice, PromptTokensDetails, ResponseMessage
+from gatewise.types.stream import ChatCompletionChunk
+
+HEADER = "x-gatewise-cache"
+# Answers not to store: they are not the alias's own answer to this request.
+_SERVED_OTHERWISE = ("x-gatewise-fallback", "x-gatewise-stale", "x-gatewise-simplified",
+                     "x-gatewise-escalated")
+
+
+class CacheMiddleware:
+    def __init__(self, cache: ResponseCache, policy: CachePolicy, *,
+                 deployments: Mapping[str, Sequence[str]] | None = None,
+                 prices: Prices | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`deployments`: each alias's deployment ids (part of the key); `prices` prices a
+        stored answer once, so a hit can record what it saved."""
+        self.cache = cache
+        self.policy = policy
+        self._deployments = {a: tuple(sorted(ids)) for a, ids in (deployments or {}).items()}
+        self._prices = prices
+        self._clock = clock
+        self.background = BackgroundTasks("cache write")
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        if call.kind != "chat":
+            return await next(call)
+        policy = self.policy.for_alias(call.alias)
+        if not policy.enabled:
+            return await next(call)
+        control = self._control(call)
+        req = call.chat_request
+        headers = call.response_headers
+        if self.policy.request_bypass(policy, req) is not None:
+            if control.mode == "only-if-cached":
+                raise CacheMissError("this request is never cached (sampled without a seed)")
+            headers[HEADER] = "bypass"
+            return await next(call)
+        alias = call.alias
+        key = cache_key(scope_of(call.identity, global_scope=policy.global_scope), alias,
+                        self._deployments.get(alias, (alias,)), req)
+        if control.mode != "no-cache":
+            entry = await self.cache.get(key)
+            if entry is not None:
+                return await self._hit(call, key, entry)
+            if control.mode == "only-if-cached":
+                raise CacheMissError("no cached answer for this request")
+        headers[HEADER] = "bypass" if control.mode == "no-cache" else "miss"
+        result = await next(call)
+        if control.mode == "no-store" or call.alias != alias \
+                or any(h in headers for h in _SERVED_OTHERWISE):
+            return result
+        ttl = self.policy.ttl(policy, req, control)
+        if isinstance(result, ChatCompletion):
+            value = self._encode(call, policy, result)
+            if value is not None:
+                await self.cache.put(key, value, ttl)
+        elif isinstance(result, ChunkStream):
+            recorder = _Recorder()
+            result.add_transform(recorder)
+            result.on_finish(lambda c, error: self._stream_done(c, policy, recorder, key, ttl,
+                                                                error))
+        return result
+
+    @staticmethod
+    def _control(call: Call) -> CacheControl:
+        if call.cache_options is not None:
+            return control_from_options(call.cache_options)
+        if call.request_headers:
+            return control_from_headers(call.request_headers)
+        return DEFAULT_CONTROL
+
+    def _encode(self, call: Call, policy: AliasPolicy, completion: ChatCompletion
+                ) -> bytes | None:
+        if self.policy.answer_bypass(policy, completion) is not None:
+            return None
+        dep = call.deployment
+        cost: float | None = None
+        usage = completion.usage
+        if self._prices is not None and dep is not None and usage is not None:
+            try:
+                cost = self._prices.cost(usage, self._prices.for_deployment(dep))
+            except Exception:  # an unpriced deployment: the saving is unknown
+                cost = None
+        return ResponseCache.encode(Entry(completion=completion, cost_usd=cost,
+                                          deployment=dep.id if dep is not None else "",
+                                          stored_at=self._clock()))
+
+    def _stream_done(self, call: Call, policy: AliasPolicy, recorder: _Recorder, key: str,
+                     ttl: float, error: BaseException | None) -> None:
+        if error is not None:
+            return
+        completion = recorder.completion(call)
+        if completion is None:
+            return
+        value = self._encode(call, policy, completion)
+        if value is not None:
+            self.background.spawn(self.cache.put(key, value, ttl))
+
+    async def _hit(self, call: Call, key: str, entry: Entry) -> Any:
+        completion = entry.completion
+        completion.id = new_id()
+        usage = completion.usage
+        if usage is not None:
+            usage.cost_usd = msgspec.UNSET
+            details = usage.prompt_tokens_details or PromptTokensDetails()
+            usage.prompt_tokens_details = msgspec.structs.replace(
+                details, cached_tokens=usage.prompt_tokens, cache_creation_tokens=0)
+        call.usage = usage
+        call.event(CACHE_HIT, key=key, saved_usd=entry.cost_usd or 0.0,
+                   deployment=entry.deployment)
+        call.response_headers[HEADER] = "hit"
+        if not call.stream:
+            return completion
+        return await stream_completion(call, completion,
+                                       usage=call.chat_request.wants_usage_in_stream)
+
+    async def aclose(self) -> None:
+        await self.background.drain()
+        await self.cache.aclose()
+
+
+class _Tool:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+
+class _Choice:
+    __slots__ = ("content", "finish", "refusal", "tools")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        self.tools: dict[int, _Tool] = {}
+        self.finish: str | None = None
+
+
+class _Recorder:
+    """A pass-through stream transform that keeps what a completion needs, copied as each
+    chunk passes (later transforms may rewrite the chunks)."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.fingerprint: str | None = None
+        self.choices: dict[int, _Choice] = {}
+
+    def apply(self, chunk: ChatCompletionChunk) -> list[ChatCompletionChunk]:
+        if not self.id:
+            self.id, self.model, self.created = chunk.id, chunk.model, chunk.created
+            self.fingerprint = chunk.system_fingerprint
+        for ch in chunk.choices:
+            rec = self.choices.get(ch.index)
+            if rec is None:
+                rec = self.choices[ch.index] = _Choice()
+            d = ch.delta
+            if d.content:
+                rec.content.append(d.content)
+            if d.refusal:
+                rec.refusal.append(d.refusal)
+            for tc in d.tool_calls or ():
+                t = rec.tools.get(tc.index)
+                if t is None:
+                    t = rec.tools[tc.index] = _Tool()
+                if tc.id:
+                    t.id = tc.id
+                if tc.function is not None:
+                    if tc.function.name:
+                        t.name += tc.function.name
+                    if tc.function.arguments:
+                        t.arguments.append(tc.function.arguments)
+            if ch.finish_reason:
+                rec.finish = ch.finish_reason
+        return [chunk]
+
+    def finish(self) -> list[ChatCompletionChunk]:
+        return []
+
+    def completion(self, call: Call) -> ChatCompletion | None:
+        """The whole answer, or None when a choice never finished."""
+        if not self.choices or any(c.finish is None for c in self.choices.values()):
+            return None
+        choices = []
+        for index in sorted(self.choices):
+            c = self.choices[index]
+            tools = [ToolCall(id=t.id, type="function",
+                              function=FunctionCall(name=t.name, arguments="".join(t.arguments)))
+                     for _, t in sorted(c.tools.items())] or None
+            msg = ResponseMessage(content="".join(c.content) if c.content or not tools else None,
+                                  refusal="".join(c.refusal) if c.refusal else None,
+                                  tool_calls=tools)
+            choices.append(Choice(index=index, message=msg, finish_reason=c.finish))
+        usage = call.usage
+        if usage is not None:
+            usage = msgspec.structs.replace(usage, cost_usd=msgspec.UNSET)
+        return ChatCompletion(id=self.id, created=self.created, model=self.model,
+                              choices=choices, usage=usage, system_fingerprint=self.fingerprint)
