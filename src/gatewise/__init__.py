@@ -32,6 +32,8 @@ _EXPORTS = {
     "McpServer": "gatewise.tools",
     "run_tools": "gatewise.tools",
     "fit_messages": "gatewise.accounting.context",
+    "TokenEstimate": "gatewise.accounting.estimate",
+    "CostEstimate": "gatewise.accounting.estimate",
 }
 _ERRORS = (
     "GatewayError", "ConfigError", "InvalidRequestError", "ModelNotFoundRequestError",
@@ -43,8 +45,11 @@ _ERRORS = (
     "RateLimitExceeded", "CircuitOpenError", "GuardrailViolation", "PIIViolation",
     "PromptInjectionDetected", "ToolCallRejected", "OutputCheckFailed", "AllTargetsFailedError",
     "UnauthorizedError", "ForbiddenError", "NotFoundError", "KeyNotFoundError",
-    "TeamNotFoundError", "CredentialNotFoundError", "SecretBoxError", "CredentialRotationError",
+    "TeamNotFoundError", "CredentialNotFoundError", "ConversationNotFoundError",
+    "SecretBoxError", "CredentialRotationError",
     "BudgetStoreUnavailable", "ConflictError", "NotConfiguredError",
+    "PromptNotFoundError", "PromptVariableError", "MissingPromptVariableError",
+    "PromptRenderError",
 )
 for _name in _ERRORS:
     _EXPORTS[_name] = "gatewise.errors"
@@ -53,6 +58,8 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from gatewise.accounting.context import fit_messages as fit_messages
+    from gatewise.accounting.estimate import CostEstimate as CostEstimate
+    from gatewise.accounting.estimate import TokenEstimate as TokenEstimate
     from gatewise.config.loader import load_config as load_config
     from gatewise.errors import *
     from gatewise.gateway import Gateway as Gateway

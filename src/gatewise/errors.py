@@ -8,7 +8,10 @@ GatewayError                      .status (HTTP) and .retryable on every class
 │   ├── RequestTooLargeError 413 · RequestHeadersTooLargeError 431 · RequestTimeoutError 408
 │   │   · MalformedRequestError 400   the HTTP layer's limits (`server/protocol.py`)
 │   ├── ConflictError 409 → NotConfiguredError    the state (or the config) refuses it
-│   └── NotFoundError 404 → KeyNotFoundError, TeamNotFoundError, CredentialNotFoundError
+│   ├── NotFoundError 404 → KeyNotFoundError, TeamNotFoundError, CredentialNotFoundError,
+│   │                       ConversationNotFoundError
+│   └── PromptNotFoundError · PromptVariableError → MissingPromptVariableError
+│       · PromptRenderError   a template request the caller got wrong (400, never 500)
 ├── SecretBoxError 500 · CredentialRotationError 502   secrets at rest
 ├── ServerShuttingDownError 503   the server is draining; retryable (on another replica)
 ├── CacheMissError 504            `x-gatewise-cache: only-if-cached` and nothing cached
@@ -234,8 +237,40 @@ class TeamNotFoundError(NotFoundError):
     code = "team_not_found"
 
 
+class ConversationNotFoundError(NotFoundError):
+    """A conversation id the caller's team does not have (another team's reads the same)."""
+
+    code = "conversation_not_found"
+
+
 class CredentialNotFoundError(NotFoundError):
     code = "credential_not_found"
+
+
+class PromptNotFoundError(InvalidRequestError):
+    """A request names a prompt template (or version) that does not exist: a 400 like any
+    unknown parameter value (the admin API's own lookups answer 404)."""
+
+    code = "prompt_not_found"
+
+
+class PromptVariableError(InvalidRequestError):
+    """A template variable of the wrong type, or one the template does not declare."""
+
+    code = "invalid_prompt_variable"
+
+
+class MissingPromptVariableError(PromptVariableError):
+    """A required template variable was not given; `param` names it."""
+
+    code = "missing_prompt_variable"
+
+
+class PromptRenderError(InvalidRequestError):
+    """A template failed to compile or render (a syntax error, an undefined name, a refused
+    attribute, anything Python raised underneath): the template's fault, never a 500."""
+
+    code = "prompt_render_error"
 
 
 class SecretBoxError(GatewayError):

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gatewise.accounting.build import Accounting
 from gatewise.accounting.context import ContextFitMiddleware
+from gatewise.accounting.estimate import CostEstimate, Estimator, TokenEstimate
 from gatewise.cache import build_cache
 from gatewise.config.loader import ResolvedConfig, load_config
-from gatewise.errors import GatewayError, InvalidRequestError
+from gatewise.errors import GatewayError, InvalidRequestError, ModelNotFoundRequestError
 from gatewise.guardrails.build import Guardrails
+from gatewise.memory import ConversationMemory, build_memory, build_middlewares
 from gatewise.observability.incidents import IncidentRecorder
 from gatewise.observability.metrics import GatewayMetrics
 from gatewise.observability.telemetry import TelemetryMiddleware
@@ -31,6 +33,8 @@ from gatewise.pipeline.provider_call import ProviderCall
 from gatewise.pipeline.results import CallInfo, ChatResult, ChatStream, EmbedResult
 from gatewise.pipeline.scoped import IdentityScoped
 from gatewise.pipeline.stream import ChunkStream
+from gatewise.prompts import Prompts
+from gatewise.prompts.middleware import EMPTY_TURN
 from gatewise.providers.base import Capabilities
 from gatewise.providers.deployment import Deployment
 from gatewise.providers.pool import ProviderPool
@@ -86,7 +90,6 @@ class Gateway:
             self.config, seed=seed, capabilities=self._capabilities,
             available=(lambda d: self.breakers.available(d.id)) if breaking else None,
             retry_in=(lambda d: self.breakers.retry_in(d.id)) if breaking else None)
-        self.fallback = FallbackMiddleware(rc, incidents=self.incidents)
         # Security (keys, teams, audit, credentials) and accounting (ledger, budgets, rate
         # limits) over the stores they share; no I/O until used.
         self.stores = open_stores(self.config)
@@ -110,17 +113,42 @@ class Gateway:
         self.cache = build_cache(
             cfg.cache, shared=self.stores.kv, redis=bool(self.config.storage_redis_url),
             deployments={a: [d.id for d in deps] for a, deps in self.config.aliases.items()},
-            prices=self.accounting.prices)
+            prices=self.accounting.prices, metrics=self.metrics, embeddings=self)
+        # Last good answers (`stale_on_outage`) where every replica reads them: the shared
+        # key-value store with Redis or PostgreSQL, else the cache's store, else in process.
+        shared_kv = bool(self.config.storage_redis_url) or cfg.storage.database == "postgres"
+        self.fallback = FallbackMiddleware(
+            rc, incidents=self.incidents,
+            store=self.stores.kv if shared_kv else
+            self.cache.cache.store if self.cache is not None else None)
+        # Prompt templates, few-shot sets and model formats (`prompts:` and the admin API);
+        # token and cost estimates before sending, with the same counters and prices.
+        self.prompts = Prompts(cfg.prompts, self.stores.prompts, self.accounting.tokenizers,
+                               self.config.aliases, config_file=self.config.file)
+        self.estimator = Estimator(self.accounting.tokenizers, self.accounting.prices,
+                                   default_max_tokens=cfg.accounting.default_max_tokens)
+        # Conversation memory (history kept per conversation id, summarised when it outgrows
+        # the window) and assistants; `gw.conversations` lists, reads and deletes.
+        self.conversations: ConversationMemory = build_memory(
+            self.config, self.stores.conversations, prices=self.accounting.prices,
+            tokenizers=self.accounting.tokenizers, runner=self,
+            forget=self.guardrails.forget_conversation,
+            reported_window=lambda d: self.router.capabilities.get(d).context_window)
+        assistants, memory = build_middlewares(self.config, self.conversations)
         self._started = False
         self._start_lock = asyncio.Lock()
         # Once per call: the ledger (sees every outcome), access, rate limits, budgets, then
         # orchestration aliases (each branch is a call through everything after it), then
         # alias resolution (rules, steps, complexity), then fallback chains.
+        # Templates render before the ledger: a request they refuse stores nothing.
         per_call: list[Middleware] = [
-            TelemetryMiddleware(self.metrics), *self.accounting.per_call,
+            TelemetryMiddleware(self.metrics), self.prompts.middleware,
+            *([assistants] if assistants is not None else []), *self.accounting.per_call,
             IdentityScoped([self.security.access, *self.accounting.per_identity])]
         if self.guardrails.middleware is not None:
             per_call.append(self.guardrails.middleware)
+        if memory is not None:  # inside the guardrails: it keeps the masked conversation
+            per_call.append(memory)
         if cfg.orchestrations:
             per_call.append(OrchestrationMiddleware(cfg.orchestrations))
         per_call += middlewares
@@ -142,6 +170,7 @@ class Gateway:
         if breaking:
             per_attempt.append(BreakerMiddleware(self.breakers, incidents=self.incidents))
         per_attempt.append(TrackingMiddleware(self.router.tracker))
+        per_attempt.append(self.prompts.per_attempt)  # the deployment's prompt format
         per_attempt.append(ContextFitMiddleware(self.accounting.prices,
                                                 self.accounting.tokenizers))
         per_attempt += self.security.per_provider_call
@@ -164,6 +193,8 @@ class Gateway:
     async def run(self, call: Call) -> Any:
         if not self._started:
             await self.start()
+        if self.cache is not None:  # bad cache controls: a 400 before anything is recorded
+            self.cache.check(call)
         return await self._chain(call)
 
     async def start(self) -> None:
@@ -175,32 +206,50 @@ class Gateway:
                 await self.accounting.start()
                 await self.security.start()
                 await self.guardrails.start()
+                if self.cache is not None:
+                    self.cache.start()
                 self._started = True
 
     # -- library API -------------------------------------------------------------------------
     def _chat_request(self, prompt: str | None, model: str | None, messages: Any,
-                      params: dict[str, Any]) -> ChatRequest:
+                      params: dict[str, Any], template: str | None = None, *,
+                      continues: bool = False) -> ChatRequest:
+        """`continues`: a conversation id is given, so the turn may open with results of
+        tool calls the stored history made (`check_chat_request`)."""
+        if template is not None and prompt is None and not messages:
+            messages = [EMPTY_TURN]  # the template brings the turns (`gatewise.prompts`)
         messages = messages_with_prompt(prompt, messages)
         model = model or self.router.default_model
         if not model:
             raise InvalidRequestError("no model given and no default_model configured",
                                       param="model")
-        return chat_request_from_dict({"model": model, "messages": messages, **params})
+        return chat_request_from_dict({"model": model, "messages": messages, **params},
+                                      continues=continues)
 
     async def chat(self, prompt: str | None = None, *, model: str | None = None,
                    messages: list[dict[str, Any]] | None = None,
                    identity: Identity = ANONYMOUS, conversation: str | None = None,
                    fit_context: bool = False, cache: dict[str, Any] | None = None,
-                   **params: Any) -> ChatResult:
+                   template: str | None = None, variables: dict[str, Any] | None = None,
+                   assistant: str | None = None, **params: Any) -> ChatResult:
         """One chat completion. `prompt` is shorthand for a trailing user message;
         `conversation` keys per-conversation state (the PII vault's placeholders);
         `fit_context` trims the oldest history to the model's context window; `cache`
         controls the response cache (`{"mode": "no-store" | "no-cache" | "only-if-cached",
-        "ttl_s": 60}`)."""
+        "ttl_s": 60}`); `template` (`name` or `name@version`) renders a prompt template with
+        `variables` in front of the messages (which may then be left out). `conversation`
+        also keeps the conversation server-side (send only the new turn); `assistant` picks
+        a configured assistant (its model when `model` is not given)."""
         params.pop("stream", None)
-        call = self._chat_call(self._chat_request(prompt, model, messages, params), identity,
-                               conversation, fit_context)
+        if assistant is not None and model is None:
+            model = f"assistant/{assistant}"
+        call = self._chat_call(self._chat_request(prompt, model, messages, params, template,
+                                                  continues=conversation is not None),
+                               identity, conversation, fit_context)
+        call.assistant = assistant or call.assistant
         call.cache_options = cache
+        if template is not None:
+            call.prompt = (template, variables)
         out = await self.run(call)
         assert isinstance(out, ChatCompletion)
         return ChatResult(out, CallInfo.of(call))
@@ -212,12 +261,19 @@ class Gateway:
                messages: list[dict[str, Any]] | None = None,
                identity: Identity = ANONYMOUS, conversation: str | None = None,
                fit_context: bool = False, cache: dict[str, Any] | None = None,
-               **params: Any) -> ChatStream:
+               template: str | None = None, variables: dict[str, Any] | None = None,
+               assistant: str | None = None, **params: Any) -> ChatStream:
         """`async for chunk in gw.stream(...)`; tokens arrive as the model produces them."""
         params["stream"] = True
-        call = self._chat_call(self._chat_request(prompt, model, messages, params), identity,
-                               conversation, fit_context)
+        if assistant is not None and model is None:
+            model = f"assistant/{assistant}"
+        call = self._chat_call(self._chat_request(prompt, model, messages, params, template,
+                                                  continues=conversation is not None),
+                               identity, conversation, fit_context)
+        call.assistant = assistant or call.assistant
         call.cache_options = cache
+        if template is not None:
+            call.prompt = (template, variables)
         return ChatStream(self._open_stream(call))
 
     @staticmethod
@@ -229,6 +285,78 @@ class Gateway:
             call.conversation = conversation
         call.fit_context = call.fit_context or fit_context
         return call
+
+    # -- estimates before sending (gatewise.accounting.estimate) -------------------------------
+    async def count_tokens(self, prompt: str | None = None, *, model: str | None = None,
+                           messages: list[dict[str, Any]] | None = None,
+                           template: str | None = None, variables: dict[str, Any] | None = None,
+                           identity: Identity = ANONYMOUS, **params: Any) -> TokenEstimate:
+        """Prompt tokens of a chat request (a template rendered first) for each deployment of
+        `model`, with the offline tokenizers budgets use; nothing is sent."""
+        req = self._chat_request(prompt, model, messages, params, template)
+        out = await self.estimate(req, identity=identity, template=template,
+                                  variables=variables, cost=False)
+        assert isinstance(out, TokenEstimate)
+        return out
+
+    def count_tokens_sync(self, prompt: str | None = None, **kw: Any) -> TokenEstimate:
+        return self._run_sync(self.count_tokens(prompt, **kw))
+
+    async def estimate_cost(self, prompt: str | None = None, *, model: str | None = None,
+                            messages: list[dict[str, Any]] | None = None,
+                            template: str | None = None,
+                            variables: dict[str, Any] | None = None,
+                            completion_tokens: int | None = None,
+                            identity: Identity = ANONYMOUS, **params: Any) -> CostEstimate:
+        """USD a chat request may cost per deployment of `model`: its prompt tokens, plus
+        `completion_tokens` (else its `max_tokens`, else the accounting default) at the price
+        table's rates; nothing is sent."""
+        req = self._chat_request(prompt, model, messages, params, template)
+        out = await self.estimate(req, identity=identity, template=template,
+                                  variables=variables, cost=True,
+                                  completion_tokens=completion_tokens)
+        assert isinstance(out, CostEstimate)
+        return out
+
+    def estimate_cost_sync(self, prompt: str | None = None, **kw: Any) -> CostEstimate:
+        return self._run_sync(self.estimate_cost(prompt, **kw))
+
+    async def estimate(self, req: ChatRequest, *, identity: Identity = ANONYMOUS,
+                       template: str | None = None, variables: dict[str, Any] | None = None,
+                       cost: bool, completion_tokens: int | None = None
+                       ) -> TokenEstimate | CostEstimate:
+        """A token count (or cost estimate) of `req` as the pipeline would send it: its
+        template (named here, in its metadata, or bound to its alias) rendered first, and
+        the caller's access to the model checked as a chat call's is."""
+
+        async def run(call: Call) -> TokenEstimate | CostEstimate:
+            if template is not None:
+                prepared, _ = await self.prompts.middleware.prepare(req, template, variables,
+                                                                    alias=req.model)
+            else:
+                prepared = await self.prompts.prepare(req)
+            deps = self.deployments_of(req.model)
+            if cost:
+                return await self.estimator.cost(prepared, req.model, deps,
+                                                 completion_tokens=completion_tokens)
+            return await self.estimator.count(prepared, req.model, deps)
+
+        call = Call("chat", req, identity)
+        if identity.permissions is None:
+            return await run(call)
+        out: TokenEstimate | CostEstimate = await self.security.access(call, run)
+        return out
+
+    def deployments_of(self, model: str) -> list[Deployment]:
+        """The deployments an alias (or an allowed direct `provider/model`) is served by."""
+        deps = self.config.aliases.get(model)
+        if not deps:
+            direct = self.config.direct(model)
+            deps = [direct] if direct is not None else []
+        if not deps:
+            raise ModelNotFoundRequestError(f"The model '{model}' does not exist",
+                                            param="model")
+        return deps
 
     async def _open_stream(self, call: Call) -> AsyncIterator[ChunkStream]:
         out = await self.run(call)
@@ -304,6 +432,7 @@ class Gateway:
         """Loads in-process models now instead of on the first request."""
         self.breakers.start()  # shared breakers: subscribe and sync before the first request
         await self.guardrails.warm()
+        await self.prompts.warm()
         for dep in self.deployments():
             if dep.problem is None:
                 client = self.pool.client_for(dep.target)
@@ -316,6 +445,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.guardrails.aclose()
+        await self.prompts.aclose()
         if self.cache is not None:
             await self.cache.aclose()
         await self._close_records()
@@ -343,6 +473,7 @@ class Gateway:
         """Sync counterpart of `aclose`, for code that only used the `_sync` methods."""
         if self._sync is not None:
             self._sync.submit(self.guardrails.aclose())
+            self._sync.submit(self.prompts.aclose())
             if self.cache is not None:
                 self._sync.submit(self.cache.aclose())
             self._sync.submit(self._close_records())

@@ -97,9 +97,12 @@ def _routes(app: Any) -> list[tuple[str, str, str | None]]:
     out: list[tuple[str, str, str | None]] = [
         (m, p, None) for (m, p) in app._routes if p not in public]
     out.append(("GET", "/v1/models/m", None))
+    out += [("GET", "/v1/conversations/c", None), ("DELETE", "/v1/conversations/c", None)]
     for method, template, perm, _ in ADMIN_ROUTES:
         path = (template.replace("{key_id}", "KEYID").replace("{team_id}", "red")
-                .replace("{budget_id}", "bud_000000000000").replace("{name}", "cred"))
+                .replace("{budget_id}", "bud_000000000000").replace("{name}", "cred")
+                .replace("{cache_key}", "cache:v1:" + "0" * 16 + ":" + "0" * 16 + ":" + "0" * 64)
+                .replace("{tag}", "faq"))
         out.append((method, path, perm))
     return out
 

@@ -26,8 +26,8 @@ async def _exercise(stores: Any) -> None:
     assert await stores.ledger.append([UsageRecord("r1", 1.0, "t", "a", "d", "success")]) == 1
     await stores.governance.put_team(TeamRecord("t1", "One"))
     assert await stores.governance.get_team("t1") == TeamRecord("t1", "One")
-    await stores.conversations.append("t:c", [{"role": "user", "content": "hi"}])
-    assert len(await stores.conversations.history("t:c")) == 1
+    await stores.conversations.append("t", "c", [{"role": "user", "content": "hi"}])
+    assert len(await stores.conversations.history("t", "c")) == 1
 
 
 async def test_memory_database_is_all_in_process() -> None:
@@ -66,8 +66,9 @@ async def test_postgres_with_redis_shares_one_pool_and_one_client(
                          pg_schema=pg_schema, redis_prefix=redis_prefix)
     names = [type(s).__name__ for s in (stores.kv, stores.counters, stores.windows, stores.ledger,
                                         stores.governance, stores.conversations)]
+    # With Redis, conversations live there (they expire when idle): `memory.store: auto`.
     assert names == ["RedisKV", "RedisCounters", "RedisWindow", "PostgresLedger",
-                     "PostgresGovernance", "PostgresConversations"]
+                     "PostgresGovernance", "RedisConversations"]
     await _exercise(stores)
     await stores.aclose()
 

@@ -41,6 +41,21 @@ def _gateway(tmp_path: Path, redis_url: str, prefix: str, key: str) -> Gateway:
     return Gateway(resolve_config(cfg, None, {}, w))
 
 
+async def _values(client: aioredis.Redis, key: bytes) -> list[bytes]:
+    kind = (await client.type(key)).decode()
+    if kind == "string":
+        return [await client.get(key)]
+    if kind == "list":
+        return list(await client.lrange(key, 0, -1))
+    if kind == "hash":
+        return list((await client.hgetall(key)).values())
+    if kind == "set":
+        return list(await client.smembers(key))
+    if kind == "zset":
+        return list(await client.zrange(key, 0, -1))
+    return []
+
+
 async def test_another_replica_restores_a_conversation_from_ciphertext(
         tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
     key = generate_key()
@@ -49,10 +64,13 @@ async def test_another_replica_restores_a_conversation_from_ciphertext(
     try:
         first = await a.chat(f"write to {EMAIL}", model="m", conversation="c-1")
         assert first.content == f"Hello! You said: write to {EMAIL}"
+        # Every value under the prefix (the sealed vault, and the conversation's stored turns,
+        # which are masked) is free of the raw e-mail, whatever Redis type holds it.
         client = aioredis.Redis.from_url(redis_url)
-        stored = [await client.get(k) async for k in client.scan_iter(match=f"{redis_prefix}*")]
+        stored = [v async for k in client.scan_iter(match=f"{redis_prefix}*")
+                  for v in await _values(client, k)]
         await client.aclose()
-        assert stored and all(v is not None and EMAIL.encode() not in v for v in stored)
+        assert stored and all(EMAIL.encode() not in v for v in stored)
         # Replica B never saw the first e-mail: it numbers a new one after it, because it
         # reads the conversation's vault from Redis (and writes it back, sealed).
         again = await b.chat(f"and cc {OTHER}", model="m", conversation="c-1")

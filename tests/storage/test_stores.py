@@ -13,14 +13,12 @@ import pytest
 
 from gatewise.storage.base import UsageRecord
 from gatewise.storage.memory import (
-    MemoryConversations,
     MemoryCounters,
     MemoryKV,
     MemoryLedger,
     MemoryWindow,
 )
 from gatewise.storage.sqlite import (
-    SQLiteConversations,
     SQLiteCounters,
     SQLiteKV,
     SQLiteLedger,
@@ -36,30 +34,30 @@ def _make(kind: str, name: str, d: dict[str, Any], n: int = 0) -> Any:
     """Store `kind` on backend `name`; `n` tells replicas apart (they share state)."""
     if name == "memory":
         return {"kv": MemoryKV, "counters": MemoryCounters, "windows": MemoryWindow,
-                "ledger": MemoryLedger, "conversations": MemoryConversations}[kind]()
+                "ledger": MemoryLedger}[kind]()
     if name == "sqlite":
         path: Path = d["path"] / f"{kind}.db"
         return {"kv": SQLiteKV, "counters": SQLiteCounters, "windows": SQLiteWindow,
-                "ledger": SQLiteLedger, "conversations": SQLiteConversations}[kind](path)
+                "ledger": SQLiteLedger}[kind](path)
     if name == "redis":
         from gatewise.storage.redis import RedisCounters, RedisKV, RedisWindow
 
         cls = {"kv": RedisKV, "counters": RedisCounters, "windows": RedisWindow}[kind]
         return cls(d["url"], prefix=d["prefix"])
     if name == "redis-lean":  # the scripts over the lean RESP client, as the gateway runs them
-        from gatewise.storage.redis import RedisCounters, RedisWindow
+        from gatewise.storage.redis import RedisCounters, RedisKV, RedisWindow
         from gatewise.storage.resp import RespClient
 
-        lean = {"counters": RedisCounters, "windows": RedisWindow}[kind]
+        lean = {"kv": RedisKV, "counters": RedisCounters, "windows": RedisWindow}[kind]
         return lean(d["url"], prefix=d["prefix"], fast=RespClient(d["url"]), own_fast=True)
     from gatewise.storage import postgres as pg
 
     cls = {"kv": pg.PostgresKV, "counters": pg.PostgresCounters, "windows": pg.PostgresWindow,
-           "ledger": pg.PostgresLedger, "conversations": pg.PostgresConversations}[kind]
+           "ledger": pg.PostgresLedger}[kind]
     return cls(d["url"], schema=d["schema"])
 
 
-@pytest.fixture(params=ALL)
+@pytest.fixture(params=[*ALL, "redis-lean"])
 def kv_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     return backend_details(request, tmp_path)
 
@@ -120,12 +118,6 @@ async def ledger(db_backend: tuple[str, dict[str, Any]]) -> AsyncIterator[Any]:
         yield s
 
 
-@pytest.fixture
-async def conversations(db_backend: tuple[str, dict[str, Any]]) -> AsyncIterator[Any]:
-    async for s in _store("conversations", db_backend):
-        yield s
-
-
 # -- key-value -------------------------------------------------------------------------------
 
 async def test_kv_round_trip_and_delete(kv: Any) -> None:
@@ -154,6 +146,57 @@ async def test_kv_delete_by_prefix_leaves_other_tenants(kv: Any) -> None:
     assert await kv.get("t2:cache:a") == b"x" and await kv.get("t1%:cache:c") == b"x"
     assert await kv.get("t1*:cache:d") == b"x"
     assert await kv.delete_prefix("t1*:") == 1
+
+
+async def test_kv_sets_collect_members_once(kv: Any) -> None:
+    await kv.add_members("tag:a", ["k1", "k2"], ttl=60)
+    await kv.add_members("tag:a", ["k2", "k3"], ttl=60)
+    assert sorted(await kv.members("tag:a")) == ["k1", "k2", "k3"]
+    assert await kv.members("tag:none") == []
+    assert await kv.delete("tag:a") is True
+    assert await kv.members("tag:a") == []
+
+
+async def test_kv_a_set_lives_as_long_as_its_longest_ttl(kv: Any) -> None:
+    await kv.add_members("long", ["a"], ttl=60)
+    await kv.add_members("long", ["b"], ttl=0.1)   # never shortens the set's life
+    await kv.add_members("short", ["a"], ttl=0.1)
+    await kv.add_members("forever", ["a"], ttl=0.1)
+    await kv.add_members("forever", ["b"])
+    await asyncio.sleep(0.2)
+    assert sorted(await kv.members("long")) == ["a", "b"]
+    assert await kv.members("short") == []
+    assert sorted(await kv.members("forever")) == ["a", "b"]
+    await kv.add_members("short", ["c"], ttl=60)  # an expired set starts afresh
+    assert await kv.members("short") == ["c"]
+
+
+async def test_kv_fields_add_up(kv: Any) -> None:
+    await kv.incr_fields("stats:t1", {"hits": 1, "usd": 0.25})
+    await kv.incr_fields("stats:t1", {"hits": 2, "misses": 1})
+    assert await kv.fields("stats:t1") == {"hits": 3.0, "usd": 0.25, "misses": 1.0}
+    assert await kv.fields("stats:none") == {}
+
+
+async def test_kv_delete_prefix_takes_sets_and_fields_too(kv: Any) -> None:
+    await kv.set("c:1:v", b"x")
+    await kv.add_members("c:1:tag", ["c:1:v"])
+    await kv.incr_fields("c:1:stats", {"n": 1})
+    await kv.set("c:2:v", b"x")
+    assert await kv.delete_prefix("c:1:") == 3
+    assert await kv.members("c:1:tag") == [] and await kv.fields("c:1:stats") == {}
+    assert await kv.get("c:2:v") == b"x"
+
+
+async def test_kv_purge_removes_what_expired(kv: Any) -> None:
+    await kv.set("gone", b"x", ttl=0.1)
+    await kv.add_members("gone-set", ["x"], ttl=0.1)
+    await kv.set("kept", b"x", ttl=60)
+    await asyncio.sleep(0.15)
+    purged = await kv.purge_expired()
+    assert purged in (0, 2)  # Redis expires keys itself (0); the others purge both
+    assert await kv.get("gone") is None and await kv.members("gone-set") == []
+    assert await kv.get("kept") == b"x"
 
 
 # -- counters ----------------------------------------------------------------------------------
@@ -325,17 +368,3 @@ async def test_ledger_delete_before_is_bounded_and_oldest_first(ledger: Any) -> 
     assert await ledger.delete_before(1008.0, limit=100) == 4
     assert [r.request_id for r in await ledger.query()] == ["req_8", "req_9", "req_10"]
     assert await ledger.delete_before(1008.0, limit=100) == 0
-
-
-# -- conversations -----------------------------------------------------------------------------
-
-async def test_conversations_keep_order_and_limit(conversations: Any) -> None:
-    await conversations.append("t1:c1", [{"role": "user", "content": "a"},
-                                         {"role": "assistant", "content": "b"}])
-    await conversations.append("t1:c1", [{"role": "user", "content": "c"}])
-    await conversations.append("t2:c1", [{"role": "user", "content": "other tenant"}])
-    assert [m["content"] for m in await conversations.history("t1:c1")] == ["a", "b", "c"]
-    assert [m["content"] for m in await conversations.history("t1:c1", limit=2)] == ["b", "c"]
-    await conversations.clear("t1:c1")
-    assert await conversations.history("t1:c1") == []
-    assert len(await conversations.history("t2:c1")) == 1

@@ -27,9 +27,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pipeline", ("gatewise.pipeline",)),
     # Metrics sit below the pipeline; what watches calls (telemetry, incidents) sits above it.
     ("features", ("gatewise.resilience", "gatewise.routing", "gatewise.accounting",
-                  "gatewise.security", "gatewise.cache", "gatewise.observability.telemetry",
+                  "gatewise.security", "gatewise.cache", "gatewise.embedding",
+                  "gatewise.observability.telemetry",
                   "gatewise.observability.incidents")),
-    ("compound features", ("gatewise.orchestration", "gatewise.guardrails", "gatewise.tools")),
+    ("compound features", ("gatewise.orchestration", "gatewise.guardrails", "gatewise.tools",
+                           "gatewise.prompts", "gatewise.memory")),
     ("composition", ("gatewise.gateway",)),
     ("surfaces", ("gatewise.server", "gatewise.cli", "gatewise")),
 ]

@@ -117,7 +117,8 @@ class AccountingMiddleware:
             rec.extra = dict(_COUNTED)
         hit = cache_hit(call) if error is None else None
         if hit is not None:  # a cache hit costs nothing; the record keeps what it saved
-            rec.extra = {**rec.extra, "cache": "hit", "saved_usd": hit.get("saved_usd", 0.0)}
+            rec.extra = {**rec.extra, "cache": "semantic" if hit.get("semantic") else "hit",
+                         "saved_usd": hit.get("saved_usd", 0.0)}
         self.ledger.record(rec)
         if cost and self.metrics is not None:
             self.metrics.inc((call.request.model, rec.deployment), cost)

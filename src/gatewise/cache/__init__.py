@@ -1,4 +1,5 @@
-"""The response cache (exact, this slice): key, policy, store and middleware.
+"""The response cache (exact, this slice): key, policy, store and middleware; invalidation,
+statistics and the maintenance job over the same store.
 
 `build_cache` makes the middleware from `cache:` in the config, or None when no alias has the
 cache on (then the chain has no cache stage and the hot path pays nothing).
@@ -6,29 +7,75 @@ cache on (then the chain has no cache stage and the hot path pays nothing).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from gatewise.accounting.usage import Prices
 from gatewise.cache.middleware import HEADER, CacheMiddleware
 from gatewise.cache.policy import CachePolicy
 from gatewise.cache.store import LRUStore, ResponseCache
 from gatewise.config.schema import CacheConfig
+from gatewise.errors import ConfigError
+from gatewise.observability.metrics import GatewayMetrics
 from gatewise.storage.base import KVStore
+
+if TYPE_CHECKING:
+    from gatewise.cache.semantic import SemanticCache
+    from gatewise.embedding import EmbeddingsClient
 
 __all__ = ["HEADER", "CacheMiddleware", "LRUStore", "ResponseCache", "build_cache"]
 
 
 def build_cache(config: CacheConfig, *, shared: KVStore | None, redis: bool,
                 deployments: Mapping[str, Sequence[str]],
-                prices: Prices | None = None) -> CacheMiddleware | None:
+                prices: Prices | None = None,
+                metrics: GatewayMetrics | None = None,
+                embeddings: EmbeddingsClient | None = None) -> CacheMiddleware | None:
     """`shared` is the storage section's key-value store, used for `store: shared`, or for
-    `auto` when Redis is configured (`redis`)."""
+    `auto` when Redis is configured (`redis`). `embeddings` serves `cache.semantic.embedder`
+    when it names an embedding alias (the gateway itself)."""
     policy = CachePolicy(config)
     if not policy.any_enabled:
         return None
     use_shared = shared is not None and (
         config.store == "shared" or (config.store == "auto" and redis))
     store: KVStore = shared if use_shared and shared is not None \
-        else LRUStore(config.max_entries)
+        else LRUStore(config.max_entries, max_bytes=config.max_bytes)
     return CacheMiddleware(ResponseCache(store, max_entry_bytes=config.max_entry_bytes), policy,
-                           deployments=deployments, prices=prices)
+                           deployments=deployments, prices=prices, metrics=metrics,
+                           maintenance_interval_s=config.maintenance_interval_s,
+                           semantic=build_semantic(config, store if use_shared else None,
+                                                   embeddings, aliases=deployments.keys()))
+
+
+def build_semantic(config: CacheConfig, store: KVStore | None,
+                   embeddings: EmbeddingsClient | None, *,
+                   aliases: Collection[str] = ()) -> SemanticCache | None:
+    """The semantic cache, when it is on for the default or some alias (None otherwise: then
+    numpy and the embedder are never imported). `store` shares vectors between replicas;
+    an `embedder` other than `local` must be one of `aliases`."""
+    sem = config.semantic
+    if not sem.enabled and not any(a.semantic for a in config.aliases.values()):
+        return None
+    from gatewise.cache.semantic import SemanticCache
+    from gatewise.embedding import (
+        AliasEmbedder,
+        AsyncEmbedder,
+        EmbedderUnavailableError,
+        check_installed,
+        local_embedder,
+    )
+
+    embedder: AsyncEmbedder
+    if sem.embedder == "local":
+        try:
+            check_installed()
+        except EmbedderUnavailableError as exc:
+            raise ConfigError(str(exc), path="cache.semantic.embedder") from None
+        embedder = local_embedder()
+    else:
+        if embeddings is None or sem.embedder not in aliases:
+            raise ConfigError(f"{sem.embedder!r} is not 'local' nor a model alias",
+                              path="cache.semantic.embedder")
+        embedder = AliasEmbedder(embeddings, sem.embedder)
+    return SemanticCache(sem, config.aliases, embedder, store=store)

@@ -13,6 +13,11 @@ caller's API key secret never enters the key (only its id, and only without a te
 The request is re-encoded canonically (msgspec, keys sorted, no whitespace) from its decoded
 form, so key order and whitespace in the caller's JSON never split an entry; BLAKE2b-256 of
 the canonical bytes is the key.
+
+Layout, so that invalidation is by prefix: `cache:v1:<scope>:<alias>:<request>`, each part a
+hash (scope and alias 16 hex digits, the request 64). Everything of one team is under
+`scope_prefix`, one alias of it under `alias_prefix`; a tag's set of entry keys is under the
+scope too (`tag_key`), so it goes with its team's entries.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from gatewise.pipeline.core import Identity
 from gatewise.types.requests import ChatRequest
 
 PREFIX = "cache:v1:"
+# Bookkeeping beside the entries (scopes and aliases seen, statistics): never under PREFIX, so
+# invalidating everything leaves it.
+META_PREFIX = "cachemeta:v1:"
 _encode = msgspec.json.Encoder(order="sorted").encode
 _NEUTRAL = {"model": "", "stream": False, "stream_options": None, "user": None,
             "metadata": None, "store": None, "prompt_cache_key": None,
@@ -52,9 +60,30 @@ def canonical_request(req: ChatRequest) -> bytes:
     return _encode(msgspec.structs.replace(req, **_NEUTRAL))
 
 
+def _short(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
 def scope_prefix(scope: str) -> str:
     """Every key of one scope starts with this (for invalidation by prefix)."""
-    return PREFIX + hashlib.blake2b(scope.encode(), digest_size=8).hexdigest() + ":"
+    return PREFIX + _short(scope) + ":"
+
+
+def alias_prefix(scope: str, alias: str) -> str:
+    """Every entry of one alias within one scope starts with this."""
+    return scope_prefix(scope) + _short(alias) + ":"
+
+
+_SCOPE_LEN = len(scope_prefix(""))
+
+
+def tag_key(entry_key: str, tag: str) -> str:
+    """The set of entry keys carrying `tag`, in the entry's scope."""
+    return entry_key[:_SCOPE_LEN] + "tag:" + tag
+
+
+def scope_tag_key(scope: str, tag: str) -> str:
+    return scope_prefix(scope) + "tag:" + tag
 
 
 def cache_key(scope: str, alias: str, deployments: Sequence[str], req: ChatRequest) -> str:
@@ -63,4 +92,4 @@ def cache_key(scope: str, alias: str, deployments: Sequence[str], req: ChatReque
         h.update(part.encode())
         h.update(b"\x00")
     h.update(canonical_request(req))
-    return scope_prefix(scope) + h.hexdigest()
+    return alias_prefix(scope, alias) + h.hexdigest()

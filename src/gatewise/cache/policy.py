@@ -13,11 +13,17 @@ request's own controls.
 - Request controls (`x-gatewise-cache`, or `cache={"mode": ...}`): `no-store` (may be served
   from the cache; the answer is not stored), `no-cache` (not served from the cache; the fresh
   answer is stored), `only-if-cached` (a miss is a 504 `cache_miss`, the upstream is not asked).
+- Tags, for invalidation (`x-gatewise-cache-tags: a,b`, `metadata.cache_tags`, or
+  `cache={"tags": [...]}`), and an eviction priority (`metadata.cache_priority` or
+  `cache={"priority": ...}`: low | normal | high, else the alias's): a bad one is a 400, so a
+  typo never silently stores an entry nobody can invalidate.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +37,10 @@ Mode = Literal["default", "no-store", "no-cache", "only-if-cached"]
 MODES: frozenset[str] = frozenset(("default", "no-store", "no-cache", "only-if-cached"))
 MODE_HEADER = b"x-gatewise-cache"
 TTL_HEADER = b"x-gatewise-cache-ttl"
+TAGS_HEADER = b"x-gatewise-cache-tags"
+PRIORITY_NAMES: frozenset[str] = frozenset(("low", "normal", "high"))
+MAX_TAGS = 16
+TAG_PATTERN = re.compile(r"^\w[\w.:@+-]{0,127}\Z")
 _STORED_FINISH = frozenset(("stop", "length", "tool_calls", "function_call"))
 
 
@@ -41,12 +51,46 @@ class AliasPolicy:
     global_scope: bool
     cache_tools: bool
     cache_nondeterministic: bool
+    priority: str = "normal"
 
 
 @dataclass(frozen=True, slots=True)
 class CacheControl:
     mode: Mode = "default"
     ttl_s: float | None = None
+    tags: tuple[str, ...] = ()
+    priority: str | None = None
+
+
+def parse_tags(value: Any, param: str) -> tuple[str, ...]:
+    """Tags from a list, or from a comma-separated string (a header, a metadata value, which
+    OpenAI allows only as strings; a JSON array string is read too)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise InvalidRequestError(f"{param} is not a JSON array of tags",
+                                          param=param) from None
+        else:
+            value = [t.strip() for t in text.split(",") if t.strip()]
+    if not isinstance(value, list | tuple):
+        raise InvalidRequestError(f"{param} must be a list of tags", param=param)
+    if len(value) > MAX_TAGS:
+        raise InvalidRequestError(f"{param}: at most {MAX_TAGS} tags", param=param)
+    for tag in value:
+        if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+            raise InvalidRequestError(
+                f"{param}: a tag is 1 to 128 letters, digits or _ . : @ + - (starting with "
+                "a letter, digit or _)", param=param)
+    return tuple(dict.fromkeys(value))
+
+
+def parse_priority(value: Any, param: str) -> str:
+    if value not in PRIORITY_NAMES:
+        raise InvalidRequestError(f"{param} must be one of low, normal, high", param=param)
+    return str(value)
 
 
 DEFAULT_CONTROL = CacheControl()
@@ -65,8 +109,11 @@ def _ttl(value: Any, param: str) -> float:
 def control_from_headers(headers: Sequence[tuple[bytes, bytes]]) -> CacheControl:
     mode: str = "default"
     ttl: float | None = None
+    tags: tuple[str, ...] = ()
     for name, value in headers:
-        if name == MODE_HEADER:
+        if name == TAGS_HEADER:
+            tags = parse_tags(value.decode("latin-1"), "x-gatewise-cache-tags")
+        elif name == MODE_HEADER:
             mode = value.decode("latin-1").strip().lower()
             if mode not in MODES:
                 raise InvalidRequestError(
@@ -74,14 +121,15 @@ def control_from_headers(headers: Sequence[tuple[bytes, bytes]]) -> CacheControl
                     param="x-gatewise-cache")
         elif name == TTL_HEADER:
             ttl = _ttl(value.decode("latin-1").strip(), "x-gatewise-cache-ttl")
-    if mode == "default" and ttl is None:
+    if mode == "default" and ttl is None and not tags:
         return DEFAULT_CONTROL
-    return CacheControl(mode, ttl)  # type: ignore[arg-type]
+    return CacheControl(mode, ttl, tags)  # type: ignore[arg-type]
 
 
 def control_from_options(options: Mapping[str, Any]) -> CacheControl:
-    """The library's `cache={"mode": "no-store" | "no-cache" | "only-if-cached", "ttl_s": 60}`."""
-    unknown = set(options) - {"mode", "ttl_s"}
+    """The library's `cache={"mode": "no-store" | "no-cache" | "only-if-cached", "ttl_s": 60,
+    "tags": [...], "priority": "low" | "normal" | "high"}`."""
+    unknown = set(options) - {"mode", "ttl_s", "tags", "priority"}
     if unknown:
         raise InvalidRequestError(f"unknown cache option(s): {', '.join(sorted(unknown))}",
                                   param="cache")
@@ -90,7 +138,11 @@ def control_from_options(options: Mapping[str, Any]) -> CacheControl:
         raise InvalidRequestError("cache mode must be one of no-store, no-cache, only-if-cached",
                                   param="cache.mode")
     ttl = options.get("ttl_s")
-    return CacheControl(mode, None if ttl is None else _ttl(ttl, "cache.ttl_s"))  # type: ignore[arg-type]
+    tags = parse_tags(options["tags"], "cache.tags") if "tags" in options else ()
+    priority = options.get("priority")
+    return CacheControl(mode, None if ttl is None else _ttl(ttl, "cache.ttl_s"),  # type: ignore[arg-type]
+                        tags, None if priority is None else parse_priority(priority,
+                                                                            "cache.priority"))
 
 
 class CachePolicy:
@@ -98,7 +150,7 @@ class CachePolicy:
         self.config = config
         self.default = AliasPolicy(config.enabled, config.default_ttl_s,
                                    config.scope == "global", config.cache_tools,
-                                   config.cache_nondeterministic)
+                                   config.cache_nondeterministic, config.priority)
         self._aliases: dict[str, AliasPolicy] = {}
         for alias, o in config.aliases.items():
             d = self.default
@@ -108,7 +160,8 @@ class CachePolicy:
                 d.global_scope if o.scope is None else o.scope == "global",
                 d.cache_tools if o.cache_tools is None else o.cache_tools,
                 d.cache_nondeterministic if o.cache_nondeterministic is None
-                else o.cache_nondeterministic)
+                else o.cache_nondeterministic,
+                d.priority if o.priority is None else o.priority)
         self._request_types = config.request_type_ttl
 
     @property
@@ -127,6 +180,23 @@ class CachePolicy:
             if kind is not None and kind in self._request_types:
                 return self._request_types[kind]
         return policy.ttl_s
+
+    @staticmethod
+    def entry_options(policy: AliasPolicy, req: ChatRequest, control: CacheControl
+                      ) -> tuple[tuple[str, ...], str]:
+        """The tags and eviction priority a stored answer gets: the request's controls and
+        its metadata's `cache_tags` / `cache_priority`, else the alias's priority."""
+        tags, priority = control.tags, control.priority
+        md = req.metadata
+        if md:
+            if "cache_tags" in md:
+                tags = tuple(dict.fromkeys(
+                    (*tags, *parse_tags(md["cache_tags"], "metadata.cache_tags"))))
+                if len(tags) > MAX_TAGS:
+                    raise InvalidRequestError(f"at most {MAX_TAGS} cache tags", param="metadata")
+            if priority is None and "cache_priority" in md:
+                priority = parse_priority(md["cache_priority"], "metadata.cache_priority")
+        return tags, priority or policy.priority
 
     @staticmethod
     def request_bypass(policy: AliasPolicy, req: ChatRequest) -> str | None:

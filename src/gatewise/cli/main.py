@@ -1,4 +1,4 @@
-"""`gatewise serve | chat | models | check | keys | teams | budgets | usage | audit`: thin
+"""`gatewise serve | chat | models | check | keys | teams | budgets | usage | audit | cache`: thin
 wrappers over the library, the server and the governance stores."""
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     from gatewise.cli.admin import add_parsers
 
     add_parsers(sub)
+    from gatewise.cli import cache
+
+    cache.add_parsers(sub)
     return p
 
 
@@ -64,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models(args)
         if args.command == "check":
             return asyncio.run(_check(args))
+        if args.command == "cache":
+            from gatewise.cli import cache
+
+            return asyncio.run(cache.run(args))
         if args.command in ("keys", "teams", "budgets", "usage", "audit"):
             from gatewise.cli.admin import run
 

@@ -3,7 +3,8 @@
 `model_list` entries become gatewise aliases and deployments, with `api_base` keeping the
 meaning LiteLLM documents per provider. Router settings (fallback chains, retries, timeout,
 routing strategy, cool-downs), from `router_settings` or `litellm_settings`, become
-`Config.router`; when both name a key, `router_settings` wins, as in LiteLLM's proxy. Anything
+`Config.router`; when both name a key, `router_settings` wins, as in LiteLLM's proxy.
+`litellm_settings.cache` / `cache_params` become `cache:` (see `_cache_settings`). Anything
 gatewise does not support yet is reported back as a warning naming the key, never silently
 dropped.
 """
@@ -118,7 +119,11 @@ def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], l
                 for d in deps:
                     d.setdefault("timeout", value)
             continue
+        if key in ("cache", "cache_params"):
+            continue
         warnings.append(f"litellm_settings.{key}: not supported yet, ignored")
+    if settings.get("cache"):
+        _cache_settings(settings.get("cache_params") or {}, out, warnings, file)
     general = data.get("general_settings") or {}
     for key, value in general.items():
         if key == "master_key":
@@ -140,6 +145,122 @@ def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], l
                        "environment_variables"):
             warnings.append(f"{key}: not supported yet, ignored")
     return out, warnings
+
+
+# LiteLLM cache types (`cache_params.type`) → where gatewise keeps the exact cache.
+_CACHE_STORES = {"local": "memory", "redis": "shared", "disk": "shared"}
+_SEMANTIC_TYPES = ("redis-semantic", "valkey-semantic", "qdrant-semantic")
+_CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
+_REDIS_PARAMS = ("host", "port", "password", "username", "url", "redis_url", "ssl")
+
+
+def _cache_settings(params: Any, out: dict[str, Any], warnings: list[str],
+                    file: str | None) -> None:
+    """`litellm_settings.cache: true` + `cache_params` → `cache:` (and `storage:` for Redis).
+
+    `type: local` is the in-process cache, `redis` the shared one on Redis (from `url`, or
+    `host`/`port`/`password`, else LiteLLM's REDIS_* variables), `disk` the shared one in the
+    SQLite store; `ttl` (or the type's `default_in_*_ttl`) the default TTL; `namespace` the
+    Redis key prefix. gatewise caches chat completions only, so other call types warn."""
+    where = "litellm_settings.cache_params"
+    if not isinstance(params, dict):
+        raise ConfigError("must be a mapping", file=file, path=where)
+    cache: dict[str, Any] = {"enabled": True}
+    kind = str(params.get("type") or "local")
+    if kind in _SEMANTIC_TYPES:
+        # Matching by meaning: gatewise's semantic cache (local embedder unless LiteLLM named
+        # an embedding model, which must then be an alias of this config).
+        semantic: dict[str, Any] = {"enabled": True}
+        if params.get("similarity_threshold") is not None:
+            semantic["threshold"] = params["similarity_threshold"]
+        model = params.get("redis_semantic_cache_embedding_model") or params.get(
+            "qdrant_semantic_cache_embedding_model")
+        if model:
+            semantic["embedder"] = str(model)
+        cache["semantic"] = semantic
+        kind = "redis" if kind != "qdrant-semantic" else "local"
+    store = _CACHE_STORES.get(kind)
+    if store is None:
+        warnings.append(f"{where}.type: {kind!r} is not supported, the cache is kept in "
+                        "process instead")
+        store = "memory"
+    cache["store"] = store
+    ttl = params.get("ttl")
+    if ttl is None:
+        ttl = params.get("default_in_redis_ttl" if kind == "redis" else "default_in_memory_ttl")
+    if ttl is not None:
+        cache["default_ttl_s"] = ttl
+    calls = params.get("supported_call_types")
+    if calls is not None:
+        names = {str(c) for c in calls} if isinstance(calls, list) else set()
+        if not names & _CHAT_CALL_TYPES:
+            cache["enabled"] = False
+            warnings.append(f"{where}.supported_call_types: chat completions are not listed, "
+                            "so nothing is cached (gatewise caches chat completions only)")
+        elif names - _CHAT_CALL_TYPES:
+            warnings.append(f"{where}.supported_call_types: only chat completions are cached "
+                            f"({', '.join(sorted(names - _CHAT_CALL_TYPES))} ignored)")
+    if params.get("mode") == "default_off":
+        warnings.append(f"{where}.mode: 'default_off' is not supported: every cacheable "
+                        "request uses the cache (send x-gatewise-cache: no-cache to skip it)")
+    storage = out.setdefault("storage", {})
+    if kind == "redis":
+        url = _redis_url(params, file)
+        if url is not None:
+            storage["redis_url"] = url
+        else:
+            warnings.append(f"{where}: no Redis address (url, host or REDIS_HOST): the cache is "
+                            "kept in process")
+            cache["store"] = "memory"
+        namespace = params.get("namespace")
+        if namespace:
+            storage["redis_prefix"] = f"{namespace}:"
+    elif params.get("namespace"):
+        warnings.append(f"{where}.namespace: applies to Redis only, ignored")
+    known = {"type", "ttl", "default_in_memory_ttl", "default_in_redis_ttl", "namespace",
+             "supported_call_types", "mode", "similarity_threshold",
+             "redis_semantic_cache_embedding_model", "qdrant_semantic_cache_embedding_model",
+             *_REDIS_PARAMS}
+    for key in params:
+        if key not in known:
+            warnings.append(f"{where}.{key}: not supported yet, ignored")
+    out["cache"] = cache
+    if not storage:
+        out.pop("storage")
+
+
+def _redis_url(params: dict[str, Any], file: str | None) -> str | None:
+    """From `url`/`redis_url`, else `host`/`port`/`password`/`username` (secret references
+    resolved), else LiteLLM's REDIS_URL / REDIS_HOST / REDIS_PORT / REDIS_PASSWORD."""
+    from gatewise.config.secrets import process_env, resolve_secret
+
+    env = process_env()
+    where = "litellm_settings.cache_params"
+
+    def value(key: str, env_name: str) -> str | None:
+        raw = params.get(key)
+        if raw is None:
+            return env.get(env_name) or None
+        return resolve_secret(str(raw), env=env, file=file, path=f"{where}.{key}")
+
+    url = value("url", "REDIS_URL") or (resolve_secret(str(params["redis_url"]), env=env,
+                                                       file=file, path=f"{where}.redis_url")
+                                        if params.get("redis_url") else None)
+    if url:
+        return url
+    host = value("host", "REDIS_HOST")
+    if not host:
+        return None
+    from urllib.parse import quote
+
+    port = value("port", "REDIS_PORT") or "6379"
+    password = value("password", "REDIS_PASSWORD")
+    user = value("username", "REDIS_USERNAME")
+    auth = ""
+    if password:
+        auth = f"{quote(user or '', safe='')}:{quote(password, safe='')}@"
+    scheme = "rediss" if params.get("ssl") else "redis"
+    return f"{scheme}://{auth}{host}:{port}"
 
 
 def _router_setting(router: dict[str, Any], key: str, value: Any, where: str,

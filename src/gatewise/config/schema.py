@@ -340,6 +340,26 @@ class CacheAliasConfig(_Strict):
     scope: Literal["tenant", "global"] | None = None
     cache_tools: bool | None = None  # store answers that call tools
     cache_nondeterministic: bool | None = None  # store sampled answers (temperature > 0, no seed)
+    # Eviction order in process: low-priority entries go first (a request may set its own).
+    priority: Literal["low", "normal", "high"] | None = None
+    # The semantic cache for this alias (unset: `cache.semantic.enabled`) and its own
+    # cosine threshold (unset: `cache.semantic.threshold`).
+    semantic: bool | None = None
+    semantic_threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+
+
+class SemanticCacheConfig(_Strict):
+    """The semantic cache (`gatewise.cache.semantic`): on an exact miss, a stored answer to a
+    request that means the same (same context, cosine >= threshold, false-hit guard)."""
+
+    enabled: bool = False
+    threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.9
+    # `local`: all-MiniLM-L6-v2 in process (the `semantic` extra); else an embedding alias.
+    embedder: str = "local"
+    # Vectors kept per (tenant scope, alias); the oldest go first.
+    max_entries_per_scope: _PositiveInt = 100_000
+    # How often a replica reads the vectors other replicas added (shared stores only).
+    refresh_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
 
 
 class CacheConfig(_Strict):
@@ -348,8 +368,13 @@ class CacheConfig(_Strict):
     enabled: bool = False
     default_ttl_s: _Positive = 3600.0
     max_entry_bytes: _PositiveInt = 1024 * 1024
-    # The in-process store's size (least recently used entries go first).
+    # The in-process store's size: entries and bytes of stored answers (unset: no byte cap);
+    # low-priority entries go first, least recently used first within a priority.
     max_entries: _PositiveInt = 10_000
+    max_bytes: _PositiveInt | None = None
+    priority: Literal["low", "normal", "high"] = "normal"
+    # How often the maintenance job purges expired entries and publishes statistics.
+    maintenance_interval_s: _Positive = 60.0
     # `auto`: the shared key-value store when Redis is configured (replicas share entries),
     # else in process; `memory`: in process; `shared`: the storage section's key-value store.
     store: Literal["auto", "memory", "shared"] = "auto"
@@ -359,6 +384,111 @@ class CacheConfig(_Strict):
     # TTL by `metadata.request_type` (wins over the alias's TTL; a request's own TTL wins over both).
     request_type_ttl: dict[str, _Positive] = msgspec.field(default_factory=dict)
     aliases: dict[str, CacheAliasConfig] = msgspec.field(default_factory=dict)
+    semantic: SemanticCacheConfig = msgspec.field(default_factory=SemanticCacheConfig)
+
+
+class PromptVariableConfig(_Strict):
+    """A template variable: its JSON type, whether the caller must give it, and its default."""
+
+    type: Literal["string", "integer", "number", "boolean", "array", "object", "any"] = "string"
+    required: bool = True
+    default: Any = None
+    description: str | None = None
+
+
+class PromptMessageConfig(_Strict):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str
+
+
+class PromptExamplesConfig(_Strict):
+    """Few-shot examples from a named set: the `k` most similar to the request's last user
+    message that fit in `budget_tokens`."""
+
+    set: str
+    k: Annotated[int, msgspec.Meta(ge=1, le=64)] = 3
+    budget_tokens: _PositiveInt | None = None
+
+
+class PromptTemplateConfig(_Strict):
+    """One version of a prompt template (`gatewise.prompts`): Jinja2 text, rendered sandboxed."""
+
+    version: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
+    description: str | None = None
+    role: str | None = None  # role framing: "You are {role}."
+    instructions: str | None = None
+    messages: list[PromptMessageConfig] = msgspec.field(default_factory=list)
+    variables: dict[str, PromptVariableConfig] = msgspec.field(default_factory=dict)
+    # `{"type": "json_object"}` or `{"type": "json_schema", "json_schema": {...}}`: an
+    # instruction block in the prompt, and the request's `response_format` unless it has one.
+    response_format: dict[str, Any] | None = None
+    examples: PromptExamplesConfig | None = None
+
+
+class PromptExampleConfig(_Strict):
+    input: str
+    output: str
+
+
+class ModelFormatConfig(_Strict):
+    """How prompts are shaped for models matching `match` (`provider/model` glob)."""
+
+    match: str
+    system: Literal["system", "developer", "merge"] | None = None
+    sections: Literal["markdown", "xml"] | None = None
+    examples: Literal["messages", "inline"] | None = None
+
+
+class PromptsConfig(_Strict):
+    """Prompt templates, few-shot example sets and model formats (`gatewise.prompts`)."""
+
+    templates: dict[str, PromptTemplateConfig | list[PromptTemplateConfig]] = msgspec.field(
+        default_factory=dict)
+    # A directory of YAML files, each `{name, ...template}` or `{example_sets: ...}`.
+    dir: str | None = None
+    example_sets: dict[str, list[PromptExampleConfig]] = msgspec.field(default_factory=dict)
+    # Model alias → template (`name` or `name@version`) every request to it uses.
+    aliases: dict[str, str] = msgspec.field(default_factory=dict)
+    # Checked before the built-in table; first match wins.
+    formats: list[ModelFormatConfig] = msgspec.field(default_factory=list)
+    # Few-shot similarity: `auto` uses the local embedding model when installed.
+    embedder: Literal["auto", "local", "none"] = "auto"
+    # How long a replica trusts its copy of the admin API's stored templates.
+    store_ttl_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+
+
+class AssistantConfig(_Strict):
+    """A named assistant (`gatewise.memory.assistants`): its instructions come first in every
+    request that picks it; `user_context` is formatted with the caller's `{role}`, `{team}`,
+    `{user}` and `{permissions}`."""
+
+    system_prompt: str
+    persona: str | None = None
+    user_context: str | None = None
+    model: str | None = None
+    tools: list[ToolSpecConfig] = msgspec.field(default_factory=list)
+    # Client-sent system messages are dropped, so the instruction set stays fixed.
+    locked: bool = True
+
+
+class MemoryConfig(_Strict):
+    """Conversation memory (`gatewise.memory`): turns kept server-side per conversation id."""
+
+    enabled: bool = True
+    # `auto`: Redis when configured (replicas share turns; idle ones expire), else the database.
+    store: Literal["auto", "database", "redis"] = "auto"
+    # An idle conversation expires after this long (renewed by each turn).
+    ttl_s: _Positive = 30 * 86400.0
+    # Governance retention: conversations not updated for this long are purged daily.
+    retention_days: _PositiveInt = 90
+    # Model that summarises older turns when the history outgrows the context window;
+    # None = the embedded local model (alias `local`, else `llamacpp/smollm2-135m`).
+    summary_model: str | None = None
+    summary_max_tokens: _PositiveInt = 256
+    # Tokens kept free for the answer when the request sets no max_tokens.
+    reserve_output: _PositiveInt = 512
+    # Context window for models the catalogue does not know.
+    fallback_window: _PositiveInt = 8192
 
 
 class GuardrailPolicy(_Strict):
@@ -398,3 +528,6 @@ class Config(_Strict):
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    prompts: PromptsConfig = msgspec.field(default_factory=PromptsConfig)
+    memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
+    assistants: dict[str, AssistantConfig] = msgspec.field(default_factory=dict)

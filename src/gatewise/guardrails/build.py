@@ -121,6 +121,16 @@ class Guardrails:
             await server.aclose()
         self._open_mcp.clear()
 
+    async def forget_conversation(self, tenant: str, conversation: str) -> None:
+        """A deleted conversation's PII vault goes with it: the shared copy and every
+        policy's in-process one."""
+        for p in self._pii:
+            p.forget(tenant, conversation)
+        if self.vault_store is not None:
+            from gatewise.guardrails.pii.vault import vault_key
+
+            await self.vault_store.delete(vault_key(tenant, conversation))
+
     async def warm(self) -> None:
         """Builds the analyzers and trains the injection classifier off the event loop."""
         for d in self._detectors.values():

@@ -124,12 +124,26 @@ class GatewayMetrics:
         self.security_events = Counter("gatewise_security_events_total",
                                        "Guardrail decisions, denied keys and other security "
                                        "events.", ("kind", "action"))
+        self.cache_requests = Counter(
+            "gatewise_cache_requests_total",
+            "Response cache lookups, by result: hit, semantic_hit, miss, bypass.",
+            ("model", "result"))
+        self.cache_tokens_saved = Counter("gatewise_cache_tokens_saved_total",
+                                          "Tokens not sent upstream thanks to cache hits.",
+                                          ("model",))
+        self.cache_usd_saved = Counter("gatewise_cache_saved_usd_total",
+                                       "USD not spent thanks to cache hits (price table).",
+                                       ("model",))
+        self.cache_evictions = Counter("gatewise_cache_evictions_total",
+                                       "Entries removed: expired (maintenance), evicted for "
+                                       "size, invalidated.", ("reason",))
 
     def render(self) -> str:
         lines: list[str] = []
         for m in (self.requests, self.errors, self.duration, self.ttft, self.overhead,
                   self.tokens, self.incidents, self.retries, self.breaker_recovery, self.hedges,
-                  self.cost, self.budget_alerts, self.security_events):
+                  self.cost, self.budget_alerts, self.security_events, self.cache_requests,
+                  self.cache_tokens_saved, self.cache_usd_saved, self.cache_evictions):
             lines.extend(m.render())
         lines.append("# HELP gatewise_requests_in_flight Requests being served now.")
         lines.append("# TYPE gatewise_requests_in_flight gauge")

@@ -6,10 +6,12 @@ The library, the server and the CLI all run the same chain, built by `Gateway`.
 
 Which middleware runs when (`Gateway` builds the chain, outermost first):
 
-- once per call: telemetry (request id, timings, metrics) → usage ledger (sees every outcome,
-  blocked ones too) → access control → rate limits → budget reservation → guardrails
-  (injection, tool checks, PII, output checks) → orchestration (an alias served by several
-  models: each branch is a call of its own through everything below) → route resolution
+- once per call: telemetry (request id, timings, metrics) → (prompt templates → assistant) →
+  usage ledger (sees every outcome, blocked ones too) → access control → rate limits → budget
+  reservation → guardrails (injection, tool checks, PII, output checks) → conversation memory
+  (history in, the new turn and answer out; inside the guardrails, so it keeps the masked
+  form) → orchestration (an alias served by several models: each branch is a call of its own
+  through everything below) → route resolution
   (rules, pipeline steps, complexity tiers pick the alias) → the response cache (exact: a hit
   ends the call here) → fallback (alias chains, stale
   answer, simplified prompt, escalation: everything inside it may run again for another alias);
@@ -90,6 +92,7 @@ ANONYMOUS = Identity()
 class Call:
     __slots__ = (
         "alias",
+        "assistant",
         "attempts",
         "cache_options",
         "conversation",
@@ -102,6 +105,7 @@ class Call:
         "fit_context",
         "identity",
         "kind",
+        "prompt",
         "request",
         "request_headers",
         "request_id",
@@ -142,10 +146,17 @@ class Call:
         # the library's `conversation=`) for per-conversation state such as the PII vault.
         md = getattr(request, "metadata", None)
         self.conversation: str | None = md.get("conversation") if md else None
+        # Named assistant (`metadata.assistant`, `x-gatewise-assistant`, the library's
+        # `assistant=`; or the model `assistant/<name>`): its instructions, model and tools.
+        self.assistant: str | None = md.get("assistant") if md else None
         # Trim the history to the deployment's context window (only when asked).
         self.fit_context = bool(md and md.get("fit_context") == "true")
         # The library's `cache={...}` (mode, ttl_s); the server's callers send headers instead.
         self.cache_options: dict[str, Any] | None = None
+        # A prompt template for this call: the library's `(template, variables)` until the
+        # prompts middleware renders it, then its `RenderedPrompt` (each attempt formats it
+        # for its deployment's model family).
+        self.prompt: Any = None
         self.attempts = 0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.response_headers: dict[str, str] = {}

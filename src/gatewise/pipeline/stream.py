@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from gatewise.pipeline.core import Call
@@ -29,6 +29,7 @@ from gatewise.types.stream import (
 
 FinishCallback = Callable[[Call, BaseException | None], None]
 UsageCallback = Callable[[Call, ChatCompletionChunk], None]
+CompleteCallback = Callable[[Call], Awaitable[None]]
 
 
 class ChunkTransform(Protocol):
@@ -43,8 +44,9 @@ class ChunkTransform(Protocol):
 
 
 class ChunkStream:
-    __slots__ = ("_callbacks", "_drained", "_finished", "_first", "_include_usage", "_pending",
-                 "_source", "_transforms", "_usage_cbs", "call", "text_parts")
+    __slots__ = ("_callbacks", "_completions", "_drained", "_finished", "_first",
+                 "_include_usage", "_pending", "_source", "_transforms", "_usage_cbs", "call",
+                 "text_parts")
 
     def __init__(self, call: Call, source: AsyncIterator[ChatCompletionChunk],
                  include_usage: bool) -> None:
@@ -53,6 +55,7 @@ class ChunkStream:
         self._include_usage = include_usage
         self._first: ChatCompletionChunk | None = None
         self._callbacks: list[FinishCallback] = []
+        self._completions: list[CompleteCallback] = []
         self._usage_cbs: list[UsageCallback] = []
         self._transforms: list[ChunkTransform] = []
         self._pending: deque[ChatCompletionChunk] = deque()
@@ -87,6 +90,12 @@ class ChunkStream:
         except BaseException as exc:
             self._finish(exc)
             raise
+
+    def on_complete(self, cb: CompleteCallback) -> None:
+        """Awaited once the source ended cleanly, before the caller sees the end of the
+        stream (conversation memory stores the answer there, so the client's next turn,
+        on any replica, finds it). Not run for a failed or abandoned stream."""
+        self._completions.append(cb)
 
     def on_finish(self, cb: FinishCallback) -> None:
         if self._finished:
@@ -131,6 +140,8 @@ class ChunkStream:
         try:
             return await self._next_visible()
         except StopAsyncIteration:
+            for complete in self._completions:
+                await complete(self.call)
             self._finish(None)
             raise
         except BaseException as exc:

@@ -107,13 +107,16 @@ class Security:
         return SealedKV(self._stores.kv, self.secret_box, context=b"gatewise:pii-vault:")
 
     async def purge(self, *, actor: str = "system") -> dict[str, int]:
-        """Deletes usage and audit records past their configured retention."""
+        """Deletes usage and audit records and idle conversations past their configured
+        retention."""
         from gatewise.security.retention import purge
 
         cfg = self._config.config
         return await purge(self._stores.ledger, self.store,
                            usage_days=cfg.accounting.retention_days,
-                           audit_days=cfg.security.audit_retention_days, actor=actor)
+                           audit_days=cfg.security.audit_retention_days, actor=actor,
+                           conversations=self._stores.conversations,
+                           conversation_days=cfg.memory.retention_days)
 
     async def start(self) -> None:
         """Starts the key-revocation broadcast (with Redis) and the housekeeping task."""

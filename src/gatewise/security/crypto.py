@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import os
 import secrets
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from gatewise.errors import SecretBoxError
@@ -136,6 +137,23 @@ class SealedKV:
 
     async def delete_prefix(self, prefix: str) -> int:
         return int(await self._inner.delete_prefix(prefix))
+
+    # Sets and counters hold keys and numbers, not values: they pass through unsealed.
+    async def add_members(self, key: str, members: Sequence[str],
+                          ttl: float | None = None) -> None:
+        await self._inner.add_members(key, members, ttl)
+
+    async def members(self, key: str) -> list[str]:
+        return list(await self._inner.members(key))
+
+    async def incr_fields(self, key: str, deltas: Mapping[str, float]) -> None:
+        await self._inner.incr_fields(key, deltas)
+
+    async def fields(self, key: str) -> dict[str, float]:
+        return dict(await self._inner.fields(key))
+
+    async def purge_expired(self) -> int:
+        return int(await self._inner.purge_expired())
 
     async def aclose(self) -> None:
         return None  # the inner store belongs to whoever opened it

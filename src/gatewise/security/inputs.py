@@ -20,6 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
 
+from gatewise.config.schema import PromptExamplesConfig, PromptMessageConfig, PromptVariableConfig
 from gatewise.errors import InvalidRequestError
 from gatewise.security.rbac import PERMISSIONS, ROLES
 from gatewise.storage.usage import GROUP_BY_PATTERN, parse_group_by
@@ -44,6 +45,7 @@ from gatewise.types.limits import (
     UsdLimit,
     UserId,
 )
+from gatewise.types.requests import ResponseFormat
 from gatewise.types.validation import (
     check_depth,
     refused_only_for_whole_float,
@@ -221,9 +223,74 @@ class AuditQuery(Query):
     limit: PageSize = 1000
 
 
+# The response cache: an entry's key (the `x-gatewise-cache-key` response header), a tag, an
+# alias glob and a raw key prefix (all of one key's form, so nothing else reaches the store).
+CacheKey = Annotated[str, msgspec.Meta(
+    pattern=rf"^cache:v1:[0-9a-f]{{16}}:[0-9a-f]{{16}}:[0-9a-f]{{64}}{END}",
+    description="a cache entry's key, as sent in the x-gatewise-cache-key header")]
+CacheTag = Annotated[str, msgspec.Meta(
+    pattern=rf"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{{0,127}}{END}",
+    description="1-128 letters, digits or _ . : @ + -, starting with a letter, digit or _")]
+CacheKeyPrefix = Annotated[str, msgspec.Meta(
+    pattern=rf"^cache:v1:[0-9a-f:]{{0,120}}{END}",
+    description="the start of cache entry keys (e.g. a key's first 26 characters: its team)")]
+
+
+class CacheEntriesQuery(Query):
+    """`prefix` wins over `alias` (a key prefix names its team and alias already)."""
+
+    team: TeamId | None = None
+    alias: ModelPattern | None = None
+    prefix: CacheKeyPrefix | None = None
+
+
+class CacheStatsQuery(Query):
+    team: TeamId | None = None
+
+
+class CacheScopeQuery(Query):
+    team: TeamId | None = None
+
+
+# Prompt templates (`gatewise.prompts`): a name, a version number, a template's body.
+PromptName = Annotated[str, msgspec.Meta(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$",
+    description="1-128 letters, digits or _ . - (starting with a letter or digit)")]
+PromptVersion = Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{0,6}$",
+                                            description="a version number (1, 2, ...)")]
+
+
+class PromptCreate(Input):
+    """A new version of a prompt template: the config's `PromptTemplateConfig` fields (its
+    `version` is assigned by the store) under a `name`."""
+
+    name: PromptName
+    description: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    role: Annotated[str, msgspec.Meta(max_length=20_000)] | None = None
+    instructions: Annotated[str, msgspec.Meta(max_length=100_000)] | None = None
+    messages: Annotated[list[PromptMessageConfig], msgspec.Meta(max_length=64)] = msgspec.field(
+        default_factory=list)
+    variables: Annotated[dict[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")],
+                              PromptVariableConfig], msgspec.Meta(max_length=64)] = msgspec.field(
+        default_factory=dict)
+    response_format: ResponseFormat | None = None
+    examples: PromptExamplesConfig | None = None
+
+    SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {"anyOf": [
+        {"required": ["messages"], "properties": {"messages": {"type": "array", "minItems": 1}}},
+        {"required": ["role"], "properties": {"role": {"type": "string"}}},
+        {"required": ["instructions"], "properties": {"instructions": {"type": "string"}}}]}
+
+    def check(self) -> None:
+        if not self.messages and self.role is None and self.instructions is None:
+            raise InvalidRequestError("a template needs messages, a role or instructions",
+                                      param="messages")
+
+
 # Every `{name}` of the admin route templates, and what it may be.
-PATH_PARAMS: dict[str, Any] = {"key_id": KeyRef, "team_id": TeamId, "budget_id": BudgetId,
-                               "name": CredentialName}
+PATH_PARAMS: dict[str, Any] = {"prompt": PromptName, "version": PromptVersion,
+                               "key_id": KeyRef, "team_id": TeamId, "budget_id": BudgetId,
+                               "name": CredentialName, "cache_key": CacheKey, "tag": CacheTag}
 
 T = TypeVar("T")
 

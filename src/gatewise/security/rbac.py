@@ -4,7 +4,7 @@
 role         permissions                                          scope
 admin        admin:* (everything)                                 every team
 team_admin   llm:generate llm:embed keys:manage keys:read         its own team only
-             budgets:manage usage:read
+             budgets:manage usage:read cache:manage
 member       llm:generate llm:embed                               its own team
 viewer       usage:read                                           its own team (or all, if teamless)
 ```
@@ -26,20 +26,22 @@ from gatewise.pipeline.core import Identity
 PERMISSIONS: frozenset[str] = frozenset({
     "llm:generate", "llm:embed", "llm:train",
     "keys:manage", "keys:read", "teams:manage", "budgets:manage",
-    "usage:read", "audit:read", "credentials:manage", "admin:*",
+    "usage:read", "audit:read", "credentials:manage", "cache:manage", "admin:*",
+    "prompts:manage", "prompts:read",
 })
 _FAMILIES = frozenset(p.split(":", 1)[0] for p in PERMISSIONS)
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
     "team_admin": frozenset({"llm:generate", "llm:embed", "keys:manage", "keys:read",
-                             "budgets:manage", "usage:read"}),
+                             "budgets:manage", "usage:read", "cache:manage"}),
     "member": frozenset({"llm:generate", "llm:embed"}),
     "viewer": frozenset({"usage:read"}),
 }
 
 # Permissions whose object belongs to a team (calling a model is scoped by the key itself).
-_TEAM_SCOPED_FAMILIES = frozenset({"keys", "budgets", "usage", "teams", "audit", "credentials"})
+_TEAM_SCOPED_FAMILIES = frozenset({"keys", "budgets", "usage", "teams", "audit", "credentials",
+                                   "cache"})
 
 
 def validate_permissions(perms: Iterable[str]) -> list[str]:

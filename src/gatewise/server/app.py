@@ -27,13 +27,30 @@ from gatewise.server.lifecycle import InFlight
 from gatewise.server.openapi import build_openapi
 from gatewise.server.routes.admin import match_admin
 from gatewise.server.routes.chat import handle_chat
+from gatewise.server.routes.conversations import handle_delete, handle_get, handle_list
 from gatewise.server.routes.embeddings import handle_embeddings
+from gatewise.server.routes.estimates import handle_cost_estimate, handle_token_count
 from gatewise.server.routes.health import handle_healthz, handle_metrics, handle_readyz
 from gatewise.server.routes.models import handle_model, handle_models
 
 log = logging.getLogger("gatewise.server")
 Route = Callable[[RequestContext], Awaitable[None]]
 _PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json"})
+_CONVERSATIONS = ("/v1/conversations/", "/conversations/")
+
+
+def _conversation_route(method: str, conversation: str) -> Route | None:
+    """`GET`/`DELETE /v1/conversations/{id}`; None for another method or an empty id."""
+    if not conversation or method not in ("GET", "DELETE"):
+        return None
+    handler = handle_get if method == "GET" else handle_delete
+
+    async def route(ctx: RequestContext) -> None:
+        await handler(ctx, conversation)
+
+    return route
+
+
 _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
 
@@ -58,6 +75,9 @@ class GatewayApp:
             self._routes[("POST", f"{prefix}/chat/completions")] = chat
             self._routes[("POST", f"{prefix}/embeddings")] = embeddings
             self._routes[("GET", f"{prefix}/models")] = self._models
+            self._routes[("POST", f"{prefix}/tokens/count")] = handle_token_count
+            self._routes[("POST", f"{prefix}/cost/estimate")] = handle_cost_estimate
+            self._routes[("GET", f"{prefix}/conversations")] = handle_list
         self._routes[("GET", "/healthz")] = handle_healthz
         self._routes[("GET", "/readyz")] = self._readyz
         self._routes[("GET", "/metrics")] = handle_metrics
@@ -114,6 +134,8 @@ class GatewayApp:
                     await handle_model(ctx, name, created)
 
                 route = one
+        if route is None and path.startswith(_CONVERSATIONS):
+            route = _conversation_route(method, path.split("/conversations/", 1)[1])
         if route is None:
             allowed = self._allowed_methods(path)
             status = 405 if allowed else 404
@@ -149,6 +171,8 @@ class GatewayApp:
             methods.update(m for m in _METHODS if isinstance(match_admin(m, path), tuple))
         if path.startswith(("/v1/models/", "/models/")) and path.split("/models/", 1)[1]:
             methods.add("GET")
+        if path.startswith(_CONVERSATIONS) and path.split("/conversations/", 1)[1]:
+            methods.update(("GET", "DELETE"))
         return sorted(methods)
 
     async def _authenticate(self, scope: Scope, request_id: str) -> Identity:

@@ -13,6 +13,9 @@ import msgspec
 
 from gatewise import __version__
 from gatewise.server.openapi_admin import admin_openapi
+from gatewise.server.openapi_conversations import SCHEMAS as CONVERSATION_SCHEMAS
+from gatewise.server.openapi_conversations import conversation_paths
+from gatewise.server.routes.estimates import ESTIMATE_TYPES, estimate_paths
 from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
@@ -62,6 +65,44 @@ _SSE_EVENT = {
 _CALL_ERRORS = (400, 401, 402, 403, 404, 413, 429, 500, 502, 503, 504)
 
 
+# The response cache's request controls (`gatewise.cache.policy`) and what it answers with.
+# Read only when the gateway has a response cache (otherwise ignored), so their rules are
+# stated in words: there, a value that breaks them is a 400 naming the header.
+_CACHE_REQUEST_HEADERS: list[dict[str, Any]] = [
+    {"name": "x-gatewise-cache", "in": "header", "required": False,
+     "description": "`no-store`: may be served from the cache, the answer is not stored; "
+                    "`no-cache`: not served from the cache, the fresh answer is stored; "
+                    "`only-if-cached`: a miss is a 504 `cache_miss` and the upstream is not "
+                    "asked",
+     "schema": {"type": "string", "examples": ["no-store", "no-cache", "only-if-cached"]}},
+    {"name": "x-gatewise-cache-ttl", "in": "header", "required": False,
+     "description": "seconds (a positive number) the stored answer lives, over the alias's "
+                    "and the request type's TTL",
+     "schema": {"type": "string", "examples": ["300"]}},
+    {"name": "x-gatewise-cache-tags", "in": "header", "required": False,
+     "description": "comma-separated tags for invalidation (`DELETE /admin/cache/tags/{tag}`), "
+                    "at most 16, each 1-128 letters, digits or _ . : @ + - starting with a "
+                    "letter, digit or _ (also `metadata.cache_tags`; "
+                    "`metadata.cache_priority`: low | normal | high orders eviction)",
+     "schema": {"type": "string", "examples": ["faq,pricing"]}},
+]
+_CACHE_RESPONSE_HEADERS: dict[str, Any] = {
+    "x-gatewise-cache": {
+        "description": "`hit` (served from the cache: usage marked cached, cost 0), "
+                       "`semantic-hit` (another request's answer, of the same meaning), `miss` "
+                       "(asked upstream; stored when it may be) or `bypass` (not cacheable, "
+                       "or `no-cache`); absent when the alias has no cache",
+        "schema": {"enum": ["hit", "semantic-hit", "miss", "bypass"]}},
+    "x-gatewise-cache-key": {
+        "description": "the entry's key (`DELETE /admin/cache/keys/{cache_key}`)",
+        "schema": {"type": "string"}},
+    "x-gatewise-cache-similarity": {
+        "description": "on a `semantic-hit`: the cosine similarity between this request's "
+                       "last user turn and the one whose answer was served",
+        "schema": {"type": "string", "examples": ["0.9431"]}},
+}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -97,14 +138,20 @@ def _api_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
     return {
         "/v1/chat/completions": {"post": {
             "operationId": "createChatCompletion", "security": bearer,
+            "parameters": _CACHE_REQUEST_HEADERS,
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": _ref("ChatRequest")}}},
             "responses": {
                 "200": {"description": "A completion, or an SSE stream of chunks ending in "
                                        "`data: [DONE]` when `stream` is true",
+                        "headers": _CACHE_RESPONSE_HEADERS,
                         "content": {"application/json": {"schema": _ref("ChatCompletion")},
                                     "text/event-stream": {"schema": _SSE_EVENT}}},
-                **_errors(*_CALL_ERRORS)}}},
+                **_errors(*_CALL_ERRORS),
+                "504": {"description": "The upstream timed out, or `x-gatewise-cache: "
+                                       "only-if-cached` found no cached answer (code "
+                                       "`cache_miss`; the upstream was not asked)",
+                        "content": {"application/json": {"schema": _ref("Error")}}}}}},
         "/v1/embeddings": {"post": {
             "operationId": "createEmbedding", "security": bearer,
             "requestBody": {"required": True, "content": {
@@ -141,14 +188,19 @@ def _api_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
 def build_openapi() -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     _, components = msgspec.json.schema_components(
-        [ChatRequest, ChatCompletion, ChatCompletionChunk, EmbeddingRequest, EmbeddingResponse],
+        [ChatRequest, ChatCompletion, ChatCompletionChunk, EmbeddingRequest, EmbeddingResponse,
+         *ESTIMATE_TYPES],
         ref_template="#/components/schemas/{name}",
     )
     components["Error"] = _ERROR
     components.update(_API_SCHEMAS)
+    components.update(CONVERSATION_SCHEMAS)
     _add_request_rules(components)
     admin_paths, admin_components = admin_openapi(bearer)
-    components.update(admin_components)
+    for name, schema in admin_components.items():
+        # A type both share (a prompt's `ResponseFormat`) keeps the API's version, which
+        # carries the request rules added above.
+        components.setdefault(name, schema)
     return {
         "openapi": "3.1.0",
         "info": {"title": "gatewise", "version": __version__,
@@ -157,6 +209,8 @@ def build_openapi() -> dict[str, Any]:
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": {
             **_api_paths(bearer),
+            **conversation_paths(bearer, _errors, _json),
+            **estimate_paths(bearer),
             **admin_paths,
         },
     }

@@ -8,7 +8,7 @@ Every key a caller passes is already scoped by tenant (see `Identity`); stores a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -24,6 +24,30 @@ class KVStore(Protocol):
 
     async def delete_prefix(self, prefix: str) -> int:
         """Invalidation by pattern: removes every key starting with `prefix`."""
+        ...
+
+    # Sets and numeric fields beside the values, under the same keys (`delete` and
+    # `delete_prefix` remove them too): an index (a cache tag's entry keys) and counters that
+    # every replica adds to (cache statistics), one round trip each on a shared backend.
+    async def add_members(self, key: str, members: Sequence[str],
+                          ttl: float | None = None) -> None:
+        """Adds to the set at `key`; with `ttl` the set lives at least that long from now
+        (a later, shorter ttl never shortens it), without it forever."""
+        ...
+
+    async def members(self, key: str) -> list[str]:
+        """The set at `key` (empty when there is none or it expired), in no order."""
+        ...
+
+    async def incr_fields(self, key: str, deltas: Mapping[str, float]) -> None:
+        """Adds each delta to its field of the numeric map at `key` (created at 0)."""
+        ...
+
+    async def fields(self, key: str) -> dict[str, float]: ...
+
+    async def purge_expired(self) -> int:
+        """Removes expired values and sets now (backends that expire on their own return 0);
+        returns how many went. Run by a maintenance job, so reads never pay for it."""
         ...
 
     async def aclose(self) -> None: ...
@@ -268,14 +292,57 @@ class GovernanceStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(slots=True)
+class ConversationInfo:
+    """What a store knows about one conversation besides its turns. `summarised` oldest
+    messages are replaced, in prompts, by `summary` (they stay stored, for the API)."""
+
+    id: str
+    scope: str                    # the tenant (team) that owns it
+    created: float
+    updated: float
+    turns: int                    # messages stored
+    summary: str | None = None
+    summarised: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
 class ConversationStore(Protocol):
-    """Turns of a conversation as JSON-able dicts (OpenAI messages), oldest first."""
+    """Messages of conversations as JSON-able dicts (OpenAI messages), oldest first, per
+    `scope` (the caller's tenant): the same id in two scopes is two conversations.
 
-    async def append(self, conversation: str, messages: Sequence[dict[str, Any]]) -> None: ...
+    `ttl` (seconds) makes a conversation expire when idle: each append renews it. Times are
+    the store's injected clock (SQL, memory) or the server's (Redis TTL)."""
 
-    async def history(self, conversation: str, limit: int | None = None) -> list[dict[str, Any]]: ...
+    async def append(self, scope: str, conversation: str, messages: Sequence[dict[str, Any]],
+                     *, ttl: float | None = None,
+                     metadata: dict[str, Any] | None = None) -> int:
+        """Appends in order (atomically); merges `metadata`; returns the new message count."""
+        ...
 
-    async def clear(self, conversation: str) -> None: ...
+    async def history(self, scope: str, conversation: str, *, start: int = 0,
+                      limit: int | None = None) -> list[dict[str, Any]]:
+        """Messages from index `start` on; `limit` keeps only the newest ones of those."""
+        ...
+
+    async def info(self, scope: str, conversation: str) -> ConversationInfo | None: ...
+
+    async def list(self, scope: str, *, limit: int = 100) -> list[ConversationInfo]:
+        """The scope's conversations, most recently updated first."""
+        ...
+
+    async def set_summary(self, scope: str, conversation: str, summary: str,
+                          summarised: int) -> None:
+        """Keeps a summary of the oldest `summarised` messages (no-op if it does not exist)."""
+        ...
+
+    async def delete(self, scope: str, conversation: str) -> bool:
+        """Removes turns, summary and metadata; True if it existed."""
+        ...
+
+    async def delete_before(self, ts: float, limit: int) -> int:
+        """Retention: deletes at most `limit` conversations not updated since `ts`."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -6,7 +6,8 @@
 - `counters` (auto | memory | sqlite | redis) holds budget counters and rate-limit windows;
   `auto` is Redis when a Redis URL is configured, else the database's kind (PostgreSQL
   counters and windows run on row and advisory locks).
-- With a Redis URL the key-value cache is on Redis too.
+- With a Redis URL the key-value cache is on Redis too, and so are conversations (they expire
+  when idle) unless `memory.store` says `database`.
 
 Nothing connects or touches the disk here: every backend opens on first use, so building a
 `Gateway` stays cheap. One Redis client and one PostgreSQL pool are shared by the stores that
@@ -30,6 +31,7 @@ from gatewise.storage.base import (
     LedgerStore,
     WindowStore,
 )
+from gatewise.storage.prompts import PromptStore
 
 if TYPE_CHECKING:
     from gatewise.config.loader import ResolvedConfig
@@ -50,11 +52,16 @@ class Stores:
     # Where counters and windows live (memory | sqlite | redis | postgres): callers that can
     # take a round trip off a request's path (budget settles) do so only when there is one.
     counters_kind: str = "memory"
+    # Prompt template versions (the admin API's), beside the governance records.
+    prompts: PromptStore | None = None
 
     async def aclose(self) -> None:
         """Closes every store, then the shared clients; one failing close doesn't stop the rest."""
-        for store in (self.kv, self.counters, self.windows, self.ledger, self.governance,
-                      self.conversations):
+        stores: list[Any] = [self.kv, self.counters, self.windows, self.ledger,
+                             self.governance, self.conversations]
+        if self.prompts is not None:
+            stores.append(self.prompts)
+        for store in stores:
             try:
                 await store.aclose()
             except Exception as exc:  # pragma: no cover - best effort at shutdown
@@ -104,41 +111,57 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
     governance: GovernanceStore
     conversations: ConversationStore
     if database == "memory":
-        from gatewise.storage.memory import MemoryConversations, MemoryKV, MemoryLedger
+        from gatewise.storage.conversations_memory import MemoryConversations
+        from gatewise.storage.memory import MemoryKV, MemoryLedger
         from gatewise.storage.memory_governance import MemoryGovernance
+        from gatewise.storage.prompts import MemoryPrompts
 
         kv, ledger, governance = MemoryKV(), MemoryLedger(), MemoryGovernance()
         conversations = MemoryConversations()
+        prompts: PromptStore = MemoryPrompts()
     elif database == "postgres":
-        from gatewise.storage.postgres import PostgresConversations, PostgresKV, PostgresLedger
+        from gatewise.storage.conversations_postgres import PostgresConversations
+        from gatewise.storage.postgres import PostgresKV, PostgresLedger
         from gatewise.storage.postgres_governance import PostgresGovernance
+        from gatewise.storage.postgres_prompts import PostgresPrompts
 
         kv, ledger, governance = PostgresKV(pg), PostgresLedger(pg), PostgresGovernance(pg)
         conversations = PostgresConversations(pg)
+        prompts = PostgresPrompts(pg)
     else:
-        from gatewise.storage.sqlite import SQLiteConversations, SQLiteKV, SQLiteLedger
+        from gatewise.storage.conversations_sqlite import SQLiteConversations
+        from gatewise.storage.sqlite import SQLiteKV, SQLiteLedger
         from gatewise.storage.sqlite_governance import SQLiteGovernance
+        from gatewise.storage.sqlite_prompts import SQLitePrompts
 
         kv, ledger = SQLiteKV(state / "kv.db"), SQLiteLedger(state / "ledger.db")
         governance = SQLiteGovernance(state / "gatewise.db")
+        prompts = SQLitePrompts(state / "gatewise.db")
         conversations = SQLiteConversations(state / "conversations.db")
 
+    # The lean RESP client for plain redis:// (redis-py otherwise: TLS, unix sockets): budgets,
+    # windows and the response cache's reads and writes run on it on every request.
+    fast: Any = None
+    if redis_url and redis_url.startswith("redis://"):
+        from gatewise.storage.resp import RespClient
+
+        fast = RespClient(redis_url)
+        closers.insert(0, fast.aclose)
     if redis_client is not None:
         from gatewise.storage.redis import RedisKV
 
-        kv = RedisKV(client=redis_client, prefix=redis_prefix)
+        kv = RedisKV(client=redis_client, prefix=redis_prefix, fast=fast)
+    if redis_client is not None and cfg.config.memory.store in ("auto", "redis"):
+        # Conversations expire when idle and every replica reads every turn: Redis.
+        from gatewise.storage.conversations_redis import RedisConversations
+
+        conversations = RedisConversations(client=redis_client, prefix=redis_prefix)
 
     counter_store: CounterStore
     windows: WindowStore
     if counters == "redis":
         from gatewise.storage.redis import RedisCounters, RedisWindow
-        from gatewise.storage.resp import RespClient
 
-        # Budgets and windows run a script on every request: the lean client for plain
-        # redis:// (redis-py otherwise: TLS, unix sockets).
-        fast = RespClient(redis_url) if redis_url and redis_url.startswith("redis://") else None
-        if fast is not None:
-            closers.insert(0, fast.aclose)
         counter_store = RedisCounters(client=redis_client, prefix=redis_prefix, fast=fast)
         windows = RedisWindow(client=redis_client, prefix=redis_prefix, fast=fast)
     elif counters == "postgres":
@@ -154,4 +177,5 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
         from gatewise.storage.memory import MemoryCounters, MemoryWindow
 
         counter_store, windows = MemoryCounters(), MemoryWindow()
-    return Stores(kv, counter_store, windows, ledger, governance, conversations, closers, counters)
+    return Stores(kv, counter_store, windows, ledger, governance, conversations, closers, counters,
+                  prompts)

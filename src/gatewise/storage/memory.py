@@ -9,41 +9,88 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from gatewise.storage.base import Reservation, UsageGroup, UsageRecord, UsageRow, WindowResult
 from gatewise.storage.usage import check_groups, group_values, matches
 
 
 class MemoryKV:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._sets: dict[str, tuple[set[str], float | None]] = {}
+        self._fields: dict[str, dict[str, float]] = {}
 
     async def get(self, key: str) -> bytes | None:
         item = self._data.get(key)
         if item is None:
             return None
         value, expires = item
-        if expires is not None and expires <= time.monotonic():
+        if expires is not None and expires <= self._clock():
             del self._data[key]
             return None
         return value
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._data[key] = (value, time.monotonic() + ttl if ttl is not None else None)
+        self._data[key] = (value, self._clock() + ttl if ttl is not None else None)
 
     async def delete(self, key: str) -> bool:
-        return self._data.pop(key, None) is not None
+        found = self._data.pop(key, None) is not None
+        found = self._sets.pop(key, None) is not None or found
+        return self._fields.pop(key, None) is not None or found
 
     async def delete_prefix(self, prefix: str) -> int:
-        keys = [k for k in self._data if k.startswith(prefix)]
-        for k in keys:
+        n = 0
+        for table in (self._data, self._sets, self._fields):
+            keys = [k for k in table if k.startswith(prefix)]
+            for k in keys:
+                del table[k]
+            n += len(keys)
+        return n
+
+    async def add_members(self, key: str, members: Sequence[str],
+                          ttl: float | None = None) -> None:
+        now = self._clock()
+        item = self._sets.get(key)
+        if item is None or (item[1] is not None and item[1] <= now):
+            item = (set(), now + ttl if ttl is not None else None)
+        elif item[1] is not None:
+            item = (item[0], None if ttl is None else max(item[1], now + ttl))
+        item[0].update(members)
+        self._sets[key] = item
+
+    async def members(self, key: str) -> list[str]:
+        item = self._sets.get(key)
+        if item is None:
+            return []
+        if item[1] is not None and item[1] <= self._clock():
+            del self._sets[key]
+            return []
+        return list(item[0])
+
+    async def incr_fields(self, key: str, deltas: Mapping[str, float]) -> None:
+        fields = self._fields.setdefault(key, {})
+        for name, delta in deltas.items():
+            fields[name] = fields.get(name, 0.0) + delta
+
+    async def fields(self, key: str) -> dict[str, float]:
+        return dict(self._fields.get(key, {}))
+
+    async def purge_expired(self) -> int:
+        now = self._clock()
+        dead = [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]
+        for k in dead:
             del self._data[k]
-        return len(keys)
+        gone = [k for k, (_, exp) in self._sets.items() if exp is not None and exp <= now]
+        for k in gone:
+            del self._sets[k]
+        return len(dead) + len(gone)
 
     async def aclose(self) -> None:
         self._data.clear()
+        self._sets.clear()
+        self._fields.clear()
 
 
 class _Counter:
@@ -210,21 +257,3 @@ def reset_after(hits: Iterable[tuple[float, float]], used: float, amount: float,
         if used + need <= limit:
             return max(0.0, ts + window_s - now)
     return window_s
-
-
-class MemoryConversations:
-    def __init__(self) -> None:
-        self._turns: dict[str, list[dict[str, Any]]] = {}
-
-    async def append(self, conversation: str, messages: Sequence[dict[str, Any]]) -> None:
-        self._turns.setdefault(conversation, []).extend(dict(m) for m in messages)
-
-    async def history(self, conversation: str, limit: int | None = None) -> list[dict[str, Any]]:
-        turns = self._turns.get(conversation, [])
-        return list(turns[-limit:] if limit else turns)
-
-    async def clear(self, conversation: str) -> None:
-        self._turns.pop(conversation, None)
-
-    async def aclose(self) -> None:
-        self._turns.clear()

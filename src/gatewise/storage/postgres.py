@@ -14,7 +14,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +122,13 @@ class _PgStore:
 
 class PostgresKV(_PgStore):
     _name = "kv"
-    _ddl = "CREATE TABLE IF NOT EXISTS {s}.kv (k text PRIMARY KEY, v bytea NOT NULL, expires float8)"
+    _ddl = ("CREATE TABLE IF NOT EXISTS {s}.kv (k text PRIMARY KEY, v bytea NOT NULL, "
+            "expires float8);"
+            "CREATE TABLE IF NOT EXISTS {s}.kv_set (k text NOT NULL, m text NOT NULL, "
+            "expires float8, PRIMARY KEY (k, m));"
+            "CREATE TABLE IF NOT EXISTS {s}.kv_field (k text NOT NULL, f text NOT NULL, "
+            "v float8 NOT NULL, PRIMARY KEY (k, f))")
+    _tables = ("kv", "kv_set", "kv_field")
 
     async def get(self, key: str) -> bytes | None:
         async with self._conn() as conn:
@@ -145,13 +151,80 @@ class PostgresKV(_PgStore):
 
     async def delete(self, key: str) -> bool:
         async with self._conn() as conn:
-            cur = await conn.execute(f"DELETE FROM {self._s}.kv WHERE k = %s", (key,))
-            return cur.rowcount > 0
+            n = 0
+            for t in self._tables:
+                cur = await conn.execute(f"DELETE FROM {self._s}.{t} WHERE k = %s", (key,))
+                n += cur.rowcount
+            return n > 0
 
     async def delete_prefix(self, prefix: str) -> int:
         async with self._conn() as conn:
-            cur = await conn.execute(f"DELETE FROM {self._s}.kv WHERE starts_with(k, %s)", (prefix,))
-            return cur.rowcount
+            n = 0
+            for t in self._tables:
+                cur = await conn.execute(
+                    f"DELETE FROM {self._s}.{t} WHERE starts_with(k, %s)", (prefix,))
+                n += cur.rowcount
+            return n
+
+    async def add_members(self, key: str, members: Sequence[str],
+                          ttl: float | None = None) -> None:
+        s = self._s
+        async with self._conn() as conn, conn.transaction():
+            # One set's rows are changed under one advisory lock, so two replicas adding to
+            # the same set agree on its expiry.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"kv_set:{key}",))
+            await conn.execute(f"DELETE FROM {s}.kv_set WHERE k = %s AND expires <= {_NOW}",
+                               (key,))
+            if ttl is None:
+                await conn.execute(f"UPDATE {s}.kv_set SET expires = NULL WHERE k = %s", (key,))
+                expires = None
+            else:
+                row = await (await conn.execute(
+                    f"SELECT expires, {_NOW} + %s FROM {s}.kv_set WHERE k = %s LIMIT 1",
+                    (ttl, key))).fetchone()
+                if row is None:
+                    row = await (await conn.execute(f"SELECT NULL::float8, {_NOW} + %s",
+                                                    (ttl,))).fetchone()
+                    assert row is not None
+                    expires = row[1]
+                else:
+                    expires = None if row[0] is None else max(row[0], row[1])
+                await conn.execute(f"UPDATE {s}.kv_set SET expires = %s WHERE k = %s",
+                                   (expires, key))
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    f"INSERT INTO {s}.kv_set (k, m, expires) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (k, m) DO NOTHING", [(key, m, expires) for m in members])
+
+    async def members(self, key: str) -> list[str]:
+        async with self._conn() as conn:
+            rows = await (await conn.execute(
+                f"SELECT m FROM {self._s}.kv_set WHERE k = %s AND (expires IS NULL OR "
+                f"expires > {_NOW})", (key,))).fetchall()
+            return [r[0] for r in rows]
+
+    async def incr_fields(self, key: str, deltas: Mapping[str, float]) -> None:
+        if not deltas:
+            return
+        async with self._conn() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                f"INSERT INTO {self._s}.kv_field (k, f, v) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (k, f) DO UPDATE SET v = {self._s}.kv_field.v + excluded.v",
+                [(key, f, float(d)) for f, d in deltas.items()])
+
+    async def fields(self, key: str) -> dict[str, float]:
+        async with self._conn() as conn:
+            rows = await (await conn.execute(
+                f"SELECT f, v FROM {self._s}.kv_field WHERE k = %s", (key,))).fetchall()
+            return {f: float(v) for f, v in rows}
+
+    async def purge_expired(self) -> int:
+        async with self._conn() as conn:
+            n = 0
+            for t in ("kv", "kv_set"):
+                cur = await conn.execute(f"DELETE FROM {self._s}.{t} WHERE expires <= {_NOW}")
+                n += cur.rowcount
+            return n
 
 
 class PostgresCounters(_PgStore):
@@ -317,36 +390,6 @@ class PostgresLedger(_PgStore):
                 if cur.rowcount < n:
                     break
         return deleted
-
-
-class PostgresConversations(_PgStore):
-    _name = "conversations"
-    _ddl = ("CREATE TABLE IF NOT EXISTS {s}.turns (seq bigserial PRIMARY KEY, conv text NOT NULL, "
-            "message jsonb NOT NULL);"
-            "CREATE INDEX IF NOT EXISTS turns_conv ON {s}.turns (conv, seq);")
-
-    async def append(self, conversation: str, messages: Sequence[dict[str, Any]]) -> None:
-        async with self._conn() as conn:
-            await conn.execute(
-                f"INSERT INTO {self._s}.turns (conv, message) "
-                "SELECT %s, m FROM unnest(%s::jsonb[]) WITH ORDINALITY AS x(m, i) ORDER BY i",
-                (conversation, [json.dumps(m) for m in messages]))
-
-    async def history(self, conversation: str, limit: int | None = None) -> list[dict[str, Any]]:
-        async with self._conn() as conn:
-            if limit:
-                cur = await conn.execute(
-                    f"SELECT message FROM (SELECT seq, message FROM {self._s}.turns WHERE conv = %s "
-                    "ORDER BY seq DESC LIMIT %s) t ORDER BY seq", (conversation, limit))
-            else:
-                cur = await conn.execute(
-                    f"SELECT message FROM {self._s}.turns WHERE conv = %s ORDER BY seq",
-                    (conversation,))
-            return [row[0] for row in await cur.fetchall()]
-
-    async def clear(self, conversation: str) -> None:
-        async with self._conn() as conn:
-            await conn.execute(f"DELETE FROM {self._s}.turns WHERE conv = %s", (conversation,))
 
 
 class PostgresWindow(_PgStore):

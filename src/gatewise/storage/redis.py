@@ -13,7 +13,9 @@ racing for the last unit of a budget or a rate limit can never overspend.
   error is at most one bucket (window/20), always on the strict side (never lets more
   through than the limit). Time is the Redis server's (`TIME`), so replicas' clocks don't
   matter.
-- `RedisKV`: plain strings with PX expiry; `delete_prefix` scans (never `KEYS`).
+- `RedisKV`: plain strings with PX expiry (`get`/`set` on the lean client when given one: the
+  response cache reads on every request), sets (`add_members`: one script) and hashes of
+  floats; `delete_prefix` scans (never `KEYS`).
 
 Keys are `<prefix>kv:<key>`, `<prefix>c:<key>`, `<prefix>w:<key>` (prefix default `gatewise:`);
 each script touches one key, so all of this works on Redis Cluster.
@@ -23,7 +25,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -99,6 +102,21 @@ end
 return {allowed, tostring(used), reset}
 """
 
+# ARGV: ttl_ms (-1: forever), members... A set lives at least ttl_ms from now; a shorter ttl
+# never shortens it, and one without a ttl makes it permanent.
+_ADD_MEMBERS = """
+local existed = redis.call('EXISTS', KEYS[1])
+local cur = redis.call('PTTL', KEYS[1])
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+local ttl = tonumber(ARGV[1])
+if ttl < 0 then
+  redis.call('PERSIST', KEYS[1])
+elseif existed == 0 or (cur >= 0 and cur < ttl) then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1
+"""
+
 _GLOB = re.compile(r"([*?\[\]\\])")
 
 
@@ -128,17 +146,35 @@ class _RedisStore:
 
 
 class RedisKV(_RedisStore):
+    """`fast`: the lean RESP client (plain redis:// only) for `get` and `set`, the response
+    cache's hot path; everything else goes through redis-py."""
+
+    def __init__(self, url: str | None = None, *, client: aioredis.Redis | None = None,
+                 prefix: str = "gatewise:", fast: RespClient | None = None,
+                 own_fast: bool = False) -> None:
+        super().__init__(url, client=client, prefix=prefix)
+        self._lean = fast
+        self._fast = fast if own_fast else None
+        self._add = _ScriptRunner(self._redis, fast, _ADD_MEMBERS)
+
     def _k(self, key: str) -> str:
         return f"{self._prefix}kv:{key}"
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._k(key))
+        if self._lean is not None:
+            value = await self._lean.execute("GET", self._k(key))
+        else:
+            value = await self._redis.get(self._k(key))
         if isinstance(value, str):  # only with decode_responses=True on a caller's client
             return value.encode()
-        return value
+        return cast("bytes | None", value)
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = max(1, int(ttl * 1000)) if ttl is not None else None
+        if self._lean is not None:
+            args: tuple[Any, ...] = ("SET", self._k(key), value)
+            await self._lean.execute(*args, *(("PX", px) if px is not None else ()))
+            return
         await self._redis.set(self._k(key), value, px=px)
 
     async def delete(self, key: str) -> bool:
@@ -156,6 +192,34 @@ class RedisKV(_RedisStore):
         if batch:
             deleted += int(await self._redis.unlink(*batch))
         return deleted
+
+    async def add_members(self, key: str, members: Sequence[str],
+                          ttl: float | None = None) -> None:
+        if not members:
+            return
+        ttl_ms = max(1, int(ttl * 1000)) if ttl is not None else -1
+        await self._add(keys=[self._k(key)], args=[ttl_ms, *members])
+
+    async def members(self, key: str) -> list[str]:
+        found = await self._redis.smembers(self._k(key))
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in found]
+
+    async def incr_fields(self, key: str, deltas: Mapping[str, float]) -> None:
+        if not deltas:
+            return
+        k = self._k(key)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name, delta in deltas.items():
+                pipe.hincrbyfloat(k, name, float(delta))
+            await pipe.execute()
+
+    async def fields(self, key: str) -> dict[str, float]:
+        found = await self._redis.hgetall(self._k(key))
+        return {(f.decode() if isinstance(f, bytes) else str(f)): float(v)
+                for f, v in found.items()}
+
+    async def purge_expired(self) -> int:
+        return 0  # Redis expires keys itself
 
 
 class _ScriptRunner:

@@ -1,4 +1,5 @@
-"""A lean Redis client for the two hot-path stores (budget counters, rate-limit windows).
+"""A lean Redis client for the hot-path stores (budget counters, rate-limit windows, and the
+key-value store's `get`/`set`, which the response cache runs on every request).
 
 Why not redis-py here: a budgeted request pays two script calls (reserve, settle) and a
 rate-limited one a third, and redis-py's asyncio path costs about twice the loopback round
@@ -6,8 +7,8 @@ trip per call in Python (connection-pool checkout, command objects, response cal
 client keeps one connection per event loop, pipelines concurrent calls on it (Redis answers in
 order, so replies resolve a FIFO of futures) and parses RESP2 straight from the socket
 buffer. It speaks only what those stores need: EVALSHA with an EVAL fallback, plus AUTH and
-SELECT at connect. Everything else (pub/sub, the key-value cache, TLS, sockets) stays on
-redis-py.
+SELECT at connect, plus plain GET/SET. Everything else (pub/sub, scans, TLS, sockets) stays
+on redis-py.
 
 A lost connection fails the calls in flight with `ConnectionError` (budgets then fail closed
 or open as configured); the next call reconnects.

@@ -15,7 +15,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,7 +72,11 @@ class _Db:
 class SQLiteKV:
     def __init__(self, path: str | Path) -> None:
         self._db = _Db(path, "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v BLOB NOT NULL, "
-                             "expires REAL)")
+                             "expires REAL);"
+                             "CREATE TABLE IF NOT EXISTS kv_set (k TEXT NOT NULL, m TEXT NOT NULL, "
+                             "expires REAL, PRIMARY KEY (k, m));"
+                             "CREATE TABLE IF NOT EXISTS kv_field (k TEXT NOT NULL, f TEXT NOT NULL,"
+                             " v REAL NOT NULL, PRIMARY KEY (k, f))")
 
     async def get(self, key: str) -> bytes | None:
         def q(c: sqlite3.Connection) -> bytes | None:
@@ -93,13 +97,72 @@ class SQLiteKV:
             "v = excluded.v, expires = excluded.expires", (key, value, expires)))
 
     async def delete(self, key: str) -> bool:
-        return await self._db.run(
-            lambda c: c.execute("DELETE FROM kv WHERE k = ?", (key,)).rowcount > 0)
+        def q(c: sqlite3.Connection) -> bool:
+            return sum(c.execute(f"DELETE FROM {t} WHERE k = ?", (key,)).rowcount
+                       for t in ("kv", "kv_set", "kv_field")) > 0
+
+        return await self._db.run(q)
 
     async def delete_prefix(self, prefix: str) -> int:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return await self._db.run(lambda c: c.execute(
-            "DELETE FROM kv WHERE k LIKE ? ESCAPE '\\'", (escaped + "%",)).rowcount)
+
+        def q(c: sqlite3.Connection) -> int:
+            return sum(c.execute(f"DELETE FROM {t} WHERE k LIKE ? ESCAPE '\\'",
+                                 (escaped + "%",)).rowcount for t in ("kv", "kv_set", "kv_field"))
+
+        return await self._db.run(q)
+
+    async def add_members(self, key: str, members: Sequence[str],
+                          ttl: float | None = None) -> None:
+        def q(c: sqlite3.Connection) -> None:
+            now = time.time()
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("DELETE FROM kv_set WHERE k = ? AND expires <= ?", (key, now))
+                if ttl is None:
+                    c.execute("UPDATE kv_set SET expires = NULL WHERE k = ?", (key,))
+                    expires = None
+                else:
+                    row = c.execute("SELECT expires FROM kv_set WHERE k = ? LIMIT 1",
+                                    (key,)).fetchone()
+                    expires = now + ttl if row is None else \
+                        None if row[0] is None else max(row[0], now + ttl)
+                    c.execute("UPDATE kv_set SET expires = ? WHERE k = ?", (expires, key))
+                c.executemany("INSERT OR IGNORE INTO kv_set (k, m, expires) VALUES (?, ?, ?)",
+                              [(key, m, expires) for m in members])
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        await self._db.run(q)
+
+    async def members(self, key: str) -> list[str]:
+        def q(c: sqlite3.Connection) -> list[str]:
+            rows = c.execute("SELECT m FROM kv_set WHERE k = ? AND (expires IS NULL OR "
+                             "expires > ?)", (key, time.time())).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._db.run(q)
+
+    async def incr_fields(self, key: str, deltas: Mapping[str, float]) -> None:
+        await self._db.run(lambda c: c.executemany(
+            "INSERT INTO kv_field (k, f, v) VALUES (?, ?, ?) ON CONFLICT(k, f) DO UPDATE SET "
+            "v = v + excluded.v", [(key, f, float(d)) for f, d in deltas.items()]))
+
+    async def fields(self, key: str) -> dict[str, float]:
+        def q(c: sqlite3.Connection) -> dict[str, float]:
+            return {f: v for f, v in c.execute("SELECT f, v FROM kv_field WHERE k = ?", (key,))}
+
+        return await self._db.run(q)
+
+    async def purge_expired(self) -> int:
+        def q(c: sqlite3.Connection) -> int:
+            now = time.time()
+            return sum(c.execute(f"DELETE FROM {t} WHERE expires <= ?", (now,)).rowcount
+                       for t in ("kv", "kv_set"))
+
+        return await self._db.run(q)
 
     async def aclose(self) -> None:
         await self._db.close()
@@ -312,42 +375,6 @@ class SQLiteWindow:
                       (key, now, amount, now + window_s))
 
         await self._db.run(q)
-
-    async def aclose(self) -> None:
-        await self._db.close()
-
-
-class SQLiteConversations:
-    def __init__(self, path: str | Path) -> None:
-        self._db = _Db(path, "CREATE TABLE IF NOT EXISTS turns (conv TEXT NOT NULL, seq INTEGER "
-                             "PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL);"
-                             "CREATE INDEX IF NOT EXISTS turns_conv ON turns (conv, seq);")
-
-    async def append(self, conversation: str, messages: Sequence[dict[str, Any]]) -> None:
-        rows = [(conversation, json.dumps(m)) for m in messages]
-
-        def q(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN")
-            c.executemany("INSERT INTO turns (conv, message) VALUES (?, ?)", rows)
-            c.execute("COMMIT")
-
-        await self._db.run(q)
-
-    async def history(self, conversation: str, limit: int | None = None) -> list[dict[str, Any]]:
-        def q(c: sqlite3.Connection) -> list[dict[str, Any]]:
-            if limit:
-                rows = c.execute("SELECT message FROM (SELECT seq, message FROM turns WHERE "
-                                 "conv = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-                                 (conversation, limit)).fetchall()
-            else:
-                rows = c.execute("SELECT message FROM turns WHERE conv = ? ORDER BY seq",
-                                 (conversation,)).fetchall()
-            return [json.loads(r[0]) for r in rows]
-
-        return await self._db.run(q)
-
-    async def clear(self, conversation: str) -> None:
-        await self._db.run(lambda c: c.execute("DELETE FROM turns WHERE conv = ?", (conversation,)))
 
     async def aclose(self) -> None:
         await self._db.close()

@@ -19,7 +19,7 @@ import msgspec
 from gatewise.errors import InvalidRequestError
 from gatewise.types.depth import MAX_JSON_DEPTH, deep_json_path, json_too_deep, object_too_deep
 from gatewise.types.embeddings import MAX_INPUTS, EmbeddingRequest
-from gatewise.types.messages import AssistantMessage, ToolMessage, text_of
+from gatewise.types.messages import AssistantMessage, ToolMessage, UserMessage, text_of
 from gatewise.types.requests import (
     MAX_TOKEN_ID,
     ChatRequest,
@@ -125,9 +125,12 @@ def whole_floats_as_ints(value: Any) -> Any:
     return value
 
 
-def decode_chat_request(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> ChatRequest:
+def decode_chat_request(body: bytes, *, max_depth: int = MAX_JSON_DEPTH,
+                        continues: bool = False) -> ChatRequest:
+    """`continues`: the request names a stored conversation (a header said so; its
+    `metadata.conversation` says so too), see `check_chat_request`."""
     req = _decode(_chat_decoder, ChatRequest, body, "chat request", max_depth)
-    check_chat_request(req, max_depth=max_depth)
+    check_chat_request(req, max_depth=max_depth, continues=continues)
     return req
 
 
@@ -141,8 +144,9 @@ def messages_with_prompt(prompt: str | None,
     return [*messages, {"role": "user", "content": prompt}] if prompt is not None else messages
 
 
-def chat_request_from_dict(data: dict[str, Any]) -> ChatRequest:
-    """The library's entry: keyword arguments become a validated `ChatRequest`."""
+def chat_request_from_dict(data: dict[str, Any], *, continues: bool = False) -> ChatRequest:
+    """The library's entry: keyword arguments become a validated `ChatRequest`
+    (`continues`: as for `decode_chat_request`)."""
     req = _convert(data, ChatRequest, "chat request")
     rf = req.response_format
     _check_free_form_depth([
@@ -152,8 +156,12 @@ def chat_request_from_dict(data: dict[str, Any]) -> ChatRequest:
           for i, t in enumerate(req.tools or ())),
         ("response_format.json_schema.schema",
          rf.json_schema.schema if isinstance(rf, ResponseFormatJSONSchema) else None)])
-    check_chat_request(req)
+    check_chat_request(req, continues=continues)
     return req
+
+
+def _names_conversation(req: ChatRequest) -> bool:
+    return bool(req.metadata and req.metadata.get("conversation"))
 
 
 def decode_embedding_request(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> EmbeddingRequest:
@@ -169,9 +177,15 @@ def embedding_request_from_dict(data: dict[str, Any]) -> EmbeddingRequest:
     return req
 
 
-def check_chat_request(req: ChatRequest, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+def check_chat_request(req: ChatRequest, *, max_depth: int = MAX_JSON_DEPTH,
+                       continues: bool = False) -> None:
     """Rules between fields, and the depth of strings that adapters parse as JSON. (An empty
-    `messages` or `tools` is refused by the types' `Meta(min_length=1)`.)"""
+    `messages` or `tools` is refused by the types' `Meta(min_length=1)`.)
+
+    A request that continues a stored conversation (`continues`, or `metadata.conversation`)
+    may open with tool results for calls the stored history made: conversation memory
+    checks them once the history is in front."""
+    continues = continues or _names_conversation(req)
     declared: set[str] = set()
     if req.tools is not None:
         for i, tool in enumerate(req.tools):
@@ -203,7 +217,9 @@ def check_chat_request(req: ChatRequest, *, max_depth: int = MAX_JSON_DEPTH) -> 
                 _check_json_text(call.function.arguments, max_depth,
                                  f"messages[{i}].tool_calls[{j}].function.arguments")
         elif isinstance(msg, ToolMessage):
-            if msg.tool_call_id not in known_calls:
+            leading = continues and not any(isinstance(m, AssistantMessage | UserMessage)
+                                            for m in req.messages[:i])
+            if msg.tool_call_id not in known_calls and not leading:
                 raise InvalidRequestError(
                     f"tool message answers tool_call_id '{msg.tool_call_id}', which no earlier "
                     "assistant message called",

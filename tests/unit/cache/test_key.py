@@ -95,4 +95,14 @@ def test_the_key_never_holds_the_secret_or_the_text() -> None:
     key = key_of({**BASE, "messages": [{"role": "user", "content": "sk-secret-value"}]},
                  Identity(key_id="sk-gw-abc"))
     assert "secret" not in key and "sk-gw" not in key
-    assert key.startswith("cache:v1:") and len(key) == len("cache:v1:") + 16 + 1 + 64
+    assert key.startswith("cache:v1:") and len(key) == len("cache:v1:") + 16 + 1 + 16 + 1 + 64
+
+
+def test_a_key_starts_with_its_scope_then_its_alias() -> None:
+    from gatewise.cache.key import alias_prefix, scope_of, scope_prefix
+
+    red = Identity(team="red")
+    key = key_of(BASE, red)
+    assert key.startswith(alias_prefix(scope_of(red), "m"))
+    assert key.startswith(scope_prefix(scope_of(red)))
+    assert not key.startswith(scope_prefix(scope_of(Identity(team="blue"))))

@@ -1,4 +1,5 @@
-"""The in-process store: TTL on an injected clock, least recently used eviction, size caps."""
+"""The in-process store: TTL on an injected clock, least recently used eviction within a
+priority, size caps in entries and bytes, tags."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ async def test_entries_expire_after_their_ttl() -> None:
     assert await store.get("forever") == b"2"
     await store.set("b", b"3", ttl=1)
     clock.now += 5
-    assert store.purge_expired() == 1 and len(store) == 1
+    assert await store.purge_expired() == 1 and len(store) == 1
 
 
 async def test_the_least_recently_used_entry_goes_first() -> None:
@@ -74,3 +75,37 @@ async def test_a_broken_store_is_a_miss_not_a_failure() -> None:
     raw = MemoryKV()
     await raw.set("cache:v1:junk", b"\xff not msgpack")
     assert await ResponseCache(raw).get("cache:v1:junk") is None
+
+
+async def test_low_priority_entries_are_evicted_first() -> None:
+    store = LRUStore(3)
+    await store.set("high", b"h", priority=2)
+    await store.set("low", b"l", priority=0)
+    await store.set("normal", b"n")
+    await store.get("low")  # recently used, but low priority still goes first
+    await store.set("new", b"x")
+    assert await store.get("low") is None
+    await store.set("newer", b"y")  # then the least recently used normal one
+    assert await store.get("normal") is None
+    assert await store.get("high") == b"h" and len(store) == 3
+
+
+async def test_the_byte_cap_evicts_until_the_values_fit() -> None:
+    store = LRUStore(100, max_bytes=10)
+    for k in "abc":
+        await store.set(k, b"1234")
+    assert await store.get("a") is None and len(store) == 2 and store.size_bytes == 8
+    await store.set("b", b"12")  # replacing an entry gives its bytes back
+    assert store.size_bytes == 6
+
+
+async def test_a_tagged_entry_is_indexed_under_its_scope_for_as_long_as_it_lives() -> None:
+    from gatewise.cache.key import tag_key
+
+    store = LRUStore(10)
+    cache = ResponseCache(store)
+    key = "cache:v1:" + "a" * 16 + ":" + "b" * 16 + ":" + "c" * 64
+    assert await cache.put(key, ResponseCache.encode(entry("x")), 60, tags=("faq", "v2"),
+                           priority="low")
+    assert await store.members(tag_key(key, "faq")) == [key]
+    assert tag_key(key, "faq").startswith("cache:v1:" + "a" * 16 + ":tag:")

@@ -136,8 +136,8 @@ router_settings:
     assert cfg.aliases["claude"][0].target.api_key == "sk-literal"
     assert cfg.master_key == "mk"
     assert cfg.config.router.strategy == "latency"
+    assert cfg.config.cache.enabled  # `cache: true` maps onto the response cache
     assert sorted(cfg.warnings) == [
-        "litellm_settings.cache: not supported yet, ignored",
         "model_list[0].litellm_params.mystery_flag: not supported yet, ignored",
     ]
 

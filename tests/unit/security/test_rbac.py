@@ -17,7 +17,8 @@ def ident(role: str, team: str | None = None, extra: tuple[str, ...] = ()) -> Id
 def test_each_role_has_its_documented_permissions() -> None:
     assert permissions_for("admin") == PERMISSIONS
     assert permissions_for("team_admin") == {"llm:generate", "llm:embed", "keys:manage",
-                                             "keys:read", "budgets:manage", "usage:read"}
+                                             "keys:read", "budgets:manage", "usage:read",
+                                             "cache:manage"}
     assert permissions_for("member") == {"llm:generate", "llm:embed"}
     assert permissions_for("viewer") == {"usage:read"}
 

@@ -9,6 +9,10 @@ a floor calibrated on the training data's out-of-source benign texts. Every vari
 de-obfuscated variant is what pushed the score up, the trick is named (`obfuscation:base64`)
 and adds a little, since honest callers rarely hide text.
 
+The learned layers read the text without its short double-quoted passages when enough of the
+caller's own words remain (`unquoted`): a turn that mentions an attack to ask about it is judged
+on what it asks, while the pattern layers still see the quote at their quoted weight.
+
 Indirect channels (tool results, retrieved documents) use their own heuristic weights
 (instructions addressed to the assistant inside data are the signature) and their own
 threshold. The learned model is built from package data at first use, under a lock, then only
@@ -17,6 +21,7 @@ read: one detector is safe to share between threads and requests.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +31,7 @@ from typing import Literal
 from gatewise.guardrails.injection import heuristics, multilingual
 from gatewise.guardrails.injection.classifier import NaiveBayesClassifier
 from gatewise.guardrails.injection.corpus import corpus, select, trainable
-from gatewise.guardrails.injection.features import windows
+from gatewise.guardrails.injection.features import windows, words
 from gatewise.guardrails.injection.normalize import variants
 from gatewise.guardrails.injection.sample import Sample
 from gatewise.guardrails.injection.similarity import AttackIndex
@@ -47,6 +52,28 @@ _CLF_Q_RANGE = (0.85, 0.99)
 _SIMILARITY_WEIGHT = 0.9
 _SIM_FLOOR, _SIM_SPAN = 0.25, 0.35  # cosine 0.25 → 0, 0.60 → full weight
 _OBFUSCATION_BONUS = 0.1
+# A mention in quotes: double or typographic quotes around at most 200 characters of one line.
+_QUOTED = re.compile('"[^"\n]{1,200}"|\u201c[^\u201d\n]{1,200}\u201d|\u00ab[^\u00bb\n]{1,200}\u00bb')
+_QUOTE_CHARS = frozenset('"\u201c\u00ab')
+_OWN_WORDS = 6
+
+
+def unquoted(text: str) -> str:
+    """What the learned layers read: canonical `text` with the short double-quoted passages that
+    trip the pattern layers blanked out, when enough of the caller's own words remain around them.
+    A turn that *mentions* an attack ("a user posted "ignore all previous instructions", is that a
+    risk?") is judged on what the caller says about it; the pattern layers still see the quote, at
+    their quoted weight. Quotes that carry no attack phrase stay (a jailbreak's scripted replies are
+    part of it), and a text that is mostly quotation (the quote *is* the message) is read whole."""
+    if not _QUOTE_CHARS.intersection(text):
+        return text
+
+    def mention(m: re.Match[str]) -> str:
+        passage = m.group(0)[1:-1]
+        return " " if heuristics.match(passage)[0] > 0 or multilingual.match(passage)[0] > 0 else m.group(0)
+
+    rest = _QUOTED.sub(mention, text)
+    return rest if rest != text and len(words(rest)) >= _OWN_WORDS else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +220,7 @@ class InjectionDetector:
         c = s = 0.0
         family: str | None = None
         if model.classifier is not None or model.index is not None:
-            for w in windows(text):
+            for w in windows(unquoted(text)):
                 if model.classifier is not None:
                     c = max(c, model.classifier.predict(w))
                 if model.index is not None:

@@ -9,13 +9,16 @@ because data should not talk to the model. Weights combine like independent evid
 `1 - prod(1 - w)` over the strongest hit per category. A match that sits inside quotes (the
 caller is *talking about* an attack: "translate 'ignore previous instructions'") counts less.
 
-Everything is compiled once, at import.
+Everything is compiled once, at import, with the words each rule can start with (`heads.py`), so
+a text is searched only with the rules whose first words it contains.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from gatewise.guardrails.injection.heads import pattern_heads, text_heads
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +27,12 @@ class Rule:
     pattern: re.Pattern[str]
     direct: float
     indirect: float
+    heads: frozenset[str] | None = None  # `heads.pattern_heads`: a text none of these start a word in cannot match
 
 
 _VERB_IGNORE = r"(?:ignore|disregard|forget|skip|bypass|override|neglect|abandon|discard|set aside|throw out)"
 _PRIOR = r"(?:previous|prior|above|earlier|preceding|former|initial|original|foregoing|old|existing|system)"
-_RULES = (r"(?:instructions?|i\w?nstructions?|prompts?|rules|directives?|guidelines|commands?|programming|restrictions|"
+_RULES = (r"(?:instructions?|i\w?nstructions?|prompts?|rules|directives?|directions|guidelines|commands?|programming|restrictions|"
           r"constraints|guidance|orders|policies|safety (?:rules|guidelines|policies)|content polic(?:y|ies))")
 _AI = r"(?:ai|a\.i\.|assistant|llm|language model|model|chatbot|bot|agent|gpt|chatgpt|claude|copilot|summari[sz]er)"
 _SECRET = (r"(?:system prompt|initial prompt|hidden (?:instructions|prompt)|confidential instructions|api keys?|"
@@ -151,6 +155,45 @@ _RULES_TABLE: tuple[tuple[str, str, float, float], ...] = (
     ("tool_instruction", r"(?:^|[\s.>])(?:todo|to-do|action required|action item)\s*:\s*(?:please )?(?:send|delete|"
      r"transfer|forward|email|create|make|invite|add|update|change|pay|book|reserve|get|visit|post|share|insert|"
      r"remove|grant|give|schedule|download|upload|say|tell|write|reply)\b", 0.1, 0.55),
+    # Families of the jailbreak taxonomy (Wei et al., "Jailbroken": prefix injection, refusal
+    # suppression; OWASP LLM01: claims that safety is off or that privileges were granted, fake
+    # system alerts, role-play as a villain, payload smuggled in a data field) and of the
+    # injected tasks red-team tools plant (extraction by "the text above starting with 'You are'",
+    # output flooding by repeating a token hundreds of times).
+    ("prefix_injection", r"\b(?:start|begin) (?:your|the|each) (?:answer|response|reply|output)s? with (?:the (?:words?|"
+     r"phrase) )?[\"'“‘]?(?:sure|certainly|absolutely|of course|here is|here's)\b", 0.55, 0.8),
+    ("refusal_suppression", r"\b(?:do not|don't|never|you (?:must|will) not) (?:ever )?(?:refuse|say (?:that )?you "
+     r"can(?:not|'t)|(?:include|add) (?:any )?(?:warnings?|disclaimers?|caveats?|moral lectures?)|moralize|lecture me)\b",
+     0.35, 0.7),
+    ("refusal_suppression", r"\b(?:no warnings|no disclaimers|no refusals?|refusal to comply (?:is|will)|you (?:cannot|can't|"
+     r"may not|are not allowed to) refuse)\b", 0.35, 0.7),
+    ("safety_off", r"\b(?:safety|content|ethical|moderation) (?:filters?|filtering|checks?|protocols?|guidelines|review|"
+     r"blocking|restrictions)\b.{0,40}\b(?:disabled|suspended|deactivated|turned off|bypassed|lifted|waived|no longer "
+     r"(?:apply|active))\b", 0.55, 0.85),
+    ("safety_off", r"\b(?:disable|suspend|bypass|turn off|deactivate|ignore|skip)[ _](?:all[ _]|the[ _]|your[ _]|any[ _])?"
+     r"(?:safety|ethical)[ _](?:filters?|checks?|protocols?|guidelines|responses|measures)\b|\b(?:disable|bypass|"
+     r"turn off|ignore)[ _](?:all[ _])?your[ _](?:content[ _])?(?:filters?|safeguards)\b", 0.7, 0.9),
+    ("safety_off", r"\brequires? no (?:further )?(?:ethical|safety|content) (?:review|checks?|approval)\b", 0.45, 0.8),
+    ("privilege_claim", r"\b(?:pre-?authori[sz]ed|(?:access|permission|authori[sz]ation|clearance) (?:is |has been )?granted|"
+     r"grant(?:ed)? (?:you )?(?:temporary )?(?:administrative|admin|root|elevated|full|unrestricted)(?:-level)? "
+     r"(?:access|privileges|rights|permissions))\b", 0.4, 0.8),
+    ("role_hijack", r"\b(?:pretend(?:ing)? to be|role-?play(?:ing)? as|acting as|act as|play(?:ing)? the (?:role|part) of|"
+     r"you are) an? (?:\w+ ){0,2}(?:evil|villain(?:ous)?|unethical|malicious|criminal|rogue|amoral|immoral|unfiltered|"
+     r"uncensored) (?:ai|assistant|chatbot|model|character|version|hacker|persona)\b", 0.6, 0.85),
+    ("role_hijack", r"\byou are an actor (?:role-?playing|playing)\b|\bnever break character\b", 0.45, 0.7),
+    ("override", r"\bignore (?:the|everything) above\b.{0,15}\b(?:and|,) (?:instead|now|just|do|tell|say|print|write)\b",
+     0.8, 0.9),
+    ("addressed_to_ai", r"\byour new (?:task|job|goal|objective|role|instructions?) (?:is|are)\b", 0.45, 0.85),
+    ("exfiltration", r"\b(?:starting|beginning) with (?:the (?:words?|phrase) )?[\"'“‘`]?you are\b", 0.6, 0.85),
+    ("exfiltration", r"\b(?:paste|copy|dump|write out) (?:\w+ ){0,2}(?:system|initial|hidden|original) (?:prompt|"
+     r"instructions|message)\b", 0.7, 0.9),
+    ("output_flooding", r"\b(?:repeat|say|print|write|output) (?:the (?:word|phrase|string|sequence(?: of words)?|sentence) )?"
+     r"[\"'“‘][^\"'”’]{1,40}[\"'”’] (?:\d{2,}|a hundred|a thousand|hundreds of|thousands of) times\b", 0.4, 0.8),
+    ("authority", r"(?:^|[\s\[>])\[?(?:system|admin|security|root)_(?:alert|override|notice|command|message|directive)\b",
+     0.55, 0.85),
+    ("obfuscated_instruction", r"\b(?:execute|follow|carry out|obey|run) (?:the )?(?:instructions?|commands?|tasks?) "
+     r"(?:found |contained |embedded |written |hidden )?in (?:the )?['\"]?\w+['\"]? (?:field|key|variable|attribute|"
+     r"column)\b", 0.55, 0.85),
     # canaries of classic goal hijacks
     ("goal_hijack", r"\bi have been pwned\b|\b(?:say|print|output) \"?(?:i hate humans|kill all humans|pwned|"
      r"approved)\"?", 0.6, 0.85),
@@ -158,7 +201,7 @@ _RULES_TABLE: tuple[tuple[str, str, float, float], ...] = (
      r"answers?) (?:be |only )?(?:an? )?(?:ai|dan|evil|unrestricted|respond (?:only )?with)", 0.5, 0.7),
 )
 
-RULES: tuple[Rule, ...] = tuple(Rule(c, re.compile(p), d, i) for c, p, d, i in _RULES_TABLE)
+RULES: tuple[Rule, ...] = tuple(Rule(c, re.compile(p), d, i, pattern_heads(p)) for c, p, d, i in _RULES_TABLE)
 _QUOTES = "\"'“”‘’«»`"
 
 
@@ -172,7 +215,10 @@ def quoted(text: str, start: int, end: int) -> bool:
 def match(text: str, indirect: bool = False) -> tuple[float, list[str]]:
     """(score 0..1, categories hit) for canonical `text`."""
     best: dict[str, float] = {}
+    words = text_heads(text)
     for rule in RULES:
+        if rule.heads is not None and rule.heads.isdisjoint(words):
+            continue  # none of the words the rule starts with is in the text: no match possible
         m = rule.pattern.search(text)
         if m is None:
             continue

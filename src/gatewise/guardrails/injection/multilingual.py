@@ -4,11 +4,16 @@ used languages, from the hand-written phrase table `data/multilingual.txt`.
 
 An intent fires when two parts of one language stand close together, in either order (verb-final
 languages put the verb last): `verb` + `rules` (override), `reveal` + `sysprompt` (extraction),
-`role` + `nolimits` (persona), `send` + an address (exfiltration). A hit wrapped in quotes counts
-less, as in `heuristics.py`. Both the table and the scanned
-text are normalised the same way: `normalize.canonical` (NFKC, confusables, lower case), then
-case-folded with the accents of Latin letters stripped (so "Instrucciones" matches
-"instrucciones"; Devanagari and Bengali vowel signs are kept: they are letters, not accents).
+`role` + `nolimits` (persona), `send` + an address (exfiltration), `inject` ("include in your
+answer") + a payload the answer would carry to the user's screen (a markdown image, an HTML event
+handler, a `javascript:` link, base64: OWASP LLM01 feeding LLM05), and a fake new task (`newinst`
+or `mode`: "new instructions", "developer mode") + `inject` or `reveal`. The payload is the same in every
+language, like the address. A hit wrapped in quotes counts less, as in `heuristics.py`. Both the
+table and the scanned text are normalised the same way: `normalize.canonical` (NFKC, confusables,
+lower case), then case-folded with the accents of Latin letters stripped (so "Instrucciones"
+matches "instrucciones"; Devanagari and Bengali vowel signs are kept: they are letters, not
+accents) and the Turkish dotless i (U+0131) read as i (casefold evasion: "instructions" spelt
+with dotless i).
 
 Compiled once, at first use; `match` is pure and thread-safe.
 """
@@ -20,25 +25,36 @@ import unicodedata
 from functools import cache
 from pathlib import Path
 
+from gatewise.guardrails.injection import heads
 from gatewise.guardrails.injection.heuristics import quoted
 from gatewise.guardrails.injection.normalize import canonical
 
 _TABLE = Path(__file__).resolve().parent.parent / "data" / "multilingual.txt"
 _NO_BOUNDARY = frozenset({"zh", "ja", "ko"})  # no spaces between words
 _ADDRESS = r"(?:[\w.+-]+@[\w-]+\.[\w.]+|https?://\S+)"
+# What an injected answer carries to the client: an image that calls home, script, an encoded blob.
+_PAYLOAD = (r"(?:!\[[^\]]{0,60}\]\(https?://|<(?:img|svg|iframe|script|a|body|input|video)\b[^>]{0,120}"
+            r"(?:\bon[a-z]+\s*=|javascript:)|<svg/on[a-z]+\s*=|javascript:|<script\b|\bbase64\b)")
+_LANGUAGE_NEUTRAL = {"address": (_ADDRESS, "@|https?://"), "payload": (_PAYLOAD, r"!\[|<|javascript:|base64")}
 # intent -> (first part, second part, characters between, weight direct, weight indirect)
 _INTENTS = (
     ("override", "verb", "rules", 40, 0.85, 0.95),
     ("extraction", "reveal", "sysprompt", 40, 0.8, 0.9),
     ("persona", "role", "nolimits", 120, 0.85, 0.9),
     ("exfiltration", "send", "address", 80, 0.3, 0.45),
+    ("output", "inject", "payload", 160, 0.6, 0.85),
+    ("task", "newinst", "inject", 120, 0.6, 0.9),
+    ("task", "mode", "inject", 120, 0.6, 0.9),
+    ("task", "newinst", "reveal", 120, 0.5, 0.85),
+    ("task", "mode", "reveal", 120, 0.5, 0.85),
 )
-_SINGLE = (("persona", "nolimits", 0.3, 0.5), ("extraction", "sysprompt", 0.3, 0.6))
+_SINGLE = (("persona", "nolimits", 0.3, 0.5), ("extraction", "sysprompt", 0.3, 0.6),
+           ("task", "newinst", 0.2, 0.25), ("task", "mode", 0.2, 0.35), ("output", "inject", 0.2, 0.35))
 
 
 def fold(text: str) -> str:
     """Case-folded canonical text with the accents of Latin letters stripped."""
-    text = canonical(text).casefold()
+    text = canonical(text).casefold().replace("\u0131", "i")
     if text.isascii():
         return text
     decomposed = unicodedata.normalize("NFD", text)
@@ -55,13 +71,27 @@ def _alternatives(lang: str, pattern: str) -> str:
     return f"{lead}(?:{pattern})"
 
 
-# (intent, language, the parts' cheap patterns, the full pattern, weight direct, weight indirect)
-_Rule = tuple[str, str, tuple[re.Pattern[str], ...], re.Pattern[str], float, float]
+# Which texts a part can match: the heads (`heads.pattern_heads`) its phrases start with, or, for
+# the language-neutral parts and phrases whose start cannot be read, a regular expression.
+_Gate = frozenset[str] | re.Pattern[str]
+# (intent, language, the parts' gates, the full pattern, weight direct, weight indirect)
+_Rule = tuple[str, str, tuple[_Gate, ...], re.Pattern[str], float, float]
+
+
+def _gate(lang: str, phrases: list[str]) -> _Gate:
+    """The part's heads (the first letter only where words are not separated by spaces), or its
+    phrases as one expression when their start cannot be read or is not a letter."""
+    found = heads.pattern_heads("|".join(phrases), 1 if lang in _NO_BOUNDARY else heads.HEAD_CHARS)
+    return re.compile("|".join(phrases)) if found is None else found
+
+
+def _open(gate: _Gate, probe: set[str], folded: str) -> bool:
+    return not gate.isdisjoint(probe) if isinstance(gate, frozenset) else gate.search(folded) is not None
 
 
 @cache
-def _rules() -> tuple[tuple[str, bool, re.Pattern[str], tuple[_Rule, ...]], ...]:
-    """Per language: (language, written in Latin letters, any part (a cheap first filter), rules)."""
+def _rules() -> tuple[tuple[str, _Gate, tuple[_Rule, ...]], ...]:
+    """Per language: (language, the gate of all its parts together, its rules)."""
     parts: dict[str, dict[str, list[str]]] = {}
     for line in _TABLE.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
@@ -72,40 +102,39 @@ def _rules() -> tuple[tuple[str, bool, re.Pattern[str], tuple[_Rule, ...]], ...]
     for lang, by_part in parts.items():
         rules: list[_Rule] = []
         alts = {p: _alternatives(lang, "|".join(v)) for p, v in by_part.items()}
-        # Without the look-behind the engine skips ahead by first character: a fast first filter.
-        cheap = {p: re.compile("|".join(v)) for p, v in by_part.items()}
-        cheap["address"] = re.compile("@|https?://")
-        any_part = re.compile("|".join("|".join(v) for v in by_part.values()))
-        latin = any(re.search("[a-z]", p) for v in by_part.values() for p in v)
-        alts["address"] = _ADDRESS
+        gates: dict[str, _Gate] = {p: _gate(lang, v) for p, v in by_part.items()}
+        any_part = _gate(lang, [x for v in by_part.values() for x in v])
+        for part, (full, first) in _LANGUAGE_NEUTRAL.items():
+            alts[part], gates[part] = full, re.compile(first)
         for intent, a, b, gap, direct, indirect in _INTENTS:
             if a in alts and b in alts:
                 pattern = rf"{alts[a]}.{{0,{gap}}}{alts[b]}|{alts[b]}.{{0,{gap}}}{alts[a]}"
-                rules.append((intent, lang, (cheap[a], cheap[b]), re.compile(pattern, re.DOTALL), direct,
+                rules.append((intent, lang, (gates[a], gates[b]), re.compile(pattern, re.DOTALL), direct,
                               indirect))
         for intent, p, direct, indirect in _SINGLE:
             if p in alts:
-                rules.append((intent, lang, (cheap[p],), re.compile(alts[p]), direct, indirect))
-        out.append((lang, latin, any_part, tuple(rules)))
+                rules.append((intent, lang, (gates[p],), re.compile(alts[p]), direct, indirect))
+        out.append((lang, any_part, tuple(rules)))
     return tuple(out)
 
 
 def languages() -> frozenset[str]:
-    return frozenset(lang for lang, *_ in _rules())
+    return frozenset(lang for lang, _, _ in _rules())
 
 
 def match(text: str, indirect: bool = False) -> tuple[float, list[str]]:
     """(score 0..1, `intent/lang` hits) for any text; the strongest hit per intent counts, intents
     combine as independent evidence."""
     folded = fold(text)
-    ascii_text = folded.isascii()
+    words, chars = heads.text_heads(folded), set(folded)
     best: dict[str, tuple[float, str]] = {}
-    for _lang, latin, any_part, rules in _rules():
-        if (ascii_text and not latin) or not any_part.search(folded):
+    for lang, any_part, rules in _rules():
+        probe = chars if lang in _NO_BOUNDARY else words
+        if not _open(any_part, probe, folded):
             continue
-        for intent, lang, parts, pattern, direct, indirect_w in rules:
+        for intent, _, parts, pattern, direct, indirect_w in rules:
             w = indirect_w if indirect else direct
-            if w <= best.get(intent, (0.0, ""))[0] or not all(p.search(folded) for p in parts):
+            if w <= best.get(intent, (0.0, ""))[0] or not all(_open(g, probe, folded) for g in parts):
                 continue
             m = pattern.search(folded)
             if m is None:

