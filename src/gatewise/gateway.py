@@ -241,15 +241,8 @@ class Gateway:
         also keeps the conversation server-side (send only the new turn); `assistant` picks
         a configured assistant (its model when `model` is not given)."""
         params.pop("stream", None)
-        if assistant is not None and model is None:
-            model = f"assistant/{assistant}"
-        call = self._chat_call(self._chat_request(prompt, model, messages, params, template,
-                                                  continues=conversation is not None),
-                               identity, conversation, fit_context)
-        call.assistant = assistant or call.assistant
-        call.cache_options = cache
-        if template is not None:
-            call.prompt = (template, variables)
+        call = self._library_call(prompt, model, messages, params, identity, conversation,
+                                  fit_context, cache, template, variables, assistant)
         out = await self.run(call)
         assert isinstance(out, ChatCompletion)
         return ChatResult(out, CallInfo.of(call))
@@ -265,6 +258,16 @@ class Gateway:
                assistant: str | None = None, **params: Any) -> ChatStream:
         """`async for chunk in gw.stream(...)`; tokens arrive as the model produces them."""
         params["stream"] = True
+        call = self._library_call(prompt, model, messages, params, identity, conversation,
+                                  fit_context, cache, template, variables, assistant)
+        return ChatStream(self._open_stream(call))
+
+    def _library_call(self, prompt: str | None, model: str | None,
+                      messages: list[dict[str, Any]] | None, params: dict[str, Any],
+                      identity: Identity, conversation: str | None, fit_context: bool,
+                      cache: dict[str, Any] | None, template: str | None,
+                      variables: dict[str, Any] | None, assistant: str | None) -> Call:
+        """`chat` and `stream` take the same options; one place turns them into a call."""
         if assistant is not None and model is None:
             model = f"assistant/{assistant}"
         call = self._chat_call(self._chat_request(prompt, model, messages, params, template,
@@ -274,7 +277,7 @@ class Gateway:
         call.cache_options = cache
         if template is not None:
             call.prompt = (template, variables)
-        return ChatStream(self._open_stream(call))
+        return call
 
     @staticmethod
     def _chat_call(req: ChatRequest, identity: Identity, conversation: str | None,

@@ -13,6 +13,7 @@ functions; no state.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 HEAD_CHARS = 5  # letters of a head: long enough to be selective, short enough for short words
 # The n characters from each word start (fewer at the end of the text), read in one C-level pass.
@@ -22,8 +23,9 @@ _LETTER = re.compile(r"\w")
 _OPTIONAL = ("?", "*", "{")  # quantifiers that allow zero repetitions (`{m,n}` taken as such)
 
 
-def _closing(pattern: str, start: int) -> int:
-    """Index of the `)` that closes the group opened at `pattern[start]` (-1 when unbalanced)."""
+def _structure(pattern: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """`(index, char, depth)` for each `(`, `)` and `|` from `start` that is neither escaped
+    nor inside a character class; `depth` counts the groups open after the char."""
     depth, i, in_class = 0, start, False
     while i < len(pattern):
         c = pattern[i]
@@ -34,36 +36,27 @@ def _closing(pattern: str, start: int) -> int:
             in_class = c != "]"
         elif c == "[":
             in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+        elif c in "()|":
+            depth += (c == "(") - (c == ")")
+            yield i, c, depth
         i += 1
+
+
+def _closing(pattern: str, start: int) -> int:
+    """Index of the `)` that closes the group opened at `pattern[start]` (-1 when unbalanced)."""
+    for i, c, depth in _structure(pattern, start):
+        if c == ")" and depth == 0:
+            return i
     return -1
 
 
 def _alternatives(pattern: str) -> list[str]:
     """The top-level `|` alternatives of a pattern."""
-    out, depth, start, i, in_class = [], 0, 0, 0, False
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
+    out, start = [], 0
+    for i, c, depth in _structure(pattern):
+        if c == "|" and depth == 0:
             out.append(pattern[start:i])
             start = i + 1
-        i += 1
     out.append(pattern[start:])
     return out
 
