@@ -46,11 +46,10 @@ from gatewise.errors import CacheMissError
 from gatewise.observability.metrics import GatewayMetrics
 from gatewise.pipeline.background import BackgroundTasks
 from gatewise.pipeline.core import Call, Handler
+from gatewise.pipeline.recorder import StreamRecorder
 from gatewise.pipeline.stream import ChunkStream, stream_completion
 from gatewise.types.ids import new_id
-from gatewise.types.messages import FunctionCall, ToolCall
-from gatewise.types.responses import ChatCompletion, Choice, PromptTokensDetails, ResponseMessage
-from gatewise.types.stream import ChatCompletionChunk
+from gatewise.types.responses import ChatCompletion, PromptTokensDetails
 
 if TYPE_CHECKING:  # numpy and the embedder load only when the semantic cache is on
     from gatewise.cache.semantic import SemanticCache, SemanticQuery
@@ -141,7 +140,7 @@ class CacheMiddleware:
             if value is not None:
                 await self._put(stored, value)
         elif isinstance(result, ChunkStream):
-            recorder = _Recorder()
+            recorder = StreamRecorder()
             result.add_transform(recorder)
             result.on_finish(lambda c, error: self._stream_done(c, policy, recorder, stored,
                                                                 error))
@@ -189,7 +188,7 @@ class CacheMiddleware:
                                           deployment=dep.id if dep is not None else "",
                                           stored_at=self._clock()))
 
-    def _stream_done(self, call: Call, policy: AliasPolicy, recorder: _Recorder,
+    def _stream_done(self, call: Call, policy: AliasPolicy, recorder: StreamRecorder,
                      stored: _Stored, error: BaseException | None) -> None:
         if error is not None:
             return
@@ -251,85 +250,3 @@ class _Stored:
     tags: tuple[str, ...]
     priority: str
     query: SemanticQuery | None = None  # indexed by meaning too, once stored
-
-
-class _Tool:
-    __slots__ = ("arguments", "id", "name")
-
-    def __init__(self) -> None:
-        self.id = ""
-        self.name = ""
-        self.arguments: list[str] = []
-
-
-class _Choice:
-    __slots__ = ("content", "finish", "refusal", "tools")
-
-    def __init__(self) -> None:
-        self.content: list[str] = []
-        self.refusal: list[str] = []
-        self.tools: dict[int, _Tool] = {}
-        self.finish: str | None = None
-
-
-class _Recorder:
-    """A pass-through stream transform that keeps what a completion needs, copied as each
-    chunk passes (later transforms may rewrite the chunks)."""
-
-    def __init__(self) -> None:
-        self.id = ""
-        self.model = ""
-        self.created = 0
-        self.fingerprint: str | None = None
-        self.choices: dict[int, _Choice] = {}
-
-    def apply(self, chunk: ChatCompletionChunk) -> list[ChatCompletionChunk]:
-        if not self.id:
-            self.id, self.model, self.created = chunk.id, chunk.model, chunk.created
-            self.fingerprint = chunk.system_fingerprint
-        for ch in chunk.choices:
-            rec = self.choices.get(ch.index)
-            if rec is None:
-                rec = self.choices[ch.index] = _Choice()
-            d = ch.delta
-            if d.content:
-                rec.content.append(d.content)
-            if d.refusal:
-                rec.refusal.append(d.refusal)
-            for tc in d.tool_calls or ():
-                t = rec.tools.get(tc.index)
-                if t is None:
-                    t = rec.tools[tc.index] = _Tool()
-                if tc.id:
-                    t.id = tc.id
-                if tc.function is not None:
-                    if tc.function.name:
-                        t.name += tc.function.name
-                    if tc.function.arguments:
-                        t.arguments.append(tc.function.arguments)
-            if ch.finish_reason:
-                rec.finish = ch.finish_reason
-        return [chunk]
-
-    def finish(self) -> list[ChatCompletionChunk]:
-        return []
-
-    def completion(self, call: Call) -> ChatCompletion | None:
-        """The whole answer, or None when a choice never finished."""
-        if not self.choices or any(c.finish is None for c in self.choices.values()):
-            return None
-        choices = []
-        for index in sorted(self.choices):
-            c = self.choices[index]
-            tools = [ToolCall(id=t.id, type="function",
-                              function=FunctionCall(name=t.name, arguments="".join(t.arguments)))
-                     for _, t in sorted(c.tools.items())] or None
-            msg = ResponseMessage(content="".join(c.content) if c.content or not tools else None,
-                                  refusal="".join(c.refusal) if c.refusal else None,
-                                  tool_calls=tools)
-            choices.append(Choice(index=index, message=msg, finish_reason=c.finish))
-        usage = call.usage
-        if usage is not None:
-            usage = msgspec.structs.replace(usage, cost_usd=msgspec.UNSET)
-        return ChatCompletion(id=self.id, created=self.created, model=self.model,
-                              choices=choices, usage=usage, system_fingerprint=self.fingerprint)

@@ -23,8 +23,9 @@ import msgspec
 from gatewise.errors import InvalidRequestError
 from gatewise.memory.service import ConversationMemory
 from gatewise.memory.summary import SUMMARY_PREFIX, turns_of
-from gatewise.memory.turns import AnswerRecorder, answer_of, from_dicts, is_instruction, to_dicts
+from gatewise.memory.turns import answer_of, from_dicts, is_instruction, message_of, to_dicts
 from gatewise.pipeline.core import Call, Handler
+from gatewise.pipeline.recorder import StreamRecorder
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.storage.base import ConversationInfo
 from gatewise.types.messages import AssistantMessage, Message, SystemMessage, ToolMessage
@@ -104,11 +105,11 @@ class MemoryMiddleware:
         call.event("memory", conversation=conv, history=len(history), summary=bool(summary))
         result = await next(call)
         if isinstance(result, ChunkStream):
-            recorder = AnswerRecorder()
+            recorder = StreamRecorder()
             result.add_transform(recorder)
 
             async def complete(c: Call) -> None:
-                await self._append(c, scope, conv, new_dicts, recorder.message())
+                await self._append(c, scope, conv, new_dicts, message_of(recorder.message(0)))
 
             result.on_complete(complete)
         elif isinstance(result, ChatCompletion):

@@ -12,9 +12,8 @@ from typing import Any
 
 import msgspec
 
-from gatewise.types.messages import DeveloperMessage, Message, SystemMessage, ToolCall
-from gatewise.types.responses import ChatCompletion
-from gatewise.types.stream import ChatCompletionChunk
+from gatewise.types.messages import DeveloperMessage, Message, SystemMessage
+from gatewise.types.responses import ChatCompletion, ResponseMessage
 
 
 def is_instruction(m: Message) -> bool:
@@ -40,7 +39,13 @@ def answer_of(completion: ChatCompletion) -> dict[str, Any] | None:
     included); None when there is nothing to keep."""
     if not completion.choices:
         return None
-    m = completion.choices[0].message
+    return message_of(completion.choices[0].message)
+
+
+def message_of(m: ResponseMessage | None) -> dict[str, Any] | None:
+    """An answer's message (or a streamed one, from `StreamRecorder.message`) as stored."""
+    if m is None:
+        return None
     return _assistant(m.content, [msgspec.to_builtins(tc) for tc in m.tool_calls or ()],
                       m.refusal)
 
@@ -57,42 +62,3 @@ def _assistant(content: str | None, calls: list[dict[str, Any]],
     if refusal:
         out["refusal"] = refusal
     return out if len(out) > 1 else None
-
-
-class AnswerRecorder:
-    """A stream transform that passes every chunk on unchanged and rebuilds the assistant
-    message of choice 0 (text and tool calls, whose arguments arrive in pieces)."""
-
-    def __init__(self) -> None:
-        self.text: list[str] = []
-        self.refusal: list[str] = []
-        self.calls: dict[int, dict[str, Any]] = {}
-
-    def apply(self, chunk: ChatCompletionChunk) -> list[ChatCompletionChunk]:
-        for choice in chunk.choices:
-            if choice.index != 0:
-                continue
-            d = choice.delta
-            if d.content:
-                self.text.append(d.content)
-            if d.refusal:
-                self.refusal.append(d.refusal)
-            for tc in d.tool_calls or ():
-                call = self.calls.setdefault(tc.index, {"id": "", "type": "function",
-                                                        "function": {"name": "",
-                                                                     "arguments": ""}})
-                if tc.id:
-                    call["id"] = tc.id
-                if tc.function is not None:
-                    call["function"]["name"] += tc.function.name or ""
-                    call["function"]["arguments"] += tc.function.arguments or ""
-        return [chunk]
-
-    def finish(self) -> list[ChatCompletionChunk]:
-        return []
-
-    def message(self) -> dict[str, Any] | None:
-        calls = [msgspec.to_builtins(msgspec.convert(self.calls[i], ToolCall))
-                 for i in sorted(self.calls)]
-        return _assistant("".join(self.text) if self.text else None, calls,
-                          "".join(self.refusal) if self.refusal else None)
