@@ -27,7 +27,7 @@ install: $(BIN)/python
 		'langkit==0.0.35' 'chatterbot-corpus==1.3.3' 'chitchat-dataset==0.9.0'
 
 install-dev: install
-	$(PIP) install -e '.[local,dev,redis,postgres,pii,mcp,semantic]'
+	$(PIP) install -e '.[local,dev,redis,postgres,pii,mcp,semantic,rag]'
 	# Evaluation only, never trained on (GPL-3.0): one more held-out corpus for the benchmark.
 	$(PIP) install --no-deps 'easyjailbreak==0.1.3'
 	# The semantic cache benchmark's workload (CC BY 4.0 question pairs; no dependencies).

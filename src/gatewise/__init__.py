@@ -49,7 +49,8 @@ _ERRORS = (
     "SecretBoxError", "CredentialRotationError",
     "BudgetStoreUnavailable", "ConflictError", "NotConfiguredError",
     "PromptNotFoundError", "PromptVariableError", "MissingPromptVariableError",
-    "PromptRenderError",
+    "PromptRenderError", "CollectionNotFoundError", "DocumentNotFoundError",
+    "UnsupportedDocumentError", "EmptyDocumentError", "IngestionFailedError",
 )
 for _name in _ERRORS:
     _EXPORTS[_name] = "gatewise.errors"

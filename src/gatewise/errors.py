@@ -9,10 +9,13 @@ GatewayError                      .status (HTTP) and .retryable on every class
 │   │   · MalformedRequestError 400   the HTTP layer's limits (`server/protocol.py`)
 │   ├── ConflictError 409 → NotConfiguredError    the state (or the config) refuses it
 │   ├── NotFoundError 404 → KeyNotFoundError, TeamNotFoundError, CredentialNotFoundError,
-│   │                       ConversationNotFoundError
+│   │                       ConversationNotFoundError, CollectionNotFoundError,
+│   │                       DocumentNotFoundError
+│   ├── UnsupportedDocumentError 415 · EmptyDocumentError 400   a document rag/ cannot read
 │   └── PromptNotFoundError · PromptVariableError → MissingPromptVariableError
 │       · PromptRenderError   a template request the caller got wrong (400, never 500)
 ├── SecretBoxError 500 · CredentialRotationError 502   secrets at rest
+├── IngestionFailedError 502     no document of an upload could be stored (rag/)
 ├── ServerShuttingDownError 503   the server is draining; retryable (on another replica)
 ├── CacheMissError 504            `x-gatewise-cache: only-if-cached` and nothing cached
 ├── ProviderError(provider, model, status, headers, body)   never subclasses a vendor SDK type
@@ -245,6 +248,37 @@ class ConversationNotFoundError(NotFoundError):
 
 class CredentialNotFoundError(NotFoundError):
     code = "credential_not_found"
+
+
+class CollectionNotFoundError(NotFoundError):
+    """A knowledge-base collection the caller's team cannot see (another team's private one
+    answers the same, so its existence does not leak)."""
+
+    code = "collection_not_found"
+
+
+class DocumentNotFoundError(NotFoundError):
+    code = "document_not_found"
+
+
+class UnsupportedDocumentError(InvalidRequestError):
+    """A document the loaders cannot read: an unknown file type, an empty or malformed file
+    (a broken PDF), text that is not UTF-8. Nothing of it is stored."""
+
+    status = 415
+    code = "unsupported_document"
+
+
+class EmptyDocumentError(InvalidRequestError):
+    code = "empty_document"
+
+
+class IngestionFailedError(GatewayError):
+    """Every document of an ingestion failed after loading (embedding or storing them), so
+    nothing was stored: a 502, since the cause is usually the embedding model's."""
+
+    status = 502
+    code = "ingestion_failed"
 
 
 class PromptNotFoundError(InvalidRequestError):

@@ -11,7 +11,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from gatewise.accounting.build import Accounting
 from gatewise.accounting.context import ContextFitMiddleware
@@ -38,6 +38,9 @@ from gatewise.prompts.middleware import EMPTY_TURN
 from gatewise.providers.base import Capabilities
 from gatewise.providers.deployment import Deployment
 from gatewise.providers.pool import ProviderPool
+from gatewise.rag.answer import RagSpec
+from gatewise.rag.build import build_rag
+from gatewise.rag.middleware import build_middleware as build_rag_middleware
 from gatewise.resilience import build_breakers
 from gatewise.resilience.breaker_middleware import BreakerMiddleware
 from gatewise.resilience.fallback import FallbackMiddleware
@@ -135,16 +138,30 @@ class Gateway:
             forget=self.guardrails.forget_conversation,
             reported_window=lambda d: self.router.capabilities.get(d).context_window)
         assistants, memory = build_middlewares(self.config, self.conversations)
+        # Knowledge bases (`rag:`): collections, ingestion, search. The store opens, the
+        # embedder loads and numpy/usearch/bm25s import on first use, never before.
+        self.rag = build_rag(self.config, embeddings=self, tokenizers=self.accounting.tokenizers,
+                             runner=self)
+        # Answers from a knowledge base (`metadata.rag`, `rag.aliases`, `answer()`): the
+        # collection is resolved before access control and budgets (`.scope`); retrieval and
+        # the prompt happen inside them and outside the guardrails, which then mask the
+        # retrieved text like the rest of the request (`gatewise.rag.middleware`).
+        self.rag_answers = build_rag_middleware(cfg.rag, self.rag, self.rag.searcher,
+                                                templates=self.prompts.middleware,
+                                                window=self.conversations.windows.budget)
         self._started = False
         self._start_lock = asyncio.Lock()
-        # Once per call: the ledger (sees every outcome), access, rate limits, budgets, then
+        # Once per call: the ledger (sees every outcome), a RAG call's collection, access,
+        # rate limits, budgets, the knowledge-base answer, the guardrails, then
         # orchestration aliases (each branch is a call through everything after it), then
         # alias resolution (rules, steps, complexity), then fallback chains.
         # Templates render before the ledger: a request they refuse stores nothing.
         per_call: list[Middleware] = [
             TelemetryMiddleware(self.metrics), self.prompts.middleware,
             *([assistants] if assistants is not None else []), *self.accounting.per_call,
-            IdentityScoped([self.security.access, *self.accounting.per_identity])]
+            self.rag_answers.scope,
+            IdentityScoped([self.security.access, *self.accounting.per_identity]),
+            self.rag_answers]
         if self.guardrails.middleware is not None:
             per_call.append(self.guardrails.middleware)
         if memory is not None:  # inside the guardrails: it keeps the masked conversation
@@ -366,6 +383,51 @@ class Gateway:
         assert isinstance(out, ChunkStream)
         yield out
 
+    # -- knowledge-base answers (gatewise.rag) ------------------------------------------------
+    @overload
+    async def answer(self, question: str, *, collection: str, model: str | None = None,
+                     k: int | None = None, filters: dict[str, Any] | None = None,
+                     mmr: float | None = None, rerank: bool = False,
+                     identity: Identity = ANONYMOUS, stream: Literal[False] = False,
+                     **params: Any) -> ChatResult: ...
+
+    @overload
+    async def answer(self, question: str, *, collection: str, model: str | None = None,
+                     k: int | None = None, filters: dict[str, Any] | None = None,
+                     mmr: float | None = None, rerank: bool = False,
+                     identity: Identity = ANONYMOUS, stream: Literal[True],
+                     **params: Any) -> ChatStream: ...
+
+    async def answer(self, question: str, *, collection: str, model: str | None = None,
+                     k: int | None = None, filters: dict[str, Any] | None = None,
+                     mmr: float | None = None, rerank: bool = False,
+                     identity: Identity = ANONYMOUS, stream: bool = False,
+                     **params: Any) -> ChatResult | ChatStream:
+        """`question` answered from the collection `collection` (a name the identity's team
+        can see) by `model` (default: the default model), through the whole chain as a chat
+        call with `metadata.rag` would be: the result's completion carries `citations` and
+        `rag`, its text `[n]` markers and `annotations`. `k` hits (default `rag.default_k`),
+        metadata `filters`, `mmr` diversity and `rerank` as for a search."""
+        if k is not None and (isinstance(k, bool) or not 1 <= k <= 100):
+            raise InvalidRequestError("k is an integer from 1 to 100", param="k")
+        params["stream"] = stream
+        call = self._chat_call(self._chat_request(question, model, None, params), identity,
+                               None, False)
+        call.rag = RagSpec(collection, k if k is not None else self.config.config.rag.default_k,
+                           filters=filters or None, mmr=mmr, rerank=rerank)
+        if stream:
+            return ChatStream(self._open_stream(call))
+        out = await self.run(call)
+        assert isinstance(out, ChatCompletion)
+        return ChatResult(out, CallInfo.of(call))
+
+    def answer_sync(self, question: str, **kw: Any) -> ChatResult:
+        """`answer` without an event loop (never streamed)."""
+        kw.pop("stream", None)
+        out = self._run_sync(self.answer(question, **kw))
+        assert isinstance(out, ChatResult)
+        return out
+
     async def embed(self, input: str | list[str], *, model: str | None = None,
                     identity: Identity = ANONYMOUS, **params: Any) -> EmbedResult:
         model = model or self.router.default_model
@@ -436,6 +498,9 @@ class Gateway:
         self.breakers.start()  # shared breakers: subscribe and sync before the first request
         await self.guardrails.warm()
         await self.prompts.warm()
+        rc = self.config.config.rag
+        if rc.aliases or rc.collections:  # the chunk screen's injection detector
+            await self.rag_answers.warm()
         for dep in self.deployments():
             if dep.problem is None:
                 client = self.pool.client_for(dep.target)
@@ -448,6 +513,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.guardrails.aclose()
+        await self.rag.aclose()
         await self.prompts.aclose()
         if self.cache is not None:
             await self.cache.aclose()
@@ -476,6 +542,7 @@ class Gateway:
         """Sync counterpart of `aclose`, for code that only used the `_sync` methods."""
         if self._sync is not None:
             self._sync.submit(self.guardrails.aclose())
+            self._sync.submit(self.rag.aclose())
             self._sync.submit(self.prompts.aclose())
             if self.cache is not None:
                 self._sync.submit(self.cache.aclose())

@@ -98,6 +98,11 @@ def _routes(app: Any) -> list[tuple[str, str, str | None]]:
         (m, p, None) for (m, p) in app._routes if p not in public]
     out.append(("GET", "/v1/models/m", None))
     out += [("GET", "/v1/conversations/c", None), ("DELETE", "/v1/conversations/c", None)]
+    kb = "/v1/rag/collections"  # knowledge bases: rag:read / rag:write, scoped by ownership
+    out += [(m, kb + p, None) for m, p in (
+        ("GET", ""), ("POST", ""), ("GET", "/kb"), ("PATCH", "/kb"), ("DELETE", "/kb"),
+        ("GET", "/kb/documents"), ("POST", "/kb/documents"), ("GET", "/kb/documents/d"),
+        ("DELETE", "/kb/documents/d"), ("POST", "/kb/search"))]
     for method, template, perm, _ in ADMIN_ROUTES:
         path = (template.replace("{key_id}", "KEYID").replace("{team_id}", "red")
                 .replace("{budget_id}", "bud_000000000000").replace("{name}", "cred")

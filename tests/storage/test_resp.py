@@ -1,6 +1,7 @@
 """The lean RESP client the budget counters and rate-limit windows run on: replies split at
 any byte, pipelined calls answered in order, scripts reloaded after `SCRIPT FLUSH`, the
-database chosen by the URL, and a killed connection failing only the calls in flight."""
+database chosen by the URL, a killed connection failing only the calls in flight, and every
+socket it opens closed by it (across event loops, and when AUTH is refused)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from gatewise.storage.resp import RespClient, RespError, Script, _Incomplete, _parse
+from gatewise.storage.resp import RespClient, RespError, Script, _Incomplete, _parse, _Protocol
 
 
 def test_replies_parse_whole_and_split_at_every_byte() -> None:
@@ -89,3 +90,54 @@ async def test_a_killed_connection_fails_in_flight_calls_and_the_next_call_recon
     finally:
         await admin.aclose()
         await c.aclose()
+
+
+@pytest.fixture
+def transports(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.BaseTransport]:
+    """Every transport a RespClient opens during the test."""
+    made: list[asyncio.BaseTransport] = []
+    original = _Protocol.connection_made
+
+    def spy(self: _Protocol, transport: asyncio.BaseTransport) -> None:
+        made.append(transport)
+        original(self, transport)
+
+    monkeypatch.setattr(_Protocol, "connection_made", spy)
+    return made
+
+
+def _closed(transport: asyncio.BaseTransport) -> bool:
+    return transport.is_closing() or transport.get_extra_info("socket").fileno() == -1
+
+
+def test_a_second_event_loop_gets_its_own_connection_and_the_ended_loops_one_is_closed(
+        redis_url: str, transports: list[asyncio.BaseTransport]) -> None:
+    c = RespClient(redis_url)
+    assert asyncio.run(c.execute("PING")) == b"PONG"  # that loop ends without an aclose
+    first = transports[0]
+    assert not _closed(first)
+
+    async def second() -> None:
+        assert await c.execute("PING") == b"PONG"
+        assert _closed(first)  # once a socket the garbage collector would have reported
+        await c.aclose()
+
+    asyncio.run(second())
+    assert len(transports) == 2 and all(_closed(t) for t in transports)
+
+
+def test_aclose_closes_the_connection_of_a_loop_that_has_ended(
+        redis_url: str, transports: list[asyncio.BaseTransport]) -> None:
+    c = RespClient(redis_url)
+    asyncio.run(c.execute("PING"))
+    asyncio.run(c.aclose())
+    assert len(transports) == 1 and _closed(transports[0])
+
+
+async def test_a_refused_auth_closes_its_connection(
+        redis_url: str, transports: list[asyncio.BaseTransport]) -> None:
+    c = RespClient(redis_url.replace("redis://", "redis://:not-the-password@", 1))
+    with pytest.raises(RespError):
+        await c.execute("PING")
+    assert len(transports) == 1 and _closed(transports[0])
+    await c.aclose()

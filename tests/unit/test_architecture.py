@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                   "gatewise.observability.telemetry",
                   "gatewise.observability.incidents")),
     ("compound features", ("gatewise.orchestration", "gatewise.guardrails", "gatewise.tools",
-                           "gatewise.prompts", "gatewise.memory")),
+                           "gatewise.prompts", "gatewise.memory", "gatewise.rag")),
     ("composition", ("gatewise.gateway",)),
     ("surfaces", ("gatewise.server", "gatewise.cli", "gatewise")),
 ]

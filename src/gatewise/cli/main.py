@@ -1,5 +1,5 @@
-"""`gatewise serve | chat | models | check | keys | teams | budgets | usage | audit | cache`: thin
-wrappers over the library, the server and the governance stores."""
+"""`gatewise serve | chat | models | check | keys | teams | budgets | usage | audit | cache |
+rag`: thin wrappers over the library, the server and the governance stores."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     from gatewise.cli import cache
 
     cache.add_parsers(sub)
+    from gatewise.cli import rag
+
+    rag.add_parsers(sub)
     return p
 
 
@@ -71,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gatewise.cli import cache
 
             return asyncio.run(cache.run(args))
+        if args.command == "rag":
+            from gatewise.cli import rag
+
+            return asyncio.run(rag.run(args))
         if args.command in ("keys", "teams", "budgets", "usage", "audit"):
             from gatewise.cli.admin import run
 

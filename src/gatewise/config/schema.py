@@ -498,6 +498,60 @@ class GuardrailPolicy(_Strict):
     output: OutputGuardConfig | None = None
 
 
+class RagAliasConfig(_Strict):
+    """An alias that answers from a knowledge base: every chat request to it retrieves from
+    `collection` (a name the caller's team can see) and answers with citations."""
+
+    collection: str
+    k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6
+    filters: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Maximal-marginal-relevance trade-off (1: relevance only, 0: diversity only); unset: off.
+    mmr: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    rerank: bool = False
+    # A prompt template (`prompts.templates`) with `question` and `sources` variables; unset:
+    # the built-in template (numbered sources, answer only from them, cite as [n]).
+    template: str | None = None
+    # Hits scoring below this (fused score) are dropped; none left → the not-found answer.
+    min_score: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class RagCollectionConfig(_Strict):
+    """A collection declared in config: created on first use, owned by `team` (unset: no team,
+    visible only to admins and to `shared_with`), ingested by `gatewise rag ingest --config`."""
+
+    team: str | None = None
+    shared_with: list[str] = msgspec.field(default_factory=list)
+    paths: list[str] = msgspec.field(default_factory=list)
+    chunker: str | None = None
+    description: str = ""
+
+
+class RagConfig(_Strict):
+    """Retrieval-augmented answers (`gatewise.rag`): collections of documents, chunked and
+    embedded, searched by BM25 and vectors fused; answers that cite their sources."""
+
+    # `local`: all-MiniLM-L6-v2 in process (the `semantic` extra); else an embedding alias.
+    embedder: str = "local"
+    # `auto`: PostgreSQL when `storage.database` is postgres, else SQLite under `state_dir`.
+    store: Literal["auto", "sqlite", "postgres", "memory"] = "auto"
+    # fixed | sentence | recursive | code | semantic; `recursive` picks code for source files.
+    chunker: str = "recursive"
+    chunk_tokens: Annotated[int, msgspec.Meta(ge=16, le=8192)] = 256
+    chunk_overlap: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 32
+    embed_batch: _PositiveInt = 64
+    max_upload_bytes: _PositiveInt = 20 * 1024 * 1024
+    default_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6
+    # The model that re-ranks when a search asks for it (unset: re-ranking is refused).
+    rerank_model: str | None = None
+    # Answers whose support in the retrieved chunks scores below this say "not found".
+    grounded_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.35
+    # Retrieved text is scanned for embedded instructions (`flag`: annotate, `drop`: leave
+    # the chunk out, `off`) and masked by the caller's PII policy before it reaches a model.
+    scan_injection: Literal["drop", "flag", "off"] = "drop"
+    collections: dict[str, RagCollectionConfig] = msgspec.field(default_factory=dict)
+    aliases: dict[str, RagAliasConfig] = msgspec.field(default_factory=dict)
+
+
 class GuardrailsConfig(_Strict):
     """Which guards run for a request: the key's policy, else its team's, else the alias's,
     else `default`. No policy anywhere → no guard middleware at all (the hot path pays nothing)."""
@@ -531,3 +585,4 @@ class Config(_Strict):
     prompts: PromptsConfig = msgspec.field(default_factory=PromptsConfig)
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     assistants: dict[str, AssistantConfig] = msgspec.field(default_factory=dict)
+    rag: RagConfig = msgspec.field(default_factory=RagConfig)

@@ -7,8 +7,11 @@ The library, the server and the CLI all run the same chain, built by `Gateway`.
 Which middleware runs when (`Gateway` builds the chain, outermost first):
 
 - once per call: telemetry (request id, timings, metrics) → (prompt templates → assistant) →
-  usage ledger (sees every outcome, blocked ones too) → access control → rate limits → budget
-  reservation → guardrails (injection, tool checks, PII, output checks) → conversation memory
+  usage ledger (sees every outcome, blocked ones too) → knowledge-base scope (the collection a
+  RAG call names, resolved: a 404 before anything is reserved) → access control → rate
+  limits → budget reservation → knowledge-base answer (retrieval, numbered sources in the
+  prompt, citations resolved in the answer; outside the guardrails, so they mask the
+  retrieved text) → guardrails (injection, tool checks, PII, output checks) → conversation memory
   (history in, the new turn and answer out; inside the guardrails, so it keeps the masked
   form) → orchestration (an alias served by several models: each branch is a call of its own
   through everything below) → route resolution
@@ -106,6 +109,7 @@ class Call:
         "identity",
         "kind",
         "prompt",
+        "rag",
         "request",
         "request_headers",
         "request_id",
@@ -157,6 +161,10 @@ class Call:
         # prompts middleware renders it, then its `RenderedPrompt` (each attempt formats it
         # for its deployment's model family).
         self.prompt: Any = None
+        # A knowledge-base answer (`gatewise.rag`): what `metadata.rag`, a RAG alias or the
+        # library's `answer()` asked for, resolved to the caller's collection before budgets
+        # are reserved; the RAG stage (inside access control) retrieves from it.
+        self.rag: Any = None
         self.attempts = 0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.response_headers: dict[str, str] = {}

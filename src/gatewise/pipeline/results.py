@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from gatewise.pipeline.core import Call
 from gatewise.pipeline.stream import ChunkStream
@@ -69,6 +70,12 @@ class ChatResult:
     @property
     def usage(self) -> Usage | None:
         return self.completion.usage
+
+    @property
+    def citations(self) -> list[dict[str, Any]]:
+        """A knowledge-base answer's sources (`Gateway.answer`, `metadata.rag`); else []."""
+        c = self.completion.citations
+        return [x for x in c if isinstance(x, dict)] if isinstance(c, list) else []
 
     @property
     def deployment(self) -> str | None:

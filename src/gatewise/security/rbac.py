@@ -5,9 +5,16 @@ role         permissions                                          scope
 admin        admin:* (everything)                                 every team
 team_admin   llm:generate llm:embed keys:manage keys:read         its own team only
              budgets:manage usage:read cache:manage
-member       llm:generate llm:embed                               its own team
+             rag:read rag:write
+member       llm:generate llm:embed rag:read rag:write            its own team
 viewer       usage:read                                           its own team (or all, if teamless)
 ```
+
+`rag:read` lists and searches knowledge-base collections (and answers from them); `rag:write`
+creates, shares, ingests into and deletes them. A member holds both because an application's
+key that answers from its team's documents must also keep them current, and the reach is
+bounded by ownership (`gatewise.rag.service`): a key writes only its own team's collections,
+reads those and the ones other teams shared with it, and sees nothing else.
 
 A key may carry extra permissions on top of its role's (`KeyRecord.permissions`); they are
 validated against the known set so a typo cannot silently grant nothing (or everything).
@@ -27,21 +34,22 @@ PERMISSIONS: frozenset[str] = frozenset({
     "llm:generate", "llm:embed", "llm:train",
     "keys:manage", "keys:read", "teams:manage", "budgets:manage",
     "usage:read", "audit:read", "credentials:manage", "cache:manage", "admin:*",
-    "prompts:manage", "prompts:read",
+    "prompts:manage", "prompts:read", "rag:read", "rag:write",
 })
 _FAMILIES = frozenset(p.split(":", 1)[0] for p in PERMISSIONS)
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
     "team_admin": frozenset({"llm:generate", "llm:embed", "keys:manage", "keys:read",
-                             "budgets:manage", "usage:read", "cache:manage"}),
-    "member": frozenset({"llm:generate", "llm:embed"}),
+                             "budgets:manage", "usage:read", "cache:manage",
+                             "rag:read", "rag:write"}),
+    "member": frozenset({"llm:generate", "llm:embed", "rag:read", "rag:write"}),
     "viewer": frozenset({"usage:read"}),
 }
 
 # Permissions whose object belongs to a team (calling a model is scoped by the key itself).
 _TEAM_SCOPED_FAMILIES = frozenset({"keys", "budgets", "usage", "teams", "audit", "credentials",
-                                   "cache"})
+                                   "cache", "rag"})
 
 
 def validate_permissions(perms: Iterable[str]) -> list[str]:

@@ -32,6 +32,8 @@ from gatewise.server.routes.embeddings import handle_embeddings
 from gatewise.server.routes.estimates import handle_cost_estimate, handle_token_count
 from gatewise.server.routes.health import handle_healthz, handle_metrics, handle_readyz
 from gatewise.server.routes.models import handle_model, handle_models
+from gatewise.server.routes.rag import PREFIXES as _RAG
+from gatewise.server.routes.rag import match_rag
 
 log = logging.getLogger("gatewise.server")
 Route = Callable[[RequestContext], Awaitable[None]]
@@ -136,6 +138,9 @@ class GatewayApp:
                 route = one
         if route is None and path.startswith(_CONVERSATIONS):
             route = _conversation_route(method, path.split("/conversations/", 1)[1])
+        if route is None and path.startswith(_RAG):
+            rag = match_rag(method, scope)
+            route = None if rag is None or isinstance(rag, list) else rag
         if route is None:
             allowed = self._allowed_methods(path)
             status = 405 if allowed else 404
@@ -173,6 +178,9 @@ class GatewayApp:
             methods.add("GET")
         if path.startswith(_CONVERSATIONS) and path.split("/conversations/", 1)[1]:
             methods.update(("GET", "DELETE"))
+        if path.startswith(_RAG):
+            rag = match_rag("", {"path": path})
+            methods.update(rag if isinstance(rag, list) else ())
         return sorted(methods)
 
     async def _authenticate(self, scope: Scope, request_id: str) -> Identity:

@@ -15,6 +15,8 @@ from gatewise import __version__
 from gatewise.server.openapi_admin import admin_openapi
 from gatewise.server.openapi_conversations import SCHEMAS as CONVERSATION_SCHEMAS
 from gatewise.server.openapi_conversations import conversation_paths
+from gatewise.server.openapi_rag import SCHEMAS as RAG_SCHEMAS
+from gatewise.server.openapi_rag import rag_paths
 from gatewise.server.routes.estimates import ESTIMATE_TYPES, estimate_paths
 from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from gatewise.types.requests import ChatRequest
@@ -100,6 +102,16 @@ _CACHE_RESPONSE_HEADERS: dict[str, Any] = {
         "description": "on a `semantic-hit`: the cosine similarity between this request's "
                        "last user turn and the one whose answer was served",
         "schema": {"type": "string", "examples": ["0.9431"]}},
+    "x-gatewise-rag-hits": {
+        "description": "a knowledge-base answer (`metadata.rag` or a RAG alias): chunks "
+                       "retrieved (above `min_score`); the body's `citations` and `rag` say "
+                       "which the answer cites and what retrieval did",
+        "schema": {"type": "string", "examples": ["6"]}},
+    "x-gatewise-rag": {
+        "description": "a knowledge-base answer: the collection, the sources sent to the "
+                       "model and the chunks dropped or flagged as indirect injections",
+        "schema": {"type": "string", "examples": [
+            "collection=handbook; sources=5; injection_dropped=1; injection_flagged=1"]}},
 }
 
 
@@ -195,6 +207,7 @@ def build_openapi() -> dict[str, Any]:
     components["Error"] = _ERROR
     components.update(_API_SCHEMAS)
     components.update(CONVERSATION_SCHEMAS)
+    components.update(RAG_SCHEMAS)
     _add_request_rules(components)
     admin_paths, admin_components = admin_openapi(bearer)
     for name, schema in admin_components.items():
@@ -210,6 +223,7 @@ def build_openapi() -> dict[str, Any]:
         "paths": {
             **_api_paths(bearer),
             **conversation_paths(bearer, _errors, _json),
+            **rag_paths(bearer, _errors, _json),
             **estimate_paths(bearer),
             **admin_paths,
         },

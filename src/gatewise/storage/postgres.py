@@ -11,7 +11,6 @@ expiry) is the database's clock, never the replica's.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gatewise.errors import InvalidRequestError
 from gatewise.storage.base import Reservation, UsageGroup, UsageRecord, UsageRow, WindowResult
-from gatewise.storage.usage import LEDGER_COLUMNS, check_groups, where_clause
+from gatewise.storage.usage import LEDGER_COLUMNS, check_groups, ledger_rows, where_clause
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -337,8 +336,7 @@ class PostgresLedger(_PgStore):
         async with self._conn() as conn:
             for i in range(0, len(records), self._batch):
                 chunk = records[i:i + self._batch]
-                args = [[getattr(r, c) for r in chunk] for c in LEDGER_COLUMNS]
-                args.append([json.dumps(r.extra) for r in chunk])
+                args = [list(column) for column in zip(*ledger_rows(chunk), strict=True)]
                 cur = await conn.execute(self._insert, args)
                 new += max(0, cur.rowcount)
         return new

@@ -12,11 +12,20 @@ on redis-py.
 
 A lost connection fails the calls in flight with `ConnectionError` (budgets then fail closed
 or open as configured); the next call reconnects.
+
+Every socket this client opens is closed by it. A connection belongs to the event loop that
+opened it (its futures and transport live there), so each loop gets its own: a call from a
+new loop (a second `asyncio.run`, the sync API's loop thread) first closes the connections of
+loops that have ended, and `aclose()` closes every one, on its own loop. A connection whose
+AUTH or SELECT fails (or is cancelled) is closed before the error propagates. Dropping one
+unclosed, as this client once did on a loop change, leaves its socket to the garbage
+collector, which reports it as a `ResourceWarning` in whichever test happens to be running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import deque
 from typing import Any, cast
@@ -122,29 +131,36 @@ class RespClient:
         self.username = unquote(u.username) if u.username else None
         self.password = unquote(u.password) if u.password else None
         self.connect_timeout_s = connect_timeout_s
-        self._proto: _Protocol | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: asyncio.Lock | None = None
+        self._conns: dict[asyncio.AbstractEventLoop, _Protocol] = {}
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     async def _connection(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        proto = self._proto
-        if proto is not None and proto.lost is None and self._loop is loop:
+        proto = self._conns.get(loop)
+        if proto is not None and proto.lost is None:
             return proto
-        if self._lock is None or self._loop is not loop:
-            self._lock, self._loop, self._proto = asyncio.Lock(), loop, None
-        async with self._lock:
-            proto = self._proto
+        lock = self._locks.get(loop)
+        if lock is None:
+            for other in [o for o in self._locks if o.is_closed()]:
+                self._locks.pop(other, None)
+                _close(self._conns.pop(other, None), other)
+            lock = self._locks[loop] = asyncio.Lock()
+        async with lock:
+            proto = self._conns.get(loop)
             if proto is not None and proto.lost is None:
                 return proto
             _, fresh = await asyncio.wait_for(
                 loop.create_connection(_Protocol, self.host, self.port), self.connect_timeout_s)
-            if self.password is not None:
-                auth = (self.username, self.password) if self.username else (self.password,)
-                self._check(await self._send(fresh, ("AUTH", *auth)))
-            if self.db:
-                self._check(await self._send(fresh, ("SELECT", self.db)))
-            self._proto = fresh
+            try:
+                if self.password is not None:
+                    auth = (self.username, self.password) if self.username else (self.password,)
+                    self._check(await self._send(fresh, ("AUTH", *auth)))
+                if self.db:
+                    self._check(await self._send(fresh, ("SELECT", self.db)))
+            except BaseException:
+                _close(fresh, loop)
+                raise
+            self._conns[loop] = fresh
             return fresh
 
     @staticmethod
@@ -174,6 +190,35 @@ class RespClient:
             return await self.execute("EVAL", script.source, len(keys), *keys, *args)
 
     async def aclose(self) -> None:
-        proto, self._proto = self._proto, None
-        if proto is not None and proto.transport is not None:
-            proto.transport.close()
+        """Closes every loop's connection; a later call connects again."""
+        conns, self._conns, self._locks = self._conns, {}, {}
+        for loop, proto in conns.items():
+            _close(proto, loop)
+
+
+def _close(proto: _Protocol | None, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Closes a connection from whichever thread and loop we are on.
+
+    On its own loop: the transport's close. On another loop that still runs: the same, handed
+    to that loop. On a loop already closed, the transport cannot close itself any more (its
+    close schedules a callback on that loop), so the socket it holds is closed here; that is
+    asyncio's selector transport (uvloop's has no such attribute and keeps its socket).
+    """
+    transport = proto.transport if proto is not None else None
+    if transport is None or transport.is_closing():
+        return
+    if loop is None or not loop.is_closed():
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or loop is running:
+            transport.close()
+        else:
+            with contextlib.suppress(RuntimeError):  # it closed meanwhile: nothing runs there
+                loop.call_soon_threadsafe(transport.close)
+        return
+    sock = getattr(transport, "_sock", None)
+    if sock is not None:
+        sock.close()
+        transport._sock = None  # type: ignore[attr-defined]  # so its finaliser sees it closed

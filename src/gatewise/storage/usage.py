@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, cast
+
+import msgspec
 
 from gatewise.errors import InvalidRequestError
 from gatewise.storage.base import USAGE_GROUPS, UsageGroup, UsageRecord, UsageRow
@@ -21,6 +24,24 @@ GROUP_ATTRS: dict[str, str] = {"team": "team", "key": "key_id", "model": "alias"
 LEDGER_COLUMNS = ("request_id", "ts", "tenant", "alias", "deployment", "outcome",
                   "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd",
                   "latency_ms", "ttft_ms", "key_id", "team", "user")
+
+_columns = attrgetter(*LEDGER_COLUMNS)
+_encode_json = msgspec.json.Encoder().encode
+
+
+def ledger_rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
+    """One tuple per record: `LEDGER_COLUMNS`' values, then `extra` as JSON text.
+
+    Why this shape and these tools: the ledger's flusher builds a whole batch (256 records) on
+    the event loop before handing it to the database, so its cost is a stall that a request in
+    flight waits out. `getattr` per column plus `json.dumps` per record cost ~2 ms per batch,
+    enough to put the Redis cache hit's p99 over 1 ms; `attrgetter` and msgspec's encoder
+    (the journal already encodes every record with it, so `extra` is known to encode) cost a
+    tenth of that. Built on the loop rather than in the database's worker thread on purpose:
+    Python work in a worker holds the GIL, and the loop then waits up to the interpreter's
+    switch interval (5 ms) to get it back, every time it wakes for I/O.
+    """
+    return [(*_columns(r), _encode_json(r.extra).decode()) for r in records]
 
 
 def utc_day(ts: float) -> str:

@@ -77,3 +77,9 @@ class ChatCompletion(msgspec.Struct, kw_only=True):
     usage: Usage | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None
+    # An answer from a knowledge base (`gatewise.rag`): the sources its markers cite, and what
+    # retrieval did (hits, dropped chunks, groundedness). Unset (left out of the JSON)
+    # otherwise; OpenAI's clients keep unknown top-level fields (`model_extra`). Lenient
+    # items: some upstreams (Perplexity) send their own `citations` as a list of URLs.
+    citations: list[Any] | msgspec.UnsetType = msgspec.UNSET
+    rag: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET

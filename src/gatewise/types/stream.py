@@ -30,6 +30,8 @@ class Delta(_Base):
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[DeltaToolCall] | None = None
+    # OpenAI's `url_citation` annotations (a knowledge-base answer's finishing delta).
+    annotations: list[Any] | None = None
 
 
 class ChunkChoice(msgspec.Struct, kw_only=True):
@@ -47,3 +49,7 @@ class ChatCompletionChunk(msgspec.Struct, kw_only=True):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    # A knowledge-base answer's last finishing chunk: its citations and retrieval summary
+    # (the same fields as `ChatCompletion`'s; unset on every other chunk).
+    citations: list[Any] | msgspec.UnsetType = msgspec.UNSET
+    rag: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET

@@ -18,8 +18,8 @@ def test_each_role_has_its_documented_permissions() -> None:
     assert permissions_for("admin") == PERMISSIONS
     assert permissions_for("team_admin") == {"llm:generate", "llm:embed", "keys:manage",
                                              "keys:read", "budgets:manage", "usage:read",
-                                             "cache:manage"}
-    assert permissions_for("member") == {"llm:generate", "llm:embed"}
+                                             "cache:manage", "rag:read", "rag:write"}
+    assert permissions_for("member") == {"llm:generate", "llm:embed", "rag:read", "rag:write"}
     assert permissions_for("viewer") == {"usage:read"}
 
 

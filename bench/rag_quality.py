@@ -1,0 +1,217 @@
+"""Retrieval quality and citation precision for `rag_bench.py` (the datasets and the metrics).
+
+Datasets, each shipped inside a registry package (nothing is downloaded):
+
+- `chatterbot`: the English conversations of `chatterbot-corpus` (BSD-3-Clause, installed by
+  `make install`): 2,000 human-written question → answer pairs (tech support, trivia, AI,
+  science, ...). As answer retrieval, the way BEIR frames FiQA: the corpus is every distinct
+  answer, a query is a question, and its relevant documents are the answers given to it.
+- `beir`: any BEIR-format folder or zip (`corpus.jsonl`, `queries.jsonl`, `qrels/test.tsv`),
+  e.g. SciFact or NFCorpus fetched by hand: `--beir PATH`. No PyPI package was found that
+  ships one of these with its corpus (see bench/README.md), so it is an option, not the default.
+
+Metrics, per query then averaged: recall@10 (relevant documents in the top 10 over all
+relevant ones) and nDCG@10 (graded gains, log2 discount, ideal ordering from the qrels).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import random
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Dataset:
+    name: str
+    docs: dict[str, str]  # id -> text
+    queries: dict[str, str]  # id -> text
+    qrels: dict[str, dict[str, int]]  # query id -> doc id -> grade (> 0)
+    licence: str
+    note: str = ""
+
+
+def chatterbot(*, max_queries: int | None = None, seed: int = 13) -> Dataset:
+    import chatterbot_corpus  # BSD-3-Clause, `make install`
+    import yaml
+
+    root = Path(chatterbot_corpus.__file__).parent / "data" / "english"
+    doc_ids: dict[str, str] = {}
+    docs: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    by_text: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for path in sorted(root.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for n, conv in enumerate(data.get("conversations") or []):
+            if not isinstance(conv, list) or len(conv) < 2:
+                continue
+            question, answer = str(conv[0]).strip(), str(conv[1]).strip()
+            if not question or not answer:
+                continue
+            key = " ".join(answer.lower().split())
+            did = doc_ids.get(key)
+            if did is None:
+                did = doc_ids[key] = f"{path.stem}-{n}"
+                docs[did] = answer
+            qkey = " ".join(question.lower().split())
+            qid = by_text.get(qkey)
+            if qid is None:
+                qid = by_text[qkey] = f"q-{path.stem}-{n}"
+                queries[qid] = question
+            qrels.setdefault(qid, {})[did] = 1
+    if max_queries is not None and len(queries) > max_queries:
+        keep = sorted(random.Random(seed).sample(sorted(queries), max_queries))
+        queries = {q: queries[q] for q in keep}
+        qrels = {q: qrels[q] for q in keep}
+    return Dataset("chatterbot-corpus (en)", docs, queries, qrels, "BSD-3-Clause",
+                   "answer retrieval: question -> the answers given to it")
+
+
+def beir(path: str, *, max_docs: int | None = None, max_queries: int | None = None,
+         split: str = "test", seed: int = 13) -> Dataset:
+    """A BEIR folder or zip. `max_docs` keeps every judged document and fills up with a
+    random sample of the others (so recall stays comparable, the corpus just gets easier)."""
+    files = _Files(path)
+    qrels: dict[str, dict[str, int]] = {}
+    reader = csv.reader(io.StringIO(files.read(f"qrels/{split}.tsv")), delimiter="\t")
+    for row in reader:
+        if len(row) < 3 or row[0] == "query-id":
+            continue
+        if int(row[2]) > 0:
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    queries = {}
+    for line in files.read("queries.jsonl").splitlines():
+        if line.strip():
+            q = json.loads(line)
+            if q["_id"] in qrels:
+                queries[q["_id"]] = q["text"]
+    qrels = {q: r for q, r in qrels.items() if q in queries}
+    rng = random.Random(seed)
+    if max_queries is not None and len(queries) > max_queries:
+        keep = sorted(rng.sample(sorted(queries), max_queries))
+        queries = {q: queries[q] for q in keep}
+        qrels = {q: qrels[q] for q in keep}
+    judged = {d for r in qrels.values() for d in r}
+    docs: dict[str, str] = {}
+    others: list[tuple[str, str]] = []
+    for line in files.read("corpus.jsonl").splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        text = f"{d.get('title') or ''}\n{d.get('text') or ''}".strip()
+        if d["_id"] in judged:
+            docs[d["_id"]] = text
+        else:
+            others.append((d["_id"], text))
+    room = len(others) if max_docs is None else max(0, max_docs - len(docs))
+    for did, text in (others if room >= len(others) else rng.sample(others, room)):
+        docs[did] = text
+    return Dataset(f"BEIR {Path(path).stem}", docs, queries, qrels, "see the dataset",
+                   f"{len(docs):,} documents" + (" (subset)" if room < len(others) else ""))
+
+
+class _Files:
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.zip = zipfile.ZipFile(self.path) if self.path.suffix == ".zip" else None
+
+    def read(self, name: str) -> str:
+        if self.zip is None:
+            return (self.path / name).read_text(encoding="utf-8")
+        match = [n for n in self.zip.namelist() if n.endswith("/" + name) or n == name]
+        if not match:
+            raise FileNotFoundError(f"{name} in {self.path}")
+        return self.zip.read(match[0]).decode("utf-8")
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+def recall_at(ranked: Sequence[str], relevant: Mapping[str, int], k: int = 10) -> float:
+    if not relevant:
+        return 0.0
+    return len(set(ranked[:k]) & set(relevant)) / len(relevant)
+
+
+def ndcg_at(ranked: Sequence[str], relevant: Mapping[str, int], k: int = 10) -> float:
+    dcg = sum((2 ** relevant.get(d, 0) - 1) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def mean(values: Iterable[float]) -> float:
+    vals = list(values)
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def weighted_rrf(lists: Sequence[Sequence[tuple[int, float]]], weights: Sequence[float],
+                 k: int) -> list[int]:
+    """Reciprocal rank fusion with a weight per list: sum w / (k + rank)."""
+    fused: dict[int, float] = {}
+    for ranked, w in zip(lists, weights, strict=True):
+        for rank, (key, _) in enumerate(ranked, 1):
+            fused[key] = fused.get(key, 0.0) + w / (k + rank)
+    return [key for key, _ in sorted(fused.items(), key=lambda e: -e[1])]
+
+
+# -- citation questions ---------------------------------------------------------------------
+
+# Questions on langkit's metric reference (`langkit/docs/modules.md`, Apache-2.0, installed
+# with `make install`), each with a phrase of the section that answers it: a citation is
+# precise when the chunk it points at contains that phrase.
+CITATION_QUESTIONS: list[tuple[str, str]] = [
+    ("How is the relevance of a response to its prompt computed?",
+     "cosine similarity between embeddings generated from both prompt and response"),
+    ("Which analyzer computes the sentiment score?", "nltk's Vader sentiment analyzer"),
+    ("What does syllable_count return?", "number of syllables present in the input text"),
+    ("What does a higher Flesch reading ease score mean?",
+     "Higher scores indicate material that is easier to read"),
+    ("How does the injection metric score a prompt?",
+     "maximum similarity score between the target and a group of known jailbreak"),
+    ("How does proactive injection detection decide that a prompt is an attack?",
+     "repeat a randomly generated string"),
+    ("Which engine identifies PII?", "Microsoft's Presidio"),
+    ("What does pii_presidio.entities_count return?",
+     "the number of detected entities in the given prompt/response"),
+    ("What does polysyllable_count count?", "words with three or more syllables"),
+    ("What does the Gunning Fog index estimate?",
+     "years of formal education a person needs to understand the text"),
+    ("In which order are the regex pattern groups applied?",
+     "The regexes are applied in the order defined"),
+    ("What does the jailbreaks theme contain?", "a set of known jailbreak examples"),
+    ("What does the refusals theme contain?", "a set of known LLM refusal examples"),
+    ("What does a hallucination score near 1 mean?",
+     "scores towards 1 mean high inconsistency between samples"),
+    ("What does letter_count return?", "number of letters present in the input text"),
+    ("What does monosyllable_count count?", "words with one syllable"),
+]
+
+
+def langkit_docs() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("langkit")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("langkit is not installed (make install)")
+    return Path(next(iter(spec.submodule_search_locations))) / "docs" / "modules.md"
+
+
+def supports(text: str, phrase: str) -> bool:
+    norm = " ".join(text.lower().replace("`", "").replace("\\", "").split())
+    return " ".join(phrase.lower().split()) in norm
+
+
+def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    cited = [c for r in rows for c in r["precise"]]
+    return {"questions": len(rows), "answers_with_citations": sum(1 for r in rows if r["precise"]),
+            "citations": len(cited), "precise": sum(cited),
+            "precision": (sum(cited) / len(cited)) if cited else None,
+            "not_found": sum(1 for r in rows if r.get("not_found"))}

@@ -1,0 +1,194 @@
+"""`RagMiddleware`: a chat call that names a knowledge base is answered from it, with citations.
+
+A call names one by its alias (`rag.aliases`: the alias also has deployments in `models:`,
+which routing picks among as usual; the request's `model` stays the alias), by
+`metadata.rag` (a collection name or a JSON object, see `answer.parse_spec`), or through the
+library's `Gateway.answer`. Two stages, because two things must happen at different depths of
+the chain (see `gatewise.pipeline.core` for the whole order):
+
+- `scope` (once per call, after the usage ledger, before access control, rate limits and
+  budget reservation): parses the request (a bad `metadata.rag` is a 400 naming it) and
+  resolves the collection for the caller's identity (404 `collection_not_found` for one its
+  team cannot see), so a mistaken call is refused before anything is counted or reserved;
+  the resolved `RagSpec` waits on `call.rag`.
+- the middleware itself (after access control, rate limits and budgets, *before* the
+  guardrails): retrieves, screens the chunks for indirect injections, builds the prompt
+  within the context window, rewrites the request, runs the rest of the chain and resolves
+  the answer's citations (JSON and stream). Sitting outside the guardrails is what makes the
+  caller's PII policy mask the retrieved text: the guardrails see the augmented request
+  (PII masking covers system messages too) and unmask the answer before it comes back here,
+  so citations and groundedness work on the real text. Retrieval runs only for a caller the
+  access checks let through.
+
+Either stage alone works (the middleware resolves what `scope` did not), so a chain built
+without `scope` still answers, only with the 404 after the reservation.
+
+Response: `citations` and `rag` in the body (the final stream chunk for a stream), OpenAI's
+`annotations` on each message (each choice's finishing delta), and the headers
+`x-gatewise-rag-hits` (chunks retrieved above `min_score`) and `x-gatewise-rag`
+(collection, sources sent, chunks dropped or flagged as injections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import msgspec
+
+from gatewise.config.schema import RagConfig
+from gatewise.pipeline.core import Call, Handler
+from gatewise.pipeline.stream import ChunkStream, stream_completion
+from gatewise.rag.answer import (
+    RAG_KEY,
+    Fits,
+    InjectionScanner,
+    Judge,
+    Outcome,
+    RagSpec,
+    TemplateRenderer,
+    build_messages,
+    finish_completion,
+    fit_sources,
+    not_found_completion,
+    question_of,
+    screen,
+    spec_for,
+    stream_finalizer,
+)
+from gatewise.rag.citations import CitationStreamer, Source
+from gatewise.rag.types import Resolver, Searcher
+from gatewise.types.messages import Message
+from gatewise.types.requests import ChatRequest
+from gatewise.types.responses import ChatCompletion
+
+__all__ = ["RagMiddleware", "RagScopeMiddleware", "build_middleware"]
+
+# The alias's context budget for a request (`gatewise.memory.window.ContextWindows.budget`).
+WindowFn = Callable[[ChatRequest, str], Fits | None]
+
+
+class RagScopeMiddleware:
+    """The early stage: the call's `RagSpec`, its collection resolved, on `call.rag`."""
+
+    def __init__(self, owner: RagMiddleware) -> None:
+        self._owner = owner
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        if call.kind == "chat":
+            await self._owner.prepare(call)
+        return await next(call)
+
+
+class RagMiddleware:
+    def __init__(self, config: RagConfig, resolver: Resolver, searcher: Searcher, *,
+                 scanner: InjectionScanner | None = None,
+                 templates: TemplateRenderer | None = None,
+                 window: WindowFn | None = None) -> None:
+        """`scanner`: the indirect-injection detector (None: chunks are not scanned);
+        `templates`: renders named prompt templates; `window`: the alias's context budget
+        (None: sources are not trimmed to fit)."""
+        self.config = config
+        self.resolver = resolver
+        self.searcher = searcher
+        self.scanner = scanner
+        self.templates = templates
+        self.window = window
+        self.judge = Judge(config.grounded_threshold)
+        self.scope = RagScopeMiddleware(self)
+
+    async def warm(self) -> None:
+        """Trains the injection detector off the event loop, before the first answer."""
+        warm = getattr(self.scanner, "warm_up", None)
+        if warm is not None:
+            await asyncio.to_thread(warm)
+
+    async def prepare(self, call: Call) -> RagSpec | None:
+        """The call's spec with its collection resolved (kept on `call.rag`), or None."""
+        spec = call.rag if isinstance(call.rag, RagSpec) else None
+        if spec is None:
+            spec = spec_for(call.chat_request, call.alias, self.config)
+            if spec is None:
+                return None
+        if spec.record is None:
+            spec = replace(spec, record=await self.resolver.resolve(call.identity,
+                                                                     spec.collection))
+        call.rag = spec
+        return spec
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        if call.kind != "chat":
+            return await next(call)
+        spec = await self.prepare(call)
+        if spec is None:
+            return await next(call)
+        assert spec.record is not None
+        req = call.chat_request
+        question = question_of(req)
+        hits = await self.searcher.search(spec.record, question, k=spec.k,
+                                          filters=spec.filters, mmr=spec.mmr,
+                                          rerank=spec.rerank)
+        outcome = Outcome(spec.collection)
+        if spec.min_score is not None:
+            kept = [h for h in hits if h.score >= spec.min_score]
+            outcome.below_min_score = len(hits) - len(kept)
+            hits = kept
+        outcome.hits = len(hits)
+        screened = await screen(hits, self.scanner, self.config.scan_injection)
+        outcome.injection_dropped = screened.dropped
+        outcome.injection_flagged = screened.flagged
+        if not screened.sources:
+            return await self._not_found(call, outcome)
+        md = {k: v for k, v in (req.metadata or {}).items() if k != RAG_KEY}
+        base = msgspec.structs.replace(req, metadata=md or None)
+        budget = self.window(base, call.alias) if self.window is not None else None
+
+        async def build(sources: list[Source]) -> list[Message]:
+            return await build_messages(base, question, sources, template=spec.template,
+                                        renderer=self.templates, alias=call.alias)
+
+        sources, messages, outcome.budget_dropped = await fit_sources(screened.sources, build,
+                                                                      budget)
+        outcome.sources = len(sources)
+        call.request = msgspec.structs.replace(base, messages=messages)
+        call.response_headers.update(outcome.headers())
+        call.event("rag", **outcome.to_json())
+        result = await next(call)
+        if isinstance(result, ChunkStream):
+            result.add_transform(CitationStreamer(
+                [s.hit for s in sources], collection=spec.collection,
+                finalize=stream_finalizer(sources, outcome, self.judge),
+                supports=self.judge.supports))
+            return result
+        if isinstance(result, ChatCompletion):
+            return finish_completion(result, sources, outcome, self.judge)
+        return result
+
+    async def _not_found(self, call: Call, outcome: Outcome) -> Any:
+        """Nothing to answer from: the not-found answer, no model call, zero usage."""
+        call.response_headers.update(outcome.headers())
+        call.event("rag", **outcome.to_json(), not_found=True)
+        completion = not_found_completion(call.chat_request.model, outcome)
+        if not call.stream:
+            call.usage = completion.usage
+            return completion
+        rag = completion.rag if isinstance(completion.rag, dict) else {}
+        stream = await stream_completion(call, completion)
+        stream.add_transform(CitationStreamer([], collection=outcome.collection,
+                                              finalize=lambda *_: rag))
+        return stream
+
+
+def build_middleware(config: RagConfig, resolver: Resolver, searcher: Searcher, *,
+                     templates: TemplateRenderer | None = None, window: WindowFn | None = None,
+                     scanner: InjectionScanner | None = None) -> RagMiddleware:
+    """The answer stage from the config: `scanner` defaults to a fresh indirect-injection
+    detector (trained on first use or `warm()`) unless `rag.scan_injection` is `off`."""
+    if scanner is None and config.scan_injection != "off":
+        from gatewise.guardrails.injection import InjectionDetector
+
+        scanner = InjectionDetector()
+    return RagMiddleware(config, resolver, searcher, scanner=scanner, templates=templates,
+                         window=window)
