@@ -232,6 +232,9 @@ def test_ask_as_json_carries_the_retrieval_outcome(run: Run, docs: Path) -> None
                     "-k", "2")
     full = json.loads(out)
     assert set(full) == {"answer", "citations", "rag"}
-    assert full["rag"]["collection"] == "kb" and full["rag"]["hits"] == 2
+    rag = full["rag"]
+    # Two hits come back; one unrelated to the question may be left out of the sources.
+    assert rag["collection"] == "kb" and rag["hits"] >= 1
+    assert rag["hits"] + rag["below_min_score"] == 2
     code, _, err = run("ask", "refund", "--collection", "nope", ok=False)
     assert code == 1 and "no collection" in err

@@ -76,7 +76,8 @@ def add_parsers(sub: Any) -> None:
     a.add_argument("-k", type=int, default=None, help="chunks retrieved")
     a.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE")
     a.add_argument("--no-stream", action="store_true")
-    a.add_argument("--max-tokens", type=int)
+    a.add_argument("--max-tokens", type=int, default=400,
+                   help="cap on the answer's length (default 400; a small local model may ramble)")
     a.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
 
     d = rs.add_parser("delete", help="delete one document, or the whole collection")

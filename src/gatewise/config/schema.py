@@ -526,6 +526,14 @@ class RagCollectionConfig(_Strict):
     description: str = ""
 
 
+class RagFusionConfig(_Strict):
+    """How hybrid search fuses its BM25 and vector lists (reciprocal rank fusion)."""
+
+    rrf_k: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 60.0
+    vector_weight: Annotated[float, msgspec.Meta(ge=0, le=100)] = 1.0
+    bm25_weight: Annotated[float, msgspec.Meta(ge=0, le=100)] = 1.0
+
+
 class RagConfig(_Strict):
     """Retrieval-augmented answers (`gatewise.rag`): collections of documents, chunked and
     embedded, searched by BM25 and vectors fused; answers that cite their sources."""
@@ -541,6 +549,12 @@ class RagConfig(_Strict):
     embed_batch: _PositiveInt = 64
     max_upload_bytes: _PositiveInt = 20 * 1024 * 1024
     default_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6
+    # Equal-weight RRF (k=60) by default; `vector_weight` above 1 suits conversational or
+    # paraphrase-heavy collections where words rarely overlap (see bench/rag_bench.py).
+    fusion: RagFusionConfig = msgspec.field(default_factory=RagFusionConfig)
+    # An answer's sources: a hit no query word matched (vector only) must be at least this
+    # cosine-close to the question (MiniLM: unrelated text scores ~0-0.15, related >= 0.3).
+    min_similarity: Annotated[float, msgspec.Meta(ge=-1, le=1)] = 0.2
     # The model that re-ranks when a search asks for it (unset: re-ranking is refused).
     rerank_model: str | None = None
     # Answers whose support in the retrieved chunks scores below this say "not found".

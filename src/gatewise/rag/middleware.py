@@ -59,7 +59,7 @@ from gatewise.rag.answer import (
     stream_finalizer,
 )
 from gatewise.rag.citations import CitationStreamer, Source
-from gatewise.rag.types import Resolver, Searcher
+from gatewise.rag.types import Hit, Resolver, Searcher
 from gatewise.types.messages import Message
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
@@ -68,6 +68,17 @@ __all__ = ["RagMiddleware", "RagScopeMiddleware", "build_middleware"]
 
 # The alias's context budget for a request (`gatewise.memory.window.ContextWindows.budget`).
 WindowFn = Callable[[ChatRequest, str], Fits | None]
+
+
+def relevant(hit: Hit, min_score: float | None, min_similarity: float) -> bool:
+    """Whether a hit may become a source. Fused scores are ranks, not relevance: a search
+    always returns k hits, however unrelated the rest of the collection is. So a hit that only
+    the vector list found (no query word in it) must also be at least `min_similarity` close
+    to the question; a small model handed an unrelated source mixes it into its answer."""
+    if min_score is not None and hit.score < min_score:
+        return False
+    sim = hit.scores.get("vector")
+    return "bm25" in hit.scores or sim is None or sim >= min_similarity
 
 
 class RagScopeMiddleware:
@@ -131,10 +142,9 @@ class RagMiddleware:
                                           filters=spec.filters, mmr=spec.mmr,
                                           rerank=spec.rerank)
         outcome = Outcome(spec.collection)
-        if spec.min_score is not None:
-            kept = [h for h in hits if h.score >= spec.min_score]
-            outcome.below_min_score = len(hits) - len(kept)
-            hits = kept
+        kept = [h for h in hits if relevant(h, spec.min_score, self.config.min_similarity)]
+        outcome.below_min_score = len(hits) - len(kept)
+        hits = kept
         outcome.hits = len(hits)
         screened = await screen(hits, self.scanner, self.config.scan_injection)
         outcome.injection_dropped = screened.dropped

@@ -6,8 +6,11 @@ the collection's per-process index catches up with the store; then
 1. candidates: the vector top-N and the BM25 top-N, N = max(4k, 50), each generated *under*
    the filters (the top 4N filtered; when fewer than N pass, an exact pass over the chunks
    the filter admits), so a selective filter never leaves fewer than k hits when k exist;
-2. fusion: reciprocal rank fusion, `sum 1 / (60 + rank)` over the lists a chunk is in (ranks,
-   not scores: BM25 and cosine live on different scales);
+2. fusion: reciprocal rank fusion, `sum weight / (k + rank)` over the lists a chunk is in
+   (ranks, not scores: BM25 and cosine live on different scales). The default is the
+   textbook k=60 with equal weights (what keyword-heavy corpora such as manuals, tickets and
+   code favour); `Fusion` weights one list up where measurements on the operator's own data
+   say so (`rag.fusion`; bench/rag_bench.py prints a sweep);
 3. optional re-ranking of the fused top max(2k, 20) by a `Reranker` (a model call);
 4. optional MMR diversity: greedy picks maximising `λ·relevance - (1-λ)·max similarity to
    the chunks already picked` (cosine on the chunk vectors), so near-duplicates give way.
@@ -23,6 +26,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from gatewise.errors import ConflictError, InvalidRequestError
@@ -43,17 +47,32 @@ RRF_K = 60
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "bm25")
 
 
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """Reciprocal-rank-fusion settings: `k` damps the head of each list; the weights scale
+    each list's contribution."""
+
+    k: float = RRF_K
+    vector_weight: float = 1.0
+    bm25_weight: float = 1.0
+
+
+DEFAULT_FUSION = Fusion()
+
+
 def candidates_wanted(k: int) -> int:
     return max(4 * k, 50)
 
 
-def fuse(lists: Sequence[Sequence[tuple[int, float]]]) -> list[tuple[int, float]]:
+def fuse(lists: Sequence[Sequence[tuple[int, float]]], *, k: float = RRF_K,
+         weights: Sequence[float] | None = None) -> list[tuple[int, float]]:
     """Reciprocal rank fusion of ranked (key, score) lists: (key, fused score), best first;
     ties keep the order of first appearance."""
     fused: dict[int, float] = {}
-    for ranked in lists:
+    for n, ranked in enumerate(lists):
+        weight = weights[n] if weights is not None else 1.0
         for rank, (key, _) in enumerate(ranked, 1):
-            fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank)
+            fused[key] = fused.get(key, 0.0) + weight / (k + rank)
     return sorted(fused.items(), key=lambda e: -e[1])
 
 
@@ -87,7 +106,7 @@ def mmr_order(relevance: npt.NDArray[np.float64], vectors: npt.NDArray[np.float3
 async def rank(index: CollectionIndex, query: str, query_vector: npt.NDArray[np.float32] | None,
                *, k: int, predicate: Predicate | None = None, mmr: float | None = None,
                reranker: Reranker | None = None, mode: Mode = "hybrid",
-               filter_key: str | None = None) -> list[Hit]:
+               filter_key: str | None = None, fusion: Fusion = DEFAULT_FUSION) -> list[Hit]:
     """The ranked hits for a query over an index already in step (what `Retriever.search`
     does after embedding and refreshing; a benchmark calls it directly)."""
     import numpy as np
@@ -98,7 +117,8 @@ async def rank(index: CollectionIndex, query: str, query_vector: npt.NDArray[np.
         if mode != "bm25" and query_vector is not None else []
     lex = index.bm25_search(query, n, allowed) if mode != "vector" else []
     lists = {"hybrid": [vec, lex], "vector": [vec], "bm25": [lex]}[mode]
-    fused = fuse(lists)
+    fused = fuse(lists, k=fusion.k, weights=(fusion.vector_weight, fusion.bm25_weight)
+                 if mode == "hybrid" else None)
     if not fused:
         return []
     pool = fused if reranker is not None or mmr is not None else fused[:k]
@@ -149,8 +169,10 @@ class Retriever:
     def __init__(self, store: ChunkStore, embedder: AsyncEmbedder, *,
                  reranker: Reranker | None = None, mode: Mode = "hybrid",
                  refresh_s: float = 1.0, index_options: dict[str, Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 fusion: Fusion = DEFAULT_FUSION) -> None:
         self.store = store
+        self.fusion = fusion
         self.embedder = embedder
         self.reranker = reranker
         self.mode = mode
@@ -205,6 +227,7 @@ class Retriever:
                                     param="collection")
         return await rank(index, query, query_vector, k=k, predicate=predicate, mmr=mmr,
                           reranker=self.reranker if rerank else None, mode=mode,
+                          fusion=self.fusion,
                           filter_key=_canonical(filters) if predicate is not None else None)
 
 

@@ -200,9 +200,11 @@ class Knowledge:
     async def retriever(self) -> Retriever:
         if self._retriever is None:
             embedder = self.embedder()  # first: its runtime must load before the index's
-            from gatewise.rag.search import Retriever
+            from gatewise.rag.search import Fusion, Retriever
 
-            self._retriever = Retriever(await self.store(), embedder, reranker=self._reranker)
+            f = self.config.fusion
+            self._retriever = Retriever(await self.store(), embedder, reranker=self._reranker,
+                                        fusion=Fusion(f.rrf_k, f.vector_weight, f.bm25_weight))
         return self._retriever
 
     async def _ingestor(self, chunker: str) -> Ingestor:

@@ -430,3 +430,14 @@ def test_a_grounded_answer_without_markers_gets_inferred_citations() -> None:
     assert isinstance(out.rag, dict) and out.rag["citations_inferred"] is True
     [ann] = out.choices[0].message.annotations or []
     assert (ann["url_citation"]["start_index"], ann["url_citation"]["end_index"]) == (0, 47)
+
+
+def test_a_source_needs_a_query_word_or_a_close_enough_meaning() -> None:
+    from gatewise.rag.middleware import relevant
+    from gatewise.rag.types import Chunk, Hit
+
+    chunk = Chunk("d#0", "d", 0, "text", 1)
+    assert relevant(Hit(chunk, 0.03, 1, {"rrf": 0.03, "vector": 0.05, "bm25": 1.2}), None, 0.2)
+    assert not relevant(Hit(chunk, 0.03, 1, {"rrf": 0.03, "vector": 0.05}), None, 0.2)
+    assert relevant(Hit(chunk, 0.03, 1, {"rrf": 0.03, "vector": 0.45}), None, 0.2)
+    assert not relevant(Hit(chunk, 0.03, 1, {"rrf": 0.03, "vector": 0.45}), 0.5, 0.2)

@@ -189,3 +189,12 @@ async def test_remembered_filters_follow_new_and_removed_chunks() -> None:
     await r.store.delete_document("c", "de1")
     assert docs_of(await r.search(COLLECTION, "printer", k=3, filters={"lang": "de"})) == [
         "de2"]
+
+
+def test_weighted_fusion_lets_one_list_lead() -> None:
+    vec = [(1, 0.9), (2, 0.8)]
+    lex = [(3, 9.0), (2, 5.0)]
+    assert [k for k, _ in fuse([vec, lex])][:1] == [2]  # in both lists: first by default
+    leaning = fuse([vec, lex], k=5, weights=(8.0, 1.0))
+    assert [k for k, _ in leaning] == [1, 2, 3]
+    assert fuse([vec, lex], weights=(1.0, 0.0))[-1] == (3, 0.0)
