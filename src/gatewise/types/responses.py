@@ -80,6 +80,7 @@ class ChatCompletion(msgspec.Struct, kw_only=True):
     # An answer from a knowledge base (`gatewise.rag`): the sources its markers cite, and what
     # retrieval did (hits, dropped chunks, groundedness). Unset (left out of the JSON)
     # otherwise; OpenAI's clients keep unknown top-level fields (`model_extra`). Lenient
-    # items: some upstreams (Perplexity) send their own `citations` as a list of URLs.
-    citations: list[Any] | msgspec.UnsetType = msgspec.UNSET
-    rag: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    # items: some upstreams (Perplexity) send their own `citations` as a list of URLs, and
+    # LiteLLM sends `citations: null` on every stream chunk.
+    citations: list[Any] | msgspec.UnsetType | None = msgspec.UNSET
+    rag: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET

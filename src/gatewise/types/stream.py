@@ -51,5 +51,5 @@ class ChatCompletionChunk(msgspec.Struct, kw_only=True):
     system_fingerprint: str | None = None
     # A knowledge-base answer's last finishing chunk: its citations and retrieval summary
     # (the same fields as `ChatCompletion`'s; unset on every other chunk).
-    citations: list[Any] | msgspec.UnsetType = msgspec.UNSET
-    rag: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    citations: list[Any] | msgspec.UnsetType | None = msgspec.UNSET
+    rag: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
