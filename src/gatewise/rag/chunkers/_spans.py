@@ -205,6 +205,17 @@ PROSE = ("paragraph", "sentence", "line", "word")
 CODE = ("paragraph", "line", "word")
 
 
+def window(tk: Tokens, units: Sequence[Span], ends: Sequence[int],
+           estimates: Sequence[float], i: int, budget: int) -> tuple[int, int]:
+    """The units from `i` that go into one chunk: extended while their estimated tokens fit
+    `budget`, then fitted on the exact count (`Tokens.fit`); (last unit, exact tokens)."""
+    j, total, n = i, estimates[i], len(units)
+    while j + 1 < n and total + estimates[j + 1] <= budget:
+        j += 1
+        total += estimates[j]
+    return tk.fit(units, ends, i, j, budget)
+
+
 def pack(tk: Tokens, units: Sequence[Span], estimates: Sequence[float], budget: int,
          levels: Sequence[str] = ()) -> list[tuple[Span, int]]:
     """Neighbouring units joined greedily while their estimated tokens fit `budget`, then
@@ -214,11 +225,7 @@ def pack(tk: Tokens, units: Sequence[Span], estimates: Sequence[float], budget: 
     ends = [u[1] for u in units]
     i, n = 0, len(units)
     while i < n:
-        j, total = i, estimates[i]
-        while j + 1 < n and total + estimates[j + 1] <= budget:
-            j += 1
-            total += estimates[j]
-        j, tokens = tk.fit(units, ends, i, j, budget)
+        j, tokens = window(tk, units, ends, estimates, i, budget)
         span = (units[i][0], units[j][1])
         if tokens > budget:  # one unit the estimate let through
             out.extend(split_to_fit(tk, span[0], span[1], budget, levels, exact=tokens))

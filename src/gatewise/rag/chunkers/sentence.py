@@ -9,7 +9,15 @@ heading, a PDF page, a JSONL record).
 from __future__ import annotations
 
 from gatewise.rag.chunkers._build import ChunkBuilder, Piece
-from gatewise.rag.chunkers._spans import Count, Span, Tokens, paragraphs, sentences, split_to_fit
+from gatewise.rag.chunkers._spans import (
+    Count,
+    Span,
+    Tokens,
+    paragraphs,
+    sentences,
+    split_to_fit,
+    window,
+)
 from gatewise.rag.types import Chunk, LoadedDocument
 
 
@@ -40,11 +48,7 @@ def pack_overlapping(tk: Tokens, units: list[Span], estimates: list[float], budg
     ends = [u[1] for u in units]
     i, n = 0, len(units)
     while i < n:
-        j, total = i, estimates[i]
-        while j + 1 < n and total + estimates[j + 1] <= budget:
-            j += 1
-            total += estimates[j]
-        j, tokens = tk.fit(units, ends, i, j, budget)
+        j, tokens = window(tk, units, ends, estimates, i, budget)
         if tokens > budget:  # a lone sentence the estimate let through
             pieces.extend(Piece(a, e, t) for (a, e), t in
                           split_to_fit(tk, units[i][0], units[j][1], budget, ("word",), exact=tokens))
