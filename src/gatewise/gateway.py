@@ -20,10 +20,14 @@ from gatewise.cache import build_cache
 from gatewise.config.loader import ResolvedConfig, load_config
 from gatewise.errors import GatewayError, InvalidRequestError, ModelNotFoundRequestError
 from gatewise.guardrails.build import Guardrails
+from gatewise.maintenance.build import build_operations
 from gatewise.memory import ConversationMemory, build_memory, build_middlewares
+from gatewise.observability.collectors import breaker_collector
+from gatewise.observability.health import build_health
 from gatewise.observability.incidents import IncidentRecorder
 from gatewise.observability.metrics import GatewayMetrics
 from gatewise.observability.telemetry import TelemetryMiddleware
+from gatewise.observability.tracing import build_tracing
 from gatewise.orchestration.cascade import CascadeResult, Gate, cascade
 from gatewise.orchestration.consensus import ConsensusResult, Normalize, consensus
 from gatewise.orchestration.middleware import OrchestrationMiddleware
@@ -38,6 +42,8 @@ from gatewise.prompts.middleware import EMPTY_TURN
 from gatewise.providers.base import Capabilities
 from gatewise.providers.deployment import Deployment
 from gatewise.providers.pool import ProviderPool
+from gatewise.quality.build import build_quality
+from gatewise.quality.experiments import build_middleware as build_experiment_middleware
 from gatewise.rag.answer import RagSpec
 from gatewise.rag.build import build_rag
 from gatewise.rag.middleware import build_middleware as build_rag_middleware
@@ -52,7 +58,9 @@ from gatewise.routing.strategies import CostStrategy
 from gatewise.routing.tracking import TrackingMiddleware
 from gatewise.security.admin import AdminService
 from gatewise.security.build import Security
+from gatewise.security.rotation import build_key_rotation
 from gatewise.storage.factory import open_stores
+from gatewise.storage.quality import FeedbackRecord
 from gatewise.transport.base import Transport
 from gatewise.types.embeddings import EmbeddingResponse
 from gatewise.types.requests import ChatRequest
@@ -81,6 +89,9 @@ class Gateway:
     ) -> None:
         self.config = config if isinstance(config, ResolvedConfig) else load_config(config)
         self.metrics = GatewayMetrics()
+        # OpenTelemetry traces (None when off: then nothing of OpenTelemetry is imported).
+        self.tracing = build_tracing(self.config.config.observability.tracing,
+                                     headers=self.config.tracing_headers, env=self.config.env)
         self.pool = ProviderPool(transport)
         cfg = self.config.config
         rc = cfg.router
@@ -89,6 +100,11 @@ class Gateway:
         self.incidents = IncidentRecorder(self.metrics.incidents, self.metrics.breaker_recovery)
         self.breakers = build_breakers(rc.breaker, self.config.redis_url)
         breaking = rc.breaker.enabled
+        if breaking:  # gatewise_breaker_state, read from the board's memory at scrape time
+            self.metrics.add_collector(breaker_collector(
+                self.metrics.breaker_state,
+                [d.id for deps in self.config.aliases.values() for d in deps],
+                self.breakers.snapshot))
         self.router = Router(
             self.config, seed=seed, capabilities=self._capabilities,
             available=(lambda d: self.breakers.available(d.id)) if breaking else None,
@@ -104,6 +120,9 @@ class Gateway:
         self.security.keys.on_budgets = self.accounting.budgets.invalidate
         # What the admin API and the CLI's admin commands call.
         self.admin = AdminService(self.security, self.accounting)
+        # Automated provider-key rotation (`security.rotation`): the `key_rotation` job.
+        self.key_rotation = build_key_rotation(self.config, self.security, self.pool,
+                                               self.metrics)
         self.security_events = self.security.events
         if isinstance(self.router.strategy, CostStrategy):
             # Cost routing prices deployments from the same table the ledger bills with.
@@ -117,6 +136,20 @@ class Gateway:
             cfg.cache, shared=self.stores.kv, redis=bool(self.config.storage_redis_url),
             deployments={a: [d.id for d in deps] for a, deps in self.config.aliases.items()},
             prices=self.accounting.prices, metrics=self.metrics, embeddings=self)
+        # Health checks behind /readyz (providers, stores, the local model, quotas, the API)
+        # and maintenance jobs run by one replica at a time; other parts add their jobs with
+        # `self.maintenance.register(job)` (`gatewise.maintenance`).
+        self.health = build_health(
+            self.config, pool=self.pool, stores=self.stores, metrics=self.metrics,
+            budgets=self.accounting.budgets,
+            available=self.breakers.available if breaking else None,
+            credential=lambda name: self.security.vault.get(name, count=False))
+        self.operations = build_operations(self.config, self.stores, self.health,
+                                           security=self.security, cache=self.cache,
+                                           metrics=self.metrics)
+        self.maintenance = self.operations.scheduler
+        if self.key_rotation is not None:
+            self.maintenance.register(self.key_rotation)
         # Last good answers (`stale_on_outage`) where every replica reads them: the shared
         # key-value store with Redis or PostgreSQL, else the cache's store, else in process.
         shared_kv = bool(self.config.storage_redis_url) or cfg.storage.database == "postgres"
@@ -156,8 +189,21 @@ class Gateway:
         # orchestration aliases (each branch is a call through everything after it), then
         # alias resolution (rules, steps, complexity), then fallback chains.
         # Templates render before the ledger: a request they refuse stores nothing.
+        # A/B experiments pick the variant first: its template is the one rendered, and every
+        # stage after sees its model and parameters (`gatewise.quality.experiments`).
+        self.experiments = build_experiment_middleware(self.config,
+                                                       self.metrics.experiment_requests)
+        # Quality scores and records (`gatewise.quality`): right inside telemetry, so it sees
+        # every outcome and the caller's alias; `gw.quality.store` holds the rows.
+        self.quality = build_quality(self.config, self.stores.quality, metrics=self.metrics,
+                                     runner=self, report_quality=self.report_quality)
+        for job in self.quality.jobs():  # quality_check, quality_retention
+            self.maintenance.register(job)
         per_call: list[Middleware] = [
-            TelemetryMiddleware(self.metrics), self.prompts.middleware,
+            TelemetryMiddleware(self.metrics, log_requests=cfg.observability.logging.requests),
+            *([self.quality.middleware] if self.quality.middleware is not None else []),
+            *([self.experiments] if self.experiments is not None else []),
+            self.prompts.middleware,
             *([assistants] if assistants is not None else []), *self.accounting.per_call,
             self.rag_answers.scope,
             IdentityScoped([self.security.access, *self.accounting.per_identity]),
@@ -191,6 +237,10 @@ class Gateway:
         per_attempt.append(ContextFitMiddleware(self.accounting.prices,
                                                 self.accounting.tokenizers))
         per_attempt += self.security.per_provider_call
+        if self.tracing is not None:  # spans: request, guards, cache, retrieval, attempts
+            per_call, per_attempt = self.tracing.instrument(
+                per_call, per_attempt, cache=self.cache, retrieval=self.rag_answers,
+                guards=self.guardrails.middleware)
         self._chain = build_chain([*per_call, *per_alias, *per_attempt], ProviderCall(self.pool))
         self._sync: _SyncRunner | None = None
 
@@ -201,6 +251,15 @@ class Gateway:
     def report_quality(self, deployment_id: str, score: float) -> None:
         """A 0..1 judgement of an answer (`result.info.deployment`); feeds latency/cost routing."""
         self.router.report_quality(deployment_id, score)
+
+    async def feedback(self, request_id: str, score: float | str, comment: str | None = None,
+                       *, identity: Identity = ANONYMOUS) -> FeedbackRecord:
+        """A user's rating of a response (0..1, "up" or "down"; `gatewise.quality.feedback`)."""
+        return await self.quality.feedback(identity, request_id, score, comment)
+
+    def feedback_sync(self, request_id: str, score: float | str, comment: str | None = None,
+                      **kw: Any) -> FeedbackRecord:
+        return self._run_sync(self.feedback(request_id, score, comment, **kw))
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **kw: Any) -> Gateway:
@@ -225,6 +284,7 @@ class Gateway:
                 await self.guardrails.start()
                 if self.cache is not None:
                     self.cache.start()
+                self.operations.start()
                 self._started = True
 
     # -- library API -------------------------------------------------------------------------
@@ -510,8 +570,10 @@ class Gateway:
                     # The model's own vocabulary counts its tokens for budgets and limits;
                     # opening it blocks, so it happens here, off the event loop.
                     await asyncio.to_thread(self.accounting.tokenizers.for_target, dep.target)
+        await self.health.check_all(kinds=("local_model",))  # loaded now: /readyz says so
 
     async def aclose(self) -> None:
+        await self.operations.aclose()  # jobs stop, leases go, before what they work on
         await self.guardrails.aclose()
         await self.rag.aclose()
         await self.prompts.aclose()
@@ -521,6 +583,8 @@ class Gateway:
         self._started = False
         await self.breakers.aclose()
         await self.pool.aclose()
+        if self.tracing is not None:  # flushes queued spans: blocking, so off the loop
+            await asyncio.to_thread(self.tracing.shutdown)
         if self._sync is not None:
             self._sync.close()
             self._sync = None
@@ -528,6 +592,7 @@ class Gateway:
     async def _close_records(self) -> None:
         """Accounting settles and flushes the ledger, security flushes key usage and its
         audit writes; the stores they share close last."""
+        await self.quality.aclose()  # judges finish, pending quality rows are written
         await self.accounting.aclose()
         await self.security.aclose()
         await self.stores.aclose()
@@ -541,6 +606,7 @@ class Gateway:
     def close(self) -> None:
         """Sync counterpart of `aclose`, for code that only used the `_sync` methods."""
         if self._sync is not None:
+            self._sync.submit(self.operations.aclose())
             self._sync.submit(self.guardrails.aclose())
             self._sync.submit(self.rag.aclose())
             self._sync.submit(self.prompts.aclose())
@@ -549,6 +615,8 @@ class Gateway:
             self._sync.submit(self._close_records())
             self._sync.submit(self.breakers.aclose())
             self._sync.submit(self.pool.aclose())
+            if self.tracing is not None:
+                self.tracing.shutdown()
             self._sync.close()
             self._sync = None
 

@@ -15,13 +15,18 @@ from tests.fakes.ports import free_port
 
 
 class GatewayServer:
-    """Serves a config (plain data, resolved with `env`) or a ready `Gateway`."""
+    """Serves a config (plain data, resolved with `env`) or a ready `Gateway`.
+
+    Background provider health probes (a model list every 30 s) are off unless the config has
+    a `health` section: the fakes record every request and many tests count them."""
 
     def __init__(self, config: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                  warmup: bool = False, *, gateway: Gateway | None = None) -> None:
         if gateway is not None:
             self.app: GatewayApp = create_app(gateway=gateway, warmup=warmup)
         else:
+            if config is not None and "health" not in config and "model_list" not in config:
+                config = {**config, "health": {"probe_providers": False}}
             cfg, warnings = parse_config(config)
             self.app = create_app(resolve_config(cfg, None, env or {}, warnings), warmup=warmup)
         self.port = free_port()

@@ -121,6 +121,17 @@ async def test_credentials_keep_their_ciphertext_bytes(gov: Any) -> None:
     assert await gov.get_credential("nope") is None
 
 
+async def test_credentials_keep_a_rotations_previous_key_and_key_ids(gov: Any) -> None:
+    cred = CredentialRecord("openai-prod", "openai", b"\x01new", created=1.0, rotated=2.0,
+                            previous_ciphertext=b"\x00old\xff", previous_until=3600.5,
+                            key_id="svc_acct_2", previous_key_id="svc_acct_1")
+    await gov.put_credential(cred)
+    assert await gov.get_credential("openai-prod") == cred
+    cred.previous_ciphertext = cred.previous_until = cred.previous_key_id = None
+    await gov.put_credential(cred)
+    assert await gov.list_credentials() == [cred]
+
+
 async def test_audit_chain_links_every_record(gov: Any) -> None:
     detail = {"z": 1, "a": [1, "two"], "nested": {"b": None}}
     records = [await gov.append_audit(100.0 + i, "master", "key.create", f"k{i}", detail, chain)

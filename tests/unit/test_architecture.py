@@ -18,7 +18,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # import from its own layer or any lower one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("gatewise.errors", "gatewise.types", "gatewise.config.schema",
-              "gatewise.config.secrets", "gatewise.config.litellm_env")),
+              "gatewise.config.secrets", "gatewise.config.litellm_env",
+              "gatewise.config.schema_ops")),
     ("transport", ("gatewise.transport",)),
     ("providers", ("gatewise.providers", "gatewise.testing")),
     ("config", ("gatewise.config",)),
@@ -29,9 +30,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("features", ("gatewise.resilience", "gatewise.routing", "gatewise.accounting",
                   "gatewise.security", "gatewise.cache", "gatewise.embedding",
                   "gatewise.observability.telemetry",
-                  "gatewise.observability.incidents")),
+                  "gatewise.observability.incidents", "gatewise.observability.tracing",
+                  "gatewise.observability.health", "gatewise.maintenance")),
     ("compound features", ("gatewise.orchestration", "gatewise.guardrails", "gatewise.tools",
-                           "gatewise.prompts", "gatewise.memory", "gatewise.rag")),
+                           "gatewise.prompts", "gatewise.memory", "gatewise.rag",
+                           "gatewise.quality")),
     ("composition", ("gatewise.gateway",)),
     ("surfaces", ("gatewise.server", "gatewise.cli", "gatewise")),
 ]

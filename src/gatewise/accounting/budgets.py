@@ -40,6 +40,7 @@ from gatewise.storage.base import BudgetRecord, CounterStore, Reservation
 
 if TYPE_CHECKING:
     from gatewise.config.schema import BudgetConfig
+    from gatewise.observability.metrics import Gauge
     from gatewise.providers.deployment import Deployment
 
 log = logging.getLogger("gatewise.accounting")
@@ -134,6 +135,17 @@ class BudgetSource:
         see it within `ttl_s`)."""
         self._loaded_at = -math.inf
 
+    async def records(self) -> list[BudgetRecord]:
+        """Every budget naming one subject: the stored ones (from the same cache requests
+        read, re-read at most every `ttl_s`) and config budgets that are not `*` (those
+        apply to subjects nobody lists). What health checks report exhausted quotas from."""
+        out = [BudgetRecord(f"config:{i}", b.scope, b.subject, b.period, b.limit_usd,
+                            b.limit_tokens, b.hard)
+               for i, b in enumerate(self._config) if b.subject != "*"]
+        if self._loader is not None:
+            out += [r for rs in (await self._current_records()).values() for r in rs]
+        return out
+
     async def spent(self, counters: CounterStore, budget: BudgetRecord,
                     now: float | None = None) -> dict[str, float]:
         """This period's spend of one stored budget, per unit (what the admin API shows)."""
@@ -204,6 +216,9 @@ class BudgetMiddleware:
         self.thresholds = sorted(thresholds)
         self.clock = clock
         self._fired: set[str] = set()
+        # (scope, subject, period, unit) -> (period start, limit, spend after the last settle
+        # here): what `gauges` exports, with no store read at scrape time.
+        self._spend: dict[tuple[str, str, str, str], tuple[float, float, float]] = {}
         self._background = BackgroundTasks("settling a budget")
         self.settle_in_background = settle_in_background
 
@@ -331,6 +346,7 @@ class BudgetMiddleware:
             except Exception as exc:
                 log.warning("budget settle failed (%s)", type(exc).__name__)
                 continue
+            self._note(h, total)
             if self.alerts is not None and h.limit > 0:
                 await self._check_thresholds(h, total)
 
@@ -354,6 +370,43 @@ class BudgetMiddleware:
             if claimed is not None:
                 self.alerts.crossed(SpendAlert(b.id, b.scope, b.subject, b.period,
                                                h.period_start, h.unit, t, total, h.limit, b.hard))
+
+    def _note(self, h: _Held, total: float) -> None:
+        b = h.budget
+        key = (b.scope, b.subject, b.period, h.unit)
+        if key not in self._spend and len(self._spend) >= _FIRED_CAP:
+            self._spend.clear()
+        self._spend[key] = (h.period_start, h.limit, total)
+
+    def gauges(self, remaining: Gauge, used_ratio: Gauge) -> Callable[[], None]:
+        """A scrape-time collector for `gatewise_budget_remaining_usd` and
+        `gatewise_budget_used_ratio`, labelled (scope, subject, period).
+
+        Reads only this process's memory: the total the shared counter returned at the last
+        settle here (so with several replicas each reports the latest total it saw; take the
+        max across them), reset to nothing spent once the period has rolled over. A budget
+        this process has not settled against yet is not exported. The ratio is the USD one,
+        or the token one for a budget with only a token limit."""
+
+        def collect() -> None:
+            remaining.clear()
+            used_ratio.clear()
+            now = self.clock()
+            token_only: list[tuple[tuple[str, str, str], float]] = []
+            for (scope, subject, period, unit), (start, limit, total) in self._spend.items():
+                spent = total if period_bounds(period, now)[0] == start else 0.0
+                ratio = spent / limit if limit > 0 else float(spent > 0)
+                labels = (scope, subject, period)
+                if unit == "usd":
+                    remaining.set(labels, max(0.0, limit - spent))
+                    used_ratio.set(labels, ratio)
+                else:
+                    token_only.append((labels, ratio))
+            for labels, ratio in token_only:
+                if labels not in used_ratio.values:
+                    used_ratio.set(labels, ratio)
+
+        return collect
 
     async def drain(self) -> None:
         """Waits for settlements still running (tests, shutdown)."""

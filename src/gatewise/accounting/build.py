@@ -62,8 +62,9 @@ class Accounting:
                 metrics=metrics.cost if metrics else None))
         # Behind access control, for identified callers only: rate limits, then budget
         # reservations.
+        rejections = metrics.rate_limited if metrics else None
         self._rate_limits = RateLimitMiddleware(stores.windows, tokenizers=self.tokenizers,
-                                                aliases=config.aliases)
+                                                aliases=config.aliases, rejections=rejections)
         self.per_identity: list[Middleware] = [self._rate_limits]
         self._budget_guard: BudgetMiddleware | None = None
         if acc.enabled:
@@ -73,11 +74,14 @@ class Accounting:
                 alerts=self.alerts, thresholds=tuple(acc.alert_thresholds),
                 settle_in_background=stores.counters_kind in ("redis", "postgres"))
             self.per_identity.append(self._budget_guard)
+            if metrics is not None:  # remaining amounts, from this process's last settles
+                metrics.add_collector(self._budget_guard.gauges(metrics.budget_remaining,
+                                                                metrics.budget_used_ratio))
         # Per attempt, outside retries: a full deployment (RPM/TPM) moves the router on.
         self.per_attempt: list[Middleware] = []
         if any(d.rpm or d.tpm for deps in config.aliases.values() for d in deps):
-            self.per_attempt.append(DeploymentLimitMiddleware(stores.windows,
-                                                              tokenizers=self.tokenizers))
+            self.per_attempt.append(DeploymentLimitMiddleware(
+                stores.windows, tokenizers=self.tokenizers, rejections=rejections))
 
     async def spent(self, budget: BudgetRecord) -> dict[str, float]:
         """This period's spend of one stored budget, per unit."""

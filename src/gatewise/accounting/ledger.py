@@ -8,15 +8,13 @@ the flusher retries with backoff. Logs name counts and error types, never record
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from gatewise.accounting.journal import Journal
+from gatewise.pipeline.flusher import Flusher
 from gatewise.storage.base import LedgerStore, UsageRecord
 
 log = logging.getLogger("gatewise.accounting")
-
-_MAX_BACKOFF_S = 30.0
 
 
 class UsageLedger:
@@ -27,14 +25,9 @@ class UsageLedger:
         self.batch = batch
         self.flush_s = flush_s
         self._pending: list[UsageRecord] = []
-        # The flusher sleeps on a plain future that a full batch resolves early. Not
-        # `wait_for(event.wait())`: on 3.11 a cancel racing the event being set is lost, and
-        # shutdown would wait forever for a flusher that never stops.
-        self._waiter: asyncio.Future[None] | None = None
-        self._wake_pending = False
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._failures = 0
+        self._flusher = Flusher(self.flush, interval_s=flush_s, name="gatewise-ledger-flush",
+                                what="usage ledger flush")
         self._journal_broken = False
 
     @property
@@ -59,38 +52,11 @@ class UsageLedger:
         pending = self._pending
         pending.append(r)
         if len(pending) >= self.batch:
-            w = self._waiter
-            if w is not None and not w.done():
-                w.set_result(None)
-            else:
-                self._wake_pending = True
+            self._flusher.wake()
 
     def start(self) -> None:
         """Starts the background flusher (needs a running event loop)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="gatewise-ledger-flush")
-
-    async def _run(self) -> None:
-        while True:
-            delay = self.flush_s if not self._failures else min(
-                _MAX_BACKOFF_S, self.flush_s * 2 ** self._failures)
-            if self._wake_pending:
-                self._wake_pending = False
-            else:
-                loop = asyncio.get_running_loop()
-                self._waiter = waiter = loop.create_future()
-                timer = loop.call_later(delay, _resolve, waiter)
-                try:
-                    await waiter
-                finally:
-                    timer.cancel()
-                    self._waiter = None
-            try:
-                await self.flush()
-            except Exception as exc:  # the flusher must outlive any one bad flush
-                self._failures += 1
-                log.error("usage ledger flush failed (%s)", type(exc).__name__)
+        self._flusher.start()
 
     async def flush(self) -> int:
         """Commits every pending record; returns how many the store took as new. Never raises
@@ -106,11 +72,11 @@ class UsageLedger:
                     new += await self.store.append(todo[i:i + self.batch])
                 except Exception as exc:
                     self._pending[:0] = todo[i:]
-                    self._failures += 1
+                    self._flusher.failures += 1
                     log.warning("usage ledger: store append failed (%s); %d record(s) kept "
                                 "for retry", type(exc).__name__, len(self._pending))
                     return new
-            self._failures = 0
+            self._flusher.failures = 0
             if self.journal is not None:
                 self.journal.commit(mark)
             return new
@@ -118,11 +84,7 @@ class UsageLedger:
     async def aclose(self) -> None:
         """Shutdown: stops the flusher and commits everything; what the store refuses stays in
         the journal for the next start's replay."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._flusher.stop()
         await self.flush()
         if self._pending:
             log.error("usage ledger: %d record(s) not committed at shutdown%s", len(self._pending),
@@ -130,7 +92,3 @@ class UsageLedger:
         if self.journal is not None:
             self.journal.close(delete=not self._pending)
 
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)

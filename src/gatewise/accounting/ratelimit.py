@@ -28,6 +28,7 @@ from gatewise.accounting.usage import (
     prompt_estimate,
 )
 from gatewise.errors import RateLimitedError, RateLimitExceeded
+from gatewise.observability.metrics import Counter
 from gatewise.pipeline.background import BackgroundTasks
 from gatewise.pipeline.core import Call, Handler, Identity
 from gatewise.pipeline.stream import ChunkStream
@@ -69,12 +70,15 @@ class RateLimitMiddleware(BackgroundTasks):
     def __init__(self, windows: WindowStore, *, tokenizers: TokenCounting,
                  aliases: Mapping[str, list[Deployment]] | None = None,
                  default_max_tokens: int = 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 rejections: Counter | None = None) -> None:
         """`default_max_tokens`: output tokens assumed for TPM when a request sets no cap
         (0: only the prompt is counted up front; the excess is added after).
         `clock` dates local refusals: a key refused on RPM is refused again locally until its
-        window has slid, sparing the shared store a flood of hits that cannot succeed."""
+        window has slid, sparing the shared store a flood of hits that cannot succeed.
+        `rejections`: a counter labelled (scope,) counting refusals (`key`, `team`)."""
         super().__init__("updating a rate-limit window")
+        self.rejections = rejections
         self.windows = windows
         self.tokenizers = tokenizers
         self.aliases = aliases or {}
@@ -159,6 +163,8 @@ class RateLimitMiddleware(BackgroundTasks):
         call.response_headers.update(headers)
         scope = "team" if key.startswith("rl:team:") else "key"
         unit = "requests" if kind == "requests" else "tokens"
+        if self.rejections is not None:
+            self.rejections.inc((scope,))
         call.event("rate_limited", scope=scope, kind=kind)
         raise RateLimitExceeded(
             f"Rate limit reached for this {scope}: {r.limit:g} {unit} per minute. "
@@ -189,10 +195,14 @@ class DeploymentLimitMiddleware(BackgroundTasks):
     """A deployment's own rpm/tpm, checked on every attempt; place it outside retry so a full
     deployment moves the router on instead of being retried in place."""
 
-    def __init__(self, windows: WindowStore, *, tokenizers: TokenCounting | None = None) -> None:
+    def __init__(self, windows: WindowStore, *, tokenizers: TokenCounting | None = None,
+                 rejections: Counter | None = None) -> None:
+        """`rejections`: a counter labelled (scope,), counting full deployments as
+        `deployment` (the router then moves on: not a refusal the caller sees)."""
         super().__init__("updating a rate-limit window")
         self.windows = windows
         self.tokenizers = tokenizers
+        self.rejections = rejections
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         dep = call.deployment
@@ -227,8 +237,9 @@ class DeploymentLimitMiddleware(BackgroundTasks):
             await self._add_excess(call, None, key, estimate)
         return result
 
-    @staticmethod
-    def _full(dep: Deployment, kind: str, r: WindowResult) -> None:
+    def _full(self, dep: Deployment, kind: str, r: WindowResult) -> None:
+        if self.rejections is not None:
+            self.rejections.inc(("deployment",))
         call_kind = "requests" if kind == "requests" else "tokens"
         raise RateLimitedError(f"deployment {dep.id} is at its {call_kind}-per-minute limit",
                                provider=dep.target.provider, model=dep.target.model,

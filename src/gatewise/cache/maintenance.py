@@ -1,7 +1,12 @@
-"""The cache's maintenance job: every `interval_s`, purge expired entries and tag sets from
-the store (SQLite and PostgreSQL keep them until then; Redis expires on its own) and add this
-process's statistics to the store. Started with the gateway, stopped (after one last flush)
-by its `aclose`. `sleep` and `clock` are injected, so tests run it without waiting."""
+"""The cache's maintenance: every `interval_s`, purge expired entries and tag sets from the
+store (SQLite and PostgreSQL keep them until then; Redis expires on its own) and add this
+process's statistics to the store.
+
+A gateway runs it on its maintenance scheduler (`gatewise.maintenance`: the `cache_cleanup`
+job purges, under a lease when the store is shared; `cache_stats` flushes on every replica).
+With `maintenance.enabled: false` the loop here runs both instead, as it always did. Either
+way it stops (after one last flush) with the gateway's `aclose`. `sleep` and `clock` are
+injected, so tests run it without waiting."""
 
 from __future__ import annotations
 
@@ -34,32 +39,48 @@ class CacheMaintenance:
         self.purged = 0
         self.last_run: float | None = None
         self._evicted = 0
+        # The gateway's maintenance scheduler runs the purge and the flush as jobs: then
+        # `start` leaves the loop here off.
+        self.scheduled = False
 
     async def run_once(self) -> int:
         """One pass; returns how many expired entries went. Never raises: a failing store is
         logged and tried again next time."""
         purged = 0
         try:
-            purged = await self._store.purge_expired()
+            purged = await self.purge()
         except Exception:
             log.warning("cache purge failed", exc_info=True)
-        await self._stats.flush()
+        await self.flush()
+        return purged
+
+    async def purge(self) -> int:
+        """Removes expired entries from the store (shared work: with a shared store, one
+        replica's purge is everyone's); raises what the store raises."""
+        purged = await self._store.purge_expired()
         self.runs += 1
         self.purged += purged
         self.last_run = self._clock()
+        if self._metrics is not None and purged:
+            self._metrics.cache_evictions.inc(("expired",), purged)
+        return purged
+
+    async def flush(self) -> None:
+        """This process's share: its statistics to the store, and what its in-process store's
+        size caps pushed out to the metrics (a shared store evicts by its own policy, e.g.
+        Redis `maxmemory-policy`)."""
+        await self._stats.flush()
         if self._metrics is not None:
-            if purged:
-                self._metrics.cache_evictions.inc(("expired",), purged)
-            # The in-process store counts what its size caps pushed out (a shared store
-            # evicts by its own policy, e.g. Redis `maxmemory-policy`).
             evicted = getattr(self._store, "evictions", None)
             if isinstance(evicted, int) and evicted > self._evicted:
                 self._metrics.cache_evictions.inc(("size",), evicted - self._evicted)
                 self._evicted = evicted
-        return purged
 
     def start(self) -> None:
-        """Starts the periodic task (needs a running loop); a second call does nothing."""
+        """Starts the periodic task (needs a running loop); a second call does nothing, and
+        neither does a call when the maintenance scheduler runs the jobs (`scheduled`)."""
+        if self.scheduled:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(),
                                                                 name="gatewise-cache-maintenance")

@@ -87,6 +87,15 @@ class CacheMiddleware:
         self.maintenance = CacheMaintenance(cache.store, self.stats, metrics=metrics,
                                             interval_s=maintenance_interval_s)
 
+    def _counted_as(self, alias: str) -> str:
+        """The alias statistics and metrics count a lookup under: a configured alias, else
+        `other`. The cache runs before routing, so `alias` may be any name a caller made up
+        (a 404 to come, or a direct `provider/model`); counting each would grow the stats
+        store and the metric series without bound."""
+        if not self._deployments or alias in self._deployments:
+            return alias
+        return "other"
+
     async def __call__(self, call: Call, next: Handler) -> Any:
         if call.kind != "chat":
             return await next(call)
@@ -103,7 +112,7 @@ class CacheMiddleware:
             if control.mode == "only-if-cached":
                 raise CacheMissError("this request is never cached (sampled without a seed)")
             headers[HEADER] = "bypass"
-            self.stats.record("bypass", team=team, alias=call.alias)
+            self.stats.record("bypass", team=team, alias=self._counted_as(call.alias))
             return await next(call)
         alias = call.alias
         scope = scope_of(call.identity, global_scope=policy.global_scope)
@@ -122,11 +131,12 @@ class CacheMiddleware:
                 if found is not None:
                     return await self._hit(call, found.key, found.entry, found.similarity)
             if control.mode == "only-if-cached":
-                self.stats.record("miss", team=team, alias=alias)
+                self.stats.record("miss", team=team, alias=self._counted_as(alias))
                 raise CacheMissError("no cached answer for this request")
         bypass = control.mode == "no-cache"
         headers[HEADER] = "bypass" if bypass else "miss"
-        self.stats.record("bypass" if bypass else "miss", team=team, alias=alias)
+        self.stats.record("bypass" if bypass else "miss", team=team,
+                          alias=self._counted_as(alias))
         result = await next(call)
         if control.mode == "no-store" or call.alias != alias \
                 or any(h in headers for h in _SERVED_OTHERWISE):
@@ -219,7 +229,7 @@ class CacheMiddleware:
             call.response_headers[SIMILARITY_HEADER] = f"{similarity:.4f}"
             call.response_headers[KEY_HEADER] = key
         self.stats.record("semantic_hit" if semantic else "hit", team=call.identity.team,
-                          alias=call.alias,
+                          alias=self._counted_as(call.alias),
                           tokens=usage.total_tokens if usage is not None else 0,
                           usd=entry.cost_usd or 0.0)
         if not call.stream:

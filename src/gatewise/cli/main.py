@@ -1,5 +1,5 @@
 """`gatewise serve | chat | models | check | keys | teams | budgets | usage | audit | cache |
-rag`: thin wrappers over the library, the server and the governance stores."""
+rag | experiments | eval`: thin wrappers over the library, the server and the governance stores."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default=None, help="default 127.0.0.1 (or server.host)")
     s.add_argument("--port", type=int, default=None, help="default 4000 (or server.port)")
     s.add_argument("--no-warmup", action="store_true", help="load local models on first use")
-    s.add_argument("--log-level", default="warning",
-                   choices=["debug", "info", "warning", "error"])
+    s.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                   help="default observability.logging.level (info)")
+    s.add_argument("--log-format", default=None, choices=["text", "json"],
+                   help="default observability.logging.format (text); json: one object a line")
 
     c = sub.add_parser("chat", help="send one prompt and stream the answer")
     c.add_argument("prompt", nargs="?", help="the prompt (read from stdin when piped)")
@@ -50,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     from gatewise.cli import rag
 
     rag.add_parsers(sub)
+    from gatewise.cli import eval as eval_cli
+    from gatewise.cli import experiments
+
+    experiments.add_parsers(sub)
+    eval_cli.add_parsers(sub)
     return p
 
 
@@ -78,6 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gatewise.cli import rag
 
             return asyncio.run(rag.run(args))
+        if args.command == "experiments":
+            from gatewise.cli import experiments
+
+            return asyncio.run(experiments.run(args))
+        if args.command == "eval":
+            from gatewise.cli import eval as eval_cli
+
+            return eval_cli.run(args)
         if args.command in ("keys", "teams", "budgets", "usage", "audit"):
             from gatewise.cli.admin import run
 

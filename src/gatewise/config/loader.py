@@ -62,6 +62,8 @@ class ResolvedConfig:
     state_dir: str = ""
     # Providers a request may name directly (`provider/model`), from `allow_direct_models`.
     direct_providers: frozenset[str] = frozenset()
+    # `observability.tracing.headers` (sent with every OTLP export), secret references resolved.
+    tracing_headers: dict[str, str] = field(default_factory=dict, repr=False)
 
     def direct(self, ref: str) -> Deployment | None:
         """A deployment for a `provider/model` reference that no alias names, if allowed.
@@ -211,10 +213,15 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
                                       path=f"models.{alias}[{i}].api_key")
     state_dir = (st.state_dir or env.get("GATEWISE_STATE_DIR")
                  or os.environ.get("GATEWISE_STATE_DIR") or "~/.local/state/gatewise")
+    tracing = cfg.observability.tracing
+    tracing_headers = {k: resolve_secret(v, env=env, file=file,
+                                         path=f"observability.tracing.headers.{k}") or ""
+                       for k, v in tracing.headers.items()} if tracing.enabled else {}
     return ResolvedConfig(cfg, file, aliases, cfg.default_model, warnings, env, master_key,
                           redis_url, storage_redis, postgres_url, encryption_key,
                           str(Path(state_dir).expanduser().resolve()),
-                          direct_providers=_direct_providers(cfg.allow_direct_models, file))
+                          direct_providers=_direct_providers(cfg.allow_direct_models, file),
+                          tracing_headers=tracing_headers)
 
 
 def _direct_providers(allow: bool | list[str], file: str | None) -> frozenset[str]:

@@ -11,6 +11,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from gatewise.config.schema_ops import (
+    ExperimentConfig,
+    HealthConfig,
+    MaintenanceConfig,
+    ObservabilityConfig,
+    QualityConfig,
+    RotationSourceConfig,
+)
 from gatewise.types.depth import MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
 from gatewise.types.limits import (
     RequestsPerMinute,
@@ -253,6 +261,8 @@ class SecurityConfig(_Strict):
     key_cache_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     rotation_days: _PositiveInt = 90
     audit_retention_days: _PositiveInt = 365
+    # Automated rotation per stored credential name (`gatewise.security.rotation`).
+    rotation: dict[str, RotationSourceConfig] = msgspec.field(default_factory=dict)
 
 
 PIIAction = Literal["mask", "redact", "hash", "block", "flag", "allow"]
@@ -600,3 +610,9 @@ class Config(_Strict):
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     assistants: dict[str, AssistantConfig] = msgspec.field(default_factory=dict)
     rag: RagConfig = msgspec.field(default_factory=RagConfig)
+    # Operations (`schema_ops.py`): traces and logs, health, maintenance, quality, experiments.
+    observability: ObservabilityConfig = msgspec.field(default_factory=ObservabilityConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+    maintenance: MaintenanceConfig = msgspec.field(default_factory=MaintenanceConfig)
+    quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
+    experiments: dict[str, ExperimentConfig] = msgspec.field(default_factory=dict)

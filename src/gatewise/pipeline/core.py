@@ -6,7 +6,8 @@ The library, the server and the CLI all run the same chain, built by `Gateway`.
 
 Which middleware runs when (`Gateway` builds the chain, outermost first):
 
-- once per call: telemetry (request id, timings, metrics) → (prompt templates → assistant) →
+- once per call: telemetry (request id, timings, metrics) → (A/B experiment variant) →
+  (prompt templates → assistant) →
   usage ledger (sees every outcome, blocked ones too) → knowledge-base scope (the collection a
   RAG call names, resolved: a 404 before anything is reserved) → access control → rate
   limits → budget reservation → knowledge-base answer (retrieval, numbered sources in the
@@ -104,9 +105,11 @@ class Call:
         "deployment",
         "ended",
         "events",
+        "experiment",
         "failures",
         "fit_context",
         "identity",
+        "internal",
         "kind",
         "prompt",
         "rag",
@@ -114,6 +117,8 @@ class Call:
         "request_headers",
         "request_id",
         "response_headers",
+        "scores",
+        "span",
         "started",
         "stream",
         "ttft",
@@ -165,6 +170,15 @@ class Call:
         # library's `answer()` asked for, resolved to the caller's collection before budgets
         # are reserved; the RAG stage (inside access control) retrieves from it.
         self.rag: Any = None
+        # The call's tracing span when tracing is on (`gatewise.observability.tracing`);
+        # None otherwise, and nothing else on the call changes.
+        self.span: Any = None
+        # Quality scores recorded with this request (`gatewise.quality`): metric -> 0..1.
+        self.scores: dict[str, float] | None = None
+        # The A/B experiment arm serving this call: (experiment name, variant name).
+        self.experiment: tuple[str, str] | None = None
+        # The gateway's own call (a quality judge's): never scored, judged or sampled itself.
+        self.internal = False
         self.attempts = 0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.response_headers: dict[str, str] = {}

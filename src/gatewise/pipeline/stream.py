@@ -45,8 +45,8 @@ class ChunkTransform(Protocol):
 
 class ChunkStream:
     __slots__ = ("_callbacks", "_completions", "_drained", "_finished", "_first",
-                 "_include_usage", "_pending", "_source", "_transforms", "_usage_cbs", "call",
-                 "text_parts")
+                 "_include_usage", "_observers", "_pending", "_source", "_transforms",
+                 "_usage_cbs", "call", "text_parts")
 
     def __init__(self, call: Call, source: AsyncIterator[ChatCompletionChunk],
                  include_usage: bool) -> None:
@@ -58,6 +58,7 @@ class ChunkStream:
         self._completions: list[CompleteCallback] = []
         self._usage_cbs: list[UsageCallback] = []
         self._transforms: list[ChunkTransform] = []
+        self._observers: list[Callable[[ChatCompletionChunk], None]] = []
         self._pending: deque[ChatCompletionChunk] = deque()
         self._drained = False
         self._finished = False
@@ -75,6 +76,14 @@ class ChunkStream:
         """Applied to every chunk the caller has not seen yet, the prefetched one included;
         transforms added later run after earlier ones (outer middleware add theirs last)."""
         self._transforms.append(transform)
+
+    def observe(self, cb: Callable[[ChatCompletionChunk], None]) -> None:
+        """Shows `cb` every chunk as it comes from the source, the prefetched one included,
+        before any transform: for read-only watchers (tracing), which unlike a transform
+        keep the stream on its fast path."""
+        if self._first is not None:
+            cb(self._first)
+        self._observers.append(cb)
 
     def on_usage(self, cb: UsageCallback) -> None:
         """Runs when the usage chunk passes, before the caller sees it (cost is added there)."""
@@ -180,6 +189,8 @@ class ChunkStream:
                 parts = self.text_parts
                 if parts is not None and d.content:
                     parts.append(d.content)
+            for ob in self._observers:
+                ob(chunk)
             if not chunk.choices and chunk.usage is not None and not self._include_usage:
                 continue
             if chunk.usage is not None and not self._include_usage:

@@ -1,7 +1,8 @@
 """`AccessMiddleware`: may this identity call this kind of endpoint with this model?
 
 Runs once per call, right after authentication: `llm:generate` for chat, `llm:embed` for
-embeddings, and the requested model (`call.alias` before routing) must match the key's
+embeddings, and the requested model (`request.model`: what the caller named, before an
+experiment's variant or routing picks what serves it) must match the key's
 `models` and its team's `team_models` when those are non-empty. Entries are exact names or
 fnmatch patterns (`gpt-*`, `openai/*`), case-sensitive.
 
@@ -64,7 +65,9 @@ class AccessMiddleware:
         if not ident.can(permission):
             raise self._deny(call, f"this key lacks permission {permission!r}",
                              permission=permission)
-        model = call.alias
+        # The model the caller asked for: an A/B experiment may already have pointed
+        # `call.alias` at a variant's model, which the caller need not be allowed directly.
+        model = call.request.model
         if ident.models and not self._allows(ident.models, model):
             raise self._deny(call, f"model {model!r} is not allowed for this key", model=model)
         if ident.team_models and not self._allows(ident.team_models, model):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gatewise.accounting.build import Accounting
-from gatewise.errors import KeyNotFoundError, TeamNotFoundError
+from gatewise.errors import KeyNotFoundError, NotConfiguredError, TeamNotFoundError
 from gatewise.security.audit import VerifyResult
 from gatewise.security.build import Security
 from gatewise.storage.base import (
@@ -164,7 +164,17 @@ class AdminService:
             await self._security.vault.flush_usage()
         return await self._store.list_credentials()
 
-    async def rotate_credential(self, name: str, secret: str, *,
+    async def rotate_credential(self, name: str, secret: str | None, *,
                                 actor: str) -> CredentialRecord:
-        """409 (`NotConfiguredError`) without `security.encryption_key`."""
-        return await self._security.vault.rotate(name, secret, actor=actor)
+        """Replaces the secret with `secret`, or, without one, rotates now from the source
+        configured in `security.rotation` (the new key checked live first). 409
+        (`NotConfiguredError`) without `security.encryption_key` or a source; 502
+        (`CredentialRotationError`) when the source or the live check fails."""
+        if secret is not None:
+            return await self._security.vault.rotate(name, secret, actor=actor)
+        rotation = self._security.rotation
+        if rotation is None:
+            raise NotConfiguredError(
+                f"no rotation source for credential '{name}': give a 'secret', or configure "
+                f"'security.rotation.{name}'")
+        return await rotation.rotate_now(name, actor=actor)

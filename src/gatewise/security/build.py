@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gatewise.observability.metrics import GatewayMetrics
     from gatewise.security.credentials import CredentialVault
     from gatewise.security.crypto import SecretBox
+    from gatewise.security.rotation import KeyRotation
     from gatewise.storage.base import KVStore
 
 log = logging.getLogger("gatewise.security")
@@ -44,7 +45,8 @@ class Security:
         self.store = stores.governance
         self.audit = AuditLog(stores.governance)
         # Security events (guard decisions, denied keys): log + metric + audit row.
-        self.events = GatewayEventSink(metrics.security_events if metrics else None, self.audit)
+        self.events = GatewayEventSink(metrics.security_events if metrics else None, self.audit,
+                                       guards=metrics.guard_decisions if metrics else None)
         self.keys = KeyManager(stores.governance, self.audit, cache_s=sec.key_cache_s,
                                events=self.events, master_key=config.master_key)
         self.teams = TeamManager(stores.governance, self.audit, keys=self.keys)
@@ -58,7 +60,13 @@ class Security:
             self.per_provider_call.append(CredentialMiddleware(lambda: self.vault))
         self._vault: CredentialVault | None = None
         self._box: SecretBox | None = None
+        # Automated key rotation (`security.rotation`), set by `build_key_rotation` when
+        # configured: the admin API's "rotate now" without a secret uses it.
+        self.rotation: KeyRotation | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # The daily rotation check and retention purge of the housekeeping loop; off when
+        # the maintenance scheduler runs them as jobs (`rotation_check`, `retention_purge`).
+        self.daily_jobs = True
 
     @property
     def vault_configured(self) -> bool:
@@ -134,7 +142,7 @@ class Security:
                 await self.keys.flush_usage()
                 if self._vault is not None:
                     await self._vault.flush_usage()
-                if ticks % 8640 == 6:
+                if ticks % 8640 == 6 and self.daily_jobs:
                     await self.daily()
             except Exception as exc:  # the store may be briefly down; try again later
                 log.warning("housekeeping failed: %s", type(exc).__name__)

@@ -12,6 +12,9 @@ their `rotate_every_days`; `check_rotation()` raises a `rotation_due` security e
 `last_rotation_error`, emits a `failed_rotation` event and audits it, then raises
 `CredentialRotationError`. No secret ever reaches a log line, an event, an audit record or an
 error message (a rotator's error text is scrubbed of the current secret before it is stored).
+Automated rotation (`rotation.py`) keeps the replaced key, sealed, for an overlap window
+(`previous`, `drop_previous`); `CredentialMiddleware` falls back to it when the new key is
+refused within that window.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gatewise.errors import (
+    AuthenticationError,
     CredentialNotFoundError,
     CredentialRotationError,
     InvalidRequestError,
@@ -82,7 +86,9 @@ class CredentialVault:
             raise CredentialNotFoundError(f"no credential {name!r}", param="name")
         return rec
 
-    async def get(self, name: str) -> str:
+    async def get(self, name: str, *, count: bool = True) -> str:
+        """The decrypted key; `count=False` for the gateway's own checks (health probes),
+        which are not uses of the key by anyone."""
         now = self._clock()
         hit = self._plain.get(name)
         if hit is not None and hit[0] > now:
@@ -91,8 +97,9 @@ class CredentialVault:
             rec = await self._record(name)
             secret = self.box.open(rec.ciphertext, _aad(name)).decode()
             self._plain[name] = (now + self.cache_s, secret)
-        n, _ = self._uses.get(name, (0, 0.0))
-        self._uses[name] = (n + 1, now)
+        if count:
+            n, _ = self._uses.get(name, (0, 0.0))
+            self._uses[name] = (n + 1, now)
         return secret
 
     async def flush_usage(self) -> int:
@@ -112,9 +119,15 @@ class CredentialVault:
             done += 1
         return done
 
-    async def rotate(self, name: str, replacement: str | Rotator, *, actor: str) -> CredentialRecord:
+    async def rotate(self, name: str, replacement: str | Rotator, *, actor: str,
+                     overlap_s: float | None = None,
+                     key_id: Callable[[], str | None] | None = None) -> CredentialRecord:
         """`replacement` is the new secret, or an async function given the current secret that
-        returns a new one (e.g. calls the provider's key API)."""
+        returns a new one (e.g. calls the provider's key API).
+
+        With `overlap_s` (automated rotation) the replaced key is kept, sealed, as the
+        previous one until `now + overlap_s` (`previous`, `drop_previous`), and `key_id` (read
+        after the rotator ran) names the new key upstream so it can be deleted in turn."""
         rec = await self._record(name)
         if isinstance(replacement, str):
             new_secret = replacement
@@ -131,6 +144,10 @@ class CredentialVault:
         if not new_secret:
             raise InvalidRequestError("the new secret is empty", param="secret")
         now = self._clock()
+        if overlap_s is not None:
+            rec.previous_ciphertext, rec.previous_key_id = rec.ciphertext, rec.key_id
+            rec.previous_until = now + overlap_s
+            rec.key_id = key_id() if key_id is not None else None
         rec.ciphertext = self.box.seal(new_secret.encode(), _aad(name))
         rec.rotated = now
         rec.last_rotation_error = None
@@ -138,6 +155,29 @@ class CredentialVault:
         self._plain.pop(name, None)
         await self.audit.record(actor, "credential.rotate", name, provider=rec.provider)
         return rec
+
+    async def previous(self, name: str) -> str | None:
+        """The key replaced by the last automated rotation while its overlap window lasts
+        (a fallback when the new one is refused); None otherwise. Read from the store: it is
+        asked for only after a refusal, never per request."""
+        rec = await self.store.get_credential(name)
+        if (rec is None or rec.previous_ciphertext is None or rec.previous_until is None
+                or self._clock() >= rec.previous_until):
+            return None
+        return self.box.open(rec.previous_ciphertext, _aad(name)).decode()
+
+    async def drop_previous(self, name: str, *, actor: str) -> str | None:
+        """Forgets the previous key (its overlap is over); returns its upstream id, if any,
+        for the caller to delete it there. Re-reads the record so nothing else is undone."""
+        rec = await self.store.get_credential(name)
+        if rec is None or (rec.previous_ciphertext is None and rec.previous_key_id is None):
+            return None
+        key_id = rec.previous_key_id
+        rec.previous_ciphertext = rec.previous_until = rec.previous_key_id = None
+        await self.store.put_credential(rec)
+        await self.audit.record(actor, "credential.previous_dropped", name,
+                                provider=rec.provider)
+        return key_id
 
     async def _rotation_failed(self, rec: CredentialRecord, exc: Exception, current: str,
                                actor: str) -> None:
@@ -203,14 +243,28 @@ class CredentialMiddleware:
         name = dep.credential if dep is not None else None
         if name is None:
             return await next(call)
-        secret = await self._vault().get(name)
+        vault = self._vault()
+        secret = await vault.get(name)
         cached = self._copies.get(dep.id)
         if cached is None or cached[0] != secret:
-            target = dataclasses.replace(dep.target, api_key=secret)
-            cached = (secret, dataclasses.replace(dep, target=target))
+            cached = (secret, _with_key(dep, secret))
             self._copies[dep.id] = cached
         call.deployment = cached[1]
         try:
-            return await next(call)
+            try:
+                return await next(call)
+            except AuthenticationError:
+                # Within an automated rotation's overlap window the previous key still
+                # works: a new key refused (a provider slow to activate it) falls back to
+                # the old one for this attempt instead of failing the request.
+                previous = await vault.previous(name)
+                if previous is None or previous == secret:
+                    raise
+                call.deployment = _with_key(dep, previous)
+                return await next(call)
         finally:
             call.deployment = dep
+
+
+def _with_key(dep: Any, secret: str) -> Any:
+    return dataclasses.replace(dep, target=dataclasses.replace(dep.target, api_key=secret))

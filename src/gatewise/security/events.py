@@ -42,14 +42,24 @@ class AuditLike(Protocol):
                      **detail: Any) -> Any: ...
 
 
+# Event kinds that are a guardrail's decision, and the guard's name in
+# `gatewise_guard_decisions_total` and in the request log line's `guards` field.
+GUARD_OF_KIND = {"pii": "pii", "prompt_injection": "injection", "tool_call": "tool_call",
+                 "output_check": "output"}
+
+
 class GatewayEventSink:
     """Log + metric for every event, and an audit row for every event but denied
     authentications (attacker-driven and high-volume: they would flood the append-only log;
     the metric and the log line count them). The audit write runs in the background, so a
-    guard on the hot path never waits on the store."""
+    guard on the hot path never waits on the store.
 
-    def __init__(self, counter: Any, audit: AuditLike | None) -> None:
+    `guards`: a counter labelled (guard, action) that also receives the guardrails' events
+    (`GUARD_OF_KIND`); authentication and access denials are not guard decisions."""
+
+    def __init__(self, counter: Any, audit: AuditLike | None, *, guards: Any = None) -> None:
         self._counter = counter
+        self._guards = guards
         self._audit = audit
         self._writes = BackgroundTasks("auditing a security event")
 
@@ -60,6 +70,10 @@ class GatewayEventSink:
                   detail=detail)
         if self._counter is not None:
             self._counter.inc((kind, action))
+        if self._guards is not None:
+            guard = GUARD_OF_KIND.get(kind)
+            if guard is not None:
+                self._guards.inc((guard, action))
         if self._audit is None or kind == "auth":
             return
         try:

@@ -178,7 +178,8 @@ class CredentialPut(Input):
 
 
 class CredentialRotate(Input):
-    secret: Secret
+    # Without a secret, the credential rotates from its `security.rotation` source.
+    secret: Secret | None = None
 
 
 class Query(msgspec.Struct, kw_only=True):
@@ -287,10 +288,13 @@ class PromptCreate(Input):
                                       param="messages")
 
 
+# An A/B experiment's name (`experiments:` keys; `gatewise.quality.experiments` checks them).
+ExperimentName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.\-]{1,64}" + END)]
 # Every `{name}` of the admin route templates, and what it may be.
 PATH_PARAMS: dict[str, Any] = {"prompt": PromptName, "version": PromptVersion,
                                "key_id": KeyRef, "team_id": TeamId, "budget_id": BudgetId,
-                               "name": CredentialName, "cache_key": CacheKey, "tag": CacheTag}
+                               "name": CredentialName, "cache_key": CacheKey, "tag": CacheTag,
+                               "experiment": ExperimentName}
 
 T = TypeVar("T")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from gatewise import __version__
 from gatewise.config.loader import ResolvedConfig, load_config
 from gatewise.errors import ForbiddenError, UnauthorizedError
 from gatewise.gateway import Gateway
@@ -30,6 +31,7 @@ from gatewise.server.routes.chat import handle_chat
 from gatewise.server.routes.conversations import handle_delete, handle_get, handle_list
 from gatewise.server.routes.embeddings import handle_embeddings
 from gatewise.server.routes.estimates import handle_cost_estimate, handle_token_count
+from gatewise.server.routes.feedback import handle_feedback
 from gatewise.server.routes.health import handle_healthz, handle_metrics, handle_readyz
 from gatewise.server.routes.models import handle_model, handle_models
 from gatewise.server.routes.rag import PREFIXES as _RAG
@@ -61,6 +63,7 @@ class GatewayApp:
 
     def __init__(self, gateway: Gateway, *, warmup: bool | None = None) -> None:
         self.gateway = gateway
+        gateway.metrics.build_info.set((__version__,), 1.0)  # what /metrics says is running
         settings = gateway.config.config.server
         self.max_body = settings.max_body_bytes
         self.warmup = settings.warmup if warmup is None else warmup
@@ -80,6 +83,7 @@ class GatewayApp:
             self._routes[("POST", f"{prefix}/tokens/count")] = handle_token_count
             self._routes[("POST", f"{prefix}/cost/estimate")] = handle_cost_estimate
             self._routes[("GET", f"{prefix}/conversations")] = handle_list
+            self._routes[("POST", f"{prefix}/feedback")] = handle_feedback
         self._routes[("GET", "/healthz")] = handle_healthz
         self._routes[("GET", "/readyz")] = self._readyz
         self._routes[("GET", "/metrics")] = handle_metrics

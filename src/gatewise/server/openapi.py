@@ -18,6 +18,8 @@ from gatewise.server.openapi_conversations import conversation_paths
 from gatewise.server.openapi_rag import SCHEMAS as RAG_SCHEMAS
 from gatewise.server.openapi_rag import rag_paths
 from gatewise.server.routes.estimates import ESTIMATE_TYPES, estimate_paths
+from gatewise.server.routes.feedback import SCHEMAS as FEEDBACK_SCHEMAS
+from gatewise.server.routes.feedback import feedback_paths
 from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
@@ -36,6 +38,18 @@ _ERROR = {
 _MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by"],
           "properties": {"id": {"type": "string"}, "object": {"const": "model"},
                          "created": {"type": "integer"}, "owned_by": {"type": "string"}}}
+# One component of the readiness document (`gatewise.observability.health`).
+_COMPONENT = {
+    "type": "object", "required": ["kind", "status", "latency_ms", "checked_at", "error"],
+    "properties": {
+        "kind": {"enum": ["provider", "store", "local_model", "quota", "api"]},
+        "status": {"enum": ["up", "down", "degraded", "unknown"]},
+        "latency_ms": {"type": ["number", "null"]},
+        "checked_at": {"type": ["number", "null"], "description": "unix time"},
+        "error": {"type": ["string", "null"],
+                  "description": "the error's type and HTTP status (never its text), or why a "
+                                 "deployment cannot serve as configured"}}}
+
 _API_SCHEMAS: dict[str, Any] = {
     "Model": _MODEL,
     "ModelList": {"type": "object", "required": ["object", "data"],
@@ -43,10 +57,18 @@ _API_SCHEMAS: dict[str, Any] = {
                                  "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
     "Health": {"type": "object", "required": ["status"],
                "properties": {"status": {"const": "ok"}}},
-    "Readiness": {"type": "object", "required": ["status", "deployments"], "properties": {
-        "status": {"enum": ["ready", "not_ready", "draining"]},
-        "deployments": {"type": "object", "additionalProperties": {"type": "string"},
-                        "description": "deployment id: `ok`, or why it cannot serve"}}},
+    "Readiness": {"type": "object", "required": ["status", "components", "deployments"],
+                  "properties": {
+                      "status": {"enum": ["ready", "degraded", "not_ready", "draining"]},
+                      "components": {"type": "object", "additionalProperties": _COMPONENT,
+                                     "description": "component (a deployment id, `redis`, "
+                                     "`postgres`, `sqlite`, `quota:<scope>:<subject>:<period>`"
+                                     ", `api`): its last check"},
+                      "deployments": {"type": "object", "additionalProperties": {"type": "string"},
+                                      "description": "deployment id: `ok`, or why it cannot "
+                                                     "serve"},
+                      "unserved_aliases": {"type": "array", "items": {"type": "string"}},
+                      "reasons": {"type": "array", "items": {"type": "string"}}}},
 }
 # One server-sent event of a streamed completion (OpenAPI 3.1: `schema` describes each event):
 # a chunk, an error that ends the stream (OpenAI's error JSON), or the final `[DONE]`.
@@ -207,6 +229,7 @@ def build_openapi() -> dict[str, Any]:
     components["Error"] = _ERROR
     components.update(_API_SCHEMAS)
     components.update(CONVERSATION_SCHEMAS)
+    components.update(FEEDBACK_SCHEMAS)
     components.update(RAG_SCHEMAS)
     _add_request_rules(components)
     admin_paths, admin_components = admin_openapi(bearer)
@@ -225,6 +248,7 @@ def build_openapi() -> dict[str, Any]:
             **conversation_paths(bearer, _errors, _json),
             **rag_paths(bearer, _errors, _json),
             **estimate_paths(bearer),
+            **feedback_paths(bearer, _errors, _json),
             **admin_paths,
         },
     }

@@ -23,7 +23,7 @@ _REF = "#/components/schemas/{name}"
 _ERROR_NAMES = {400: "invalid input", 401: "missing or invalid key",
                 403: "the key lacks the permission, or the team is not its own",
                 404: "no such object", 409: "refused by the current state or configuration",
-                413: "body too large"}
+                413: "body too large", 502: "an upstream service (e.g. a key source) failed"}
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -243,6 +243,14 @@ class CredentialRecord:
     last_used: float | None = None
     uses: int = 0
     last_rotation_error: str | None = None
+    # Automated rotation (`gatewise.security.rotation`): the key before the last rotation,
+    # still valid upstream until `previous_until` (the overlap window), then dropped.
+    previous_ciphertext: bytes | None = None
+    previous_until: float | None = None
+    # The provider-side id of the current and the previous key (e.g. an OpenAI service
+    # account), so the old one can be deleted through the admin API; public ids, no secrets.
+    key_id: str | None = None
+    previous_key_id: str | None = None
 
 
 class GovernanceStore(Protocol):

@@ -31,7 +31,9 @@ from gatewise.storage.base import (
     LedgerStore,
     WindowStore,
 )
+from gatewise.storage.leases import LeaseStore
 from gatewise.storage.prompts import PromptStore
+from gatewise.storage.quality import QualityStore
 
 if TYPE_CHECKING:
     from gatewise.config.loader import ResolvedConfig
@@ -54,6 +56,14 @@ class Stores:
     counters_kind: str = "memory"
     # Prompt template versions (the admin API's), beside the governance records.
     prompts: PromptStore | None = None
+    # Quality rows and feedback (scores per response), on the ledger's database.
+    quality: QualityStore | None = None
+    # Leases for work one replica at a time does (maintenance jobs): on Redis when configured,
+    # else on the database (PostgreSQL, SQLite or memory), like the other shared state.
+    leases: LeaseStore | None = None
+    # Health probes of the stores this gateway depends on (`gatewise.observability.health`):
+    # kind (redis | postgres | sqlite) -> an async check that raises when it is unreachable.
+    probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict, repr=False)
 
     async def aclose(self) -> None:
         """Closes every store, then the shared clients; one failing close doesn't stop the rest."""
@@ -61,6 +71,10 @@ class Stores:
                              self.governance, self.conversations]
         if self.prompts is not None:
             stores.append(self.prompts)
+        if self.quality is not None:
+            stores.append(self.quality)
+        if self.leases is not None:
+            stores.append(self.leases)
         for store in stores:
             try:
                 await store.aclose()
@@ -119,6 +133,9 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
         kv, ledger, governance = MemoryKV(), MemoryLedger(), MemoryGovernance()
         conversations = MemoryConversations()
         prompts: PromptStore = MemoryPrompts()
+        from gatewise.storage.quality_memory import MemoryQualityStore
+
+        quality: QualityStore = MemoryQualityStore()
     elif database == "postgres":
         from gatewise.storage.conversations_postgres import PostgresConversations
         from gatewise.storage.postgres import PostgresKV, PostgresLedger
@@ -128,6 +145,9 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
         kv, ledger, governance = PostgresKV(pg), PostgresLedger(pg), PostgresGovernance(pg)
         conversations = PostgresConversations(pg)
         prompts = PostgresPrompts(pg)
+        from gatewise.storage.quality_postgres import PostgresQualityStore
+
+        quality = PostgresQualityStore(pg)
     else:
         from gatewise.storage.conversations_sqlite import SQLiteConversations
         from gatewise.storage.sqlite import SQLiteKV, SQLiteLedger
@@ -138,6 +158,9 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
         governance = SQLiteGovernance(state / "gatewise.db")
         prompts = SQLitePrompts(state / "gatewise.db")
         conversations = SQLiteConversations(state / "conversations.db")
+        from gatewise.storage.quality_sqlite import SQLiteQualityStore
+
+        quality = SQLiteQualityStore(state / "quality.db")
 
     # The lean RESP client for plain redis:// (redis-py otherwise: TLS, unix sockets): budgets,
     # windows and the response cache's reads and writes run on it on every request.
@@ -177,5 +200,40 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
         from gatewise.storage.memory import MemoryCounters, MemoryWindow
 
         counter_store, windows = MemoryCounters(), MemoryWindow()
-    return Stores(kv, counter_store, windows, ledger, governance, conversations, closers, counters,
-                  prompts)
+    stores = Stores(kv, counter_store, windows, ledger, governance, conversations, closers, counters,
+                  prompts, quality)
+    stores.leases, stores.probes = _leases_and_probes(database, state, redis_client,
+                                                       redis_prefix, pg, closers)
+    return stores
+
+
+def _leases_and_probes(database: str, state: Path, redis_client: Any, redis_prefix: str,
+                       pg: Any, closers: list[Callable[[], Awaitable[None]]],
+                       ) -> tuple[LeaseStore, dict[str, Callable[[], Awaitable[None]]]]:
+    """The lease store, shared when a shared store is configured (Redis, else PostgreSQL,
+    else the SQLite state files or memory), and a probe per store the gateway depends on:
+    Redis PING, PostgreSQL `SELECT 1`, the SQLite state files."""
+    from gatewise.storage.leases import MemoryLeases
+
+    probes: dict[str, Callable[[], Awaitable[None]]] = {}
+    candidates: list[Any] = [MemoryLeases()]
+    if database == "sqlite":
+        from gatewise.storage.leases_sqlite import SQLiteLeases
+
+        candidates.append(SQLiteLeases(state / "leases.db"))
+        probes["sqlite"] = candidates[-1].ping
+    if pg is not None:
+        from gatewise.storage.leases_postgres import PostgresLeases
+
+        candidates.append(PostgresLeases(pg))
+        probes["postgres"] = candidates[-1].ping
+    if redis_client is not None:
+        from gatewise.storage.leases_redis import RedisLeases
+
+        candidates.append(RedisLeases(client=redis_client, prefix=redis_prefix))
+        probes["redis"] = candidates[-1].ping
+    # The last is the most shared; the others stay only as probes, closed with the clients.
+    for unused in candidates[1:-1]:
+        closers.insert(0, unused.aclose)
+    leases: LeaseStore = candidates[-1]
+    return leases, probes

@@ -59,7 +59,13 @@ class PgDatabase:
                 pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                     self._url, min_size=self._min, max_size=self._max, open=False,
                     kwargs={"autocommit": True}, name=f"gatewise-{self.schema}")
-                await pool.open(wait=True)
+                try:
+                    await pool.open(wait=True)
+                except BaseException:
+                    # Unreachable, or the caller gave up (a health probe's timeout): a pool
+                    # left open would keep reconnecting in the background, one per attempt.
+                    await pool.close()
+                    raise
                 self._pool = pool
             return self._pool
 

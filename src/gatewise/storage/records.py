@@ -23,6 +23,7 @@ from gatewise.storage.base import (
 R = TypeVar("R", TeamRecord, KeyRecord, BudgetRecord, CredentialRecord)
 
 ZERO_HASH = "0" * 64
+_CREDENTIAL_BYTES = ("ciphertext", "previous_ciphertext")
 
 
 def to_doc(record: TeamRecord | KeyRecord | BudgetRecord | CredentialRecord) -> str:
@@ -37,8 +38,10 @@ def from_doc(cls: type[R], doc: str | dict[str, Any]) -> R:
     data = json.loads(doc) if isinstance(doc, str) else dict(doc)
     names = {f.name for f in dataclasses.fields(cls)}
     data = {k: v for k, v in data.items() if k in names}  # tolerate fields from newer versions
-    if cls is CredentialRecord and isinstance(data.get("ciphertext"), str):
-        data["ciphertext"] = base64.b64decode(data["ciphertext"])
+    if cls is CredentialRecord:
+        for k in _CREDENTIAL_BYTES:
+            if isinstance(data.get(k), str):
+                data[k] = base64.b64decode(data[k])
     return cls(**data)
 
 

@@ -66,6 +66,21 @@ async def run_tools(gateway: Runner, *, messages: Sequence[dict[str, Any]], regi
     the first turn only (later turns use "auto", or "required" would never let it answer)."""
     if max_steps < 1:
         raise ValueError("max_steps must be at least 1")
+    # The gateway's tracing (`gatewise.observability.tracing`), when on: a span around the
+    # loop, under which the model turns and each tool execution get theirs.
+    tracing = getattr(gateway, "tracing", None)
+    if tracing is None:
+        return await _loop(gateway, messages, registry, identity, model, max_steps,
+                           inspect_text, max_result_chars, params, None)
+    with tracing.agent(model):
+        return await _loop(gateway, messages, registry, identity, model, max_steps,
+                           inspect_text, max_result_chars, params, tracing)
+
+
+async def _loop(gateway: Runner, messages: Sequence[dict[str, Any]], registry: ToolRegistry,
+                identity: Identity, model: str | None, max_steps: int,
+                inspect_text: InspectText | None, max_result_chars: int,
+                params: dict[str, Any], tracing: Any) -> ToolLoopResult:
     msgs = [dict(m) for m in messages]
     tools = [msgspec.to_builtins(t) for t in registry.tools_for(identity)]
     first_choice = params.pop("tool_choice", None)
@@ -86,7 +101,16 @@ async def run_tools(gateway: Runner, *, messages: Sequence[dict[str, Any]], regi
         msgs.append({"role": "assistant", "content": result.content,
                      "tool_calls": [msgspec.to_builtins(c) for c in calls]})
         for c in calls:
-            step = await _run_one(c, registry, identity, turn, inspect_text, max_result_chars)
+            if tracing is None:
+                step = await _run_one(c, registry, identity, turn, inspect_text,
+                                      max_result_chars)
+            else:
+                with tracing.tool(c.function.name, c.id) as span:
+                    step = await _run_one(c, registry, identity, turn, inspect_text,
+                                          max_result_chars)
+                    if step.error is not None:  # the exception's class, never its text
+                        span.fail(step.error.partition(":")[0] if step.executed
+                                  else "rejected")
             steps.append(step)
             msgs.append({"role": "tool", "tool_call_id": c.id, "content": step.result})
     assert result is not None

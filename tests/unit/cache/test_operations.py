@@ -190,10 +190,26 @@ async def test_the_maintenance_job_reports_size_evictions_and_purges() -> None:
     assert 'gatewise_cache_evictions_total{reason="expired"} 2' in text
 
 
-async def test_the_gateway_starts_and_stops_the_maintenance_job() -> None:
+async def test_the_gateway_runs_the_cache_job_on_its_maintenance_scheduler() -> None:
     gw = Gateway(config(maintenance_interval_s=3600))
     await gw.start()
+    assert gw.cache is not None and gw.maintenance.running
+    job = gw.maintenance.jobs["cache_cleanup"]
+    # The in-process store is this replica's own: purged here, no lease asked for.
+    assert job.interval_s == 3600 and not job.exclusive and job.task is not None
+    assert not gw.cache.maintenance.running  # the cache's own loop steps aside
+    await gw.aclose()
+    assert not gw.maintenance.running and job.task is None
+
+
+async def test_without_the_scheduler_the_cache_runs_its_own_loop_as_before() -> None:
+    cfg, w = parse_config({"models": {"m": [{"model": "fake/echo"}]},
+                           "storage": {"database": "memory"}, "maintenance": {"enabled": False},
+                           "cache": {"enabled": True, "maintenance_interval_s": 3600}})
+    gw = Gateway(resolve_config(cfg, None, {}, w))
+    await gw.start()
     assert gw.cache is not None and gw.cache.maintenance.running
+    assert not gw.maintenance.running
     await gw.aclose()
     assert not gw.cache.maintenance.running
 

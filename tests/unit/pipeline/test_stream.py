@@ -69,3 +69,16 @@ async def test_abandoning_a_stream_closes_the_source_and_records_a_cancel() -> N
     await s.aclose()
     assert closed == [True]
     assert len(finished) == 1 and isinstance(finished[0], Cancelled)
+
+
+async def test_an_observer_sees_every_chunk_from_the_prefetched_one_on_and_changes_none() -> None:
+    async def src() -> AsyncIterator[ChatCompletionChunk]:
+        for text in ("a", "b", "c"):
+            yield _chunk(text)
+
+    s = ChunkStream(_call(), src(), include_usage=False)
+    await s.prefetch()  # as a provider call does before the stream is handed back
+    seen: list[str] = []
+    s.observe(lambda c: seen.append(c.choices[0].delta.content or ""))
+    got = [c.choices[0].delta.content async for c in s]
+    assert got == seen == ["a", "b", "c"]

@@ -42,7 +42,6 @@ class OutputCheck(Protocol):
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
                        "@": "a", "$": "s", "!": "i", "|": "i", "+": "t", "€": "e"})
 _WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
-_TOKEN = re.compile(r"\S+")
 _SPACED = re.compile(r"\b(?:\w[ .*_-]){2,}\w\b")
 _EDGE = "\"'()[]{}<>.,;:?!…-"
 _SEP = re.compile(r"[ .*_-]")
@@ -70,10 +69,14 @@ class ToxicityCheck:
     def matches(self, text: str) -> list[str]:
         found: list[str] = []
         words = self.words
-        for raw in _TOKEN.findall(text):
+        for raw in text.lower().split():  # whitespace-separated tokens, lower-cased at once
             # Leet digits/symbols become letters only inside a token that also has letters,
             # so "a $5 fee" stays clean while "$h1t" does not.
-            tok = raw.lower().strip(_EDGE)
+            tok = raw.strip(_EDGE)
+            if tok.isalpha():  # most tokens: one plain word, nothing to normalise (and fast:
+                if tok in words:  # the quality stage runs this on every answer)
+                    found.append(tok)
+                continue
             if any(c.isalpha() for c in tok):
                 tok = tok.translate(_LEET)
             for w in _WORD.findall(tok):
@@ -184,12 +187,23 @@ class GroundednessCheck:
 
     def score(self, answer: str, context: Sequence[str]) -> tuple[float, int, int] | None:
         """(score, supported sentences, judged sentences), or None when nothing is judged."""
+        return self.score_indexed(answer, *self.index(context))
+
+    @staticmethod
+    def index(context: Sequence[str]) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+        """The context's content words and word pairs: what `score_indexed` compares with (a
+        caller scoring many answers against one context builds this once)."""
         ctx_terms: set[str] = set()
         ctx_pairs: set[tuple[str, str]] = set()
         for c in context:
             terms = _terms(c)
             ctx_terms.update(terms)
             ctx_pairs.update(itertools.pairwise(terms))
+        return frozenset(ctx_terms), frozenset(ctx_pairs)
+
+    def score_indexed(self, answer: str, ctx_terms: frozenset[str],
+                      ctx_pairs: frozenset[tuple[str, str]]) -> tuple[float, int, int] | None:
+        """`score` against a context already indexed (`index`)."""
         if not ctx_terms:
             return None
         judged = supported = 0

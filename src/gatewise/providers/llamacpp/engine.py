@@ -112,6 +112,10 @@ class ModelWorker:
         self._current: Job | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Health checks read these (no generation needed to know the model is there): set
+        # by the worker thread once the model loaded, or with the type of what failed.
+        self.loaded = False
+        self.load_error: str | None = None
 
     def submit(self, job: Job) -> None:
         with self._cond:
@@ -173,13 +177,19 @@ class ModelWorker:
                     continue
                 try:
                     if model is None:
-                        model = self._load()
+                        try:
+                            model = self._load()
+                        except Exception as exc:
+                            self.load_error = type(exc).__name__
+                            raise
+                        self.loaded, self.load_error = True, None
                     result = job.run(model, job)
                 except Exception as exc:
                     job.emit("error", exc)
                 else:
                     job.emit("done", result)
         finally:
+            self.loaded = False
             if model is not None:
                 self._unload(model)
 
@@ -214,6 +224,13 @@ class LlamaEngine:
 
     def queued(self) -> int:
         return self._chat.queued()
+
+    def state(self) -> str:
+        """`loaded`, `not_loaded`, or `failed:<error type>` (the last load attempt's)."""
+        if self._chat.loaded:
+            return "loaded"
+        error = self._chat.load_error
+        return f"failed:{error}" if error else "not_loaded"
 
     async def warmup(self) -> None:
         await self._result(self._chat, "", lambda model, job: None)

@@ -190,6 +190,14 @@ class LlamaCppProvider:
         """Loads the model now, so the first request does not pay for it."""
         await (await self._engine(target)).warmup()
 
+    def model_state(self, target: Target) -> str:
+        """`loaded`, `not_loaded` or `failed:<error type>`, without loading or resolving
+        anything: the health check of an in-process model (generating text to probe it would
+        take the model from the requests waiting for it)."""
+        model = self._models.get(_model_key(target))
+        engine = self._engines.get(model.path) if model else None
+        return engine.state() if engine is not None else "not_loaded"
+
     def queued(self, target: Target) -> int:
         """Requests waiting for this target's model (the one generating is not counted)."""
         model = self._models.get(_model_key(target))

@@ -11,18 +11,25 @@ _encode = msgspec.json.Encoder().encode
 
 
 async def handle_healthz(ctx: RequestContext) -> None:
+    """Liveness: the process answers. No I/O and no checks, so a slow provider or store never
+    gets a healthy process restarted (that is what readiness is for)."""
     await respond(ctx.send, 200, b'{"status":"ok"}', [])
 
 
 async def handle_readyz(ctx: RequestContext, warmed: bool, *, draining: bool = False) -> None:
-    """Ready when start-up (model warm-up) is done and some deployment can serve; not while
-    the server drains for shutdown, so a load balancer stops sending."""
-    deps = ctx.gateway.deployments()
-    usable = {d.id: (d.problem or "ok") for d in deps}
-    ok = warmed and not draining and any(v == "ok" for v in usable.values())
-    status = "ready" if ok else "draining" if draining else "not_ready"
-    body = _encode({"status": status, "deployments": usable})
-    await respond(ctx.send, 200 if ok else 503, body, [])
+    """Readiness from the health monitor's last results (it probes in the background; this
+    reads memory only): 503 while warming up, draining for shutdown, with a shared store
+    down or no alias that can be served; 200 `ready`, or `degraded` when something is down
+    but every alias can still be served. `deployments` keeps its earlier meaning: each
+    deployment, `ok` or why it cannot serve."""
+    gateway = ctx.gateway
+    status, doc = gateway.health.readiness(warmed=warmed, draining=draining)
+    components = doc["components"]
+    doc["deployments"] = {
+        d.id: d.problem or (f"down: {components[d.id]['error']}"
+                            if components.get(d.id, {}).get("status") == "down" else "ok")
+        for d in gateway.deployments()}
+    await respond(ctx.send, status, _encode(doc), [])
 
 
 async def handle_metrics(ctx: RequestContext) -> None:

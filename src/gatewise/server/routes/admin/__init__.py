@@ -23,6 +23,7 @@ from gatewise.server.routes.admin import (
     budgets,
     cache,
     credentials,
+    experiments,
     keys,
     prompts,
     retention,
@@ -42,7 +43,7 @@ __all__ = ["ADMIN_API", "ADMIN_ROUTES", "match_admin"]
 # In the OpenAPI document's order.
 ADMIN_API: list[AdminRoute] = [*keys.ROUTES, *teams.ROUTES, *budgets.ROUTES, *usage.ROUTES,
                                *audit.ROUTES, *credentials.ROUTES, *retention.ROUTES,
-                               *cache.ROUTES, *prompts.ROUTES]
+                               *cache.ROUTES, *prompts.ROUTES, *experiments.ROUTES]
 
 # (method, path template, the permission it needs, handler): the table's short form.
 ADMIN_ROUTES: list[tuple[str, str, str, RouteHandler]] = [

@@ -12,7 +12,7 @@ from gatewise.server.context import RequestContext
 from gatewise.server.routes.admin.common import AdminRoute, Args, View, actor_of, record_view, send_json
 from gatewise.storage.base import CredentialRecord
 
-_CRED_HIDDEN = ("ciphertext",)
+_CRED_HIDDEN = ("ciphertext", "previous_ciphertext")
 
 
 def _cred_view(c: CredentialRecord) -> dict[str, Any]:
@@ -41,7 +41,9 @@ async def list_credentials(ctx: RequestContext, a: Args) -> None:
 
 
 async def rotate_credential(ctx: RequestContext, a: Args) -> None:
-    """Replace a credential's secret; 409 without `security.encryption_key`."""
+    """Replace a credential's secret, or, without one in the body, rotate it now from its
+    configured source (`security.rotation`; the new key is checked live first); 409 without
+    `security.encryption_key` or a source, 502 when the source or the live check fails."""
     require(ctx.identity, "credentials:manage")
     body: CredentialRotate = a.body
     rec = await ctx.gateway.admin.rotate_credential(a.path["name"], body.secret,
@@ -58,5 +60,5 @@ ROUTES = [
                View(CredentialRecord, _CRED_HIDDEN, listed=True,
                     extra={"rotation_due": {"type": "boolean"}})),
     AdminRoute("POST", "/admin/credentials/{name}/rotate", "credentials:manage",
-               rotate_credential, _CRED, body=CredentialRotate, refusals=(409,)),
+               rotate_credential, _CRED, body=CredentialRotate, refusals=(409, 502)),
 ]

@@ -1,0 +1,201 @@
+"""GenAI semantic-convention attributes from what a call carries: plain functions over
+`Call`, requests and responses, with no OpenTelemetry import, so they are cheap to read and to
+test.
+
+Only ids, names and numbers leave here, except in the two `*_messages` functions, which the
+span code calls only when an operator set `capture_content` (and then on the request as it
+leaves for the provider, i.e. after the PII guard masked it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from gatewise.pipeline.core import Call
+from gatewise.providers.base import Target
+from gatewise.types.embeddings import EmbeddingResponse
+from gatewise.types.requests import ChatRequest
+from gatewise.types.responses import ChatCompletion, Usage
+
+AttrValue = str | bool | int | float | Sequence[str]
+Attributes = dict[str, AttrValue]
+
+# Semantic-convention names (GenAI and general), spelled once.
+OPERATION = "gen_ai.operation.name"
+SYSTEM = "gen_ai.system"
+PROVIDER = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_ID = "gen_ai.response.id"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+TTFT = "gen_ai.response.time_to_first_chunk"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+ERROR_TYPE = "error.type"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+
+_OPERATIONS = {"chat": "chat", "embed": "embeddings"}
+_encode = msgspec.json.Encoder().encode
+
+
+def operation_of(call: Call) -> str:
+    return _OPERATIONS.get(call.kind, call.kind)
+
+
+def span_name(operation: str, model: str) -> str:
+    """`{gen_ai.operation.name} {gen_ai.request.model}`, as the conventions name spans."""
+    return f"{operation} {model}"
+
+
+def request_attributes(call: Call) -> Attributes:
+    """What is known when the call starts: the operation, the model asked for, the sampling
+    parameters, the request id and who is calling (ids only)."""
+    req = call.request
+    a: Attributes = {OPERATION: operation_of(call), REQUEST_MODEL: req.model,
+                     "gatewise.request_id": call.request_id}
+    if isinstance(req, ChatRequest):
+        _chat_parameters(req, a)
+    ident = call.identity
+    if ident.team is not None:
+        a["gatewise.team"] = ident.team
+    if ident.key_id is not None:
+        a["gatewise.key_id"] = ident.key_id
+    return a
+
+
+def _chat_parameters(req: ChatRequest, a: Attributes) -> None:
+    limit = req.max_completion_tokens or req.max_tokens
+    if limit is not None:
+        a["gen_ai.request.max_tokens"] = limit
+    if req.temperature is not None:
+        a["gen_ai.request.temperature"] = req.temperature
+    if req.top_p is not None:
+        a["gen_ai.request.top_p"] = req.top_p
+    if req.seed is not None:
+        a["gen_ai.request.seed"] = req.seed
+    if req.n is not None and req.n != 1:
+        a["gen_ai.request.choice.count"] = req.n
+    if req.stream:
+        a["gen_ai.request.stream"] = True
+
+
+def attempt_attributes(call: Call, target: Target, deployment_id: str,
+                       address: tuple[str, int] | None) -> Attributes:
+    """One attempt against one deployment: what the provider is asked for."""
+    a: Attributes = {OPERATION: operation_of(call), SYSTEM: target.provider,
+                     PROVIDER: target.provider, REQUEST_MODEL: target.model,
+                     "gatewise.deployment": deployment_id, "gatewise.alias": call.alias,
+                     "gatewise.attempt": call.attempts + 1}
+    req = call.request
+    if isinstance(req, ChatRequest):
+        _chat_parameters(req, a)
+    if address is not None:
+        a[SERVER_ADDRESS], a[SERVER_PORT] = address
+    return a
+
+
+def server_address(api_base: str) -> tuple[str, int] | None:
+    """(host, port) of an upstream base URL; None for in-process engines (no URL)."""
+    if not api_base:
+        return None
+    try:
+        parts = urlsplit(api_base if "//" in api_base else f"//{api_base}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if port is None:
+        port = 80 if parts.scheme == "http" else 443
+    return host, port
+
+
+def usage_attributes(usage: Usage | None, a: Attributes) -> None:
+    if usage is None:
+        return
+    a[INPUT_TOKENS] = usage.prompt_tokens
+    a[OUTPUT_TOKENS] = usage.completion_tokens
+
+
+def response_attributes(result: Any, a: Attributes) -> None:
+    """Response id, model and finish reasons of a whole answer."""
+    if isinstance(result, ChatCompletion):
+        if result.id:
+            a[RESPONSE_ID] = result.id
+        if result.model:
+            a[RESPONSE_MODEL] = result.model
+        reasons = [c.finish_reason for c in result.choices if c.finish_reason]
+        if reasons:
+            a[FINISH_REASONS] = tuple(reasons)
+    elif isinstance(result, EmbeddingResponse) and result.model:
+        a[RESPONSE_MODEL] = result.model
+
+
+def outcome_attributes(call: Call, a: Attributes) -> None:
+    """What the whole call ended with: where it was served, what it cost, the cache's say."""
+    dep = call.deployment
+    if dep is not None:
+        a[SYSTEM] = a[PROVIDER] = dep.target.provider
+        a["gatewise.deployment"] = dep.id
+    a["gatewise.alias"] = call.alias
+    a["gatewise.attempts"] = call.attempts
+    cache = call.response_headers.get("x-gatewise-cache")
+    if cache is not None:
+        a["gatewise.cache"] = cache
+    if call.cost_usd is not None:
+        a["gatewise.cost_usd"] = call.cost_usd
+    usage_attributes(call.usage, a)
+
+
+def error_type(exc: BaseException) -> str:
+    """The exception's class name: never its message (that may quote the request)."""
+    name = type(exc).__name__
+    return "cancelled" if name in ("CancelledError", "_Cancelled") else name
+
+
+def input_messages(call: Call, limit: int) -> str | None:
+    """The request's messages as they leave for the provider (masked), as JSON, cut to
+    `limit` characters. Only called with `capture_content` on."""
+    req = call.request
+    if isinstance(req, ChatRequest):
+        return truncate(_encode(req.messages).decode(), limit)
+    return truncate(_encode(req.input).decode(), limit)
+
+
+def output_messages(result: Any, limit: int) -> str | None:
+    """The answer as it came back from the provider (still masked), as JSON, cut to `limit`."""
+    if isinstance(result, ChatCompletion):
+        out = [{"role": "assistant", "content": c.message.content,
+                "tool_calls": c.message.tool_calls, "finish_reason": c.finish_reason}
+               for c in result.choices]
+        return truncate(_encode(out).decode(), limit)
+    return None
+
+
+def streamed_output(parts: Sequence[str], reasons: Sequence[str], limit: int) -> str:
+    out = [{"role": "assistant", "content": "".join(parts),
+            "finish_reason": reasons[0] if reasons else None}]
+    return truncate(_encode(out).decode(), limit)
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def header_carrier(headers: Sequence[tuple[bytes, bytes]]) -> Mapping[str, str] | None:
+    """The W3C trace-context headers of a raw (lower-cased) header list; None without a
+    `traceparent`."""
+    carrier: dict[str, str] | None = None
+    for k, v in headers:
+        if k == b"traceparent" or k == b"tracestate":
+            if carrier is None:
+                carrier = {}
+            carrier[k.decode()] = v.decode("latin-1")
+    return carrier if carrier is not None and "traceparent" in carrier else None

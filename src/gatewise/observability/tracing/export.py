@@ -1,0 +1,192 @@
+"""`OtlpHttpSink`: finished spans encoded (`otlp.py`) as they end and posted to an OTLP/HTTP
+collector (`application/x-protobuf`) from one worker thread, in batches.
+
+A finished span is encoded on the event loop, about 8 µs, and queued as bytes: the same CPU
+the worker would spend, but a CPU-bound event loop leaves a Python worker thread little of
+the GIL, and the worker then has only to join and post (its socket waits release the GIL);
+bytes are also lighter to hold than span objects. The worker wakes when a batch is full or
+every `delay_s` and posts up to `batch` spans a request over one kept-alive connection; a
+collector that answers 408/429/502/503/504 or cannot be reached is retried with backoff for
+up to `timeout_s`, then that batch is dropped and counted (`dropped`), as is a span arriving
+at a full queue: tracing never holds up or fails a request. The SDK's defaults otherwise
+(batch 512, 5 s, 10 s timeout, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+`OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, else http://localhost:4318/v1/traces), but a
+queue of 8192 spans (about 5 MB) rather than 2048: a burst of a few thousand requests a second
+outran 2048 while one post waited on a busy collector.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from gatewise.observability.tracing.otlp import OtlpEncoder
+
+if TYPE_CHECKING:
+    from gatewise.observability.tracing.recorder import RecordedSpan
+
+_log = logging.getLogger("gatewise.tracing")
+_RETRY_STATUS = frozenset({408, 429, 502, 503, 504})
+DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"
+
+
+def default_endpoint(env: Mapping[str, str]) -> str:
+    """The endpoint the OpenTelemetry environment variables name, as the SDK reads them."""
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return base.rstrip("/") + "/v1/traces" if base else DEFAULT_ENDPOINT
+
+
+class HttpPoster:
+    """POSTs request bodies to one URL over a kept-alive connection (reopened on error).
+    Used by the worker thread only."""
+
+    def __init__(self, endpoint: str, headers: Mapping[str, str], timeout_s: float) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {endpoint!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._headers = {**headers, "Content-Type": "application/x-protobuf",
+                         "User-Agent": "gatewise-otlp"}
+        self._timeout = timeout_s
+        self._conn: http.client.HTTPConnection | None = None
+
+    def post(self, body: bytes) -> int:
+        """The collector's HTTP status; raises OSError/HTTPException when it cannot be reached."""
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self._timeout)
+        try:
+            self._conn.request("POST", self._path, body, self._headers)
+            resp = self._conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if resp.will_close:
+            self.close()
+        return resp.status
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class OtlpHttpSink:
+    """The `otlp_http` exporter: a bounded queue and the worker thread draining it."""
+
+    def __init__(self, encoder: OtlpEncoder, post: Callable[[bytes], int], *,
+                 queue: int = 8192, batch: int = 512, delay_s: float = 5.0,
+                 timeout_s: float = 10.0, sleep: Callable[[float], object] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
+        self._encoder = encoder
+        self._post = post
+        self._queue: deque[bytes] = deque()
+        self._max = queue
+        self._batch = batch
+        self._delay = delay_s
+        self._timeout = timeout_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait  # backoff, cut short by shutdown
+        self._on_close = on_close
+        self._lock = threading.Lock()  # one export at a time (worker, force_flush)
+        self.exported = 0
+        self.dropped = 0
+        self._worker = threading.Thread(target=self._run, name="gatewise-otlp", daemon=True)
+        self._worker.start()
+
+    # -- on the event loop ---------------------------------------------------------------------
+    def on_end(self, span: RecordedSpan) -> None:
+        q = self._queue
+        if len(q) >= self._max:
+            self.dropped += 1
+            return
+        try:
+            q.append(self._encoder.entry(span))
+        except Exception:  # a bad attribute value must not fail the request
+            _log.exception("could not encode a span")
+            self.dropped += 1
+            return
+        if len(q) == self._batch:
+            self._wake.set()
+
+    # -- the worker ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            full = self._wake.wait(self._delay)
+            self._wake.clear()  # before draining: a batch filling meanwhile wakes us again
+            if not self._stop.is_set():
+                # Woken by a full batch: whole batches only (a trickle of small posts costs
+                # more per span); on the timer, everything queued.
+                self._export(full_only=full)
+
+    def _export(self, full_only: bool) -> None:
+        with self._lock:
+            q = self._queue
+            while q and (not full_only or len(q) >= self._batch):
+                spans = [q.popleft() for _ in range(min(self._batch, len(q)))]
+                if self._send(self._encoder.request(spans)):
+                    self.exported += len(spans)
+                else:
+                    self.dropped += len(spans)
+
+    def _send(self, body: bytes) -> bool:
+        deadline = time.monotonic() + self._timeout
+        delay = 0.5
+        while True:
+            why: object
+            try:
+                status = self._post(body)
+            except (OSError, http.client.HTTPException) as exc:
+                why = type(exc).__name__
+            else:
+                if 200 <= status < 300:
+                    return True
+                why = f"HTTP {status}"
+                if status not in _RETRY_STATUS:
+                    break
+            if self._stop.is_set() or time.monotonic() + delay > deadline:
+                break
+            self._sleep(delay)
+            delay *= 2
+        _log.warning("OTLP trace export failed (%s): spans dropped", why)
+        return False
+
+    # -- lifetime (blocking: off the event loop) ----------------------------------------------
+    def force_flush(self, timeout_ms: int = 30_000) -> bool:
+        """Exports everything queued now."""
+        self._export(full_only=False)
+        return not self._queue
+
+    def shutdown(self) -> None:
+        """Stops the worker and exports what is left (once), one try per batch: a collector
+        that is down must not hold up the gateway's close by a retry timeout."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        self._worker.join(self._timeout + 5)
+        try:
+            self._export(full_only=False)
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+
+
+def otlp_http_sink(endpoint: str, headers: Mapping[str, str],
+                   resource: Mapping[str, object], scope: str) -> OtlpHttpSink:
+    """The production exporter: batches of `resource`'s spans posted to `endpoint`."""
+    poster = HttpPoster(endpoint, headers, timeout_s=10.0)
+    return OtlpHttpSink(OtlpEncoder(resource, scope), poster.post, on_close=poster.close)

@@ -1,0 +1,439 @@
+"""The span-making middleware: one span per request, per attempt, and per step worth seeing
+(a guard, the cache lookup, retrieval).
+
+Built only when tracing is on (`Tracing.instrument` places them), so a gateway without tracing
+runs exactly the chain it had before. Parents are explicit: the request span's context rides
+on `call.span` (a `RequestTrace`), so an attempt's span hangs under its request whatever task
+runs it; calls made without that stage (an orchestration branch, a hedge's twin, a tool loop's
+turns) take the ambient OpenTelemetry context instead, which the request stage and the tool
+loop's agent span set while their work runs.
+
+A step's span covers the step's own work, not everything after it: the wrapper hands the
+step a `next` that closes the span when called, so a cache miss's span ends at the lookup and
+the provider's attempts are not nested inside the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+
+from gatewise.observability.tracing.attributes import (
+    ERROR_TYPE,
+    FINISH_REASONS,
+    OUTPUT_MESSAGES,
+    RESPONSE_ID,
+    RESPONSE_MODEL,
+    TTFT,
+    Attributes,
+    attempt_attributes,
+    error_type,
+    input_messages,
+    operation_of,
+    outcome_attributes,
+    output_messages,
+    request_attributes,
+    response_attributes,
+    server_address,
+    span_name,
+    streamed_output,
+    usage_attributes,
+)
+from gatewise.pipeline.core import Call, Handler, Middleware
+from gatewise.pipeline.stream import ChunkStream
+from gatewise.types.stream import ChatCompletionChunk
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from opentelemetry.context import Context
+
+    from gatewise.observability.tracing.recorder import SpanRecorder
+    from gatewise.providers.deployment import Deployment
+
+# Events an attempt's reason is read from (the last one since the previous attempt wins).
+_REASONS = {"retry": "retry", "failover": "failover", "simplified_prompt": "simplified_prompt",
+            "hedge": "hedge"}
+CACHE_HEADER = "x-gatewise-cache"
+
+
+class Tracing(Protocol):
+    """What the stages read from their gateway's `Tracing` (`provider.py`), looked up per
+    call so `use_exporter` can swap the tracer underneath them."""
+
+    tracer: SpanRecorder
+    capture: bool
+    max_chars: int
+    propagate: bool
+
+    def extract(self, headers: Sequence[tuple[bytes, bytes]]) -> Context | None: ...
+
+
+class RequestTrace:
+    """What `call.span` holds while tracing is on: the request's span, the context its
+    children start from, and the 32-hex trace id (the request log line prints it)."""
+
+    __slots__ = ("context", "observer", "seen", "span", "span_context", "trace_id")
+
+    def __init__(self, span: Span, context: Context) -> None:
+        self.span = span
+        self.context = context
+        self.span_context = span.get_span_context()
+        self.trace_id = format(self.span_context.trace_id, "032x")
+        # Index into `call.events` up to which attempts have read their reasons.
+        self.seen = 0
+        # The stream observer an attempt attached (the request span reads the response off it).
+        self.observer: StreamObserver | None = None
+
+
+class StreamObserver:
+    """Notes the response id, model, finish reasons and (only when content capture is on) the
+    text, as the chunks go by (`ChunkStream.observe`: a read-only watcher, so the stream
+    keeps its fast path, unlike a transform)."""
+
+    __slots__ = ("id", "model", "parts", "reasons", "stream")
+
+    def __init__(self, stream: ChunkStream, capture: bool) -> None:
+        self.stream = stream
+        self.id = ""
+        self.model = ""
+        self.reasons: list[str] = []
+        self.parts: list[str] | None = [] if capture else None
+
+    def __call__(self, chunk: ChatCompletionChunk) -> None:
+        if not self.id and chunk.id:
+            self.id = chunk.id
+            self.model = chunk.model
+        for c in chunk.choices:
+            if c.finish_reason:
+                self.reasons.append(c.finish_reason)
+            if self.parts is not None and c.delta.content:
+                self.parts.append(c.delta.content)
+
+    def attributes(self, a: Attributes) -> None:
+        if self.id:
+            a[RESPONSE_ID] = self.id
+        if self.model:
+            a[RESPONSE_MODEL] = self.model
+        if self.reasons:
+            a[FINISH_REASONS] = tuple(self.reasons)
+
+
+def end_span(span: Span, a: Attributes, error: BaseException | None,
+             end_time: int | None = None) -> None:
+    """Sets what was gathered, the error (type only: a message may quote the request) and
+    ends the span."""
+    if error is not None:
+        a[ERROR_TYPE] = etype = error_type(error)
+        span.set_status(Status(StatusCode.ERROR, etype))
+    span.set_attributes(a)
+    span.end(end_time)
+
+
+class RequestSpanMiddleware:
+    """Outermost stage: the request's span (SERVER when the call came over HTTP, continuing
+    the client's `traceparent`; INTERNAL from the library), ended when the answer is whole:
+    at return, or when a stream finishes."""
+
+    def __init__(self, tracing: Tracing) -> None:
+        self._tracing = tracing
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        t = self._tracing
+        headers = call.request_headers
+        parent = t.extract(headers) if headers else None
+        span = t.tracer.start_span(span_name(operation_of(call), call.request.model),
+                                   context=parent,
+                                   kind=SpanKind.SERVER if headers else SpanKind.INTERNAL)
+        ctx = set_span_in_context(span, parent)
+        trace = RequestTrace(span, ctx)
+        call.span = trace
+        if span.is_recording():
+            span.set_attributes(request_attributes(call))
+        token = otel_context.attach(ctx)
+        try:
+            result = await next(call)
+        except BaseException as exc:
+            self._end(call, trace, None, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+        if isinstance(result, ChunkStream):
+            if span.is_recording():  # (a sampled-out stream costs nothing per chunk)
+                obs = trace.observer
+                if obs is None or obs.stream is not result:  # replayed (cache, stale copy)
+                    trace.observer = obs = StreamObserver(result, False)
+                    result.observe(obs)
+                result.on_finish(lambda c, error: self._end(c, trace, None, error))
+            return result
+        self._end(call, trace, result, None)
+        return result
+
+    @staticmethod
+    def _end(call: Call, trace: RequestTrace, result: Any, error: BaseException | None) -> None:
+        span = trace.span
+        if not span.is_recording():
+            return
+        a: Attributes = {}
+        outcome_attributes(call, a)
+        if result is not None:
+            response_attributes(result, a)
+        elif trace.observer is not None:
+            trace.observer.attributes(a)
+        if call.stream and call.ttft is not None:
+            a[TTFT] = call.ttft
+        end_span(span, a, error)
+
+
+class AttemptSpanMiddleware:
+    """Innermost stage, right before the provider call: one CLIENT span per attempt, with the
+    deployment, the attempt number and why it happened (a retry, a failover to another
+    deployment, a fallback to another alias), and the `traceparent` sent upstream."""
+
+    def __init__(self, tracing: Tracing) -> None:
+        self._tracing = tracing
+        self._addresses: dict[str, tuple[str, int] | None] = {}
+        self._copies: dict[str, tuple[Deployment, Deployment]] = {}
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        t = self._tracing
+        dep = call.deployment
+        assert dep is not None, "the router runs before the attempt"
+        target = dep.target
+        trace = call.span if isinstance(call.span, RequestTrace) else None
+        span = t.tracer.start_span(span_name(operation_of(call), target.model),
+                                   kind=SpanKind.CLIENT,
+                                   parent=trace.span_context if trace is not None else None)
+        if span.is_recording():
+            span.set_attributes(self._start_attributes(call, trace, target, dep.id))
+        if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
+            sc = span.get_span_context()
+            headers = {**target.headers,
+                       "traceparent": f"00-{sc.trace_id:032x}-{sc.span_id:016x}-"
+                                      f"{sc.trace_flags:02x}"}
+            if sc.trace_state:
+                headers["tracestate"] = sc.trace_state.to_header()
+            call.deployment = self._carrying(dep, headers)
+        try:
+            result = await next(call)
+        except BaseException as exc:
+            end_span(span, {}, exc)
+            raise
+        finally:
+            call.deployment = dep
+            if trace is not None:
+                trace.seen = len(call.events)
+        if isinstance(result, ChunkStream):
+            if span.is_recording():
+                obs = StreamObserver(result, t.capture)
+                result.observe(obs)
+                if trace is not None:
+                    trace.observer = obs
+                result.on_finish(lambda c, error: self._end_stream(c, span, obs, error))
+            return result
+        if span.is_recording():
+            a: Attributes = {}
+            response_attributes(result, a)
+            usage_attributes(call.usage, a)
+            if t.capture:
+                text = output_messages(result, t.max_chars)
+                if text is not None:
+                    a[OUTPUT_MESSAGES] = text
+            end_span(span, a, None)
+        else:
+            span.end()
+        return result
+
+    def _carrying(self, dep: Deployment, headers: dict[str, str]) -> Deployment:
+        """`dep` with `headers` on its target, for this attempt. One copy per deployment whose
+        headers are swapped per attempt (copying two dataclasses per attempt cost more than
+        the span): safe because this stage is the last before the provider call, which builds
+        its HTTP request from them synchronously, before its first await, so a concurrent
+        attempt cannot swap them in between."""
+        cached = self._copies.get(dep.id)
+        if cached is None or cached[0] is not dep:  # new, or the vault's copy changed
+            if len(self._copies) >= 1024:  # direct `provider/model` deployments come and go
+                self._copies.clear()
+            cached = (dep, dataclasses.replace(dep, target=dataclasses.replace(dep.target)))
+            self._copies[dep.id] = cached
+        copy = cached[1]
+        copy.target.headers = headers
+        return copy
+
+    def _start_attributes(self, call: Call, trace: RequestTrace | None, target: Any,
+                          dep_id: str) -> Attributes:
+        base = target.api_base
+        if base not in self._addresses:  # one entry per upstream base URL in the config
+            self._addresses[base] = server_address(base)
+        a = attempt_attributes(call, target, dep_id, self._addresses[base])
+        if call.failures:
+            a["gatewise.previous_error.type"] = error_type(call.failures[-1])
+        if trace is not None:
+            for name, data in reversed(call.events[trace.seen:]):
+                reason = _REASONS.get(name)
+                if reason is not None:
+                    if name == "failover" and "reason" in data:  # an alias fallback
+                        reason = "fallback"
+                        a["gatewise.fallback.reason"] = str(data["reason"])
+                    a["gatewise.attempt.reason"] = reason
+                    break
+        elif call.failures:
+            a["gatewise.attempt.reason"] = "retry"
+        t = self._tracing
+        if t.capture:
+            text = input_messages(call, t.max_chars)
+            if text is not None:
+                a["gen_ai.input.messages"] = text
+        return a
+
+    def _end_stream(self, call: Call, span: Span, obs: StreamObserver,
+                    error: BaseException | None) -> None:
+        a: Attributes = {}
+        obs.attributes(a)
+        usage_attributes(call.usage, a)
+        if call.ttft is not None:
+            a[TTFT] = call.ttft
+        if obs.parts is not None:
+            a[OUTPUT_MESSAGES] = streamed_output(obs.parts, obs.reasons, self._tracing.max_chars)
+        end_span(span, a, error)
+
+
+StepKind = Literal["cache", "retrieval", "guard"]
+
+
+class StepSpanMiddleware:
+    """Wraps one middleware so its own work gets a span: from its start until it calls `next`
+    (or returns without doing so: a cache hit, a blocked request). A guard's work on the way
+    back (unmasking, output checks) gets a second span, `phase=output`, for whole answers
+    (a stream's is done chunk by chunk later, inside the stream).
+
+    The cache's span is made only when the cache looked (its header says hit, semantic-hit,
+    miss or bypass), retrieval's only when a knowledge base was searched."""
+
+    def __init__(self, inner: Middleware, tracing: Tracing, kind: StepKind,
+                 name: str = "") -> None:
+        self.inner = inner
+        self._tracing = tracing
+        self._kind = kind
+        self._name = name
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        kind = self._kind
+        if (call.kind != "chat" and kind != "guard") or (kind == "retrieval" and call.rag is None) \
+                or _sampled_out(call):
+            return await self.inner(call, next)  # nothing for this step to record on this call
+        start = time.time_ns()
+        mark = len(call.events)
+        handed: list[int] = []
+
+        async def hand_on(c: Call) -> Any:
+            if not handed:
+                handed.append(time.time_ns())
+                self._emit(call, "input", start, handed[0], mark, None)
+            return await next(c)
+
+        try:
+            result = await self.inner(call, hand_on)
+        except BaseException as exc:
+            if not handed:
+                self._emit(call, "input", start, time.time_ns(), mark, exc)
+            raise
+        # (A guard failing on the way back after `next` succeeded is caught below.)
+        return result if handed else self._done(call, start, mark, result)
+
+    def _done(self, call: Call, start: int, mark: int, result: Any) -> Any:
+        self._emit(call, "input", start, time.time_ns(), mark, None)
+        return result
+
+    def _emit(self, call: Call, phase: str, start: int, end: int, mark: int,
+              error: BaseException | None) -> None:
+        kind = self._kind
+        events = call.events[mark:]
+        a: Attributes = {}
+        if kind == "cache":
+            result = call.response_headers.get(CACHE_HEADER)
+            if result is None and error is None:
+                return  # the cache did not look (not a cached alias, not a chat)
+            name = "cache lookup"
+            a["gatewise.cache.result"] = _cache_result(result, error)
+        elif kind == "retrieval":
+            rag = next((d for n, d in events if n == "rag"), None)
+            if rag is None and error is None:
+                return  # no knowledge base named
+            collection = str((rag or {}).get("collection") or getattr(call.rag, "collection", ""))
+            name = f"retrieval {collection}".rstrip()
+            a["gen_ai.data_source.id"] = collection
+            spec_k = getattr(call.rag, "k", None)
+            if isinstance(spec_k, int):
+                a["gatewise.rag.k"] = spec_k
+            for key in ("hits", "sources", "injection_dropped", "below_min_score"):
+                v = (rag or {}).get(key)
+                if isinstance(v, int):
+                    a[f"gatewise.rag.{key}"] = v
+            if (rag or {}).get("not_found"):
+                a["gatewise.rag.not_found"] = True
+        else:
+            name = f"guard {self._name}" if phase == "input" else f"guard {self._name} output"
+            a["gatewise.guard.name"] = self._name
+            a["gatewise.guard.phase"] = phase
+            names = [n for n, _ in events]
+            if names:
+                a["gatewise.guard.events"] = tuple(names)
+            actions = [str(d["action"]) for _, d in events if "action" in d]
+            a["gatewise.guard.decision"] = ("block" if error is not None else
+                                            actions[-1] if actions else "pass")
+        t = self._tracing
+        trace = call.span if isinstance(call.span, RequestTrace) else None
+        span = t.tracer.start_span(name, start_time=start,
+                                   parent=trace.span_context if trace is not None else None)
+        end_span(span, a, error, end)
+
+    def wrap_output(self) -> GuardSpanMiddleware:
+        return GuardSpanMiddleware(self)
+
+
+class GuardSpanMiddleware:
+    """A guard's step span, plus the span of its work on a whole answer on the way back."""
+
+    def __init__(self, step: StepSpanMiddleware) -> None:
+        self._step = step
+
+    async def __call__(self, call: Call, next: Handler) -> Any:
+        step = self._step
+        if _sampled_out(call):
+            return await step.inner(call, next)
+        back: list[int] = []
+
+        async def downstream(c: Call) -> Any:
+            result = await next(c)
+            if not isinstance(result, ChunkStream):
+                back.append(time.time_ns())
+                back.append(len(call.events))
+            return result
+
+        try:
+            result = await step(call, downstream)
+        except BaseException as exc:
+            if back:
+                step._emit(call, "output", back[0], time.time_ns(), back[1], exc)
+            raise
+        if back:
+            step._emit(call, "output", back[0], time.time_ns(), back[1], None)
+        return result
+
+
+def _sampled_out(call: Call) -> bool:
+    trace = call.span
+    return isinstance(trace, RequestTrace) and not trace.span_context.trace_flags.sampled
+
+
+def _cache_result(header: str | None, error: BaseException | None) -> str:
+    if header == "semantic-hit":
+        return "semantic"
+    if header is not None:
+        return header
+    return "miss" if error is not None else "none"
