@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
@@ -37,6 +36,7 @@ from gatewise.pipeline.provider_call import ProviderCall
 from gatewise.pipeline.results import CallInfo, ChatResult, ChatStream, EmbedResult
 from gatewise.pipeline.scoped import IdentityScoped
 from gatewise.pipeline.stream import ChunkStream
+from gatewise.pipeline.sync import SyncRunner
 from gatewise.prompts import Prompts
 from gatewise.prompts.middleware import EMPTY_TURN
 from gatewise.providers.base import Capabilities
@@ -242,7 +242,7 @@ class Gateway:
                 per_call, per_attempt, cache=self.cache, retrieval=self.rag_answers,
                 guards=self.guardrails.middleware)
         self._chain = build_chain([*per_call, *per_alias, *per_attempt], ProviderCall(self.pool))
-        self._sync: _SyncRunner | None = None
+        self._sync: SyncRunner | None = None
 
     def _capabilities(self, dep: Deployment) -> Capabilities:
         """What a deployment's model supports, from its provider client (the router caches it)."""
@@ -630,24 +630,6 @@ class Gateway:
             raise RuntimeError("the _sync methods cannot run inside an event loop; "
                                "await the async method instead")
         if self._sync is None:
-            self._sync = _SyncRunner()
+            self._sync = SyncRunner()
         return self._sync.submit(coro)
 
-
-class _SyncRunner:
-    """A private event loop on a daemon thread: sync calls reuse one loop (and so one
-    connection pool) instead of paying for a new loop and new connections per call."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="gatewise-sync")
-        self._thread.start()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
