@@ -185,3 +185,24 @@ async def test_an_unreachable_postgres_times_out_and_leaves_no_pool_behind(
         assert {t for t in asyncio.all_tasks() - before if not t.done()} == set()
     finally:
         await gw.aclose()
+
+
+def test_with_a_master_key_readiness_details_need_a_key_but_the_status_never_does() -> None:
+    """Probes send no key and must still read readiness; the per-component document names
+    deployments and stores, so a keyed gateway shows it only to a key allowed `usage:read`
+    (the master key here), and a missing or wrong key gets the status alone, never a 401."""
+    master = "sk-gatewise-readyz-master-0000000000"
+    config = {"models": {"chat": [{"model": "fake/echo"}]},
+              "server": {"master_key": master, "warmup": False},
+              "storage": {"database": "memory"}}
+    with GatewayServer(config) as srv:
+        bare = httpx.get(srv.url + "/readyz", timeout=5)
+        wrong = httpx.get(srv.url + "/readyz", timeout=5,
+                          headers={"authorization": "Bearer sk-gw-not-a-real-key-000000000"})
+        full = httpx.get(srv.url + "/readyz", timeout=5,
+                         headers={"authorization": f"Bearer {master}"})
+    assert bare.status_code == wrong.status_code == full.status_code == 200
+    assert bare.json() == wrong.json() == {"status": "ready"}
+    doc = full.json()
+    assert doc["status"] == "ready" and "chat:fake/echo" in doc["deployments"]
+    assert doc["components"]["api"]["status"] == "up"

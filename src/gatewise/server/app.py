@@ -94,7 +94,28 @@ class GatewayApp:
         await handle_models(ctx, self._created)
 
     async def _readyz(self, ctx: RequestContext) -> None:
-        await handle_readyz(ctx, self.warmed, draining=self.inflight.draining)
+        await handle_readyz(ctx, self.warmed, draining=self.inflight.draining,
+                            detail=await self._may_read_health(ctx.scope))
+
+    async def _may_read_health(self, scope: Scope) -> bool:
+        """`/readyz` stays open for probes, but with a master key set its per-component
+        document (deployment ids, stores, errors) goes only to a key allowed `usage:read`;
+        a missing or wrong key gets the status alone, never a 401 (a probe sends none)."""
+        if self._master is None:
+            return True
+        raw = header(scope, b"authorization") or b""
+        token = raw[7:].strip() if raw[:7].lower() == b"bearer " else b""
+        if not token:
+            return False
+        if hmac.compare_digest(token, self._master):
+            return True
+        if not token.startswith(b"sk-gw-"):
+            return False
+        try:
+            identity = await self.gateway.security.keys.authenticate(token.decode("latin-1"))
+        except Exception:
+            return False
+        return identity.can("usage:read")
 
     def drain(self) -> None:
         """Shutdown began (the server calls this on SIGTERM): /readyz says 503, new calls are

@@ -57,7 +57,10 @@ _API_SCHEMAS: dict[str, Any] = {
                                  "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
     "Health": {"type": "object", "required": ["status"],
                "properties": {"status": {"const": "ok"}}},
-    "Readiness": {"type": "object", "required": ["status", "components", "deployments"],
+    "Readiness": {"type": "object", "required": ["status"],
+                  "description": "With `server.master_key` set, only `status` unless the "
+                                 "request carries a key allowed `usage:read` (probes need no "
+                                 "key; the components name deployments and stores)",
                   "properties": {
                       "status": {"enum": ["ready", "degraded", "not_ready", "draining"]},
                       "components": {"type": "object", "additionalProperties": _COMPONENT,

@@ -16,14 +16,19 @@ async def handle_healthz(ctx: RequestContext) -> None:
     await respond(ctx.send, 200, b'{"status":"ok"}', [])
 
 
-async def handle_readyz(ctx: RequestContext, warmed: bool, *, draining: bool = False) -> None:
+async def handle_readyz(ctx: RequestContext, warmed: bool, *, draining: bool = False,
+                        detail: bool = True) -> None:
     """Readiness from the health monitor's last results (it probes in the background; this
     reads memory only): 503 while warming up, draining for shutdown, with a shared store
     down or no alias that can be served; 200 `ready`, or `degraded` when something is down
     but every alias can still be served. `deployments` keeps its earlier meaning: each
-    deployment, `ok` or why it cannot serve."""
+    deployment, `ok` or why it cannot serve. `detail` False: the status alone (an
+    unauthenticated caller of a keyed gateway learns no deployment or store names)."""
     gateway = ctx.gateway
     status, doc = gateway.health.readiness(warmed=warmed, draining=draining)
+    if not detail:
+        await respond(ctx.send, status, _encode({"status": doc["status"]}), [])
+        return
     components = doc["components"]
     doc["deployments"] = {
         d.id: d.problem or (f"down: {components[d.id]['error']}"
