@@ -92,7 +92,7 @@ class Gateway:
         # OpenTelemetry traces (None when off: then nothing of OpenTelemetry is imported).
         self.tracing = build_tracing(self.config.config.observability.tracing,
                                      headers=self.config.tracing_headers, env=self.config.env)
-        self.pool = ProviderPool(transport)
+        self.pool = ProviderPool(transport, network=self.config.network)
         cfg = self.config.config
         rc = cfg.router
         # One incident recorder and one breaker board per gateway (shared through Redis when

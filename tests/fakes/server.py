@@ -38,13 +38,16 @@ class FakeServer:
     # What fakes observed that is not a request (e.g. "stream-aborted" when a client left).
     notes: list[str] = field(default_factory=list)
     port: int = 0
+    # Serve HTTPS with this `ssl.SSLContext` (proxy/TLS tests); None serves plain HTTP.
+    ssl_context: Any = None
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> FakeServer:
         self.port = free_port()
@@ -60,7 +63,8 @@ class FakeServer:
                 app.middlewares.append(self._record)
                 self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
                 await self._runner.setup()
-                site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+                site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True,
+                                   ssl_context=self.ssl_context)
                 await site.start()
                 ready.set()
 

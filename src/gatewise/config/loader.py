@@ -18,6 +18,7 @@ import msgspec
 import yaml
 
 from gatewise.config.litellm_compat import is_litellm_config, translate
+from gatewise.config.network import build_network
 from gatewise.config.schema import (
     Config,
     DeploymentConfig,
@@ -37,6 +38,7 @@ from gatewise.providers.presets import (
     path_model_ok,
 )
 from gatewise.transport.base import Timeouts
+from gatewise.transport.network import Network
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?(.*)`$")
@@ -64,6 +66,8 @@ class ResolvedConfig:
     direct_providers: frozenset[str] = frozenset()
     # `observability.tracing.headers` (sent with every OTLP export), secret references resolved.
     tracing_headers: dict[str, str] = field(default_factory=dict, repr=False)
+    # Proxies (from HTTPS_PROXY/HTTP_PROXY/NO_PROXY) and per-origin TLS, for the transport.
+    network: Network = field(default_factory=Network, repr=False)
 
     def direct(self, ref: str) -> Deployment | None:
         """A deployment for a `provider/model` reference that no alias names, if allowed.
@@ -221,7 +225,8 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
                           redis_url, storage_redis, postgres_url, encryption_key,
                           str(Path(state_dir).expanduser().resolve()),
                           direct_providers=_direct_providers(cfg.allow_direct_models, file),
-                          tracing_headers=tracing_headers)
+                          tracing_headers=tracing_headers,
+                          network=build_network(cfg, aliases, env, file))
 
 
 def _direct_providers(allow: bool | list[str], file: str | None) -> frozenset[str]:

@@ -65,6 +65,14 @@ class DeploymentConfig(_Strict):
     prices: Prices | None = None
     params: dict[str, Any] | None = None
     id: str | None = None
+    # Proxies and TLS for this deployment's origin (`transport/network.py`): a private CA
+    # bundle (PEM path), a client certificate and key (mutual TLS), an HTTP proxy URL (may be
+    # a secret reference: it can carry credentials) or `no_proxy: true` to ignore HTTPS_PROXY.
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    proxy: str | None = None
+    no_proxy: bool = False
 
 
 class LocalModelConfig(_Strict):
@@ -88,6 +96,12 @@ class ProviderDefaults(_Strict):
     api_version: str | None = None
     headers: dict[str, str] | None = None
     enabled: bool = True
+    # Defaults for the deployments of this provider (see DeploymentConfig).
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    proxy: str | None = None
+    no_proxy: bool = False
 
 
 class ServerConfig(_Strict):

@@ -11,11 +11,15 @@ from gatewise.providers.base import ProviderClient, Target
 from gatewise.providers.http import HttpProviderClient
 from gatewise.providers.registry import load_object, resolve
 from gatewise.transport.base import Transport
+from gatewise.transport.network import Network
 
 
 class ProviderPool:
-    def __init__(self, transport: Transport | None = None) -> None:
+    def __init__(self, transport: Transport | None = None, *,
+                 network: Network | None = None) -> None:
         self._transport = transport
+        # Proxies and TLS for the default transport (a transport passed in brings its own).
+        self._network = network
         self._clients: dict[str, ProviderClient] = {}
 
     @property
@@ -23,7 +27,7 @@ class ProviderPool:
         if self._transport is None:
             from gatewise.transport.h1 import H1Transport
 
-            self._transport = H1Transport()
+            self._transport = H1Transport(network=self._network)
         return self._transport
 
     def client_for(self, target: Target) -> ProviderClient:

@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from gatewise.errors import ForbiddenError
-from gatewise.pipeline.core import Call, Handler
+from gatewise.pipeline.core import Call, Handler, Identity
 from gatewise.security.events import SecurityEventSink
 
 _WILDCARD = frozenset("*?[")
@@ -51,6 +51,12 @@ class AccessMiddleware:
                 self._matchers.clear()
             m = self._matchers[models] = _Matcher(models)
         return m.allows(model)
+
+    def may_use(self, ident: Identity, model: str) -> bool:
+        """Whether the key's and its team's allow-lists admit `model` (the model check of
+        `__call__`, without the permission): what `GET /v1/models` shows a key."""
+        return ((not ident.models or self._allows(ident.models, model))
+                and (not ident.team_models or self._allows(ident.team_models, model)))
 
     def _deny(self, call: Call, message: str, **detail: Any) -> ForbiddenError:
         ident = call.identity

@@ -28,11 +28,14 @@ from gatewise.server.lifecycle import InFlight
 from gatewise.server.openapi import build_openapi
 from gatewise.server.routes.admin import match_admin
 from gatewise.server.routes.chat import handle_chat
+from gatewise.server.routes.completions import handle_completions
 from gatewise.server.routes.conversations import handle_delete, handle_get, handle_list
 from gatewise.server.routes.embeddings import handle_embeddings
 from gatewise.server.routes.estimates import handle_cost_estimate, handle_token_count
 from gatewise.server.routes.feedback import handle_feedback
 from gatewise.server.routes.health import handle_healthz, handle_metrics, handle_readyz
+from gatewise.server.routes.messages import PATHS as _ANTHROPIC
+from gatewise.server.routes.messages import handle_count_tokens, handle_messages
 from gatewise.server.routes.models import handle_model, handle_models
 from gatewise.server.routes.rag import PREFIXES as _RAG
 from gatewise.server.routes.rag import match_rag
@@ -75,15 +78,21 @@ class GatewayApp:
         self.inflight = InFlight(settings.shutdown_grace_s)
         chat: Route = partial(self.inflight.run, route=handle_chat)
         embeddings: Route = partial(self.inflight.run, route=handle_embeddings)
+        completions: Route = partial(self.inflight.run, route=handle_completions)
         self._routes: dict[tuple[str, str], Route] = {}
         for prefix in ("/v1", ""):
             self._routes[("POST", f"{prefix}/chat/completions")] = chat
             self._routes[("POST", f"{prefix}/embeddings")] = embeddings
+            self._routes[("POST", f"{prefix}/completions")] = completions
             self._routes[("GET", f"{prefix}/models")] = self._models
             self._routes[("POST", f"{prefix}/tokens/count")] = handle_token_count
             self._routes[("POST", f"{prefix}/cost/estimate")] = handle_cost_estimate
             self._routes[("GET", f"{prefix}/conversations")] = handle_list
             self._routes[("POST", f"{prefix}/feedback")] = handle_feedback
+        # Anthropic's SDK takes the server's root as its base URL: these live under /v1 only.
+        self._routes[("POST", "/v1/messages")] = partial(self.inflight.run,
+                                                         route=handle_messages)
+        self._routes[("POST", "/v1/messages/count_tokens")] = handle_count_tokens
         self._routes[("GET", "/healthz")] = handle_healthz
         self._routes[("GET", "/readyz")] = self._readyz
         self._routes[("GET", "/metrics")] = handle_metrics
@@ -186,7 +195,7 @@ class GatewayApp:
         except ConnectionResetError:
             return
         except Exception as exc:
-            status, headers, body = error_body(exc, request_id)
+            status, headers, body = error_body(exc, request_id, anthropic=path in _ANTHROPIC)
             headers.append((b"x-request-id", request_id.encode()))
             try:
                 await respond(send, status, body, headers)

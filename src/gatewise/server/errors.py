@@ -1,4 +1,5 @@
-"""The one place errors become OpenAI error JSON: `{"error": {message, type, param, code}}`.
+"""The one place errors become OpenAI error JSON: `{"error": {message, type, param, code}}`
+(or Anthropic's error JSON, for the routes that speak Anthropic's Messages API).
 
 Unknown exceptions become a generic 500 with the request id (never a traceback or a message
 that might carry a prompt or a key); the full exception goes to the log instead. A
@@ -30,12 +31,25 @@ from gatewise.errors import (
     RateLimitedError,
     RateLimitExceeded,
 )
+from gatewise.server.anthropic.outbound import anthropic_error
 
 log = logging.getLogger("gatewise.server")
 _encode = msgspec.json.Encoder().encode
 
 
-def error_body(exc: BaseException, request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def error_body(exc: BaseException, request_id: str, *, anthropic: bool = False,
+               ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """`anthropic`: the route speaks Anthropic's Messages API, so the body takes its shape
+    (`{"type": "error", "error": {type, message}}`, the type chosen by status); the status
+    and headers are the same either way."""
+    status, headers, payload = _error_payload(exc, request_id)
+    if anthropic:
+        payload = anthropic_error(status, str(payload["error"]["message"]), request_id)
+    return status, headers, _encode(payload)
+
+
+def _error_payload(exc: BaseException,
+                   request_id: str) -> tuple[int, list[tuple[bytes, bytes]], dict[str, Any]]:
     headers: list[tuple[bytes, bytes]] = []
     if isinstance(exc, GatewayError):
         status = exc.status
@@ -54,7 +68,7 @@ def error_body(exc: BaseException, request_id: str) -> tuple[int, list[tuple[byt
         status = 500
         payload = {"error": {"message": f"Internal error (request id {request_id})",
                              "type": "api_error", "param": None, "code": "internal_error"}}
-    return status, headers, _encode(payload)
+    return status, headers, payload
 
 
 def _config_error(exc: ConfigError, request_id: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import msgspec
 
 from gatewise import __version__
 from gatewise.server.openapi_admin import admin_openapi
+from gatewise.server.openapi_anthropic import anthropic_paths, anthropic_schemas
 from gatewise.server.openapi_conversations import SCHEMAS as CONVERSATION_SCHEMAS
 from gatewise.server.openapi_conversations import conversation_paths
 from gatewise.server.openapi_rag import SCHEMAS as RAG_SCHEMAS
@@ -20,6 +21,8 @@ from gatewise.server.openapi_rag import rag_paths
 from gatewise.server.routes.estimates import ESTIMATE_TYPES, estimate_paths
 from gatewise.server.routes.feedback import SCHEMAS as FEEDBACK_SCHEMAS
 from gatewise.server.routes.feedback import feedback_paths
+from gatewise.server.routes.models import EXPANSIONS
+from gatewise.types.completions import UNSUPPORTED_SCHEMAS, Completion, CompletionRequest
 from gatewise.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
@@ -37,7 +40,20 @@ _ERROR = {
 # What the non-admin routes answer with on success (`server/routes/models.py`, `health.py`).
 _MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by"],
           "properties": {"id": {"type": "string"}, "object": {"const": "model"},
-                         "created": {"type": "integer"}, "owned_by": {"type": "string"}}}
+                         "created": {"type": "integer"}, "owned_by": {"type": "string"},
+                         "deployments": {
+                             "type": "array", "description": "with `expand=deployments`: the "
+                             "provider models behind the alias (never a key or base URL)",
+                             "items": {"type": "object",
+                                       "required": ["id", "model", "provider", "ready"],
+                                       "properties": {"id": {"type": "string"},
+                                                      "model": {"type": "string"},
+                                                      "provider": {"type": "string"},
+                                                      "ready": {"type": "boolean"}}}}}}
+# `GET /v1/models?expand=deployments` (`server/routes/models.py`).
+_EXPAND = {"name": "expand", "in": "query", "required": False,
+           "description": "`deployments`: list the provider models behind each alias",
+           "schema": {"enum": list(EXPANSIONS)}}
 # One component of the readiness document (`gatewise.observability.health`).
 _COMPONENT = {
     "type": "object", "required": ["kind", "status", "latency_ms", "checked_at", "error"],
@@ -72,6 +88,15 @@ _API_SCHEMAS: dict[str, Any] = {
                                                      "serve"},
                       "unserved_aliases": {"type": "array", "items": {"type": "string"}},
                       "reasons": {"type": "array", "items": {"type": "string"}}}},
+}
+# A streamed legacy completion's events: `text_completion` chunks, an error, `[DONE]`.
+_COMPLETION_EVENT = {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"anyOf": [
+        {"const": "[DONE]"},
+        {"type": "string", "contentMediaType": "application/json",
+         "contentSchema": {"anyOf": [{"$ref": "#/components/schemas/Completion"},
+                                     {"$ref": "#/components/schemas/Error"}]}}]}},
 }
 # One server-sent event of a streamed completion (OpenAPI 3.1: `schema` describes each event):
 # a chunk, an error that ends the stream (OpenAI's error JSON), or the final `[DONE]`.
@@ -189,6 +214,21 @@ def _api_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                                        "only-if-cached` found no cached answer (code "
                                        "`cache_miss`; the upstream was not asked)",
                         "content": {"application/json": {"schema": _ref("Error")}}}}}},
+        "/v1/completions": {"post": {
+            "operationId": "createCompletion", "security": bearer,
+            "description": "OpenAI's legacy text completions, run as a chat call with the "
+                           "prompt as one user message (same keys, limits, guardrails, cache "
+                           "and ledger); `max_tokens` defaults to 16 as OpenAI's does",
+            "parameters": _CACHE_REQUEST_HEADERS,
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("CompletionRequest")}}},
+            "responses": {
+                "200": {"description": "A `text_completion`, or an SSE stream of them ending "
+                                       "in `data: [DONE]` when `stream` is true",
+                        "headers": _CACHE_RESPONSE_HEADERS,
+                        "content": {"application/json": {"schema": _ref("Completion")},
+                                    "text/event-stream": {"schema": _COMPLETION_EVENT}}},
+                **_errors(*_CALL_ERRORS)}}},
         "/v1/embeddings": {"post": {
             "operationId": "createEmbedding", "security": bearer,
             "requestBody": {"required": True, "content": {
@@ -196,14 +236,15 @@ def _api_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
             "responses": {"200": _json("Embeddings", "EmbeddingResponse"),
                           **_errors(*_CALL_ERRORS)}}},
         "/v1/models": {"get": {
-            "operationId": "listModels", "security": bearer,
-            "responses": {"200": _json("The aliases this gateway serves", "ModelList"),
-                          **_errors(401)}}},
+            "operationId": "listModels", "security": bearer, "parameters": [_EXPAND],
+            "responses": {"200": _json("The aliases this gateway serves that the key may "
+                                       "use", "ModelList"),
+                          **_errors(400, 401)}}},
         "/v1/models/{model}": {"get": {
             "operationId": "retrieveModel", "security": bearer,
             "parameters": [{"name": "model", "in": "path", "required": True,
-                            "schema": {"type": "string", "minLength": 1}}],
-            "responses": {"200": _json("One alias", "Model"), **_errors(401, 404)}}},
+                            "schema": {"type": "string", "minLength": 1}}, _EXPAND],
+            "responses": {"200": _json("One alias", "Model"), **_errors(400, 401, 404)}}},
         "/healthz": {"get": {"operationId": "health",
                              "responses": {"200": _json("The process is alive", "Health")}}},
         "/readyz": {"get": {"operationId": "ready", "responses": {
@@ -226,14 +267,17 @@ def build_openapi() -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     _, components = msgspec.json.schema_components(
         [ChatRequest, ChatCompletion, ChatCompletionChunk, EmbeddingRequest, EmbeddingResponse,
-         *ESTIMATE_TYPES],
+         CompletionRequest, Completion, *ESTIMATE_TYPES],
         ref_template="#/components/schemas/{name}",
     )
+    for field, rule in UNSUPPORTED_SCHEMAS.items():
+        components["CompletionRequest"]["properties"][field] = rule
     components["Error"] = _ERROR
     components.update(_API_SCHEMAS)
     components.update(CONVERSATION_SCHEMAS)
     components.update(FEEDBACK_SCHEMAS)
     components.update(RAG_SCHEMAS)
+    components.update(anthropic_schemas())
     _add_request_rules(components)
     admin_paths, admin_components = admin_openapi(bearer)
     for name, schema in admin_components.items():
@@ -252,6 +296,7 @@ def build_openapi() -> dict[str, Any]:
             **rag_paths(bearer, _errors, _json),
             **estimate_paths(bearer),
             **feedback_paths(bearer, _errors, _json),
+            **anthropic_paths(bearer),
             **admin_paths,
         },
     }

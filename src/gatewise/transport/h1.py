@@ -29,6 +29,7 @@ from gatewise.transport.base import (
     ReadTimeout,
     TransportError,
 )
+from gatewise.transport.network import Network, Proxy, Route
 
 _Key = tuple[str, str, int]
 
@@ -49,6 +50,7 @@ class _Conn(asyncio.Protocol):
         "got_bytes",
         "keep_alive",
         "key",
+        "lost",
         "status",
         "transport",
     )
@@ -57,6 +59,7 @@ class _Conn(asyncio.Protocol):
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.lost: asyncio.Future[None] | None = None  # done when the connection is gone
         self._reset()
 
     def _reset(self) -> None:
@@ -76,6 +79,7 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport
         self.transport = cast(asyncio.Transport, transport)
+        self.lost = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -87,6 +91,8 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.lost is not None and not self.lost.done():
+            self.lost.set_result(None)
         h = self._headers
         if (self.status and exc is None and "content-length" not in h
                 and "chunked" not in h.get("transfer-encoding", "")):
@@ -190,6 +196,58 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
+class _TunnelHandshake(asyncio.Protocol):
+    """Reads the proxy's answer to CONNECT: status line and headers, nothing after them (the
+    upstream speaks only after our TLS ClientHello)."""
+
+    def __init__(self, done: asyncio.Future[bytes]) -> None:
+        self._buf = bytearray()
+        self._done = done
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if b"\r\n\r\n" in self._buf and not self._done.done():
+            self._done.set_result(bytes(self._buf))
+        elif len(self._buf) > 16384 and not self._done.done():
+            self._done.set_exception(ProtocolError("proxy answered CONNECT with oversized headers"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._done.done():
+            self._done.set_exception(ConnectionResetError("proxy closed the connection"))
+
+
+async def _tunnel(loop: asyncio.AbstractEventLoop, key: _Key, proxy: Proxy,
+                  ctx: ssl.SSLContext, where: str) -> _Conn:
+    """CONNECT host:port through the proxy, then TLS to the upstream inside the tunnel."""
+    _, host, port = key
+    done: asyncio.Future[bytes] = loop.create_future()
+    raw, _ = await loop.create_connection(lambda: _TunnelHandshake(done), proxy.host, proxy.port)
+    try:
+        name = host if host.isascii() else host.encode("idna").decode("ascii")
+        authority = f"{name}:{port}" if ":" not in name else f"[{name}]:{port}"
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        if proxy.authorization:
+            head += f"Proxy-Authorization: {proxy.authorization}\r\n"
+        raw.write((head + "\r\n").encode("latin-1"))
+        answer = await done
+        status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
+        fields = status_line.split(" ", 2)
+        code = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+        if not 200 <= code < 300:
+            reason = "proxy authentication failed" if code == 407 else \
+                f"proxy answered CONNECT with {code or 'garbage'}"
+            raise ConnectError(f"cannot connect to {where}: {reason}")
+        conn = _Conn(key)
+        tls = await loop.start_tls(raw, conn, ctx, server_hostname=host)
+        if tls is None:
+            raise ConnectError(f"cannot connect to {where}: TLS not started")
+        conn.connection_made(tls)
+        return conn
+    except BaseException:
+        raw.close()
+        raise
+
+
 def _stalled(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(ReadTimeout("stream stalled: no bytes within the read timeout"))
@@ -240,16 +298,30 @@ class _Stream:
 
 
 class H1Transport:
-    def __init__(self, *, limit_per_host: int = 256, keepalive: float = 60.0) -> None:
+    def __init__(self, *, limit_per_host: int = 256, keepalive: float = 60.0,
+                 network: Network | None = None) -> None:
         self._idle: dict[_Key, deque[_Conn]] = {}
         self._limit = limit_per_host
         self._keepalive = keepalive
-        self._ssl: ssl.SSLContext | None = None
-        self._origins: dict[str, tuple[_Key, bytes]] = {}
+        # Proxies and TLS per origin (`transport.network`); the default is direct connections
+        # verified against the system trust store.
+        self._network = network or Network()
+        self._routes: dict[_Key, Route] = {}
+        self._origins: dict[str, tuple[_Key, bytes, bytes]] = {}
 
     # -- connections -------------------------------------------------------------------------
+    def _route(self, key: _Key) -> Route:
+        route = self._routes.get(key)
+        if route is None:
+            route = self._network.route(key)
+            if len(self._routes) < 1024:
+                self._routes[key] = route
+        return route
+
     def _origin(self, url: str) -> tuple[_Key, bytes, bytes]:
-        """(pool key, Host header line, request target), parsing each origin only once."""
+        """(pool key, header lines every request to it carries, request target), parsing each
+        origin only once. Plain http through a proxy uses the absolute-form target and carries
+        `Proxy-Authorization`; https through a proxy is a CONNECT tunnel, so neither."""
         scheme, _, rest = url.partition("://")
         hostport, slash, path = rest.partition("/")
         origin = scheme + "://" + hostport
@@ -260,27 +332,46 @@ class H1Transport:
             port = parts.port or (443 if parts.scheme == "https" else 80)
             default = port == (443 if parts.scheme == "https" else 80)
             host_header = (host if default else f"{host}:{port}").encode("idna")
-            cached = ((parts.scheme, host, port), b"Host: " + host_header + b"\r\n")
+            key = (parts.scheme, host, port)
+            lines = b"Host: " + host_header + b"\r\n"
+            prefix = b""
+            proxy = self._route(key).proxy
+            if proxy is not None and parts.scheme == "http":
+                prefix = b"http://" + host_header
+                if proxy.authorization:
+                    lines += b"Proxy-Authorization: " + proxy.authorization.encode() + b"\r\n"
+            cached = (key, lines, prefix)
             if len(self._origins) < 1024:
                 self._origins[origin] = cached
-        return cached[0], cached[1], ("/" + path if slash else "/").encode("latin-1")
+        return cached[0], cached[1], cached[2] + ("/" + path if slash else "/").encode("latin-1")
 
     async def _connect(self, key: _Key, connect_s: float | None) -> _Conn:
         scheme, host, port = key
+        route = self._route(key)
+        proxy = route.proxy
+        ctx = route.ssl_context
         loop = asyncio.get_running_loop()
-        ctx: ssl.SSLContext | None = None
-        if scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            ctx = self._ssl
+        where = f"{scheme}://{host}:{port}"
+        if proxy is not None:
+            where += f" through proxy {proxy.display}"
         try:
             async with asyncio.timeout(connect_s):  # not `wait_for`, which can lose a cancel
-                _, conn = await loop.create_connection(lambda: _Conn(key), host, port, ssl=ctx,
-                                                       server_hostname=host if ctx else None)
+                if proxy is None:
+                    _, conn = await loop.create_connection(
+                        lambda: _Conn(key), host, port, ssl=ctx,
+                        server_hostname=host if ctx else None)
+                elif ctx is None:  # plain http: requests go to the proxy in absolute form
+                    _, conn = await loop.create_connection(lambda: _Conn(key), proxy.host,
+                                                           proxy.port)
+                else:
+                    conn = await _tunnel(loop, key, proxy, ctx, where)
         except TimeoutError:
-            raise ConnectError(f"timed out connecting to {scheme}://{host}:{port}") from None
+            raise ConnectError(f"timed out connecting to {where}") from None
+        except ssl.SSLError as exc:
+            raise ConnectError(f"TLS handshake with {where} failed: "
+                               f"{exc.reason or type(exc).__name__}") from None
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {scheme}://{host}:{port}: "
+            raise ConnectError(f"cannot connect to {where}: "
                                f"{exc.strerror or type(exc).__name__}") from None
         return conn
 
@@ -332,6 +423,12 @@ class H1Transport:
             conn.start(payload, loop)
             try:
                 await conn.headers()
+                if conn.status == 407 and key[0] == "http" and self._route(key).proxy:
+                    # The proxy, not the upstream, refused: a connection failure, not an
+                    # upstream error status (the message names no credential).
+                    conn.close()
+                    raise ConnectError(f"cannot connect to http://{key[1]}:{key[2]} through "
+                                       "proxy: proxy authentication failed")
                 return conn
             except ProtocolError:
                 conn.close()
@@ -371,7 +468,15 @@ class H1Transport:
         return _Stream(self, conn, t.read)
 
     async def aclose(self) -> None:
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.close()
+        """Closes idle connections and waits (briefly) until they are gone: a TLS connection
+        says close_notify first, and a loop closed before that finishes leaks the socket."""
+        closing = [conn for idle in self._idle.values() for conn in idle]
+        for conn in closing:
+            conn.close()
+        pending = [c.lost for c in closing if c.lost is not None and not c.lost.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+            for conn in closing:
+                if conn.lost is not None and not conn.lost.done() and conn.transport:
+                    conn.transport.abort()
         self._idle.clear()

@@ -125,6 +125,14 @@ def whole_floats_as_ints(value: Any) -> Any:
     return value
 
 
+def decode_typed(decoder: msgspec.json.Decoder[T], kind: type[T], body: bytes, what: str, *,
+                 max_depth: int = MAX_JSON_DEPTH) -> T:
+    """`body` as `kind` through the same edge checks as a chat request (depth first, `2.0`
+    taken as 2, a 400 naming the field): for request types that live beside their own route
+    (`types.completions`)."""
+    return _decode(decoder, kind, body, what, max_depth)
+
+
 def decode_chat_request(body: bytes, *, max_depth: int = MAX_JSON_DEPTH,
                         continues: bool = False) -> ChatRequest:
     """`continues`: the request names a stored conversation (a header said so; its

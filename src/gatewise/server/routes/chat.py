@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -23,6 +24,7 @@ from gatewise.server.errors import error_body
 from gatewise.server.http import Send, header, respond
 from gatewise.server.lifecycle import Cut
 from gatewise.types.responses import ChatCompletion
+from gatewise.types.stream import ChatCompletionChunk
 from gatewise.types.validation import decode_chat_request
 
 _encode = msgspec.json.Encoder().encode
@@ -63,17 +65,24 @@ async def handle_chat(ctx: RequestContext) -> None:
         await respond(ctx.send, 200, _encode(result), call_headers(call, overhead=True))
         return
     assert isinstance(result, ChunkStream)
-    await _stream(ctx, call, result)
+    await stream_sse(ctx, call, result)
 
 
-async def _stream(ctx: RequestContext, call: Call, stream: ChunkStream) -> None:
+# A chunk as the bytes of one SSE `data:` payload; None: the route sends nothing for it.
+ChunkEncoder = Callable[[ChatCompletionChunk], bytes | None]
+
+
+async def stream_sse(ctx: RequestContext, call: Call, stream: ChunkStream,
+                     encode: ChunkEncoder = _encode) -> None:
+    """The stream in OpenAI's SSE framing, each chunk as `encode` makes it (another OpenAI
+    shape, e.g. legacy `text_completion` objects, reuses everything but the encoding)."""
     send = ctx.send
     started = False
     try:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*_SSE_HEADERS, *call_headers(call, overhead=False)]})
         started = True
-        await _pump(send, stream, call)
+        await _pump(send, stream, call, encode)
     except asyncio.CancelledError:
         # Cut by the guard (the client left, or the shutdown grace period ended) or cancelled
         # by the server: stop generating, close the upstream, record the tokens delivered.
@@ -88,11 +97,13 @@ async def _stream(ctx: RequestContext, call: Call, stream: ChunkStream) -> None:
                     "more_body": False})
 
 
-async def _pump(s: Send, stream: ChunkStream, call: Call) -> None:
+async def _pump(s: Send, stream: ChunkStream, call: Call, encode: ChunkEncoder) -> None:
     try:
         async for chunk in stream:
-            await s({"type": "http.response.body", "body": b"data: " + _encode(chunk) + b"\n\n",
-                     "more_body": True})
+            data = encode(chunk)
+            if data is not None:
+                await s({"type": "http.response.body", "body": b"data: " + data + b"\n\n",
+                         "more_body": True})
     except Exception as exc:
         _, _, payload = error_body(exc, call.request_id)
         await s({"type": "http.response.body", "body": b"data: " + payload + b"\n\n",
