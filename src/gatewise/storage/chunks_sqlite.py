@@ -34,7 +34,7 @@ from gatewise.storage.chunks_codec import (
     page_cut,
     strip_nul,
 )
-from gatewise.storage.sqlite import _Db
+from gatewise.storage.sqlite import _Db, transaction
 
 if TYPE_CHECKING:
     from gatewise.storage.chunks import Vectors
@@ -84,14 +84,8 @@ class SQLiteChunkStore:
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         def q(c: sqlite3.Connection) -> Any:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(c)
-                c.execute("COMMIT")
-                return out
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+            with transaction(c):
+                return fn(c)
 
         return await self._db.run(q)
 

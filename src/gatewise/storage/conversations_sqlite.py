@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gatewise.storage.base import ConversationInfo
-from gatewise.storage.sqlite import _Db
+from gatewise.storage.sqlite import _Db, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS convs (scope TEXT NOT NULL, id TEXT NOT NULL, created REAL NOT NULL,
@@ -57,8 +57,7 @@ class SQLiteConversations:
         encoded = [json.dumps(m) for m in messages]
 
         def q(c: sqlite3.Connection) -> int:
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(c):
                 row = self._row(c, scope, conversation)
                 if row is None:
                     self._drop(c, scope, conversation)  # an expired one under the same id
@@ -75,11 +74,7 @@ class SQLiteConversations:
                           (scope, conversation, info.created, now, turns, info.summary,
                            info.summarised, json.dumps(info.metadata),
                            now + ttl if ttl else None))
-                c.execute("COMMIT")
                 return turns
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
 
         return await self._db.run(q)
 

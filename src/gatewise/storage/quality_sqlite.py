@@ -27,7 +27,7 @@ from gatewise.storage.quality_rows import (
     quality_rows,
     quality_where,
 )
-from gatewise.storage.sqlite import _Db
+from gatewise.storage.sqlite import _Db, transaction
 
 _COLS = ", ".join(f'"{c}"' for c in QUALITY_COLUMNS)
 _FCOLS = ", ".join(f'"{c}"' for c in FEEDBACK_COLUMNS)
@@ -64,14 +64,9 @@ class SQLiteQualityStore:
                                     for i in range(0, len(rows), _ROWS_PER_INSERT))]
 
         def q(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(c):
                 for sql, params in statements:
                     c.execute(sql, params)
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
 
         if statements:
             await self._db.run(q)
@@ -92,16 +87,11 @@ class SQLiteQualityStore:
         patch = encode_scores({"feedback": feedback.score})
 
         def q(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(c):
                 c.execute(f"INSERT INTO quality_feedback ({_FCOLS}) VALUES "
                           f"({', '.join('?' * len(FEEDBACK_COLUMNS))})", values)
                 c.execute("UPDATE quality SET scores = json_patch(scores, ?) WHERE request_id = ?",
                           (patch, feedback.request_id))
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
 
         await self._db.run(q)
 
@@ -120,8 +110,7 @@ class SQLiteQualityStore:
 
     async def delete_before(self, ts: float, limit: int) -> int:
         def q(c: sqlite3.Connection) -> int:
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(c):
                 ids = [r[0] for r in c.execute(
                     "SELECT request_id FROM quality WHERE ts < ? ORDER BY ts LIMIT ?",
                     (ts, limit)).fetchall()]
@@ -134,10 +123,6 @@ class SQLiteQualityStore:
                 c.execute("DELETE FROM quality_feedback WHERE ts < ? AND NOT EXISTS (SELECT 1 "
                           "FROM quality WHERE quality.request_id = quality_feedback.request_id)",
                           (ts,))
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
             return len(ids)
 
         return await self._db.run(q)

@@ -15,8 +15,9 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,22 @@ from gatewise.storage.memory import reset_after
 from gatewise.storage.usage import LEDGER_COLUMNS, check_groups, ledger_rows, where_clause
 
 T = TypeVar("T")
+
+
+@contextmanager
+def transaction(c: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
+    """The block as one transaction on `c`: committed when it ends (a `return` inside it
+    included), rolled back when it raises, a failed COMMIT too, so the connection is never
+    left inside a transaction for the next caller. `immediate` (BEGIN IMMEDIATE) takes the
+    write lock first, so a read-then-write cannot be overtaken by another process."""
+    c.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield
+        c.execute("COMMIT")
+    except BaseException:
+        if c.in_transaction:
+            c.execute("ROLLBACK")
+        raise
 
 
 class _Db:
@@ -117,8 +134,7 @@ class SQLiteKV:
                           ttl: float | None = None) -> None:
         def q(c: sqlite3.Connection) -> None:
             now = time.time()
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(c):
                 c.execute("DELETE FROM kv_set WHERE k = ? AND expires <= ?", (key, now))
                 if ttl is None:
                     c.execute("UPDATE kv_set SET expires = NULL WHERE k = ?", (key,))
@@ -131,10 +147,6 @@ class SQLiteKV:
                     c.execute("UPDATE kv_set SET expires = ? WHERE k = ?", (expires, key))
                 c.executemany("INSERT OR IGNORE INTO kv_set (k, m, expires) VALUES (?, ?, ?)",
                               [(key, m, expires) for m in members])
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
 
         await self._db.run(q)
 
@@ -274,14 +286,9 @@ class SQLiteLedger:
 
         def q(c: sqlite3.Connection) -> int:
             before = c.total_changes
-            c.execute("BEGIN")
-            try:
+            with transaction(c, immediate=False):
                 for sql, params in statements:
                     c.execute(sql, params)
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
             return c.total_changes - before
 
         return await self._db.run(q)

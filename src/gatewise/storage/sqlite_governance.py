@@ -18,7 +18,7 @@ from typing import Any
 
 from gatewise.storage.base import AuditRecord, BudgetRecord, CredentialRecord, KeyRecord, TeamRecord
 from gatewise.storage.records import ZERO_HASH, from_doc, to_doc
-from gatewise.storage.sqlite import _Db
+from gatewise.storage.sqlite import _Db, transaction
 
 ChainFn = Callable[[str, int, float, str, str, str | None, dict[str, Any]], str]
 
@@ -131,18 +131,13 @@ class SQLiteGovernance:
         detail = json.loads(detail_json)  # the chain hashes what a reader will get back
 
         def q(c: sqlite3.Connection) -> AuditRecord:
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(c):
                 last_seq, prev = c.execute("SELECT seq, hash FROM gov_audit_head").fetchone()
                 seq = int(last_seq) + 1
                 digest = chain(prev, seq, ts, actor, action, target, detail)
                 c.execute("INSERT INTO gov_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (seq, ts, actor, action, target, detail_json, prev, digest))
                 c.execute("UPDATE gov_audit_head SET seq = ?, hash = ?", (seq, digest))
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-            c.execute("COMMIT")
             return AuditRecord(seq, ts, actor, action, target, detail, prev, digest)
 
         return await self._db.run(q)

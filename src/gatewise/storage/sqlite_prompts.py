@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gatewise.storage.prompts import PromptRecord
-from gatewise.storage.sqlite import _Db
+from gatewise.storage.sqlite import _Db, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gov_prompts (name TEXT NOT NULL, version INTEGER NOT NULL,
@@ -36,18 +36,13 @@ class SQLitePrompts:
         doc = json.dumps(spec, separators=(",", ":"))
 
         def q(c: sqlite3.Connection) -> PromptRecord:
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(c):
                 row = c.execute("SELECT version FROM gov_prompt_heads WHERE name = ?",
                                 (name,)).fetchone()
                 version = (int(row[0]) if row else 0) + 1
                 c.execute("INSERT OR REPLACE INTO gov_prompt_heads VALUES (?, ?)", (name, version))
                 c.execute("INSERT INTO gov_prompts VALUES (?, ?, ?, ?, ?)",
                           (name, version, created, actor, doc))
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-            c.execute("COMMIT")
             return PromptRecord(name, version, json.loads(doc), created, actor)
 
         return await self._db.run(q)
