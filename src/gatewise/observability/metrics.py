@@ -83,8 +83,8 @@ class _Family:
         return out
 
 
-class Counter(_Family):
-    type_name = "counter"
+class _Scalar(_Family):
+    """One number per label set: what counters and gauges share."""
 
     def __init__(self, name: str, help: str, labels: Sequence[str] = (), *,
                  max_series: int = DEFAULT_MAX_SERIES) -> None:
@@ -106,7 +106,11 @@ class Counter(_Family):
         return self._simple(self.values)
 
 
-class Gauge(_Family):
+class Counter(_Scalar):
+    type_name = "counter"
+
+
+class Gauge(_Scalar):
     """A value that goes up and down (breaker state, budget remaining, component health).
 
     Set by whoever owns the value, or refreshed at scrape time by a collector registered with
@@ -114,27 +118,11 @@ class Gauge(_Family):
 
     type_name = "gauge"
 
-    def __init__(self, name: str, help: str, labels: Sequence[str] = (), *,
-                 max_series: int = DEFAULT_MAX_SERIES) -> None:
-        super().__init__(name, help, labels, max_series)
-        self.values: dict[tuple[str, ...], float] = {}
-
     def set(self, labels: tuple[str, ...] = (), value: float = 0.0) -> None:
         values = self.values
         if labels not in values and len(values) >= self.max_series:
             labels = self.other
         values[labels] = value
-
-    def inc(self, labels: tuple[str, ...] = (), amount: float = 1.0) -> None:
-        values = self.values
-        if labels in values:
-            values[labels] += amount
-        else:
-            key = labels if len(values) < self.max_series else self.other
-            values[key] = values.get(key, 0.0) + amount
-
-    def get(self, labels: tuple[str, ...] = ()) -> float:
-        return self.values.get(labels, 0.0)
 
     def remove(self, labels: tuple[str, ...]) -> None:
         self.values.pop(labels, None)
@@ -143,9 +131,6 @@ class Gauge(_Family):
         """Drops every series (a collector that rebuilds the whole set each scrape, so a
         deleted budget or deployment stops being exported)."""
         self.values.clear()
-
-    def render(self) -> list[str]:
-        return self._simple(self.values)
 
 
 class Histogram(_Family):
