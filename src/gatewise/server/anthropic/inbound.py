@@ -20,6 +20,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from gatewise.errors import InvalidRequestError
+from gatewise.providers.anthropic.wire import (
+    ImageBlock,
+    TextBlock,
+    ToolUseBlock,
+    URLSource,
+)
 from gatewise.types.requests import MAX_INT32, ChatRequest, ModelName
 from gatewise.types.validation import check_chat_request, check_depth, refused_only_for_whole_float
 from gatewise.types.validation import whole_floats_as_ints as _whole
@@ -28,35 +34,14 @@ _encode = msgspec.json.Encoder().encode
 
 
 class _Block(msgspec.Struct, kw_only=True):
-    """Blocks are lenient: Anthropic adds fields (`cache_control`, `citations`) over time."""
-
-
-class TextIn(_Block, tag="text", tag_field="type"):
-    text: str
-
-
-class Base64SourceIn(_Block, tag="base64", tag_field="type"):
-    media_type: str
-    data: str
-
-
-class URLSourceIn(_Block, tag="url", tag_field="type"):
-    url: str
-
-
-class ImageIn(_Block, tag="image", tag_field="type"):
-    source: Base64SourceIn | URLSourceIn
-
-
-class ToolUseIn(_Block, tag="tool_use", tag_field="type"):
-    id: str
-    name: str
-    input: dict[str, Any]
+    """Blocks are lenient: Anthropic adds fields (`cache_control`, `citations`) over time. Text,
+    image and tool_use blocks are the provider adapter's own wire types (just as lenient on
+    decoding); only what a client sends but the gateway never does is declared here."""
 
 
 class ToolResultIn(_Block, tag="tool_result", tag_field="type"):
     tool_use_id: str
-    content: str | list[TextIn | ImageIn] = ""
+    content: str | list[TextBlock | ImageBlock] = ""
     is_error: bool = False
 
 
@@ -68,10 +53,8 @@ class RedactedThinkingIn(_Block, tag="redacted_thinking", tag_field="type"):
     data: str = ""
 
 
-
-
-UserBlock = TextIn | ImageIn | ToolResultIn
-AssistantBlock = TextIn | ToolUseIn | ThinkingIn | RedactedThinkingIn
+UserBlock = TextBlock | ImageBlock | ToolResultIn
+AssistantBlock = TextBlock | ToolUseBlock | ThinkingIn | RedactedThinkingIn
 
 
 class UserIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag="user",
@@ -137,7 +120,7 @@ class MessagesRequestIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     model: ModelName
     messages: _Messages
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=MAX_INT32)]
-    system: str | list[TextIn] | None = None
+    system: str | list[TextBlock] | None = None
     metadata: MetadataIn | None = None
     stop_sequences: Annotated[list[str], msgspec.Meta(max_length=4)] | None = None
     stream: bool = False
@@ -155,7 +138,7 @@ class CountTokensIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     model: ModelName
     messages: _Messages
-    system: str | list[TextIn] | None = None
+    system: str | list[TextBlock] | None = None
     tools: _Tools | None = None
     tool_choice: ToolChoiceIn | None = None
     thinking: dict[str, Any] | None = None
@@ -227,7 +210,7 @@ def _to_chat(data: dict[str, Any], max_depth: int) -> ChatRequest:
     return req
 
 
-def _chat_shape(model: str, system: str | list[TextIn] | None, messages: list[MessageIn],
+def _chat_shape(model: str, system: str | list[TextBlock] | None, messages: list[MessageIn],
                 tools: list[ToolIn] | None, choice: ToolChoiceIn | None) -> dict[str, Any]:
     if not messages:
         raise InvalidRequestError("messages: at least one message is required", param="messages")
@@ -256,9 +239,9 @@ def _user(msg: UserIn) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for block in msg.content:
-        if isinstance(block, TextIn):
+        if isinstance(block, TextBlock):
             parts.append({"type": "text", "text": block.text})
-        elif isinstance(block, ImageIn):
+        elif isinstance(block, ImageBlock):
             parts.append(_image(block))
         else:
             if parts:  # keep the order the client wrote
@@ -276,8 +259,8 @@ def _tool_result(block: ToolResultIn) -> tuple[str, list[dict[str, Any]]]:
     if isinstance(block.content, str):
         text, images = block.content, []
     else:
-        text = "\n".join(b.text for b in block.content if isinstance(b, TextIn))
-        images = [_image(b) for b in block.content if isinstance(b, ImageIn)]
+        text = "\n".join(b.text for b in block.content if isinstance(b, TextBlock))
+        images = [_image(b) for b in block.content if isinstance(b, ImageBlock)]
     if block.is_error:
         text = f"Error: {text}" if text else "Error"
     return text, images
@@ -289,9 +272,9 @@ def _assistant(msg: AssistantIn) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for block in msg.content:
-        if isinstance(block, TextIn):
+        if isinstance(block, TextBlock):
             texts.append(block.text)
-        elif isinstance(block, ToolUseIn):
+        elif isinstance(block, ToolUseBlock):
             calls.append({"id": block.id, "type": "function", "function": {
                 "name": block.name, "arguments": _encode(block.input).decode()}})
     out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
@@ -300,9 +283,9 @@ def _assistant(msg: AssistantIn) -> dict[str, Any]:
     return out
 
 
-def _image(block: ImageIn) -> dict[str, Any]:
+def _image(block: ImageBlock) -> dict[str, Any]:
     src = block.source
-    url = src.url if isinstance(src, URLSourceIn) else f"data:{src.media_type};base64,{src.data}"
+    url = src.url if isinstance(src, URLSource) else f"data:{src.media_type};base64,{src.data}"
     return {"type": "image_url", "image_url": {"url": url}}
 
 
