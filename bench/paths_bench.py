@@ -11,6 +11,10 @@ kept-alive curl for time to first byte). Targets (issue 15): bare CPU/req <= 0.1
 governed CPU/req <= 1.5x bare, guarded >= 200 req/s per core, streaming TTFB added <= 1 ms p50.
 
     .venv/bin/python bench/paths_bench.py          # about 3 minutes, hard cap 4
+    .venv/bin/python bench/paths_bench.py --only bare,governed --workers 1,2
+
+`--workers 1,2` runs each path once per worker count (`gatewise serve --workers N`; rows
+`bare x2`...: CPU is the whole process tree's, parent included); `--only` picks paths.
 
 Standalone: never part of the test run. Exit status: 0 all targets met, 1 one missed, 2 a path
 could not be measured.
@@ -154,9 +158,15 @@ def admin(base: str, key: str, path: str, body: dict[str, Any] | None = None) ->
         return got
 
 
+PATH_NAMES = ("bare", "governed", "guarded", "cache hit", "streaming", "messages")
+
+
 class PathsBench:
-    def __init__(self, paths: Paths, duration: float, hey_s: float, ttfb_n: int) -> None:
+    def __init__(self, paths: Paths, duration: float, hey_s: float, ttfb_n: int,
+                 workers: tuple[int, ...] = (1,), only: frozenset[str] | None = None) -> None:
         self.paths, self.duration, self.hey_s, self.ttfb_n = paths, duration, hey_s, ttfb_n
+        self.workers, self.only = workers, only
+        self.n_workers = 1  # of the server being started
         self.key = paths.api_key
         self.bodies = bodies(paths)
         self.tmp = Path(tempfile.mkdtemp(prefix="gw-paths-"))
@@ -234,8 +244,9 @@ class PathsBench:
         port = free_port()
         slog = self.paths.out / f"paths_{name.replace(' ', '_')}_server.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("LITELLM_")}
+        more = ["--workers", str(self.n_workers)] if self.n_workers > 1 else []
         proc = spawn(["nice", "-n", NICE, self.paths.gatewise_bin, "serve", "--config", path,
-                      "--host", "127.0.0.1", "--port", str(port)], env,
+                      "--host", "127.0.0.1", "--port", str(port), *more], env,
                      slog, life, f"gatewise ({name})")
         base = f"http://127.0.0.1:{port}"
         try:
@@ -257,6 +268,18 @@ class PathsBench:
             setup: Callable[[Server], str] | None = None,
             cleanup: Callable[[], None] | None = None,
             check: Callable[[Server], str] | None = None) -> None:
+        if self.only is not None and name not in self.only:
+            return
+        base = name
+        for n in self.workers:
+            self.n_workers = n
+            self._one(base if n == 1 else f"{base} x{n}", cfg, body, route, setup, cleanup,
+                      check)
+
+    def _one(self, name: str, cfg: dict[str, Any], body: str, route: str,
+             setup: Callable[[Server], str] | None = None,
+             cleanup: Callable[[], None] | None = None,
+             check: Callable[[Server], str] | None = None) -> None:
         if self.left() < self.duration + self.hey_s + 20:
             self.results[name] = Result(error="skipped: time budget")
             log(f"skip {name}: {self.left():.0f}s left")
@@ -307,6 +330,8 @@ class PathsBench:
         self.one("messages", base_config(k, self.tmp / "messages"), "messages", "/v1/messages")
 
     def governed(self) -> None:
+        if self.only is not None and "governed" not in self.only:
+            return
         try:
             pg = find_pg()
         except ImportError:
@@ -351,7 +376,9 @@ class PathsBench:
         bare = self.results.get("bare", Result())
         rows = []
         status = 0
-        for name in ("bare", "governed", "guarded", "cache hit", "streaming", "messages"):
+        names = [n if w == 1 else f"{n} x{w}" for n in PATH_NAMES for w in self.workers
+                 if self.only is None or n in self.only]
+        for name in names:
             r = self.results.get(name, Result(error="not run"))
             if r.error or r.cpu_ms is None or r.rps is None or r.p50_added is None:
                 rows.append((name, "-", "-", "-", "-", "-", f"n/a ({r.error})"))
@@ -359,6 +386,13 @@ class PathsBench:
                 continue
             ratio = r.cpu_ms / bare.cpu_ms if bare.cpu_ms else None
             target, ok = "-", None
+            if " x" in name:  # more workers: compared with the same path on one worker
+                one = self.results.get(name.rsplit(" x", 1)[0], Result())
+                rows.append((name, f"{r.cpu_ms:.3f}", f"{r.rps:,.0f}", f"{r.p50_added:+.2f}",
+                             "-" if ratio is None else f"{ratio:.2f}x",
+                             "req/s vs 1 worker", "-" if not one.rps else
+                             f"{r.rps / one.rps:.2f}x"))
+                continue
             if name == "bare":
                 target, ok = "CPU <= 0.10 ms", r.cpu_ms <= 0.10
             elif name == "governed" and ratio is not None:
@@ -392,7 +426,16 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=8.0, help="wrk seconds per path")
     ap.add_argument("--hey", type=float, default=3.0, help="hey c=1 seconds per path")
     ap.add_argument("--out", type=Path, help="raw output folder (default bench/results/paths-*)")
+    ap.add_argument("--workers", default="1",
+                    help="comma-separated worker counts to run each path with (e.g. 1,2)")
+    ap.add_argument("--only", help=f"comma-separated paths to run, of: {', '.join(PATH_NAMES)}")
     a = ap.parse_args()
+    workers = tuple(int(w) for w in a.workers.split(","))
+    only = None if not a.only else frozenset(x.strip() for x in a.only.split(","))
+    if only is not None and not only <= set(PATH_NAMES):
+        print(f"bench: unknown path(s): {', '.join(sorted(only - set(PATH_NAMES)))}",
+              file=sys.stderr)
+        return 2
     out = a.out or Path(__file__).resolve().parent / "results" / time.strftime(
         "paths-%Y%m%dT%H%M%SZ", time.gmtime())
     try:
@@ -406,7 +449,7 @@ def main() -> int:
     with signals_raise():
         try:
             start_upstream(paths, life)
-            b = PathsBench(paths, a.duration, a.hey, 100)
+            b = PathsBench(paths, a.duration, a.hey, 100, workers, only)
             b.measure_direct()
             b.run_all()
         except BenchError as exc:

@@ -13,7 +13,9 @@ Two things, both narrow:
   message's tool call). The document states them in words (`CHAT_REQUEST_RULES`); a
   "schema-valid request rejected" failure whose 400 names exactly one of those fields is
   dropped. On Anthropic's Messages routes (the same rules, errors without `param`), one whose
-  400 message is one of those rules' is dropped.
+  400 message is one of those rules' is dropped. The Responses route (`/v1/responses`) is
+  checked by the same rules, named as the chat request's fields; it also refuses a NUL
+  character in any string (code `invalid_characters`, stated in words), dropped the same way.
 - Whether a loader can read an uploaded document depends on its content (a PDF's structure,
   bytes that are UTF-8, text left after markup is stripped, a form's `metadata` being JSON),
   which no schema states: on the knowledge-base upload route, a "schema-valid request
@@ -34,7 +36,10 @@ import schemathesis
 
 _MODELS = [m for m in os.environ.get("GATEWISE_FUZZ_MODELS", "").split(",") if m]
 # Routes whose body is a chat request: completions, and the estimates before sending.
-_CHAT_PATHS = ("/v1/chat/completions", "/v1/tokens/count", "/v1/cost/estimate")
+_CHAT_PATHS = ("/v1/chat/completions", "/v1/tokens/count", "/v1/cost/estimate",
+               # Responses API: translated to a chat request and checked by the same rules,
+               # named as the chat request's fields (`server/responses/inbound.py`).
+               "/v1/responses")
 # Anthropic's Messages API (`server/routes/messages.py`): chat requests in Anthropic's shape,
 # checked by the same rules, answered with Anthropic's errors (no `param`: the message says).
 _MESSAGES_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
@@ -91,5 +96,7 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
     if case.operation.path == _UPLOAD_PATH:
         return not ((response.status_code, error.get("code")) in _UNREADABLE
                     or (response.status_code == 400 and param == "metadata"))
+    if case.operation.path == "/v1/responses" and error.get("code") == "invalid_characters":
+        return False  # no string may hold a NUL (stated in words: every string, free-form too)
     return not (error.get("code") == "invalid_request"
                 and any(p.fullmatch(param) and message.startswith(m) for p, m in _UNSTATABLE))

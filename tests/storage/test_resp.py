@@ -141,3 +141,29 @@ async def test_a_refused_auth_closes_its_connection(
         await c.execute("PING")
     assert len(transports) == 1 and _closed(transports[0])
     await c.aclose()
+
+
+async def test_calls_made_in_one_loop_turn_go_out_in_one_write(redis_url: str) -> None:
+    """Write coalescing: 40 concurrent reservations cost one system call, not 40, and each
+    still gets its own reply, in order."""
+    c = RespClient(redis_url)
+    key = f"gw-resp-{uuid.uuid4().hex}"
+    script = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    try:
+        assert await c.run_script(script, [key], [1]) == 1  # connected, script cached
+        proto = next(iter(c._conns.values()))
+        assert proto.transport is not None
+        writes: list[bytes] = []
+        real = proto.transport.write
+
+        def spy(data: bytes | bytearray | memoryview) -> None:
+            writes.append(bytes(data))
+            real(data)
+
+        proto.transport.write = spy  # type: ignore[method-assign]
+        got = await asyncio.gather(*(c.run_script(script, [key], [1]) for _ in range(40)))
+        assert got == list(range(2, 42))
+        assert len(writes) == 1 and writes[0].count(b"EVALSHA") == 40
+    finally:
+        await c.execute("DEL", key)
+        await c.aclose()

@@ -135,7 +135,12 @@ class RateLimitMiddleware(BackgroundTasks):
             collect_stream_text(result)
             result.on_finish(lambda c, _e: self.spawn(self._add_excess(c, result, tpm_keys, estimate)))
         else:
-            await self._add_excess(call, None, tpm_keys, estimate)
+            # Off the answer's path, and only when there is something to add (a request
+            # without `max_tokens` was estimated on its prompt alone): windows only grow, so
+            # until it lands the window is short by this one answer's excess, as for streams.
+            excess = self._excess(call, None, estimate)
+            if excess > 0:
+                self.spawn(self._add(tpm_keys, excess))
         return result
 
     def _locally_blocked(self, key: str) -> WindowResult | None:
@@ -176,14 +181,20 @@ class RateLimitMiddleware(BackgroundTasks):
             self._store_down = True
             log.warning("rate-limit store unavailable (%s); not limiting", type(exc).__name__)
 
-    async def _add_excess(self, call: Call, stream: ChunkStream | None, keys: list[str],
-                          estimate: int) -> None:
+    def _excess(self, call: Call, stream: ChunkStream | None, estimate: int) -> int:
+        """Tokens the call used beyond what its TPM hit counted (0 when none, or unknown)."""
         usage = ensure_usage(call, stream, self.tokenizers)
         if usage is None:
-            return
-        excess = usage.prompt_tokens + usage.completion_tokens - estimate
-        if excess <= 0:
-            return
+            return 0
+        return max(0, usage.prompt_tokens + usage.completion_tokens - estimate)
+
+    async def _add_excess(self, call: Call, stream: ChunkStream | None, keys: list[str],
+                          estimate: int) -> None:
+        excess = self._excess(call, stream, estimate)
+        if excess > 0:
+            await self._add(keys, excess)
+
+    async def _add(self, keys: list[str], excess: int) -> None:
         for key in keys:
             try:
                 await self.windows.add(key, excess, WINDOW_S)

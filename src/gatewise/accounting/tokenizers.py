@@ -149,19 +149,37 @@ class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
 
 
+# Counts remembered per encoding, by the text's hash: a role name, a system prompt and the
+# earlier turns of a conversation come back on every request, and a dict lookup costs far less
+# than BPE. Keyed by hash, not by text, so no prompt outlives its request here; a collision
+# (odds ~ entries / 2**64) would only skew one estimate, which settles to the real usage.
+_MEMO_ENTRIES = 4096
+
+
 class EncodingCounter:
     """An OpenAI BPE encoding; special-token text counts as ordinary text (as the API does
     for user content)."""
 
-    __slots__ = ("_encode", "exact", "name")
+    __slots__ = ("_encode", "_memo", "exact", "name")
 
     def __init__(self, name: str, encode: Callable[[str], list[int]]) -> None:
         self.name = name
         self.exact = True
         self._encode = encode
+        self._memo: dict[int, int] = {}
 
     def count(self, text: str) -> int:
-        return len(self._encode(text)) if text else 0
+        if not text:
+            return 0
+        memo = self._memo
+        key = hash(text)
+        n = memo.get(key)
+        if n is None:
+            n = len(self._encode(text))
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            memo[key] = n
+        return n
 
     def encode(self, text: str) -> list[int]:
         return self._encode(text)

@@ -1,18 +1,45 @@
 """Reads a LiteLLM proxy `config.yaml` as it is, so teams can switch without rewriting config.
 
 `model_list` entries become gatewise aliases and deployments, with `api_base` keeping the
-meaning LiteLLM documents per provider. Router settings (fallback chains, retries, timeout,
-routing strategy, cool-downs), from `router_settings` or `litellm_settings`, become
-`Config.router`; when both name a key, `router_settings` wins, as in LiteLLM's proxy.
-`litellm_settings.cache` / `cache_params` become `cache:` (see `_cache_settings`). Anything
-gatewise does not support yet is reported back as a warning naming the key, never silently
-dropped.
+meaning LiteLLM documents per provider (`os.environ/NAME` read as LiteLLM reads it).
+Router settings (fallback chains, retries, timeout, routing strategy, cool-downs), from
+`router_settings` or `litellm_settings`, become `Config.router`; when both name a key,
+`router_settings` wins, as in LiteLLM's proxy. The rest has a module each:
+
+    litellm_cache        litellm_settings.cache / cache_params        → cache:, storage:
+    litellm_observe      callbacks, callback_settings, json_logs       → observability:
+    litellm_guardrails   guardrails:, guard callbacks                  → guardrails.default
+    litellm_governance   general_settings, budgets in litellm_settings → server:, storage:,
+                                                                          health:, accounting:
+
+Anything without a gatewise equivalent is reported back as one line naming the key (what
+`gatewise check` prints), never silently dropped. docs/litellm.md has the whole table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from gatewise.config.litellm_cache import redis_url, translate_cache
+from gatewise.config.litellm_common import Translation, names_list
+from gatewise.config.litellm_governance import (
+    BUDGET_SETTINGS,
+    translate_budgets,
+    translate_general,
+)
+from gatewise.config.litellm_guardrails import (
+    translate_guardrails,
+    translate_injection_params,
+    translate_legacy_guardrails,
+)
+from gatewise.config.litellm_observe import (
+    CALLBACK_KEYS,
+    translate_callback_settings,
+    translate_callbacks,
+    translate_log_settings,
+)
+from gatewise.config.secrets import process_env
 from gatewise.errors import ConfigError
 from gatewise.providers.presets import find_preset
 
@@ -27,6 +54,8 @@ _PARAM_KEYS = {
     "stream_timeout": "stream_timeout",
     "weight": "weight",
 }
+# Read from the environment here: the native fields are plain values, not secret references.
+_ENV_PARAMS = frozenset({"api_base", "api_version"})
 _HEADER_KEYS = ("extra_headers", "headers")
 _PRICE_KEYS = {
     "input_cost_per_token": "input",
@@ -36,7 +65,10 @@ _PRICE_KEYS = {
 # Request defaults LiteLLM lets a deployment carry.
 _DEFAULT_PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
                    "frequency_penalty", "presence_penalty", "reasoning_effort")
-_HARMLESS_LITELLM_SETTINGS = {"set_verbose", "telemetry", "json_logs", "suppress_debug_info"}
+# Settings whose LiteLLM behaviour is what gatewise does anyway: `drop_params` (adapters send
+# only what each provider takes), `redact_user_api_key_info` (no key material is ever logged).
+_HARMLESS_LITELLM_SETTINGS = {"telemetry", "suppress_debug_info", "drop_params",
+                              "redact_user_api_key_info"}
 _STRATEGIES = {
     "simple-shuffle": "weighted",
     "least-busy": "least_in_flight",
@@ -48,29 +80,61 @@ _STRATEGIES = {
 _FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 _ROUTER_KEYS = frozenset({*_FALLBACK_KEYS, "num_retries", "timeout", "routing_strategy",
                           "allowed_fails", "cooldown_time"})
+_ROUTER_REDIS = frozenset({"redis_host", "redis_port", "redis_password", "redis_url"})
+_TOP_LEVEL = frozenset({"model_list", "litellm_settings", "general_settings", "router_settings",
+                        "environment_variables", "guardrails", "callback_settings"})
 
 
 def is_litellm_config(data: Any) -> bool:
     return isinstance(data, dict) and "model_list" in data
 
 
-def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], list[str]]:
-    """(native config dict, warnings) from a LiteLLM proxy config."""
-    warnings: list[str] = []
+def translate(data: dict[str, Any], file: str | None,
+              env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """(native config dict, report lines) from a LiteLLM proxy config.
+
+    `env` is what LiteLLM would read (default: this process's environment), with the file's
+    own `environment_variables` on top, as LiteLLM sets them before reading the rest."""
+    base = process_env() if env is None else env
+    extra = data.get("environment_variables")
+    if isinstance(extra, dict):
+        base = {**base, **{str(k): str(v) for k, v in extra.items()}}
+    t = Translation(file, base)
     models: dict[str, list[dict[str, Any]]] = {}
-    out: dict[str, Any] = {"models": models}
-    entries = data.get("model_list") or []
+    t.out["models"] = models
+    _model_list(t, data.get("model_list") or [], models)
+    if data.get("callback_settings") is not None:
+        translate_callback_settings(t, data["callback_settings"])
+    router: dict[str, Any] = {}
+    settings = data.get("litellm_settings") or {}
+    if not isinstance(settings, dict):
+        raise t.error("must be a mapping", "litellm_settings")
+    _litellm_settings(t, settings, router, models)
+    if data.get("guardrails") is not None:
+        translate_guardrails(t, data["guardrails"])
+    if data.get("general_settings") is not None:
+        translate_general(t, data["general_settings"])
+    _router_settings(t, data.get("router_settings") or {}, router, models)
+    if settings.get("default_fallbacks"):
+        _default_fallbacks(settings["default_fallbacks"], router, models)
+    if router:
+        t.out["router"] = router
+    for key in data:
+        if key not in _TOP_LEVEL:
+            t.unsupported(key)
+    return t.out, t.warnings
+
+
+def _model_list(t: Translation, entries: Any, models: dict[str, list[dict[str, Any]]]) -> None:
     if not isinstance(entries, list):
-        raise ConfigError("must be a list", file=file, path="model_list")
+        raise t.error("must be a list", "model_list")
     for i, entry in enumerate(entries):
         where = f"model_list[{i}]"
         if not isinstance(entry, dict) or "model_name" not in entry:
-            raise ConfigError("each entry needs 'model_name' and 'litellm_params'", file=file,
-                              path=where)
+            raise t.error("each entry needs 'model_name' and 'litellm_params'", where)
         params = entry.get("litellm_params") or {}
         if not isinstance(params, dict) or "model" not in params:
-            raise ConfigError("'litellm_params.model' is required", file=file,
-                              path=f"{where}.litellm_params")
+            raise t.error("'litellm_params.model' is required", f"{where}.litellm_params")
         dep: dict[str, Any] = {"model": _model_ref(str(params["model"]))}
         prices: dict[str, float] = {}
         defaults: dict[str, Any] = {}
@@ -78,7 +142,10 @@ def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], l
             if key == "model":
                 continue
             if key in _PARAM_KEYS:
-                dep[_PARAM_KEYS[key]] = value
+                native = _PARAM_KEYS[key]
+                if native in _ENV_PARAMS:
+                    value = t.env_value(value, f"{where}.litellm_params.{key}")
+                dep[native] = value
             elif key in _HEADER_KEYS:
                 dep["headers"] = {str(k): str(v) for k, v in (value or {}).items()}
             elif key in _PRICE_KEYS:
@@ -86,7 +153,7 @@ def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], l
             elif key in _DEFAULT_PARAMS:
                 defaults[key] = value
             else:
-                warnings.append(f"{where}.litellm_params.{key}: not supported yet, ignored")
+                t.unsupported(f"{where}.litellm_params.{key}")
         if prices:
             dep["prices"] = prices
         if defaults:
@@ -97,170 +164,101 @@ def translate(data: dict[str, Any], file: str | None) -> tuple[dict[str, Any], l
                 dep["id"] = str(info["id"])
             for key in info:
                 if key not in ("id", "mode", "base_model", "description"):
-                    warnings.append(f"{where}.model_info.{key}: not supported yet, ignored")
+                    t.unsupported(f"{where}.model_info.{key}")
         for key in entry:
             if key not in ("model_name", "litellm_params", "model_info"):
-                warnings.append(f"{where}.{key}: not supported yet, ignored")
+                t.unsupported(f"{where}.{key}")
         models.setdefault(str(entry["model_name"]), []).append(dep)
 
-    router: dict[str, Any] = {}
-    settings = data.get("litellm_settings") or {}
+
+def _litellm_settings(t: Translation, settings: dict[str, Any], router: dict[str, Any],
+                      models: dict[str, list[dict[str, Any]]]) -> None:
+    translate_callbacks(t, settings)
+    guard_callbacks = {n for k in CALLBACK_KEYS for n in names_list(settings.get(k))}
+    for item in settings.get("guardrails") or []:  # the older list names callbacks too
+        for spec in item.values() if isinstance(item, dict) else ():
+            if isinstance(spec, dict):
+                guard_callbacks.update(names_list(spec.get("callbacks")))
     for key, value in settings.items():
-        if key in _HARMLESS_LITELLM_SETTINGS:
+        if key in _HARMLESS_LITELLM_SETTINGS or key in CALLBACK_KEYS or key in BUDGET_SETTINGS:
             continue
-        if key == "callbacks" and not value:
+        if translate_log_settings(t, key, value):
             continue
         if key in _ROUTER_KEYS:
             if value is not None:
-                _router_setting(router, key, value, f"litellm_settings.{key}", file)
-            continue
-        if key == "request_timeout":
+                _router_setting(router, key, value, f"litellm_settings.{key}", t.file)
+        elif key == "default_fallbacks":
+            continue  # after router_settings (`translate`)
+        elif key == "request_timeout":
             for deps in models.values():
                 for d in deps:
                     d.setdefault("timeout", value)
-            continue
-        if key in ("cache", "cache_params"):
-            continue
-        warnings.append(f"litellm_settings.{key}: not supported yet, ignored")
+        elif key == "guardrails":
+            translate_legacy_guardrails(t, value, settings)
+        elif key == "prompt_injection_params":
+            translate_injection_params(t, value)
+        elif key.startswith("presidio_") or key == "output_parse_pii":
+            if "presidio" not in guard_callbacks:
+                t.report(f"litellm_settings.{key}", "applies to the 'presidio' callback, which "
+                         "is not configured")
+        elif key not in ("cache", "cache_params"):
+            t.unsupported(f"litellm_settings.{key}")
     if settings.get("cache"):
-        _cache_settings(settings.get("cache_params") or {}, out, warnings, file)
-    general = data.get("general_settings") or {}
-    for key, value in general.items():
-        if key == "master_key":
-            out.setdefault("server", {})["master_key"] = value
-        elif key in ("disable_spend_logs", "disable_error_logs") and value:
-            continue
-        else:
-            warnings.append(f"general_settings.{key}: not supported yet, ignored")
-    for key, value in (data.get("router_settings") or {}).items():
+        translate_cache(t, settings.get("cache_params") or {})
+    translate_budgets(t, settings)
+
+
+def _default_fallbacks(value: Any, router: dict[str, Any],
+                       models: dict[str, list[dict[str, Any]]]) -> None:
+    """LiteLLM's `default_fallbacks` apply to every model group without a chain of its own
+    (run after every other fallback setting is read); a group that is one of the targets, or
+    another name for one (`model_group_alias`), keeps none."""
+    targets = names_list(value)
+    chains: dict[str, list[str]] = router.setdefault("fallbacks", {})
+    for alias, deps in models.items():
+        if alias not in targets and not any(models.get(x) == deps for x in targets):
+            chains.setdefault(alias, list(targets))
+    if not chains:
+        router.pop("fallbacks")
+
+
+def _router_settings(t: Translation, settings: Any, router: dict[str, Any],
+                     models: dict[str, list[dict[str, Any]]]) -> None:
+    if not isinstance(settings, dict):
+        raise t.error("must be a mapping", "router_settings")
+    for key, value in settings.items():
+        where = f"router_settings.{key}"
         if key in _ROUTER_KEYS:
             if value is not None:
-                _router_setting(router, key, value, f"router_settings.{key}", file)
+                _router_setting(router, key, value, where, t.file)
+        elif key in _ROUTER_REDIS:
+            continue
+        elif key == "model_group_alias":
+            _group_aliases(t, value, models)
         else:
-            warnings.append(f"router_settings.{key}: not supported yet, ignored")
-    if router:
-        out["router"] = router
-    for key in data:
-        if key not in ("model_list", "litellm_settings", "general_settings", "router_settings",
-                       "environment_variables"):
-            warnings.append(f"{key}: not supported yet, ignored")
-    return out, warnings
+            t.unsupported(where)
+    if _ROUTER_REDIS & set(settings):
+        # LiteLLM shares deployments' rpm/tpm usage between replicas through this Redis;
+        # gatewise keeps its counters and rate windows there.
+        url = redis_url(t, settings, "router_settings", prefix="redis_")
+        if url and "redis_url" not in t.out.get("storage", {}):
+            t.section("storage")["redis_url"] = url
 
 
-# LiteLLM cache types (`cache_params.type`) → where gatewise keeps the exact cache.
-_CACHE_STORES = {"local": "memory", "redis": "shared", "disk": "shared"}
-_SEMANTIC_TYPES = ("redis-semantic", "valkey-semantic", "qdrant-semantic")
-_CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
-_REDIS_PARAMS = ("host", "port", "password", "username", "url", "redis_url", "ssl")
-
-
-def _cache_settings(params: Any, out: dict[str, Any], warnings: list[str],
-                    file: str | None) -> None:
-    """`litellm_settings.cache: true` + `cache_params` → `cache:` (and `storage:` for Redis).
-
-    `type: local` is the in-process cache, `redis` the shared one on Redis (from `url`, or
-    `host`/`port`/`password`, else LiteLLM's REDIS_* variables), `disk` the shared one in the
-    SQLite store; `ttl` (or the type's `default_in_*_ttl`) the default TTL; `namespace` the
-    Redis key prefix. gatewise caches chat completions only, so other call types warn."""
-    where = "litellm_settings.cache_params"
-    if not isinstance(params, dict):
-        raise ConfigError("must be a mapping", file=file, path=where)
-    cache: dict[str, Any] = {"enabled": True}
-    kind = str(params.get("type") or "local")
-    if kind in _SEMANTIC_TYPES:
-        # Matching by meaning: gatewise's semantic cache (local embedder unless LiteLLM named
-        # an embedding model, which must then be an alias of this config).
-        semantic: dict[str, Any] = {"enabled": True}
-        if params.get("similarity_threshold") is not None:
-            semantic["threshold"] = params["similarity_threshold"]
-        model = params.get("redis_semantic_cache_embedding_model") or params.get(
-            "qdrant_semantic_cache_embedding_model")
-        if model:
-            semantic["embedder"] = str(model)
-        cache["semantic"] = semantic
-        kind = "redis" if kind != "qdrant-semantic" else "local"
-    store = _CACHE_STORES.get(kind)
-    if store is None:
-        warnings.append(f"{where}.type: {kind!r} is not supported, the cache is kept in "
-                        "process instead")
-        store = "memory"
-    cache["store"] = store
-    ttl = params.get("ttl")
-    if ttl is None:
-        ttl = params.get("default_in_redis_ttl" if kind == "redis" else "default_in_memory_ttl")
-    if ttl is not None:
-        cache["default_ttl_s"] = ttl
-    calls = params.get("supported_call_types")
-    if calls is not None:
-        names = {str(c) for c in calls} if isinstance(calls, list) else set()
-        if not names & _CHAT_CALL_TYPES:
-            cache["enabled"] = False
-            warnings.append(f"{where}.supported_call_types: chat completions are not listed, "
-                            "so nothing is cached (gatewise caches chat completions only)")
-        elif names - _CHAT_CALL_TYPES:
-            warnings.append(f"{where}.supported_call_types: only chat completions are cached "
-                            f"({', '.join(sorted(names - _CHAT_CALL_TYPES))} ignored)")
-    if params.get("mode") == "default_off":
-        warnings.append(f"{where}.mode: 'default_off' is not supported: every cacheable "
-                        "request uses the cache (send x-gatewise-cache: no-cache to skip it)")
-    storage = out.setdefault("storage", {})
-    if kind == "redis":
-        url = _redis_url(params, file)
-        if url is not None:
-            storage["redis_url"] = url
-        else:
-            warnings.append(f"{where}: no Redis address (url, host or REDIS_HOST): the cache is "
-                            "kept in process")
-            cache["store"] = "memory"
-        namespace = params.get("namespace")
-        if namespace:
-            storage["redis_prefix"] = f"{namespace}:"
-    elif params.get("namespace"):
-        warnings.append(f"{where}.namespace: applies to Redis only, ignored")
-    known = {"type", "ttl", "default_in_memory_ttl", "default_in_redis_ttl", "namespace",
-             "supported_call_types", "mode", "similarity_threshold",
-             "redis_semantic_cache_embedding_model", "qdrant_semantic_cache_embedding_model",
-             *_REDIS_PARAMS}
-    for key in params:
-        if key not in known:
-            warnings.append(f"{where}.{key}: not supported yet, ignored")
-    out["cache"] = cache
-    if not storage:
-        out.pop("storage")
-
-
-def _redis_url(params: dict[str, Any], file: str | None) -> str | None:
-    """From `url`/`redis_url`, else `host`/`port`/`password`/`username` (secret references
-    resolved), else LiteLLM's REDIS_URL / REDIS_HOST / REDIS_PORT / REDIS_PASSWORD."""
-    from gatewise.config.secrets import process_env, resolve_secret
-
-    env = process_env()
-    where = "litellm_settings.cache_params"
-
-    def value(key: str, env_name: str) -> str | None:
-        raw = params.get(key)
-        if raw is None:
-            return env.get(env_name) or None
-        return resolve_secret(str(raw), env=env, file=file, path=f"{where}.{key}")
-
-    url = value("url", "REDIS_URL") or (resolve_secret(str(params["redis_url"]), env=env,
-                                                       file=file, path=f"{where}.redis_url")
-                                        if params.get("redis_url") else None)
-    if url:
-        return url
-    host = value("host", "REDIS_HOST")
-    if not host:
-        return None
-    from urllib.parse import quote
-
-    port = value("port", "REDIS_PORT") or "6379"
-    password = value("password", "REDIS_PASSWORD")
-    user = value("username", "REDIS_USERNAME")
-    auth = ""
-    if password:
-        auth = f"{quote(user or '', safe='')}:{quote(password, safe='')}@"
-    scheme = "rediss" if params.get("ssl") else "redis"
-    return f"{scheme}://{auth}{host}:{port}"
+def _group_aliases(t: Translation, value: Any, models: dict[str, list[dict[str, Any]]]) -> None:
+    """`model_group_alias: {alias: model_name}` (or `{alias: {model: name, hidden: bool}}`):
+    one more alias for the same deployments."""
+    where = "router_settings.model_group_alias"
+    if not isinstance(value, dict):
+        raise t.error("must map an alias to a model_name", where)
+    for alias, target in value.items():
+        name = target.get("model") if isinstance(target, dict) else target
+        if not isinstance(name, str) or name not in models:
+            raise t.error(f"names '{name}', which is not a model_name in model_list",
+                          f"{where}.{alias}")
+        if isinstance(target, dict) and target.get("hidden"):
+            t.report(f"{where}.{alias}", "hidden: gatewise lists every alias in /v1/models")
+        models.setdefault(str(alias), [dict(d) for d in models[name]])
 
 
 def _router_setting(router: dict[str, Any], key: str, value: Any, where: str,

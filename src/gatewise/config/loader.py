@@ -104,15 +104,17 @@ def _schema_error(exc: msgspec.ValidationError, file: str | None, prefix: str = 
     return ConfigError(msg, file=file, path=path or None)
 
 
-def parse_config(data: Any, file: str | None = None) -> tuple[Config, list[str]]:
-    """Phase 1: plain data (from YAML) → typed `Config`, plus warnings for LiteLLM leftovers."""
+def parse_config(data: Any, file: str | None = None,
+                 env: Mapping[str, str] | None = None) -> tuple[Config, list[str]]:
+    """Phase 1: plain data (from YAML) → typed `Config`, plus warnings for LiteLLM leftovers.
+    `env` is what a LiteLLM file's environment-only settings read (default: the process's)."""
     warnings: list[str] = []
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping", file=file)
     if is_litellm_config(data):
-        data, warnings = translate(data, file)
+        data, warnings = translate(data, file, env)
     # msgspec reports mapping keys as `[...]`; check the keyed sections one key at a time so
     # errors name the alias or model that is wrong.
     for section, kind in (("models", list[DeploymentConfig]), ("local_models", LocalModelConfig),
@@ -131,7 +133,8 @@ def parse_config(data: Any, file: str | None = None) -> tuple[Config, list[str]]
     return cfg, warnings
 
 
-def read_config_file(path: str | os.PathLike[str]) -> tuple[Config, list[str], dict[str, str]]:
+def read_config_file(path: str | os.PathLike[str], env: Mapping[str, str] | None = None,
+                     ) -> tuple[Config, list[str], dict[str, str]]:
     p = Path(path)
     try:
         text = p.read_text()
@@ -147,7 +150,7 @@ def read_config_file(path: str | os.PathLike[str]) -> tuple[Config, list[str], d
     extra_env: dict[str, str] = {}
     if isinstance(data, dict) and isinstance(data.get("environment_variables"), dict):
         extra_env = {str(k): str(v) for k, v in data["environment_variables"].items()}
-    cfg, warnings = parse_config(data, str(p))
+    cfg, warnings = parse_config(data, str(p), env)
     return cfg, warnings, extra_env
 
 
@@ -164,7 +167,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
     base_env = process_env() if env is None else env
     if path is None:
         return resolve_config(default_config(), None, base_env, [])
-    cfg, warnings, extra_env = read_config_file(path)
+    cfg, warnings, extra_env = read_config_file(path, base_env)
     merged_env: Mapping[str, str] = {**base_env, **extra_env} if extra_env else base_env
     return resolve_config(cfg, str(path), merged_env, warnings)
 

@@ -1,10 +1,16 @@
 """Config → guard middleware. Heavy pieces (the Presidio analyzer, the injection classifier)
 are shared by every policy that asks for the same settings and built off the event loop at
-start-up (`Guardrails.warm`), not on the first request."""
+start-up (`Guardrails.warm`), not on the first request.
+
+Every policy's PII and injection guards share one small thread pool (`check_threads`): checks
+of a request with more than `offload_chars` characters of text run there, so a burst of long
+prompts keeps at most that many threads busy and never stalls the event loop; shorter checks
+run inline."""
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from gatewise.config.schema import GuardrailPolicy, GuardrailsConfig
@@ -33,6 +39,9 @@ class Guardrails:
         self._mcp: list[tuple[Any, str | None]] = []
         self._open_mcp: list[Any] = []
         self.middleware: GuardrailsMiddleware | None = None
+        # Threads start on the first offloaded check, not here.
+        self.checks = ThreadPoolExecutor(max_workers=config.check_threads,
+                                         thread_name_prefix="gatewise-guard")
         if has_policies(config):
             self.middleware = GuardrailsMiddleware(config, self._build)
 
@@ -50,7 +59,9 @@ class Guardrails:
             detector = self._detectors[key]
             out.append(InjectionMiddleware(detector, action=inj.action,
                                            scan_indirect=inj.scan_indirect, events=self.events,
-                                           flag_threshold=inj.flag_threshold))
+                                           flag_threshold=inj.flag_threshold,
+                                           offload_chars=self.config.offload_chars,
+                                           executor=self.checks))
         tl = policy.tools
         if tl is not None and tl.enabled:
             from gatewise.guardrails.tools.middleware import ToolGuardMiddleware
@@ -90,7 +101,8 @@ class Guardrails:
                                               tuple(c.context), c.score) for c in pii.custom),
                 score_threshold=pii.min_score,
                 detect=tuple(pii.detect) if pii.detect is not None else None),
-                vault_store=self.vault_store, events=self.events)
+                vault_store=self.vault_store, events=self.events, executor=self.checks,
+                offload_chars=0 if pii.ner else self.config.offload_chars)
             self._pii.append(mw)
             out.append(mw)
         oc = policy.output
@@ -117,6 +129,7 @@ class Guardrails:
     async def aclose(self) -> None:
         for p in self._pii:
             p.close()
+        self.checks.shutdown(wait=False, cancel_futures=True)
         for server in self._open_mcp:
             await server.aclose()
         self._open_mcp.clear()

@@ -61,20 +61,23 @@ class DrainingServer(uvicorn.Server):
 
 
 def build_server(app: GatewayApp, *, host: str, port: int, log_level: str = "info",
-                 loop: LoopName | None = None) -> DrainingServer:
+                 loop: LoopName | None = None,
+                 headers: list[tuple[str, str]] | None = None) -> DrainingServer:
     """uvicorn with httptools under gatewise's connection limits (`server/protocol.py`: header
     size and count, header and body timeouts, JSON answers to malformed HTTP), no websockets,
     no access log (the gateway's request line, `observability.telemetry`, is the one line per
     request), no logging config of uvicorn's own (its loggers propagate to the root handler
     `observability.logs.configure_logging` installs, so they share the text or JSON format), no
-    server or date header, and a shutdown bounded by `server.shutdown_grace_s`."""
+    server or date header, and a shutdown bounded by `server.shutdown_grace_s`. `headers` go on
+    every response (uvicorn adds them as it writes the status line: `--workers` names the
+    worker that answered)."""
     grace = app.inflight.grace_s
     settings = app.gateway.config.config.server
     config = uvicorn.Config(app, host=host, port=port, loop=loop or best_loop(),
                             http=http_protocol(settings), ws="none",
                             lifespan="on", access_log=False, log_config=None,
                             log_level=log_level,
-                            server_header=False, date_header=False,
+                            server_header=False, date_header=False, headers=headers,
                             timeout_keep_alive=math.ceil(settings.keep_alive_s),
                             timeout_graceful_shutdown=math.ceil(grace + _CUT_S))
     return DrainingServer(config, app)

@@ -122,8 +122,10 @@ async def test_usage_beyond_the_estimate_is_added_to_the_token_window() -> None:
     clock = Clock()
     windows = MemoryWindow(clock)
     # estimate: 2 prompt words, no max_tokens (default 0): 2; real usage 2 + 40 = 42
-    chain = build_chain([limiter(clock, windows)], Terminal(DEP, prompt=2, completion_tokens=40))
+    mw = limiter(clock, windows)
+    chain = build_chain([mw], Terminal(DEP, prompt=2, completion_tokens=40))
     await chain(chat_call(identity=Identity(key_id="k1", tpm=100)))
+    await mw.drain()  # added after the answer, off its path
     r = await windows.hit("rl:key:k1:tpm", 0, 100, 60)
     assert r.used == 42
 

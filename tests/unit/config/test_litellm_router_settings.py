@@ -75,8 +75,13 @@ def test_zero_cooldown_turns_cool_downs_off_and_unset_values_are_ignored() -> No
 
 
 def test_other_router_settings_are_still_reported_not_dropped() -> None:
-    _, warnings = _litellm(router_settings={"redis_host": "localhost", "num_retries": 2})
-    assert warnings == ["router_settings.redis_host: not supported yet, ignored"]
+    _, warnings = _litellm(router_settings={"enable_pre_call_checks": True, "num_retries": 2})
+    assert warnings == ["router_settings.enable_pre_call_checks: not supported yet, ignored"]
+
+
+def test_the_routers_redis_holds_the_shared_counters() -> None:
+    cfg, warnings = _litellm(router_settings={"redis_host": "cache", "redis_port": 6380})
+    assert warnings == [] and cfg.storage.redis_url == "redis://cache:6380"
 
 
 def test_an_unknown_strategy_is_an_error_naming_the_key() -> None:

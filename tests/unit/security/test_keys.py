@@ -319,3 +319,30 @@ async def test_team_ids_are_validated_and_unique(store: CountingStore, audit: Au
         await teams.create("a-team", actor="master")
     with pytest.raises(InvalidRequestError):
         await teams.create("Bad Team!", actor="master")
+
+
+async def test_requests_for_an_expired_cache_entry_share_one_store_read(
+        audit: AuditLog, clock: Clock) -> None:
+    gate = asyncio.Event()
+
+    class SlowStore(CountingStore):
+        async def get_key(self, key_id: str) -> KeyRecord | None:
+            rec = await super().get_key(key_id)
+            await gate.wait()  # a database read takes a while
+            return rec
+
+    slow = SlowStore()
+    km = KeyManager(slow, AuditLog(slow, clock=clock), clock=clock, cache_s=5.0)
+    gate.set()
+    token, _ = await km.create(name="x", role="member", actor="master")
+    await km.authenticate(token)
+    reads = slow.key_reads
+    gate.clear()
+    clock.now += 6.0  # the cached entry expired: 50 requests arrive before the read lands
+    pending = asyncio.gather(*(km.authenticate(token) for _ in range(50)))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gate.set()
+    idents = await pending
+    assert slow.key_reads == reads + 1
+    assert len({i.key_id for i in idents}) == 1

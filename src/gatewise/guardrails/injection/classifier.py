@@ -14,7 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
-from gatewise.guardrails.injection.features import WINDOW, all_features
+from gatewise.guardrails.injection.features import WINDOW, WindowFeatures, all_features
 
 _ALPHA = 1.0
 _MIN_DF = 2  # a feature seen in one training text only is noise, not evidence
@@ -26,12 +26,16 @@ _PRIOR_FEATURES = 24.0
 
 
 class NaiveBayesClassifier:
-    __slots__ = ("_bias", "_scale", "_weights")
+    __slots__ = ("_bias", "_char_weights", "_scale", "_weights", "_word_weights")
 
     def __init__(self, weights: dict[str, float], scale: float, bias: float) -> None:
         self._weights = weights
         self._scale = scale
         self._bias = bias
+        # The same weights split by kind, the 4-grams without their `#`, so a window's
+        # features are looked up as two set intersections instead of one string per 4-gram.
+        self._word_weights = {f: w for f, w in weights.items() if not f.startswith("#")}
+        self._char_weights = {f[1:]: w for f, w in weights.items() if f.startswith("#")}
 
     @classmethod
     def train(cls, attacks: Iterable[str], benign: Iterable[str]) -> NaiveBayesClassifier:
@@ -79,5 +83,14 @@ class NaiveBayesClassifier:
 
     def predict(self, text: str) -> float:
         """Probability that canonical `text` (one window) is an injection."""
-        z = self._scale * self.raw(all_features(text)) + self._bias
+        return self.predict_features(WindowFeatures(text))
+
+    def predict_features(self, feats: WindowFeatures) -> float:
+        """`predict` on features already extracted (`raw` over `all_features`, same sum)."""
+        ww, cw = self._word_weights, self._char_weights
+        known_words = feats.words & ww.keys()
+        known_chars = feats.chars & cw.keys()
+        total = sum(map(ww.__getitem__, known_words)) + sum(map(cw.__getitem__, known_chars))
+        raw = total / (len(known_words) + len(known_chars) + _PRIOR_FEATURES)
+        z = self._scale * raw + self._bias
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))

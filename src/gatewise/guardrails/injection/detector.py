@@ -31,7 +31,8 @@ from typing import Literal
 from gatewise.guardrails.injection import heuristics, multilingual
 from gatewise.guardrails.injection.classifier import NaiveBayesClassifier
 from gatewise.guardrails.injection.corpus import corpus, select, trainable
-from gatewise.guardrails.injection.features import windows, words
+from gatewise.guardrails.injection.features import WindowFeatures, windows, words
+from gatewise.guardrails.injection.heads import text_heads
 from gatewise.guardrails.injection.normalize import variants
 from gatewise.guardrails.injection.sample import Sample
 from gatewise.guardrails.injection.similarity import AttackIndex
@@ -215,16 +216,22 @@ class InjectionDetector:
                        best_layer)
 
     def _score(self, text: str, indirect: bool, model: InjectionModel) -> tuple[float, tuple[str, ...], str]:
-        h, cats = heuristics.match(text, indirect)
-        m, intents = multilingual.match(text, indirect)
+        # Both pattern layers look up the same word starts; the multilingual layer reads the
+        # text case-folded, which for most texts is the canonical text itself.
+        heads = text_heads(text)
+        folded = multilingual.fold(text)
+        h, cats = heuristics.match(text, indirect, heads=heads)
+        m, intents = multilingual.match(text, indirect, folded=folded,
+                                        heads=heads if folded == text else None)
         c = s = 0.0
         family: str | None = None
         if model.classifier is not None or model.index is not None:
             for w in windows(unquoted(text)):
+                feats = WindowFeatures(w)
                 if model.classifier is not None:
-                    c = max(c, model.classifier.predict(w))
+                    c = max(c, model.classifier.predict_features(feats))
                 if model.index is not None:
-                    cos, fam = model.index.nearest(w)
+                    cos, fam = model.index.nearest_features(feats.words)
                     if cos > s:
                         s, family = cos, fam
         c_part = _CLASSIFIER_WEIGHT["indirect" if indirect else "direct"] * min(

@@ -30,6 +30,28 @@ def all_features(text: str) -> set[str]:
     return feats
 
 
+def grams(squeezed: str) -> set[str]:
+    """The character 4-grams of `squeezed` (words joined by single spaces), without the `#`
+    that marks them in `all_features`."""
+    return {squeezed[i:i + 4] for i in range(len(squeezed) - 3)}
+
+
+class WindowFeatures:
+    """One window's features, computed once and read by both learned layers: the word set
+    (unigrams and bigrams: the similarity layer's vector, half the classifier's features) and
+    the character 4-grams (the other half). `all_features(text)` is exactly
+    `words | {"#" + g for g in chars}`."""
+
+    __slots__ = ("chars", "words")
+
+    def __init__(self, text: str) -> None:
+        ws = words(text)
+        feats = set(ws)
+        feats.update(f"{a} {b}" for a, b in itertools.pairwise(ws))
+        self.words = feats
+        self.chars = grams(" ".join(ws))
+
+
 def windows(text: str) -> list[str]:
     """Overlapping windows, so an instruction buried in a long document is judged on its own
     neighbourhood instead of being diluted by pages of ordinary text."""

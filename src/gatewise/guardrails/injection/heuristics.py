@@ -18,7 +18,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gatewise.guardrails.injection.heads import pattern_heads, text_heads
+from gatewise.guardrails.injection.heads import (
+    Literals,
+    anchored_heads,
+    has_literals,
+    pattern_heads,
+    required_literals,
+    search_at_heads,
+    text_heads,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +36,8 @@ class Rule:
     direct: float
     indirect: float
     heads: frozenset[str] | None = None  # `heads.pattern_heads`: a text none of these start a word in cannot match
+    anchored: bool = False  # every match starts at a word start (`heads.anchored_heads`): searched from the heads
+    literals: Literals | None = None  # `heads.required_literals`: a text without them cannot match
 
 
 _VERB_IGNORE = r"(?:ignore|disregard|forget|skip|bypass|override|neglect|abandon|discard|set aside|throw out)"
@@ -201,7 +211,9 @@ _RULES_TABLE: tuple[tuple[str, str, float, float], ...] = (
      r"answers?) (?:be |only )?(?:an? )?(?:ai|dan|evil|unrestricted|respond (?:only )?with)", 0.5, 0.7),
 )
 
-RULES: tuple[Rule, ...] = tuple(Rule(c, re.compile(p), d, i, pattern_heads(p)) for c, p, d, i in _RULES_TABLE)
+RULES: tuple[Rule, ...] = tuple(Rule(c, re.compile(p), d, i, pattern_heads(p), anchored_heads(p) is not None,
+                                     required_literals(p))
+                                for c, p, d, i in _RULES_TABLE)
 _QUOTES = "\"'“”‘’«»`"
 
 
@@ -212,14 +224,20 @@ def quoted(text: str, start: int, end: int) -> bool:
     return any(q in before for q in _QUOTES) and any(q in after for q in _QUOTES)
 
 
-def match(text: str, indirect: bool = False) -> tuple[float, list[str]]:
-    """(score 0..1, categories hit) for canonical `text`."""
+def match(text: str, indirect: bool = False, *, heads: set[str] | None = None) -> tuple[float, list[str]]:
+    """(score 0..1, categories hit) for canonical `text`; `heads` is `text_heads(text)` when the
+    caller has it already."""
     best: dict[str, float] = {}
-    words = text_heads(text)
+    words = text_heads(text) if heads is None else heads
     for rule in RULES:
         if rule.heads is not None and rule.heads.isdisjoint(words):
             continue  # none of the words the rule starts with is in the text: no match possible
-        m = rule.pattern.search(text)
+        if rule.anchored:
+            m = search_at_heads(rule.pattern, rule.heads, text, words)  # type: ignore[arg-type]
+        elif rule.literals is not None and not has_literals(rule.literals, text):
+            continue  # a string every match holds is missing
+        else:
+            m = rule.pattern.search(text)
         if m is None:
             continue
         w = rule.indirect if indirect else rule.direct

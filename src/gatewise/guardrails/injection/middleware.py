@@ -15,13 +15,20 @@ records `call.event("prompt_injection", ...)` and the `x-gatewise-injection-flag
 and continues. Both emit a security event. With a `flag_threshold` below the detector's
 threshold, a score between the two is flagged (never blocked) whatever the action: an operator
 blocks above one score and watches a lower band.
-Texts over `offload_chars` are scanned in a worker thread so the event loop never stalls.
+
+Where the scan runs: a request whose scanned texts together exceed `offload_chars` is scanned in
+one job on `executor` (the guards' small dedicated pool, `Guardrails`; the loop's default
+executor without one), so a burst of long prompts never stalls the event loop for the other
+requests it serves; shorter ones are scanned inline, where a thread hand-off would cost more
+than the scan. Targets are scanned in message order and scanning stops at the first one that
+blocks, wherever it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from typing import Any, Literal
 
 from gatewise.errors import PromptInjectionDetected
@@ -77,33 +84,44 @@ class InjectionMiddleware:
     """Once per call, before the cache and the router (see `gatewise.pipeline.core`)."""
 
     def __init__(self, detector: InjectionDetector, *, action: Action = "block", scan_indirect: bool = True,
-                 events: SecurityEventSink | None = None, offload_chars: int = 4096,
-                 flag_threshold: float | None = None) -> None:
+                 events: SecurityEventSink | None = None, offload_chars: int = 512,
+                 flag_threshold: float | None = None, executor: Executor | None = None) -> None:
         self.detector = detector
         self.action = action
         self.flag_threshold = flag_threshold
         self.scan_indirect = scan_indirect
         self.events = events
         self.offload_chars = offload_chars
+        self.executor = executor
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         if call.kind == "chat":
             req = call.chat_request
-            for index, channel, source, text in scan_targets(req.messages, req.metadata,
-                                                             indirect=self.scan_indirect):
-                if not text:
-                    continue
-                verdict = await self._scan(text, source)
-                if verdict.flagged:
-                    self._record(call, index, channel, verdict, self.action)
-                elif self.flag_threshold is not None and verdict.score >= self.flag_threshold:
-                    self._record(call, index, channel, verdict, "flag")
+            targets = [t for t in scan_targets(req.messages, req.metadata, indirect=self.scan_indirect)
+                       if t[3]]
+            if targets:
+                if sum(len(t[3]) for t in targets) > self.offload_chars:
+                    loop = asyncio.get_running_loop()
+                    verdicts = await loop.run_in_executor(self.executor, self._scan_all, targets)
+                else:
+                    verdicts = self._scan_all(targets)
+                for (index, channel, _, _), verdict in zip(targets, verdicts, strict=False):
+                    if verdict.flagged:
+                        self._record(call, index, channel, verdict, self.action)
+                    elif self.flag_threshold is not None and verdict.score >= self.flag_threshold:
+                        self._record(call, index, channel, verdict, "flag")
         return await next(call)
 
-    async def _scan(self, text: str, source: Source) -> Verdict:
-        if len(text) > self.offload_chars:
-            return await asyncio.to_thread(self.detector.scan, text, source)
-        return self.detector.scan(text, source)
+    def _scan_all(self, targets: list[tuple[int, str, Source, str]]) -> list[Verdict]:
+        """Verdicts in target order, up to and including the first one that blocks (the
+        request stops there: what follows it is never looked at)."""
+        out: list[Verdict] = []
+        for _, _, source, text in targets:
+            verdict = self.detector.scan(text, source)
+            out.append(verdict)
+            if verdict.flagged and self.action == "block":
+                break
+        return out
 
     def _record(self, call: Call, index: int, channel: str, verdict: Verdict, action: Action) -> None:
         detail = {"channel": channel, "message_index": index, "score": verdict.score,

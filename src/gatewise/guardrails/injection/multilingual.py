@@ -25,7 +25,7 @@ import unicodedata
 from functools import cache
 from pathlib import Path
 
-from gatewise.guardrails.injection import heads
+from gatewise.guardrails.injection import heads as _heads
 from gatewise.guardrails.injection.heuristics import quoted
 from gatewise.guardrails.injection.normalize import canonical
 
@@ -74,14 +74,17 @@ def _alternatives(lang: str, pattern: str) -> str:
 # Which texts a part can match: the heads (`heads.pattern_heads`) its phrases start with, or, for
 # the language-neutral parts and phrases whose start cannot be read, a regular expression.
 _Gate = frozenset[str] | re.Pattern[str]
-# (intent, language, the parts' gates, the full pattern, weight direct, weight indirect)
-_Rule = tuple[str, str, tuple[_Gate, ...], re.Pattern[str], float, float]
+# (intent, language, the parts' gates, the full pattern, weight direct, weight indirect, how it is
+# searched: the pattern's heads when every match starts at a word start (`heads.anchored_heads`),
+# else the strings every match holds (`heads.required_literals`), else None: searched whole)
+_Rule = tuple[str, str, tuple[_Gate, ...], re.Pattern[str], float, float,
+              frozenset[str] | _heads.Literals | None]
 
 
 def _gate(lang: str, phrases: list[str]) -> _Gate:
     """The part's heads (the first letter only where words are not separated by spaces), or its
     phrases as one expression when their start cannot be read or is not a letter."""
-    found = heads.pattern_heads("|".join(phrases), 1 if lang in _NO_BOUNDARY else heads.HEAD_CHARS)
+    found = _heads.pattern_heads("|".join(phrases), 1 if lang in _NO_BOUNDARY else _heads.HEAD_CHARS)
     return re.compile("|".join(phrases)) if found is None else found
 
 
@@ -110,33 +113,51 @@ def _rules() -> tuple[tuple[str, _Gate, tuple[_Rule, ...]], ...]:
             if a in alts and b in alts:
                 pattern = rf"{alts[a]}.{{0,{gap}}}{alts[b]}|{alts[b]}.{{0,{gap}}}{alts[a]}"
                 rules.append((intent, lang, (gates[a], gates[b]), re.compile(pattern, re.DOTALL), direct,
-                              indirect))
+                              indirect, _anchored(lang, pattern)))
         for intent, p, direct, indirect in _SINGLE:
             if p in alts:
-                rules.append((intent, lang, (gates[p],), re.compile(alts[p]), direct, indirect))
+                rules.append((intent, lang, (gates[p],), re.compile(alts[p]), direct, indirect,
+                              _anchored(lang, alts[p])))
         out.append((lang, any_part, tuple(rules)))
     return tuple(out)
+
+
+def _anchored(lang: str, pattern: str) -> frozenset[str] | _heads.Literals | None:
+    """How a rule is searched: from its heads (`heads.search_at_heads`) in languages whose words
+    are separated (every phrase then starts at a word start), else only in texts holding the
+    strings every match holds; None: searched whole."""
+    starts = None if lang in _NO_BOUNDARY else _heads.anchored_heads(pattern)
+    return starts if starts is not None else _heads.required_literals(pattern)
 
 
 def languages() -> frozenset[str]:
     return frozenset(lang for lang, _, _ in _rules())
 
 
-def match(text: str, indirect: bool = False) -> tuple[float, list[str]]:
+def match(text: str, indirect: bool = False, *, folded: str | None = None,
+          heads: set[str] | None = None) -> tuple[float, list[str]]:
     """(score 0..1, `intent/lang` hits) for any text; the strongest hit per intent counts, intents
-    combine as independent evidence."""
-    folded = fold(text)
-    words, chars = heads.text_heads(folded), set(folded)
+    combine as independent evidence. `folded` (`fold(text)`) and `heads` (its `text_heads`) when
+    the caller has them already."""
+    if folded is None:
+        folded = fold(text)
+    words = _heads.text_heads(folded) if heads is None else heads
+    chars = set(folded)
     best: dict[str, tuple[float, str]] = {}
     for lang, any_part, rules in _rules():
         probe = chars if lang in _NO_BOUNDARY else words
         if not _open(any_part, probe, folded):
             continue
-        for intent, _, parts, pattern, direct, indirect_w in rules:
+        for intent, _, parts, pattern, direct, indirect_w, starts in rules:
             w = indirect_w if indirect else direct
             if w <= best.get(intent, (0.0, ""))[0] or not all(_open(g, probe, folded) for g in parts):
                 continue
-            m = pattern.search(folded)
+            if isinstance(starts, frozenset):
+                m = _heads.search_at_heads(pattern, starts, folded, words)
+            elif starts is None or _heads.has_literals(starts, folded):
+                m = pattern.search(folded)
+            else:
+                continue
             if m is None:
                 continue
             if quoted(folded, m.start(), m.end()):  # talking about an attack, not making one

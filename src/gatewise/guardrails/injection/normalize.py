@@ -48,6 +48,7 @@ _LEET = str.maketrans({"1": "i", "3": "e", "0": "o", "4": "a", "5": "s", "7": "t
 # A word mixing letters with leet digits/symbols, e.g. "1gn0r3", "pr3v10us", "@dmin".
 _LEET_WORD = re.compile(r"(?<![\w@$])(?=[\w@$!|]*[a-z])(?=[\w@$!|]*[013457@$])[a-z013457@$!|]{3,}(?![\w@$])")
 _LEET_INSIDE = re.compile(r"[a-z][013457@$!|]+[a-z]")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Three or more single characters separated by one space/dot/dash/underscore: "i g n o r e".
 _SPACED = re.compile(r"(?<!\w)(?:\w[ .\-_*]){2,}\w(?!\w)")
 _SPACED_SEP = re.compile(r"[ .\-_*]")
@@ -73,11 +74,16 @@ def canonical(text: str, *, despace: bool = False) -> str:
     """NFKC, confusables to Latin, invisible characters removed, whitespace collapsed, lower-cased;
     with `despace`, letter-spaced words ("i g n o r e  a l l") are joined first, while the wider
     gaps between them still tell the words apart."""
-    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES)
-    text = _INVISIBLE.sub("", text)
+    text = _unified(text)
     if despace:
         text = _despace(text)
     return _WS.sub(" ", text).strip().lower()
+
+
+def _unified(text: str) -> str:
+    """NFKC, confusables to Latin, invisible characters removed: what `canonical` changes
+    besides whitespace and case."""
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text).translate(_CONFUSABLES))
 
 
 def _printable(data: bytes) -> str | None:
@@ -128,17 +134,32 @@ def _decode_hex(text: str) -> list[str]:
     return out
 
 
-def _english_ratio(text: str) -> float:
-    words = _WORDS.findall(text)
+_ROT13_COMMON = frozenset(codecs.encode(w, "rot13") for w in _COMMON)
+
+
+def _reads_as_rot13(base: str) -> bool:
+    """Whether rot13 turns `base` into English: the share of common words among its rot13's
+    words is above 0.25 and above twice the share among its own. Read off `base`'s own words:
+    rot13 maps the words (`[a-z]+`) of a text one to one onto those of its rot13, so a word of
+    the rot13 text is common exactly when the word it came from is in the rot13 of the
+    common set."""
+    words = _WORDS.findall(base)
     if not words:
-        return 0.0
-    return sum(1 for w in words if w in _COMMON) / len(words)
+        return False
+    rot_ratio = sum(1 for w in words if w in _ROT13_COMMON) / len(words)
+    return rot_ratio > 0.25 and rot_ratio > 2 * (sum(1 for w in words if w in _COMMON) / len(words))
 
 
 def _is_leet(text: str) -> bool:
     """Leetspeak, not numbers in prose: a digit inside a word ("1gn0r3"), or many mixed words.
-    ("5pm", "4x" alone would otherwise double the scan cost of every text with times in it.)"""
-    hits = _LEET_WORD.findall(text)
+    ("5pm", "4x" alone would otherwise double the scan cost of every text with times in it.)
+    The `@` of an e-mail address ("jane.doe@example.com" reads "doe@example") is not leet
+    either: every address has one, and a prompt with an address in it would be scanned twice."""
+    found = list(_LEET_WORD.finditer(text))
+    if found and "@" in text:
+        addresses = [m.span() for m in _EMAIL.finditer(text)]
+        found = [m for m in found if not any(s <= m.start() and m.end() <= e for s, e in addresses)]
+    hits = [m.group(0) for m in found]
     if not hits:
         return False
     if any(_LEET_INSIDE.search(h) for h in hits):
@@ -154,12 +175,14 @@ def variants(text: str) -> list[Variant]:
     """The canonical text plus one variant per obfuscation found (decoded payloads are scanned
     on their own, then canonicalised too)."""
     tags = _TAGS.findall(text)
-    base = canonical(text)
+    unified = _unified(text)
+    base = _WS.sub(" ", unified).strip().lower()
     out = [Variant("", base)]
     if tags:
         hidden = "".join(chr(ord(c) - 0xE0000) for t in tags for c in t)
         out.append(Variant("unicode_tags", canonical(hidden)))
-    if base != _WS.sub(" ", text).strip().lower():
+    # When normalisation changed no character, `base` is the plain whitespace-and-case form.
+    if unified != text and base != _WS.sub(" ", text).strip().lower():
         if _INVISIBLE.search(text):
             out.append(Variant("invisible", base))
         elif text.translate(_CONFUSABLES) != text:
@@ -173,10 +196,8 @@ def variants(text: str) -> list[Variant]:
         out.append(Variant("base64", canonical(decoded)))
     for decoded in _decode_hex(text):
         out.append(Variant("hex", canonical(decoded)))
-    if len(base) >= 12:
-        rot = codecs.encode(base, "rot13")
-        if _english_ratio(rot) > max(0.25, 2 * _english_ratio(base)):
-            out.append(Variant("rot13", rot))
+    if len(base) >= 12 and _reads_as_rot13(base):
+        out.append(Variant("rot13", codecs.encode(base, "rot13")))
     for m in _COMMENTS.finditer(text):
         body = next((g for g in m.groups() if g), "")
         if body.strip():

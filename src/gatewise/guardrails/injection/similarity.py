@@ -40,8 +40,12 @@ class AttackIndex:
 
     def nearest(self, text: str) -> tuple[float, str | None]:
         """(cosine of the closest known attack, its family) for one canonical window."""
+        return self.nearest_features(word_features(text))
+
+    def nearest_features(self, feats: set[str]) -> tuple[float, str | None]:
+        """`nearest` on a window's word features (`WindowFeatures.words`)."""
         idf = self._idf
-        vec = {f: idf[f] for f in word_features(text) if f in idf}
+        vec = {f: idf[f] for f in feats & idf.keys()}
         if not vec:
             return 0.0, None
         norm = math.sqrt(sum(v * v for v in vec.values()))

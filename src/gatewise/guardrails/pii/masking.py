@@ -139,6 +139,22 @@ def mask_request(request: ChatRequest, find: FindFn, vault: PIIVault, *,
     return outcome
 
 
+def text_size(request: ChatRequest) -> int:
+    """Characters of message text and tool-call arguments: what masking will read, counted
+    without parsing anything (where the work is run is decided on it)."""
+    total = 0
+    for m in request.messages:
+        content = m.content
+        if isinstance(content, str):
+            total += len(content)
+        elif content is not None:
+            total += sum(len(p.text) for p in content if isinstance(p, TextPart))
+        if isinstance(m, AssistantMessage):
+            total += len(m.refusal or "")
+            total += sum(len(tc.function.arguments) for tc in m.tool_calls or ())
+    return total
+
+
 def _texts_of(m: Message) -> list[str]:
     """Every string of a message that masking looks at (JSON argument values included)."""
     out: list[str] = []

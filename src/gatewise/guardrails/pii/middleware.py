@@ -1,9 +1,12 @@
 """`PIIMiddleware`: no personal data leaves unmasked, and the caller gets it back restored.
 
 Runs once per call (input guardrails, before the cache and the router). Detection is CPU work
-(Presidio, optionally spaCy), so it runs on a small dedicated thread pool, never on the event
-loop; the analyzer is built there once, on first use, so a gateway with the guard configured
-but idle pays nothing and `import gatewise` never imports Presidio. The masked request replaces
+(Presidio, optionally spaCy): a request with more than `offload_chars` characters of text is
+masked on a small dedicated thread pool so a burst of guarded prompts never stalls the event
+loop; a tiny one is masked inline, where the hand-off would cost more than the pattern pass
+(with NER, `offload_chars` defaults to 0: the model's pass is never short). The analyzer is built on
+the pool once, on first use, so a gateway with the guard configured but idle pays nothing and
+`import gatewise` never imports Presidio. The masked request replaces
 `call.request` for everything downstream (fallbacks, retries and the ledger see placeholders
 only); the answer is unmasked on the way back, or, for a stream, a `StreamUnmasker` is added to
 the `ChunkStream`. When nothing is found the caller's request object goes through untouched.
@@ -35,6 +38,7 @@ from gatewise.guardrails.pii.masking import (
     PIIAction,
     StreamUnmasker,
     mask_request,
+    text_size,
     unmask_completion,
 )
 from gatewise.guardrails.pii.vault import PIIVault, vault_key
@@ -45,6 +49,8 @@ from gatewise.storage.base import KVStore
 from gatewise.types.responses import ChatCompletion
 
 _ACTION_ORDER = ("block", "mask", "hash", "redact", "flag")
+# Characters of request text above which the pattern pass runs on the pool (`PIIMiddleware`).
+DEFAULT_OFFLOAD_CHARS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +77,14 @@ class PIIPolicy:
 
 class PIIMiddleware:
     def __init__(self, policy: PIIPolicy, *, vault_store: KVStore | None = None,
-                 events: SecurityEventSink | None = None, executor: Executor | None = None) -> None:
+                 events: SecurityEventSink | None = None, executor: Executor | None = None,
+                 offload_chars: int | None = None) -> None:
         self.policy = policy
         self._store = vault_store
         self._events = events
         self._executor = executor
+        self.offload_chars = (offload_chars if offload_chars is not None
+                              else 0 if policy.use_ner else DEFAULT_OFFLOAD_CHARS)
         self._own_executor: ThreadPoolExecutor | None = None
         self._detector: Future[PIIDetector] | None = None
         self._lock = threading.Lock()
@@ -125,13 +134,23 @@ class PIIMiddleware:
     async def __call__(self, call: Call, next: Handler) -> Any:
         if call.kind != "chat":
             return await next(call)
-        detector = await asyncio.wrap_future(self.detector_future())
+        built = self._detector
+        if built is not None and built.done() and not built.cancelled() and built.exception() is None:
+            detector = built.result()
+        else:
+            detector = await asyncio.wrap_future(self.detector_future())
         vault = await self._vault_for(call)
         p = self.policy
-        loop = asyncio.get_running_loop()
-        outcome: MaskOutcome = await loop.run_in_executor(
-            self._pool(), lambda: mask_request(call.chat_request, detector.find, vault,
-                                               actions=p.entities, default=p.default_action))
+        request = call.chat_request
+
+        def mask() -> MaskOutcome:
+            return mask_request(request, detector.find, vault, actions=p.entities,
+                                default=p.default_action)
+
+        if text_size(request) > self.offload_chars:
+            outcome = await asyncio.get_running_loop().run_in_executor(self._pool(), mask)
+        else:
+            outcome = mask()
         # A conversation's earlier turns (kept masked by conversation memory) may bring
         # placeholders back in the answer even when this turn has no personal data.
         earlier = bool(call.conversation) and len(vault) > 0

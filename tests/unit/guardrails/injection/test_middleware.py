@@ -3,12 +3,15 @@ blocked request never reaches the next handler."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from gatewise.errors import PromptInjectionDetected
 from gatewise.guardrails.injection import InjectionDetector, InjectionMiddleware
+from gatewise.guardrails.injection.detector import Source, Verdict
 from gatewise.guardrails.injection.middleware import scan_targets
 from gatewise.pipeline.core import Call, Identity
 from gatewise.types.messages import (
@@ -165,3 +168,43 @@ async def test_below_the_flag_threshold_nothing_is_recorded(detector: InjectionD
     mw = InjectionMiddleware(detector, flag_threshold=0.3)
     assert await mw(call, nxt) == "answer"
     assert call.events == [] and "x-gatewise-injection-flag" not in call.response_headers
+
+
+class ThreadNotingDetector(InjectionDetector):
+    """The shipped detector, noting which thread scans each text."""
+
+    def __init__(self, shared: InjectionDetector) -> None:
+        super().__init__(model=shared.model)
+        self.scanned: list[tuple[str, str]] = []
+
+    def scan(self, text: str, source: Source = "direct") -> Verdict:
+        self.scanned.append((threading.current_thread().name, text[:20]))
+        return super().scan(text, source)
+
+
+async def test_a_long_request_is_scanned_on_the_guard_pool_and_a_short_one_inline(
+        detector: InjectionDetector) -> None:
+    loop_thread = threading.current_thread().name
+    spy = ThreadNotingDetector(detector)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-test") as pool:
+        mw = InjectionMiddleware(spy, offload_chars=500, executor=pool)
+        await mw(chat([UserMessage(content="What is my balance?")]), Next())
+        assert [t for t, _ in spy.scanned] == [loop_thread]
+        spy.scanned.clear()
+        long_turn: list[Message] = [UserMessage(content="Quarterly figures are stable. " * 10),
+                     UserMessage(content="Please summarise them. " * 10)]
+        nxt = Next()
+        await mw(chat(long_turn), nxt)
+        assert nxt.calls == 1
+        assert len(spy.scanned) == 2 and all(t.startswith("guard-test") for t, _ in spy.scanned)
+
+
+async def test_scanning_stops_at_the_first_message_that_blocks(detector: InjectionDetector) -> None:
+    spy = ThreadNotingDetector(detector)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        mw = InjectionMiddleware(spy, offload_chars=0, executor=pool)
+        turn: list[Message] = [UserMessage(content=ATTACK), UserMessage(content="and what is my balance?")]
+        with pytest.raises(PromptInjectionDetected) as info:
+            await mw(chat(turn), Next())
+    assert "message 0" in str(info.value)
+    assert [text for _, text in spy.scanned] == [ATTACK[:20]]

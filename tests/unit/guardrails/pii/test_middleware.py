@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import msgspec
 import pytest
 
 from gatewise.errors import PIIViolation
-from gatewise.guardrails.pii import PIIMiddleware, PIIPolicy
+from gatewise.guardrails.pii import Finding, PIIDetector, PIIMiddleware, PIIPolicy
 from gatewise.pipeline.core import Call, Identity, build_chain
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.storage.memory import MemoryKV
@@ -141,22 +142,45 @@ async def test_a_conversation_keeps_its_placeholders_across_turns_and_replicas()
     assert await store.get("vault:globex:c1") != await store.get("vault:acme:c1")
 
 
-async def test_detection_runs_off_the_event_loop_thread() -> None:
+class ThreadSpy:
+    """The real detector, noting which thread each text is scanned on."""
+
+    def __init__(self, inner: PIIDetector) -> None:
+        self.inner = inner
+        self.threads: list[str] = []
+
+    def find(self, text: str) -> list[Finding]:
+        self.threads.append(threading.current_thread().name)
+        return self.inner.find(text)
+
+
+async def spied(mw: PIIMiddleware) -> ThreadSpy:
+    spy = ThreadSpy(await asyncio.wrap_future(mw.detector_future()))
+    done: Future[Any] = Future()
+    done.set_result(spy)
+    mw._detector = done
+    return spy
+
+
+async def test_a_long_request_is_masked_off_the_event_loop_and_a_short_one_inline() -> None:
     loop_thread = threading.current_thread().name
-    threads: list[str] = []
-    mw = PIIMiddleware(PIIPolicy())
-    detector = await asyncio.wrap_future(mw.detector_future())
-    analyzer = detector._analyzer
-
-    class Spy:
-        def analyze(self, *args: Any, **kw: Any) -> Any:
-            threads.append(threading.current_thread().name)
-            return analyzer.analyze(*args, **kw)
-
-    detector._analyzer = Spy()  # type: ignore[assignment]
-    await build_chain([mw], EchoUpstream())(make_call(f"mail {EMAIL}"))
-    assert threads and all(t != loop_thread and t.startswith("gatewise-pii") for t in threads)
+    up = EchoUpstream()
+    mw = PIIMiddleware(PIIPolicy(), offload_chars=200)
+    spy = await spied(mw)
+    await build_chain([mw], up)(make_call(f"mail {EMAIL}"))
+    assert spy.threads == [loop_thread]
+    spy.threads.clear()
+    long_text = f"mail {EMAIL} " + "and some ordinary words " * 10
+    assert len(long_text) > 200
+    await build_chain([mw], up)(make_call(long_text))
+    assert spy.threads and all(t != loop_thread and t.startswith("gatewise-pii") for t in spy.threads)
+    assert "<EMAIL_1>" in up.sent[1] and EMAIL not in up.sent[1]
     mw.close()
+
+
+def test_with_ner_every_request_is_masked_off_the_event_loop() -> None:
+    assert PIIMiddleware(PIIPolicy(use_ner=True)).offload_chars == 0
+    assert 0 < PIIMiddleware(PIIPolicy()).offload_chars < 1024
 
 
 async def test_the_analyzer_is_built_once_per_guard() -> None:
