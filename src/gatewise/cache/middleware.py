@@ -113,6 +113,8 @@ class CacheMiddleware:
                 raise CacheMissError("this request is never cached (sampled without a seed)")
             headers[HEADER] = "bypass"
             self.stats.record("bypass", team=team, alias=self._counted_as(call.alias))
+            if call.listener is not None:  # the timeline's cache step (`pipeline.steps`)
+                call.event("cache", result="bypass")
             return await next(call)
         alias = call.alias
         scope = scope_of(call.identity, global_scope=policy.global_scope)
@@ -132,11 +134,15 @@ class CacheMiddleware:
                     return await self._hit(call, found.key, found.entry, found.similarity)
             if control.mode == "only-if-cached":
                 self.stats.record("miss", team=team, alias=self._counted_as(alias))
+                if call.listener is not None:
+                    call.event("cache", result="miss")
                 raise CacheMissError("no cached answer for this request")
         bypass = control.mode == "no-cache"
         headers[HEADER] = "bypass" if bypass else "miss"
         self.stats.record("bypass" if bypass else "miss", team=team,
                           alias=self._counted_as(alias))
+        if call.listener is not None:
+            call.event("cache", result="bypass" if bypass else "miss")
         result = await next(call)
         if control.mode == "no-store" or call.alias != alias \
                 or any(h in headers for h in _SERVED_OTHERWISE):
@@ -225,6 +231,11 @@ class CacheMiddleware:
         call.event(CACHE_HIT, key=key, saved_usd=entry.cost_usd or 0.0,
                    deployment=entry.deployment, semantic=semantic)
         call.response_headers[HEADER] = "semantic-hit" if semantic else "hit"
+        if call.listener is not None:
+            if similarity is None:
+                call.event("cache", result="hit")
+            else:
+                call.event("cache", result="semantic_hit", similarity=round(similarity, 4))
         if similarity is not None:  # the entry served is another request's
             call.response_headers[SIMILARITY_HEADER] = f"{similarity:.4f}"
             call.response_headers[KEY_HEADER] = key

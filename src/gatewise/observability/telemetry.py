@@ -25,6 +25,7 @@ from typing import Any
 from gatewise.errors import GatewayError
 from gatewise.observability.logs import FIELDS
 from gatewise.observability.metrics import GatewayMetrics
+from gatewise.observability.recent import RecentFeed
 from gatewise.pipeline.core import Call, Handler
 from gatewise.pipeline.stream import Cancelled, ChunkStream
 
@@ -127,6 +128,9 @@ class TelemetryMiddleware:
         self.metrics = metrics
         self.success_level = logging.INFO if log_requests else logging.DEBUG
         self.lines = RequestLine()
+        # The web console's live request log: the request line's fields, kept only while
+        # somebody reads them (`observability.recent`), so an unwatched gateway pays one check.
+        self.recent = RecentFeed(2000, idle_s=60.0)
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         m = self.metrics
@@ -194,8 +198,14 @@ class TelemetryMiddleware:
         if call.cost_usd:
             m.team_cost.inc((team,), call.cost_usd)
         level = self.success_level if error is None else logging.INFO
+        recent = self.recent
         if self.lines.log.isEnabledFor(level):
-            self.lines.emit(level, request_fields(call, code, latency, error))
+            fields = request_fields(call, code, latency, error)
+            self.lines.emit(level, fields)
+            if recent.active:
+                recent.add({**fields, "ts": time.time()})
+        elif recent.active:
+            recent.add({**request_fields(call, code, latency, error), "ts": time.time()})
 
 
 class RequestLine:

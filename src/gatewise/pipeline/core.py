@@ -37,6 +37,7 @@ exception a middleware can catch and fail over); an embeddings call's is an `Emb
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     from gatewise.providers.deployment import Deployment
 
 CallKind = Literal["chat", "embed"]
+# Hears a call's steps as they happen: (name, data); see `Call.event`.
+StepListener = Callable[[str, dict[str, Any]], None]
+_log = logging.getLogger("gatewise.pipeline")
 
 
 class Identity:
@@ -111,6 +115,7 @@ class Call:
         "identity",
         "internal",
         "kind",
+        "listener",
         "prompt",
         "rag",
         "request",
@@ -181,6 +186,11 @@ class Call:
         self.internal = False
         self.attempts = 0
         self.events: list[tuple[str, dict[str, Any]]] = []
+        # Who hears the steps live (`event`): the REPL, the web console, an HTTP caller that
+        # sent `x-gatewise-steps: 1`, the library's `on_step=`. None (the default) costs one
+        # attribute check per step, and the timeline-only steps (`gatewise.pipeline.steps`)
+        # are not even built.
+        self.listener: StepListener | None = None
         self.response_headers: dict[str, str] = {}
 
     @property
@@ -193,8 +203,17 @@ class Call:
         return None if self.ended is None else self.ended - self.started
 
     def event(self, name: str, **data: Any) -> None:
-        """A structured step of the call, for timelines (REPL), logs and audits."""
+        """A structured step of the call, for timelines (REPL), logs and audits. With a
+        listener, the step also gets `t_ms` (milliseconds since the call started) and is
+        handed over at once; a listener that raises is logged, never fails the call."""
         self.events.append((name, data))
+        listener = self.listener
+        if listener is not None:
+            data["t_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
+            try:
+                listener(name, data)
+            except Exception:
+                _log.warning("step listener failed on %r", name, exc_info=True)
 
 
 Handler = Callable[[Call], Awaitable[Any]]

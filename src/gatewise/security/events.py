@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Protocol
 
+from gatewise.observability.recent import RecentFeed
 from gatewise.pipeline.background import BackgroundTasks
 
 log = logging.getLogger("gatewise.security")
@@ -62,12 +64,17 @@ class GatewayEventSink:
         self._guards = guards
         self._audit = audit
         self._writes = BackgroundTasks("auditing a security event")
+        # The web console's guard events page: the latest events of this process, bounded.
+        self.recent = RecentFeed(1000)
 
     def emit(self, kind: str, action: str, *, request_id: str | None = None,
              tenant: str | None = None, key_id: str | None = None,
              detail: dict[str, Any] | None = None) -> None:
         log_event(kind, action, request_id=request_id, tenant=tenant, key_id=key_id,
                   detail=detail)
+        self.recent.add({"ts": time.time(), "kind": kind, "action": action,
+                         "request_id": request_id, "tenant": tenant, "key_id": key_id,
+                         "detail": dict(detail or {})})
         if self._counter is not None:
             self._counter.inc((kind, action))
         if self._guards is not None:

@@ -1,0 +1,1 @@
+"""Example applications built on gatewise's public API (see README.md)."""

@@ -1,0 +1,1 @@
+"""The banking voice assistant's LLM handler (see README.md)."""

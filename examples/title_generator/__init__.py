@@ -1,0 +1,1 @@
+"""The epic title generator with per-team quotas (see README.md)."""

@@ -1,0 +1,1 @@
+"""The troubleshooting assistant: answers from a documentation folder (see README.md)."""

@@ -1,0 +1,66 @@
+"""`RecentFeed`: a bounded ring of recent records for the web console's live views (the
+request log, guard events), read by polling `after(seq)`.
+
+Each record gets an increasing sequence number, so a reader asks for what came after the last
+one it saw and never misses or repeats one while it keeps up; one that falls more than
+`capacity` behind is told so (`dropped`) instead of being sent an unbounded backlog. The ring
+lives in this process: on many replicas each reports its own traffic (the ledger and the audit
+log remain the shared, durable records).
+
+A feed built with `idle_s` is fed only while somebody watches: a read keeps it active for
+`idle_s` seconds, and the producer checks `active` (one clock read) before building a record,
+so an unwatched gateway pays nothing for the request log's live view.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+Record = dict[str, Any]
+
+
+class RecentFeed:
+    def __init__(self, capacity: int, *, idle_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ring: deque[tuple[int, Record]] = deque(maxlen=capacity)
+        self._seq = 0
+        self._idle_s = idle_s
+        self._clock = clock
+        self._watched_until = float("inf") if idle_s is None else float("-inf")
+
+    @property
+    def active(self) -> bool:
+        """Whether a producer should add records now (always, without `idle_s`)."""
+        return self._clock() < self._watched_until
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def add(self, record: Record) -> None:
+        self._seq += 1
+        self._ring.append((self._seq, record))
+
+    def after(self, seq: int, *, limit: int,
+              keep: Callable[[Record], bool] | None = None) -> tuple[list[Record], int, bool]:
+        """(records after `seq` that `keep` accepts, oldest first and at most `limit` of the
+        newest; the sequence number to ask after next time; whether records were lost to the
+        ring's bound since `seq`). Reading marks the feed watched."""
+        if self._idle_s is not None:
+            self._watched_until = self._clock() + self._idle_s
+        ring = self._ring
+        newest = self._seq
+        if seq > newest:  # a reader from before a restart: start again from now
+            seq = 0
+        dropped = bool(ring) and seq < ring[0][0] - 1
+        out: list[Record] = []
+        for n, record in reversed(ring):
+            if n <= seq or len(out) >= limit:
+                break
+            if keep is None or keep(record):
+                out.append({**record, "seq": n})
+        out.reverse()
+        return out, newest, dropped

@@ -1,0 +1,146 @@
+// Playground: chat with streaming, a model picker from /v1/models and the step timeline the
+// gateway sends as `event: gatewise.step` frames when asked with `x-gatewise-steps: 1`.
+import { api, el, errorBox, heading, state } from "../lib.js";
+
+// Step data worth a line in the timeline (ids, names and numbers only: the gateway never
+// puts prompt text in a step).
+function summary(step) {
+  const skip = new Set(["step", "t_ms"]);
+  return Object.entries(step).filter(([k]) => !skip.has(k)).map(([k, v]) =>
+    `${k}=${typeof v === "object" && v !== null ? JSON.stringify(v) : v}`).join("  ");
+}
+
+// Splits an SSE byte stream into frames ({event, data}); yields as they complete.
+async function* frames(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let i;
+    while ((i = buf.search(/\r?\n\r?\n/)) >= 0) {
+      const raw = buf.slice(0, i);
+      buf = buf.slice(i).replace(/^\r?\n\r?\n/, "");
+      let event = "message";
+      const data = [];
+      for (const line of raw.split(/\r?\n/)) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) yield { event, data: data.join("\n") };
+    }
+  }
+}
+
+export async function render(root) {
+  heading(root, "Playground", "Chat through the gateway with your key; each step of the " +
+    "pipeline (route, cache, attempts, guards, first token, done) appears in the timeline.");
+  const models = await api("/v1/models");
+  const ids = models.data.map(m => m.id).sort();
+  const picker = el("select", { id: "pg-model", name: "model" }, ids.map(id => el("option", { value: id }, id)));
+  const system = el("textarea", { id: "pg-system", name: "system", rows: 2, placeholder: "Optional system prompt" });
+  const prompt = el("textarea", { id: "pg-prompt", name: "prompt", required: true, placeholder: "Say something" });
+  const send = el("button", { type: "submit", id: "pg-send" }, "Send");
+  const stop = el("button", { type: "button", class: "ghost", id: "pg-stop", hidden: true }, "Stop");
+  const clear = el("button", { type: "button", class: "small", id: "pg-clear" }, "New chat");
+  const log = el("div", { class: "messages", id: "pg-messages", "aria-live": "polite", "aria-label": "Conversation", role: "log" });
+  const timeline = el("ol", { class: "timeline", id: "pg-timeline", "aria-label": "Step timeline" });
+  const stats = el("p", { class: "muted", id: "pg-stats" });
+  const form = el("form", { id: "pg-form" },
+    el("div", { class: "row" },
+      el("div", {}, el("label", { for: "pg-model" }, "Model"), picker),
+      el("div", { class: "fit" }, clear)),
+    el("label", { for: "pg-system" }, "System prompt"), system,
+    el("label", { for: "pg-prompt" }, "Message"), prompt,
+    el("div", { class: "row" }, el("div", { class: "fit" }, send), el("div", { class: "fit" }, stop)));
+  root.append(el("div", { class: "chat" },
+    el("div", {}, el("div", { class: "card" }, log), el("div", { class: "card" }, form)),
+    el("div", { class: "card" }, el("h2", {}, "Timeline"), stats, timeline)));
+
+  let history = [];
+  let controller = null;
+  clear.addEventListener("click", () => { history = []; log.replaceChildren(); timeline.replaceChildren(); stats.textContent = ""; });
+  stop.addEventListener("click", () => controller && controller.abort());
+  prompt.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) form.requestSubmit();
+  });
+
+  function bubble(role, text) {
+    const body = el("span", { class: "text" }, text);
+    const node = el("div", { class: `msg ${role}` }, el("span", { class: "who-label" }, role), body);
+    log.append(node);
+    log.scrollTop = log.scrollHeight;
+    return body;
+  }
+
+  function addStep(step) {
+    timeline.append(el("li", { class: `step-${step.step}` },
+      el("span", { class: "t" }, `${Number(step.t_ms || 0).toFixed(1)} ms`),
+      el("strong", {}, step.step),
+      el("div", { class: "d" }, summary(step))));
+    timeline.scrollTop = timeline.scrollHeight;
+    if (step.step === "done") {
+      const u = step.usage || {};
+      stats.textContent = `${u.prompt_tokens ?? "?"} in · ${u.completion_tokens ?? "?"} out · ` +
+        `$${Number(step.cost_usd || 0).toFixed(6)} · ${Number(step.latency_ms || 0).toFixed(0)} ms` +
+        (step.ttft_ms !== undefined ? ` · first token ${Number(step.ttft_ms).toFixed(0)} ms` : "");
+    }
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = prompt.value.trim();
+    if (!text) return;
+    prompt.value = "";
+    timeline.replaceChildren();
+    stats.textContent = "";
+    history.push({ role: "user", content: text });
+    bubble("user", text);
+    const out = bubble("assistant", "");
+    out.parentElement.setAttribute("aria-busy", "true");
+    const messages = system.value.trim() ? [{ role: "system", content: system.value.trim() }, ...history] : history;
+    send.disabled = true; stop.hidden = false;
+    controller = new AbortController();
+    const started = performance.now();
+    let answer = "";
+    try {
+      const resp = await fetch("/v1/chat/completions", {
+        method: "POST", credentials: "same-origin", signal: controller.signal,
+        headers: { "content-type": "application/json", "x-gatewise-steps": "1",
+                   "x-csrf-token": state.session.csrf_token },
+        body: JSON.stringify({ model: picker.value, messages, stream: true,
+                               stream_options: { include_usage: true } }),
+      });
+      if (!resp.ok) {
+        let message = `${resp.status} ${resp.statusText}`;
+        try { const d = await resp.json(); message = d.error.message || message; } catch (_) { /* */ }
+        if (resp.status === 401) window.dispatchEvent(new CustomEvent("gw:signed-out"));
+        throw new Error(message);
+      }
+      for await (const f of frames(resp.body)) {
+        if (f.event === "gatewise.step") { addStep(JSON.parse(f.data)); continue; }
+        if (f.data === "[DONE]") break;
+        const chunk = JSON.parse(f.data);
+        if (chunk.error) throw new Error(chunk.error.message || "the stream failed");
+        for (const c of chunk.choices || []) {
+          const piece = c.delta && c.delta.content;
+          if (piece) { answer += piece; out.textContent = answer; log.scrollTop = log.scrollHeight; }
+        }
+        if (chunk.usage && !stats.textContent) {
+          stats.textContent = `${chunk.usage.prompt_tokens} in · ${chunk.usage.completion_tokens} out · ` +
+            `${(performance.now() - started).toFixed(0)} ms`;
+        }
+      }
+      history.push({ role: "assistant", content: answer });
+    } catch (err) {
+      if (err.name === "AbortError") { history.push({ role: "assistant", content: answer }); }
+      else { out.parentElement.remove(); history.pop(); log.append(el("div", { class: "msg error", role: "alert" }, err.message)); }
+    } finally {
+      out.parentElement && out.parentElement.removeAttribute("aria-busy");
+      send.disabled = false; stop.hidden = true; controller = null;
+    }
+  });
+  return () => controller && controller.abort();
+}
