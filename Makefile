@@ -27,13 +27,15 @@ install: $(BIN)/python
 		'langkit==0.0.35' 'chatterbot-corpus==1.3.3' 'chitchat-dataset==0.9.0'
 
 install-dev: install
-	$(PIP) install -e '.[local,dev,redis,postgres,pii,mcp,semantic,rag,otel]'
+	$(PIP) install -e '.[local,dev,redis,postgres,pii,mcp,semantic,rag,otel,repl,livekit]'
 	# Evaluation only, never trained on (GPL-3.0): one more held-out corpus for the benchmark.
 	$(PIP) install --no-deps 'easyjailbreak==0.1.3'
 	# The semantic cache benchmark's workload (CC BY 4.0 question pairs; no dependencies).
 	$(PIP) install --no-deps 'fow-cache==0.1.0'
 	# promtool and prometheus (Debian's package) check and run deploy/prometheus in the tests.
 	command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y prometheus; }
+	# Debian's Chromium for the console's browser tests (Playwright drives it; no browser download).
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y chromium; }
 
 run: install
 	$(BIN)/gatewise serve

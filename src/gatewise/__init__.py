@@ -34,6 +34,8 @@ _EXPORTS = {
     "fit_messages": "gatewise.accounting.context",
     "TokenEstimate": "gatewise.accounting.estimate",
     "CostEstimate": "gatewise.accounting.estimate",
+    "Title": "gatewise.titles",
+    "TitleStream": "gatewise.titles",
 }
 _ERRORS = (
     "GatewayError", "ConfigError", "InvalidRequestError", "ModelNotFoundRequestError",
@@ -69,6 +71,8 @@ if TYPE_CHECKING:
     from gatewise.pipeline.results import ChatResult as ChatResult
     from gatewise.pipeline.results import ChatStream as ChatStream
     from gatewise.pipeline.results import EmbedResult as EmbedResult
+    from gatewise.titles import Title as Title
+    from gatewise.titles import TitleStream as TitleStream
     from gatewise.tools import McpServer as McpServer
     from gatewise.tools import ToolRegistry as ToolRegistry
     from gatewise.tools import run_tools as run_tools

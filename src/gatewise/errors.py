@@ -261,6 +261,10 @@ class DocumentNotFoundError(NotFoundError):
     code = "document_not_found"
 
 
+class MaintenanceJobNotFoundError(NotFoundError):
+    code = "maintenance_job_not_found"
+
+
 class UnsupportedDocumentError(InvalidRequestError):
     """A document the loaders cannot read: an unknown file type, an empty or malformed file
     (a broken PDF), text that is not UTF-8. Nothing of it is stored."""

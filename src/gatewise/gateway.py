@@ -31,7 +31,8 @@ from gatewise.orchestration.cascade import CascadeResult, Gate, cascade
 from gatewise.orchestration.consensus import ConsensusResult, Normalize, consensus
 from gatewise.orchestration.middleware import OrchestrationMiddleware
 from gatewise.orchestration.parallel import ParallelResult, parallel
-from gatewise.pipeline.core import ANONYMOUS, Call, Identity, Middleware, build_chain
+from gatewise.pipeline import steps
+from gatewise.pipeline.core import ANONYMOUS, Call, Identity, Middleware, StepListener, build_chain
 from gatewise.pipeline.provider_call import ProviderCall
 from gatewise.pipeline.results import CallInfo, ChatResult, ChatStream, EmbedResult
 from gatewise.pipeline.scoped import IdentityScoped
@@ -61,6 +62,7 @@ from gatewise.security.build import Security
 from gatewise.security.rotation import build_key_rotation
 from gatewise.storage.factory import open_stores
 from gatewise.storage.quality import FeedbackRecord
+from gatewise.titles import Titles, check_title_model, with_title_cache, with_title_prompt
 from gatewise.transport.base import Transport
 from gatewise.types.embeddings import EmbeddingResponse
 from gatewise.types.requests import ChatRequest
@@ -131,9 +133,12 @@ class Gateway:
         # vault (original values) is shared through Redis (sealed) when configured.
         self.guardrails = Guardrails(cfg.guardrails, events=self.security_events, tools=tools,
                                      vault_store=self.security.pii_vault_store())
-        # The exact response cache (None unless `cache:` enables it for some alias).
+        # The exact response cache (None unless `cache:` enables it for some alias, or the
+        # title alias's preset does: `gatewise.titles.prompt`).
+        check_title_model(cfg.titles.model, [*self.config.aliases, *cfg.orchestrations])
         self.cache = build_cache(
-            cfg.cache, shared=self.stores.kv, redis=bool(self.config.storage_redis_url),
+            with_title_cache(cfg.cache, cfg.titles.model, enabled=cfg.titles.cache),
+            shared=self.stores.kv, redis=bool(self.config.storage_redis_url),
             deployments={a: [d.id for d in deps] for a, deps in self.config.aliases.items()},
             prices=self.accounting.prices, metrics=self.metrics, embeddings=self)
         # Health checks behind /readyz (providers, stores, the local model, quotas, the API)
@@ -159,7 +164,9 @@ class Gateway:
             self.cache.cache.store if self.cache is not None else None)
         # Prompt templates, few-shot sets and model formats (`prompts:` and the admin API);
         # token and cost estimates before sending, with the same counters and prices.
-        self.prompts = Prompts(cfg.prompts, self.stores.prompts, self.accounting.tokenizers,
+        # The built-in `title` template is added unless the config declares its own.
+        self.prompts = Prompts(with_title_prompt(cfg.prompts, config_file=self.config.file),
+                               self.stores.prompts, self.accounting.tokenizers,
                                self.config.aliases, config_file=self.config.file)
         self.estimator = Estimator(self.accounting.tokenizers, self.accounting.prices,
                                    default_max_tokens=cfg.accounting.default_max_tokens)
@@ -199,8 +206,11 @@ class Gateway:
                                      runner=self, report_quality=self.report_quality)
         for job in self.quality.jobs():  # quality_check, quality_retention
             self.maintenance.register(job)
+        # Kept as an attribute: the web console's live request log reads `telemetry.recent`.
+        self.telemetry = TelemetryMiddleware(self.metrics,
+                                             log_requests=cfg.observability.logging.requests)
         per_call: list[Middleware] = [
-            TelemetryMiddleware(self.metrics, log_requests=cfg.observability.logging.requests),
+            self.telemetry,
             *([self.quality.middleware] if self.quality.middleware is not None else []),
             *([self.experiments] if self.experiments is not None else []),
             self.prompts.middleware,
@@ -243,6 +253,11 @@ class Gateway:
                 guards=self.guardrails.middleware)
         self._chain = build_chain([*per_call, *per_alias, *per_attempt], ProviderCall(self.pool))
         self._sync: SyncRunner | None = None
+        # Epic titles (`gatewise.titles`, `/v1/titles`): the `title` prompt as a chat call.
+        self.titles = Titles(self, default_model=lambda: cfg.titles.model
+                             or self.router.default_model,
+                             temperature=cfg.titles.temperature, run_sync=self._run_sync,
+                             max_depth=cfg.server.max_json_depth)
 
     def _capabilities(self, dep: Deployment) -> Capabilities:
         """What a deployment's model supports, from its provider client (the router caches it)."""
@@ -271,7 +286,13 @@ class Gateway:
             await self.start()
         if self.cache is not None:  # bad cache controls: a 400 before anything is recorded
             self.cache.check(call)
-        return await self._chain(call)
+        if call.listener is None:
+            return await self._chain(call)
+        try:  # a watched call: its timeline ends with `done` or `error` (`pipeline.steps`)
+            return steps.watch(call, await self._chain(call))
+        except Exception as exc:
+            steps.failed(call, exc)
+            raise
 
     async def start(self) -> None:
         """Replays a crashed process's ledger journal and starts background work (ledger
@@ -308,7 +329,8 @@ class Gateway:
                    identity: Identity = ANONYMOUS, conversation: str | None = None,
                    fit_context: bool = False, cache: dict[str, Any] | None = None,
                    template: str | None = None, variables: dict[str, Any] | None = None,
-                   assistant: str | None = None, **params: Any) -> ChatResult:
+                   assistant: str | None = None, on_step: StepListener | None = None,
+                   **params: Any) -> ChatResult:
         """One chat completion. `prompt` is shorthand for a trailing user message;
         `conversation` keys per-conversation state (the PII vault's placeholders);
         `fit_context` trims the oldest history to the model's context window; `cache`
@@ -316,10 +338,14 @@ class Gateway:
         "ttl_s": 60}`); `template` (`name` or `name@version`) renders a prompt template with
         `variables` in front of the messages (which may then be left out). `conversation`
         also keeps the conversation server-side (send only the new turn); `assistant` picks
-        a configured assistant (its model when `model` is not given)."""
+        a configured assistant (its model when `model` is not given). `on_step(name, data)`
+        hears the call's steps as they happen (route, cache, attempts, done; see
+        `gatewise.pipeline.steps`)."""
         params.pop("stream", None)
         call = self._library_call(prompt, model, messages, params, identity, conversation,
                                   fit_context, cache, template, variables, assistant)
+        if on_step is not None:
+            steps.listen(call, on_step)
         out = await self.run(call)
         assert isinstance(out, ChatCompletion)
         return ChatResult(out, CallInfo.of(call))
@@ -332,11 +358,15 @@ class Gateway:
                identity: Identity = ANONYMOUS, conversation: str | None = None,
                fit_context: bool = False, cache: dict[str, Any] | None = None,
                template: str | None = None, variables: dict[str, Any] | None = None,
-               assistant: str | None = None, **params: Any) -> ChatStream:
-        """`async for chunk in gw.stream(...)`; tokens arrive as the model produces them."""
+               assistant: str | None = None, on_step: StepListener | None = None,
+               **params: Any) -> ChatStream:
+        """`async for chunk in gw.stream(...)`; tokens arrive as the model produces them.
+        `on_step` as for `chat` (`first_token` and `done` come as the stream passes them)."""
         params["stream"] = True
         call = self._library_call(prompt, model, messages, params, identity, conversation,
                                   fit_context, cache, template, variables, assistant)
+        if on_step is not None:
+            steps.listen(call, on_step)
         return ChatStream(self._open_stream(call))
 
     def _library_call(self, prompt: str | None, model: str | None,

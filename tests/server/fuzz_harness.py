@@ -36,6 +36,8 @@ def fuzz_config(state_dir: Path, *, postgres_url: str | None = None,
                        postgres_schema=postgres_schema or "gatewise_fuzz")
     return {
         "models": {alias: [{"model": model}] for alias, model in MODELS.items()},
+        # So `/v1/titles` (whose `model` is optional) reaches a model, not a 404.
+        "default_model": "chat",
         "server": {"master_key": MASTER, "warmup": False},
         "storage": storage,
     }

@@ -296,3 +296,14 @@ def test_with_a_pii_policy_the_conversation_is_stored_masked(tmp_path: Path) -> 
         assert all(email not in r.body.decode() for r in upstream.requests)
     assert len(stored) == 4 and "<EMAIL_1>" in stored[0]["content"]
     assert all(email not in str(m) for m in stored)
+
+
+def test_assistants_are_listed_as_models_a_client_can_pick(server: GatewayServer) -> None:
+    with _client(server) as c:
+        listed = {m.id: m for m in c.models.list().data}
+        assert "assistant/northbank" in listed
+        assert listed["assistant/northbank"].model_extra["served_by"] == "gpt"
+        one = c.models.retrieve("assistant/northbank")
+        assert one.id == "assistant/northbank"
+        with pytest.raises(openai.NotFoundError):
+            c.models.retrieve("assistant/nobody")

@@ -199,6 +199,24 @@ async def test_kv_purge_removes_what_expired(kv: Any) -> None:
     assert await kv.get("kept") == b"x"
 
 
+async def test_kv_trim_keeps_the_latest_to_expire_under_the_prefix_only(kv: Any) -> None:
+    """The shared cache's size cap: values under the prefix beyond `keep` go, soonest to
+    expire first (no expiry is latest); sets, counters and other prefixes are not counted."""
+    for i in range(6):
+        await kv.set(f"c:v1:e{i}", b"x", ttl=100 + i)
+    await kv.set("c:v1:forever", b"x")
+    await kv.add_members("c:v1:tag", ["e0"], ttl=100)
+    await kv.incr_fields("c:v1:stats", {"hits": 1})
+    await kv.set("other:e", b"x", ttl=1)
+    assert await kv.trim("c:v1:", 3) == 4
+    assert [i for i in range(6) if await kv.get(f"c:v1:e{i}") is not None] == [4, 5]
+    assert await kv.get("c:v1:forever") == b"x"
+    assert await kv.members("c:v1:tag") == ["e0"]
+    assert await kv.fields("c:v1:stats") == {"hits": 1}
+    assert await kv.get("other:e") == b"x"
+    assert await kv.trim("c:v1:", 3) == 0
+
+
 # -- counters ----------------------------------------------------------------------------------
 
 async def test_reserve_is_all_or_nothing_at_the_limit(counters: Any) -> None:

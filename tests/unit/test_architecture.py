@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                   "gatewise.observability.health", "gatewise.maintenance")),
     ("compound features", ("gatewise.orchestration", "gatewise.guardrails", "gatewise.tools",
                            "gatewise.prompts", "gatewise.memory", "gatewise.rag",
-                           "gatewise.quality")),
+                           "gatewise.quality", "gatewise.titles")),
     ("composition", ("gatewise.gateway",)),
     ("surfaces", ("gatewise.server", "gatewise.cli", "gatewise")),
 ]

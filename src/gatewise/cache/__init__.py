@@ -41,11 +41,14 @@ def build_cache(config: CacheConfig, *, shared: KVStore | None, redis: bool,
         config.store == "shared" or (config.store == "auto" and redis))
     store: KVStore = shared if use_shared and shared is not None \
         else LRUStore(config.max_entries, max_bytes=config.max_bytes)
-    return CacheMiddleware(ResponseCache(store, max_entry_bytes=config.max_entry_bytes), policy,
-                           deployments=deployments, prices=prices, metrics=metrics,
-                           maintenance_interval_s=config.maintenance_interval_s,
-                           semantic=build_semantic(config, store if use_shared else None,
-                                                   embeddings, aliases=deployments.keys()))
+    mw = CacheMiddleware(ResponseCache(store, max_entry_bytes=config.max_entry_bytes), policy,
+                         deployments=deployments, prices=prices, metrics=metrics,
+                         maintenance_interval_s=config.maintenance_interval_s,
+                         semantic=build_semantic(config, store if use_shared else None,
+                                                 embeddings, aliases=deployments.keys()))
+    if use_shared:  # a shared store keeps what it is given: the purge trims it to size
+        mw.maintenance.max_entries = config.max_entries
+    return mw
 
 
 def build_semantic(config: CacheConfig, store: KVStore | None,

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from gatewise.cache.key import PREFIX
 from gatewise.cache.stats import CacheStats
 from gatewise.observability.metrics import GatewayMetrics
 from gatewise.storage.base import KVStore
@@ -39,6 +40,11 @@ class CacheMaintenance:
         self.purged = 0
         self.last_run: float | None = None
         self._evicted = 0
+        # `cache.max_entries` for a shared store (SQLite, PostgreSQL, Redis), which does not
+        # evict on its own: each purge then trims the entries to it (`build_cache` sets it;
+        # None for the in-process store, whose own caps evict as it goes).
+        self.max_entries: int | None = None
+        self.trimmed = 0
         # The gateway's maintenance scheduler runs the purge and the flush as jobs: then
         # `start` leaves the loop here off.
         self.scheduled = False
@@ -63,7 +69,22 @@ class CacheMaintenance:
         self.last_run = self._clock()
         if self._metrics is not None and purged:
             self._metrics.cache_evictions.inc(("expired",), purged)
+        await self.trim()
         return purged
+
+    async def trim(self) -> int:
+        """Holds a shared store to `max_entries` response entries (those that would expire
+        soonest go: with one TTL, the oldest); returns how many went."""
+        trim = getattr(self._store, "trim", None)
+        if self.max_entries is None or trim is None:
+            return 0
+        trimmed = int(await trim(PREFIX, self.max_entries))
+        self.trimmed += trimmed
+        if self._metrics is not None and trimmed:
+            self._metrics.cache_evictions.inc(("size",), trimmed)
+        if trimmed:
+            log.info("cache trimmed %d entries to max_entries=%d", trimmed, self.max_entries)
+        return trimmed
 
     async def flush(self) -> None:
         """This process's share: its statistics to the store, and what its in-process store's

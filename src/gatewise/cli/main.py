@@ -1,12 +1,15 @@
 """`gatewise serve | chat | models | check | keys | teams | budgets | usage | audit | cache |
-rag | experiments | eval`: thin wrappers over the library, the server and the governance stores."""
+rag | experiments | eval | repl | maintenance | prompts | conversations`: thin wrappers over
+the library, the server and the governance stores."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from gatewise import __version__
 
@@ -20,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--config", "-c", help="gatewise.yaml or a LiteLLM config.yaml")
     s.add_argument("--host", default=None, help="default 127.0.0.1 (or server.host)")
     s.add_argument("--port", type=int, default=None, help="default 4000 (or server.port)")
+    s.add_argument("--workers", type=int, default=None, choices=range(1, 65), metavar="N",
+                   help="processes sharing the port (default 1, or server.workers)")
     s.add_argument("--no-warmup", action="store_true", help="load local models on first use")
     s.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                    help="default observability.logging.level (info)")
@@ -43,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--config", "-c")
     k.add_argument("--offline", action="store_true", help="validate config only, no calls")
 
+    from gatewise.cli import repl
+
+    repl.add_parser(sub)
+
     from gatewise.cli.admin import add_parsers
 
     add_parsers(sub)
@@ -57,7 +66,21 @@ def _parser() -> argparse.ArgumentParser:
 
     experiments.add_parsers(sub)
     eval_cli.add_parsers(sub)
+    from gatewise.cli import conversations, maintenance, prompts
+
+    maintenance.add_parsers(sub)
+    prompts.add_parsers(sub)
+    conversations.add_parsers(sub)
     return p
+
+
+# Commands that are one coroutine `run(args)` in their own module (imported only when used).
+_ASYNC_COMMANDS = {
+    "cache": "gatewise.cli.cache", "rag": "gatewise.cli.rag",
+    "experiments": "gatewise.cli.experiments", "maintenance": "gatewise.cli.maintenance",
+    "prompts": "gatewise.cli.prompts", "conversations": "gatewise.cli.conversations",
+    **dict.fromkeys(("keys", "teams", "budgets", "usage", "audit"), "gatewise.cli.admin"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,30 +96,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gatewise.cli.chat import chat
 
             return asyncio.run(chat(args))
+        if args.command == "repl":
+            from gatewise.cli import repl
+
+            return repl.run(args)
         if args.command == "models":
             return _models(args)
         if args.command == "check":
             return asyncio.run(_check(args))
-        if args.command == "cache":
-            from gatewise.cli import cache
-
-            return asyncio.run(cache.run(args))
-        if args.command == "rag":
-            from gatewise.cli import rag
-
-            return asyncio.run(rag.run(args))
-        if args.command == "experiments":
-            from gatewise.cli import experiments
-
-            return asyncio.run(experiments.run(args))
+        module = _ASYNC_COMMANDS.get(args.command)
+        if module is not None:
+            run: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = \
+                importlib.import_module(module).run
+            return asyncio.run(run(args))
         if args.command == "eval":
             from gatewise.cli import eval as eval_cli
 
             return eval_cli.run(args)
-        if args.command in ("keys", "teams", "budgets", "usage", "audit"):
-            from gatewise.cli.admin import run
-
-            return asyncio.run(run(args))
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

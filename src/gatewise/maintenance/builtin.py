@@ -34,10 +34,11 @@ class CacheCleanupJob:
         self.exclusive = shared
 
     async def run(self) -> dict[str, Any]:
+        trimmed = self._m.trimmed
         purged = await self._m.purge()
         if not self.exclusive:
             await self._m.flush()
-        return {"purged": purged}
+        return {"purged": purged, "trimmed": self._m.trimmed - trimmed}
 
 
 class CacheStatsJob:

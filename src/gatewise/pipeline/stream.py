@@ -12,6 +12,7 @@ sent, so every producer of ready answers streams them one way.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -152,6 +153,11 @@ class ChunkStream:
             for complete in self._completions:
                 await complete(self.call)
             self._finish(None)
+            raise
+        except asyncio.CancelledError:
+            # The consumer was cancelled mid-read (the client left): an abandoned stream,
+            # recorded as one (499), not as the gateway's own failure.
+            self._finish(_Cancelled())
             raise
         except BaseException as exc:
             self._finish(exc)

@@ -16,7 +16,9 @@ Ingestion adds documents a few at a time, so:
 Tokens are Unicode-aware (`tokenize`): case-folded, split on non-word characters and on
 underscores, CJK runs as characters plus their bigrams (Chinese and Japanese write no
 spaces), a few English function words dropped (they match every document and only cost
-time). No stemming: it would need a stemmer package and a language guess per chunk.
+time), and a code written with a hyphen (`E-412`, `ISO-8601`, `v2-beta`) also kept whole
+(`e412`), so `E412` finds it and it outranks documents that merely contain an `e`.
+No stemming: it would need a stemmer package and a language guess per chunk.
 """
 
 from __future__ import annotations
@@ -40,12 +42,17 @@ _CJK_RUN = re.compile(f"([{_CJK}]+)")
 _STOP = frozenset(["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has",
                    "have", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this",
                    "to", "was", "were", "will", "with"])
+# A code joined by hyphens, letters and digits both present: E-412, ISO-8601, X-2-B.
+_CODE = re.compile(r"(?<![\w-])(?=[\w-]*\d)(?=[\w-]*[^\W\d_])[^\W_]+(?:-[^\W_]+)+(?![\w-])")
 K1, B = 1.5, 0.75
 
 
 def tokenize(text: str) -> list[str]:
+    folded = text.casefold()
     out: list[str] = []
-    for word in _WORD.findall(text.casefold()):
+    if "-" in folded:
+        out.extend(code.replace("-", "") for code in _CODE.findall(folded))
+    for word in _WORD.findall(folded):
         if word.isascii():
             if word not in _STOP:
                 out.append(word)

@@ -155,5 +155,8 @@ class SealedKV:
     async def purge_expired(self) -> int:
         return int(await self._inner.purge_expired())
 
+    async def trim(self, prefix: str, keep: int) -> int:
+        return int(await self._inner.trim(prefix, keep))
+
     async def aclose(self) -> None:
         return None  # the inner store belongs to whoever opened it

@@ -290,11 +290,13 @@ class PromptCreate(Input):
 
 # An A/B experiment's name (`experiments:` keys; `gatewise.quality.experiments` checks them).
 ExperimentName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.\-]{1,64}" + END)]
+# A maintenance job's name (`gatewise.maintenance`: purge_cache, quality_check, ...).
+JobName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.\-]{1,64}" + END)]
 # Every `{name}` of the admin route templates, and what it may be.
 PATH_PARAMS: dict[str, Any] = {"prompt": PromptName, "version": PromptVersion,
                                "key_id": KeyRef, "team_id": TeamId, "budget_id": BudgetId,
                                "name": CredentialName, "cache_key": CacheKey, "tag": CacheTag,
-                               "experiment": ExperimentName}
+                               "experiment": ExperimentName, "job": JobName}
 
 T = TypeVar("T")
 

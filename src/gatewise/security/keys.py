@@ -30,6 +30,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gatewise.errors import (
@@ -93,6 +94,9 @@ class KeyManager:
         self._cache: dict[str, tuple[float, _Entry | None]] = {}
         # Bumped by every invalidation: a store read that raced one is not cached.
         self._epoch = 0
+        # Store reads in flight by key id: when a cached key expires under load, every
+        # request for it until the read lands shares that one read (not one read each).
+        self._loading: dict[str, asyncio.Task[_Entry | None]] = {}
         self._used: dict[str, float] = {}
         self._pubsub: PubSub | None = None
         self._owns_pubsub = False
@@ -117,8 +121,11 @@ class KeyManager:
         now = self._clock()
         hit = self._cache.get(key_id)
         entry = await self._load(key_id, now) if hit is None or hit[0] <= now else hit[1]
-        if entry is None or not hmac.compare_digest(
-                hashlib.sha256(secret.encode()).digest(), entry.digest):
+        return self._admit(key_id, entry, hashlib.sha256(secret.encode()).digest(), now)
+
+    def _admit(self, key_id: str, entry: _Entry | None, digest: bytes, now: float) -> Identity:
+        """The checks after the (cached) read: secret, revocation, expiry."""
+        if entry is None or not hmac.compare_digest(digest, entry.digest):
             self._deny(key_id, "invalid")
             raise UnauthorizedError(_INVALID)
         if entry.revoked is not None:
@@ -130,12 +137,44 @@ class KeyManager:
         self._used[key_id] = now
         return entry.identity
 
+    async def authenticate_digest(self, key_id: str, digest: bytes) -> Identity:
+        """A web-console session's check (`gatewise.server.console.sessions`): the session
+        keeps the key id and its secret's sha256, never the secret, and every request runs
+        the same cached read, revocation and expiry checks as `authenticate`, so revoking or
+        expiring the key ends its sessions as fast as it ends bearer use. `master` is the
+        master key (its sha256, compared with the configured one)."""
+        if key_id == "master":
+            if self._master is None or not hmac.compare_digest(digest, self._master):
+                self._deny(None, "invalid")
+                raise UnauthorizedError(_INVALID)
+            return self.master_identity()
+        now = self._clock()
+        hit = self._cache.get(key_id)
+        entry = await self._load(key_id, now) if hit is None or hit[0] <= now else hit[1]
+        return self._admit(key_id, entry, digest, now)
+
     def _deny(self, key_id: str | None, reason: str) -> None:
         if self._events is not None:
             self._events.emit("auth", "deny", key_id=key_id, detail={"reason": reason})
 
     async def _load(self, key_id: str, now: float) -> _Entry | None:
-        epoch = self._epoch
+        """The key's entry from the store, one read at a time per key id. The read is a task of
+        its own, so a caller that goes away (its request cancelled) does not cancel it for
+        the others waiting on it."""
+        task = self._loading.get(key_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._read(key_id, now, self._epoch))
+            self._loading[key_id] = task
+            task.add_done_callback(partial(self._loaded, key_id))
+        return await asyncio.shield(task)
+
+    def _loaded(self, key_id: str, task: asyncio.Task[_Entry | None]) -> None:
+        if self._loading.get(key_id) is task:
+            del self._loading[key_id]
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every waiter may have gone
+
+    async def _read(self, key_id: str, now: float, epoch: int) -> _Entry | None:
         rec = await self.store.get_key(key_id)
         entry = None
         if rec is not None:
@@ -296,16 +335,19 @@ class KeyManager:
     # -- invalidation, local and across replicas ----------------------------------------------
     def invalidate(self, key_id: str) -> None:
         self._cache.pop(key_id, None)
+        self._loading.clear()  # a read begun before the change: later callers read again
         self._epoch += 1
 
     def invalidate_team(self, team: str) -> None:
         for key_id in [k for k, (_, e) in self._cache.items()
                        if e is not None and e.identity.team == team]:
             del self._cache[key_id]
+        self._loading.clear()
         self._epoch += 1
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._loading.clear()
         self._epoch += 1
 
     async def _changed(self, key_id: str) -> None:

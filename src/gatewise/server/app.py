@@ -29,6 +29,8 @@ from gatewise.server.openapi import build_openapi
 from gatewise.server.routes.admin import match_admin
 from gatewise.server.routes.chat import handle_chat
 from gatewise.server.routes.completions import handle_completions
+from gatewise.server.routes.console import PREFIX as _CONSOLE
+from gatewise.server.routes.console import ConsoleRoutes
 from gatewise.server.routes.conversations import handle_delete, handle_get, handle_list
 from gatewise.server.routes.embeddings import handle_embeddings
 from gatewise.server.routes.estimates import handle_cost_estimate, handle_token_count
@@ -39,6 +41,9 @@ from gatewise.server.routes.messages import handle_count_tokens, handle_messages
 from gatewise.server.routes.models import handle_model, handle_models
 from gatewise.server.routes.rag import PREFIXES as _RAG
 from gatewise.server.routes.rag import match_rag
+from gatewise.server.routes.responses import PREFIXES as _RESPONSES
+from gatewise.server.routes.responses import handle_create, match_responses
+from gatewise.server.routes.titles import handle_titles
 
 log = logging.getLogger("gatewise.server")
 Route = Callable[[RequestContext], Awaitable[None]]
@@ -89,15 +94,22 @@ class GatewayApp:
             self._routes[("POST", f"{prefix}/cost/estimate")] = handle_cost_estimate
             self._routes[("GET", f"{prefix}/conversations")] = handle_list
             self._routes[("POST", f"{prefix}/feedback")] = handle_feedback
+            self._routes[("POST", f"{prefix}/responses")] = partial(self.inflight.run,
+                                                                    route=handle_create)
         # Anthropic's SDK takes the server's root as its base URL: these live under /v1 only.
         self._routes[("POST", "/v1/messages")] = partial(self.inflight.run,
                                                          route=handle_messages)
         self._routes[("POST", "/v1/messages/count_tokens")] = handle_count_tokens
+        # Epic titles (`routes/titles.py`): a chat call under the same guard as chat.
+        self._routes[("POST", "/v1/titles")] = partial(self.inflight.run, route=handle_titles)
         self._routes[("GET", "/healthz")] = handle_healthz
         self._routes[("GET", "/readyz")] = self._readyz
         self._routes[("GET", "/metrics")] = handle_metrics
         self._routes[("GET", "/openapi.json")] = self._openapi_route
         self._paths = {p for _, p in self._routes}
+        # The web console (`routes/console.py`): public static files and its own sign-in;
+        # its session cookie authenticates API calls in `_authenticate`.
+        self.console = ConsoleRoutes(gateway, enabled=self._master is not None)
 
     async def _models(self, ctx: RequestContext) -> None:
         await handle_models(ctx, self._created)
@@ -115,7 +127,13 @@ class GatewayApp:
         raw = header(scope, b"authorization") or b""
         token = raw[7:].strip() if raw[:7].lower() == b"bearer " else b""
         if not token:
-            return False
+            if raw:
+                return False
+            try:  # the web console's health page: its session cookie + CSRF token
+                console = await self.console.identity(scope)
+            except Exception:
+                return False
+            return console is not None and console.can("usage:read")
         if hmac.compare_digest(token, self._master):
             return True
         if not token.startswith(b"sk-gw-"):
@@ -175,6 +193,13 @@ class GatewayApp:
         if route is None and path.startswith(_RAG):
             rag = match_rag(method, scope)
             route = None if rag is None or isinstance(rag, list) else rag
+        if route is None and path.startswith(_RESPONSES):  # /v1/responses/{id}[/input_items]
+            stored = match_responses(method, path)
+            route = None if stored is None or isinstance(stored, list) else stored
+        console = route is None and path.startswith(_CONSOLE)
+        if console:  # public: the sign-in page and its files; the session checks itself
+            served = self.console.match(method, scope)
+            route = None if served is None or isinstance(served, list) else served
         if route is None:
             allowed = self._allowed_methods(path)
             status = 405 if allowed else 404
@@ -189,7 +214,7 @@ class GatewayApp:
         try:
             if admin_params is not None and self._master is None:
                 raise ForbiddenError("the admin API is disabled: set 'server.master_key'")
-            if self._master is not None and path not in _PUBLIC:
+            if self._master is not None and path not in _PUBLIC and not console:
                 ctx.identity = await self._authenticate(scope, request_id)
             await route(ctx)
         except ConnectionResetError:
@@ -215,6 +240,12 @@ class GatewayApp:
         if path.startswith(_RAG):
             rag = match_rag("", {"path": path})
             methods.update(rag if isinstance(rag, list) else ())
+        if path.startswith(_RESPONSES):
+            stored = match_responses("", path)
+            methods.update(stored if isinstance(stored, list) else ())
+        if path.startswith(_CONSOLE):
+            served = self.console.match("", {"path": path})
+            methods.update(served if isinstance(served, list) else ())
         return sorted(methods)
 
     async def _authenticate(self, scope: Scope, request_id: str) -> Identity:
@@ -230,6 +261,10 @@ class GatewayApp:
         if token.startswith(b"sk-gw-"):
             # The key manager reports its own denials as security events.
             return await keys.authenticate(token.decode("latin-1"))
+        if not token and not raw:  # a key always wins over the web console's session
+            console = await self.console.identity(scope)  # cookie + CSRF token, or a 401
+            if console is not None:
+                return console
         self._deny(request_id, "missing key" if not token else "unknown key")
         raise UnauthorizedError("Invalid or missing API key for this gateway")
 

@@ -18,6 +18,8 @@ from gatewise.server.openapi_conversations import SCHEMAS as CONVERSATION_SCHEMA
 from gatewise.server.openapi_conversations import conversation_paths
 from gatewise.server.openapi_rag import SCHEMAS as RAG_SCHEMAS
 from gatewise.server.openapi_rag import rag_paths
+from gatewise.server.openapi_responses import responses_paths, responses_schemas
+from gatewise.server.openapi_titles import titles_paths, titles_schemas
 from gatewise.server.routes.estimates import ESTIMATE_TYPES, estimate_paths
 from gatewise.server.routes.feedback import SCHEMAS as FEEDBACK_SCHEMAS
 from gatewise.server.routes.feedback import feedback_paths
@@ -49,7 +51,9 @@ _MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by"],
                                        "properties": {"id": {"type": "string"},
                                                       "model": {"type": "string"},
                                                       "provider": {"type": "string"},
-                                                      "ready": {"type": "boolean"}}}}}}
+                                                      "ready": {"type": "boolean"}}}},
+                         "served_by": {"type": "string", "description": "an assistant "
+                                       "(`assistant/<name>`): the alias that serves it"}}}
 # `GET /v1/models?expand=deployments` (`server/routes/models.py`).
 _EXPAND = {"name": "expand", "in": "query", "required": False,
            "description": "`deployments`: list the provider models behind each alias",
@@ -277,7 +281,9 @@ def build_openapi() -> dict[str, Any]:
     components.update(CONVERSATION_SCHEMAS)
     components.update(FEEDBACK_SCHEMAS)
     components.update(RAG_SCHEMAS)
+    components.update(titles_schemas())
     components.update(anthropic_schemas())
+    components.update(responses_schemas())
     _add_request_rules(components)
     admin_paths, admin_components = admin_openapi(bearer)
     for name, schema in admin_components.items():
@@ -294,9 +300,11 @@ def build_openapi() -> dict[str, Any]:
             **_api_paths(bearer),
             **conversation_paths(bearer, _errors, _json),
             **rag_paths(bearer, _errors, _json),
+            **titles_paths(bearer, _errors, _CALL_ERRORS, _CACHE_REQUEST_HEADERS),
             **estimate_paths(bearer),
             **feedback_paths(bearer, _errors, _json),
             **anthropic_paths(bearer),
+            **responses_paths(bearer, _errors, _json),
             **admin_paths,
         },
     }

@@ -53,6 +53,17 @@ class KVStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+class TrimmableKV(Protocol):
+    """A shared key-value store that can be held to a size (the response cache's
+    `max_entries` on SQLite, PostgreSQL and Redis; the in-process cache evicts on its own)."""
+
+    async def trim(self, prefix: str, keep: int) -> int:
+        """Keeps at most `keep` values under `prefix` (sets and counters are not counted),
+        removing those that would expire soonest (no expiry counts as latest): with one TTL,
+        the oldest go first. Returns how many went. Run by a maintenance job."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     key: str

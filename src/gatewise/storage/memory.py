@@ -77,6 +77,17 @@ class MemoryKV:
     async def fields(self, key: str) -> dict[str, float]:
         return dict(self._fields.get(key, {}))
 
+    async def trim(self, prefix: str, keep: int) -> int:
+        under = [(float("inf") if exp is None else exp, k)
+                 for k, (_, exp) in self._data.items() if k.startswith(prefix)]
+        if len(under) <= keep:
+            return 0
+        under.sort()
+        gone = under[:len(under) - keep]
+        for _, k in gone:
+            del self._data[k]
+        return len(gone)
+
     async def purge_expired(self) -> int:
         now = self._clock()
         dead = [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]

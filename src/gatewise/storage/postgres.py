@@ -223,6 +223,14 @@ class PostgresKV(_PgStore):
                 f"SELECT f, v FROM {self._s}.kv_field WHERE k = %s", (key,))).fetchall()
             return {f: float(v) for f, v in rows}
 
+    async def trim(self, prefix: str, keep: int) -> int:
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                f"DELETE FROM {self._s}.kv WHERE k IN (SELECT k FROM {self._s}.kv "
+                f"WHERE starts_with(k, %s) ORDER BY expires DESC NULLS FIRST, k OFFSET %s)",
+                (prefix, keep))
+            return cur.rowcount
+
     async def purge_expired(self) -> int:
         async with self._conn() as conn:
             n = 0

@@ -169,6 +169,13 @@ class SQLiteKV:
 
         return await self._db.run(q)
 
+    async def trim(self, prefix: str, keep: int) -> int:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return await self._db.run(lambda c: c.execute(
+            "DELETE FROM kv WHERE k IN (SELECT k FROM kv WHERE k LIKE ? ESCAPE '\\' "
+            "ORDER BY COALESCE(expires, 1e308) DESC, k LIMIT -1 OFFSET ?)",
+            (escaped + "%", keep)).rowcount)
+
     async def purge_expired(self) -> int:
         def q(c: sqlite3.Connection) -> int:
             now = time.time()

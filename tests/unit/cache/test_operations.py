@@ -190,6 +190,27 @@ async def test_the_maintenance_job_reports_size_evictions_and_purges() -> None:
     assert 'gatewise_cache_evictions_total{reason="expired"} 2' in text
 
 
+async def test_a_shared_store_is_trimmed_to_max_entries_by_the_cleanup_job(
+        tmp_path: Any) -> None:
+    """SQLite keeps what it is given: the cleanup job holds the entries to `max_entries`,
+    the oldest first, and counts them as size evictions."""
+    cfg, w = parse_config({
+        "models": {"m": [{"model": "fake/echo"}]},
+        "storage": {"database": "sqlite", "state_dir": str(tmp_path)},
+        "cache": {"enabled": True, "store": "shared", "max_entries": 3}})
+    async with Gateway(resolve_config(cfg, None, {}, w)) as gw:
+        for i in range(5):
+            await ask(gw, f"question {i}")
+        assert all([await cached(gw, f"question {i}") for i in range(5)])
+        outcome = await gw.maintenance.run_once("cache_cleanup")
+        assert outcome == "ok"
+        (row,) = [r for r in gw.maintenance.status() if r["job"] == "cache_cleanup"]
+        assert row["summary"] == {"purged": 0, "trimmed": 2}
+        assert [await cached(gw, f"question {i}") for i in range(5)] == [
+            False, False, True, True, True]
+        assert 'gatewise_cache_evictions_total{reason="size"} 2' in gw.metrics.render()
+
+
 async def test_the_gateway_runs_the_cache_job_on_its_maintenance_scheduler() -> None:
     gw = Gateway(config(maintenance_interval_s=3600))
     await gw.start()

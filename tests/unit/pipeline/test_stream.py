@@ -71,6 +71,33 @@ async def test_abandoning_a_stream_closes_the_source_and_records_a_cancel() -> N
     assert len(finished) == 1 and isinstance(finished[0], Cancelled)
 
 
+async def test_a_reader_cancelled_mid_read_is_recorded_as_an_abandoned_stream() -> None:
+    """The server cancels the task reading the stream when the client leaves: that is a
+    cancel (499 in logs and metrics), not the gateway failing with CancelledError (500)."""
+    import asyncio
+
+    waiting = asyncio.Event()
+
+    async def src() -> AsyncIterator[ChatCompletionChunk]:
+        yield _chunk("first")
+        waiting.set()
+        await asyncio.sleep(3600)
+        yield _chunk("never")
+
+    finished: list[BaseException | None] = []
+    s = ChunkStream(_call(), src(), include_usage=False)
+    s.on_finish(lambda c, e: finished.append(e))
+    await s.prefetch()
+    await s.__anext__()
+    reader = asyncio.ensure_future(s.__anext__())
+    await waiting.wait()
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    await s.aclose()
+    assert len(finished) == 1 and isinstance(finished[0], Cancelled)
+
+
 async def test_an_observer_sees_every_chunk_from_the_prefetched_one_on_and_changes_none() -> None:
     async def src() -> AsyncIterator[ChatCompletionChunk]:
         for text in ("a", "b", "c"):

@@ -56,6 +56,20 @@ def test_tokens_are_casefolded_words_and_cjk_characters_with_bigrams() -> None:
     assert tokenize("error E1234X in v2") == ["error", "e1234x", "v2"]
 
 
+def test_hyphenated_codes_are_also_kept_whole() -> None:
+    assert tokenize("See E-412 and ISO-8601, not well-known") == [
+        "e412", "iso8601", "see", "e", "412", "iso", "8601", "not", "well", "known"]
+
+
+def test_codes_match_however_they_are_written() -> None:
+    texts = ["What the LED colours mean: white is booting, red is an error.",
+             "Error E-412 means the satellite lost its backhaul link.",
+             "Error E-413 means the firmware image failed to verify."]
+    index = CollectionIndex.from_arrays(chunks("d", texts), embed_now(texts))
+    assert texts_of(index, index.bm25_search("What does error E-412 mean?", 1)) == [texts[1]]
+    assert texts_of(index, index.bm25_search("E412", 1)) == [texts[1]]
+
+
 def test_bm25_ranks_rare_exact_terms_first() -> None:
     texts = ["the printer shows error E1234X when the tray is empty",
              "error messages are listed in the manual",

@@ -25,6 +25,8 @@ from gatewise.server.routes.admin import (
     credentials,
     experiments,
     keys,
+    live,
+    maintenance,
     prompts,
     retention,
     teams,
@@ -43,7 +45,8 @@ __all__ = ["ADMIN_API", "ADMIN_ROUTES", "match_admin"]
 # In the OpenAPI document's order.
 ADMIN_API: list[AdminRoute] = [*keys.ROUTES, *teams.ROUTES, *budgets.ROUTES, *usage.ROUTES,
                                *audit.ROUTES, *credentials.ROUTES, *retention.ROUTES,
-                               *cache.ROUTES, *prompts.ROUTES, *experiments.ROUTES]
+                               *cache.ROUTES, *prompts.ROUTES, *experiments.ROUTES,
+                               *live.ROUTES, *maintenance.ROUTES]
 
 # (method, path template, the permission it needs, handler): the table's short form.
 ADMIN_ROUTES: list[tuple[str, str, str, RouteHandler]] = [
