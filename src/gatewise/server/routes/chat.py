@@ -111,7 +111,7 @@ async def _with_steps(ctx: RequestContext, call: Call) -> None:
         await asyncio.wait((run,))
         if not run.cancelled() and isinstance(run.exception() or run.result(), ChunkStream):
             await run.result().aclose()  # it had just opened: close it all the same
-        if started and _shutdown_cut(ctx):
+        if started and shutdown_cut(ctx):
             await _send_shutdown_error(send, call)
             return
         raise
@@ -150,12 +150,12 @@ async def stream_sse(ctx: RequestContext, call: Call, stream: ChunkStream,
         # Cut by the guard (the client left, or the shutdown grace period ended) or cancelled
         # by the server: stop generating, close the upstream, record the tokens delivered.
         await stream.aclose()
-        if not started or not _shutdown_cut(ctx):
+        if not started or not shutdown_cut(ctx):
             raise  # nobody to answer, or `InFlight.run` answers (a 503 if nothing was sent)
         await _send_shutdown_error(send, call)
 
 
-def _shutdown_cut(ctx: RequestContext) -> bool:
+def shutdown_cut(ctx: RequestContext) -> bool:
     """The guard cut this request for the shutdown (and the cancellation was only that)."""
     guard = ctx.guard
     return guard is not None and guard.cut is Cut.SHUTDOWN and guard.absorb() is not None

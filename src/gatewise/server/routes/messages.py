@@ -27,8 +27,7 @@ from gatewise.server.anthropic.outbound import StreamTranslator, message_body
 from gatewise.server.context import RequestContext
 from gatewise.server.errors import error_body
 from gatewise.server.http import respond
-from gatewise.server.lifecycle import Cut
-from gatewise.server.routes.chat import call_headers
+from gatewise.server.routes.chat import call_headers, shutdown_cut
 from gatewise.types.responses import ChatCompletion
 
 _encode = msgspec.json.Encoder().encode
@@ -77,9 +76,7 @@ async def _stream(ctx: RequestContext, call: Call, stream: ChunkStream,
         await _pump(ctx, stream, call, out)
     except asyncio.CancelledError:
         await stream.aclose()  # stop generating, close the upstream, record what was sent
-        guard = ctx.guard
-        if (not started or guard is None or guard.cut is not Cut.SHUTDOWN
-                or guard.absorb() is None):
+        if not started or not shutdown_cut(ctx):
             raise
         exc = ServerShuttingDownError("The server is shutting down; this stream was cut short")
         await send({"type": "http.response.body", "body": _error_event(exc, call),

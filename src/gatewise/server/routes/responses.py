@@ -41,7 +41,6 @@ from gatewise.pipeline.stream import ChunkStream
 from gatewise.server.context import RequestContext
 from gatewise.server.errors import error_body
 from gatewise.server.http import respond
-from gatewise.server.lifecycle import Cut
 from gatewise.server.responses.inbound import (
     RESPONSE_ID_PATTERN,
     ParsedRequest,
@@ -58,7 +57,7 @@ from gatewise.server.responses.outbound import (
 )
 from gatewise.server.responses.store import ResponseStore
 from gatewise.server.routes.admin.common import query_params
-from gatewise.server.routes.chat import call_headers
+from gatewise.server.routes.chat import call_headers, shutdown_cut
 from gatewise.types.responses import ChatCompletion
 
 log = logging.getLogger("gatewise.server")
@@ -138,9 +137,7 @@ async def _stream(ctx: RequestContext, call: Call, stream: ChunkStream, out: Str
         await _pump(ctx, stream, call, out, save)
     except asyncio.CancelledError:
         await stream.aclose()  # stop generating, close the upstream, record what was sent
-        guard = ctx.guard
-        if (not started or guard is None or guard.cut is not Cut.SHUTDOWN
-                or guard.absorb() is None):
+        if not started or not shutdown_cut(ctx):
             raise
         exc = ServerShuttingDownError("The server is shutting down; this stream was cut short")
         await send({"type": "http.response.body", "body": _failure(exc, call, out),
