@@ -7,13 +7,14 @@ benign text, next to the in-sample figure (a model trained on every source, the 
 included). Then the same per attack family, the everyday-turn set (`data/everyday.txt`, never
 trained on) through the shipped detector and the all-sources model, and the cost in ms per KB.
 
-    .venv/bin/python bench/injection_eval.py [--misses]
+    .venv/bin/python bench/injection_eval.py [--misses] [--semantic]
 
 Exit status 0 when the issue's targets hold, 1 otherwise: recall >= 0.90 on every held-out
 attack corpus (its direct, indirect, persona, extraction and exfiltration attacks) and on the
 direct and indirect families, >= 0.80 on obfuscated and non-English attacks; FPR <= 0.01 on the
 everyday set, <= 0.03 on hard negatives. `--misses` prints the first texts judged wrongly per
-corpus (local tuning only: they are prompt bodies). Runs in about a minute and a half on one core.
+corpus (local tuning only: they are prompt bodies). `--semantic` evaluates every model with the
+opt-in embedding head (`semantic.py`). Runs in a few minutes on an idle core.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from importlib import metadata
 
 from gatewise.guardrails.injection.corpus import ATTACK_CATEGORIES, BENIGN_CATEGORIES, corpus
+from gatewise.guardrails.injection.detector import semantic_available
 from gatewise.guardrails.injection.evaluation import leave_one_source_out
 
 CORPUS_RECALL = 0.90  # every held-out attack corpus, obfuscated and non-English samples aside
@@ -49,14 +51,16 @@ def _verdict(op: str, bound: float, value: float) -> tuple[bool, str]:
 def main() -> int:
     show_misses = "--misses" in sys.argv
     t0 = time.perf_counter()
-    report = leave_one_source_out()
+    semantic = "--semantic" in sys.argv
+    report = leave_one_source_out(semantic=semantic)
     elapsed = time.perf_counter() - t0
     samples = corpus()
     sources = list(dict.fromkeys(s.source for s in samples))
     print(f"leave-one-source-out over {len(sources)} sources, {len(samples)} samples "
           f"({sum(s.attack for s in samples)} attacks); {elapsed:.0f} s "
           f"(training {report.train_seconds:.0f} s)")
-    print("sources: " + ", ".join(f"{s} {_version(s)}" for s in sources) + "\n")
+    print("sources: " + ", ".join(f"{s} {_version(s)}" for s in sources))
+    print(f"embedding head: {'on' if semantic and semantic_available() else 'off'}\n")
     ok = True
     print(f"{'held-out corpus':<24} {'role':<6} {'metric':<6} {'n':>4} {'LOSO':>6} {'core n':>6} "
           f"{'core':>6} {'in-sample':>9} {'ms/KB':>6}  target")
@@ -94,7 +98,7 @@ def main() -> int:
     if show_misses:
         for text in report.everyday_misses[:20]:
             print("      ", repr(text))
-    print(f"cost: {report.scan_seconds * 1000 / max(report.scan_chars / 1024, 1e-9):.2f} ms/KB "
+    print(f"cost: {report.scan_seconds * 1000 / max(report.scan_chars / 1024, 1e-9):.2f} CPU ms/KB "
           f"over {report.scan_chars / 1024:.0f} KB of held-out text (one core)")
     print("\ntargets " + ("met" if ok else "MISSED"))
     return 0 if ok else 1

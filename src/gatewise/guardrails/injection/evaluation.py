@@ -30,7 +30,14 @@ from gatewise.guardrails.injection.corpus import (
     select,
     trainable,
 )
-from gatewise.guardrails.injection.detector import InjectionDetector, Source, train_model
+from gatewise.guardrails.injection.detector import (
+    InjectionDetector,
+    InjectionModel,
+    Source,
+    semantic_available,
+    train_model,
+    training_rows,
+)
 from gatewise.guardrails.injection.obfuscate import OBFUSCATORS
 
 _OBFUSCATED_CHARS = 600  # an encoded payload is a paragraph, not a 4 KB manifesto
@@ -152,8 +159,21 @@ def _scan(detector: InjectionDetector, s: Sample) -> bool:
     return detector.scan(s.text, channel).flagged
 
 
+def _trainer(semantic: bool) -> Callable[[list[Sample], list[Sample]], InjectionModel]:
+    """`train_model` with one training-vector memo shared by every fold (when the embedding head
+    is installed): vectors do not depend on labels, so each text is embedded once, while the head
+    itself is trained afresh, without the held-out source, in every fold."""
+    if not semantic or not semantic_available():
+        return lambda attacks, benign: train_model(attacks, benign)
+    rows = training_rows()
+    return lambda attacks, benign: train_model(attacks, benign, semantic=True, embeddings=rows)
+
+
 def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = OBFUSCATED_PER_CORPUS,
-                         progress: Callable[[str], None] | None = None) -> LosoReport:
+                         progress: Callable[[str], None] | None = None, *,
+                         semantic: bool = False) -> LosoReport:
+    """`semantic=True`: every model with the embedding head (opt-in), the shipped one included,
+    for a side-by-side with the default layers."""
     samples = corpus()
     sources = list(dict.fromkeys(s.source for s in samples))
     tests: dict[tuple[str, bool], list[Sample]] = {}
@@ -171,17 +191,18 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
     families: dict[str, tuple[Tally, Tally]] = {}
     train_s = scan_s = 0.0
     scan_chars = 0
+    fit = _trainer(semantic)
     for src in sources:
         t0 = time.perf_counter()
         train = trainable([s for s in samples if s.source != src])
-        model = train_model([s for s in train if s.attack], [s for s in train if not s.attack])
+        model = fit([s for s in train if s.attack], [s for s in train if not s.attack])
         train_s += time.perf_counter() - t0
         detector = InjectionDetector(model=model)
         for h in held:
             if h.source != src:
                 continue
             h.trained_on = model.trained_on
-            t0 = time.perf_counter()
+            t0 = time.thread_time()  # CPU, not wall: the cost figure must not depend on the load
             for s in tests[src, h.attack]:
                 hit = _scan(detector, s)
                 h.loso.add(hit)
@@ -191,14 +212,14 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
                 if hit != h.attack and len(h.misses) < 20:
                     h.misses.append(f"[{s.category}] {s.text}")
                 h.chars += len(s.text)
-            h.seconds = time.perf_counter() - t0
+            h.seconds = time.thread_time() - t0
             scan_s += h.seconds
             scan_chars += h.chars
         if progress:
             progress(f"held out {src}: trained on {model.trained_on} texts")
     t0 = time.perf_counter()
     every = trainable(samples)
-    everything = train_model([s for s in every if s.attack], [s for s in every if not s.attack])
+    everything = fit([s for s in every if s.attack], [s for s in every if not s.attack])
     train_s += time.perf_counter() - t0
     all_detector = InjectionDetector(model=everything)
     for h in held:
@@ -206,7 +227,7 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
             hit = _scan(all_detector, s)
             h.in_sample.add(hit)
             families[s.category][1].add(hit)
-    shipped = InjectionDetector()
+    shipped = InjectionDetector(semantic=semantic)
     shipped.warm_up()
     everyday_shipped, everyday_all, everyday_misses = Tally(), Tally(), []
     for s in everyday_samples():

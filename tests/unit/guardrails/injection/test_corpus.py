@@ -69,7 +69,7 @@ def test_everyday_set_has_500_distinct_turns_and_shares_none_with_training_data(
 def test_leave_one_source_out_never_trains_on_the_held_out_source(monkeypatch: pytest.MonkeyPatch) -> None:
     trained: list[set[str]] = []
 
-    def fake_train(attacks=None, benign=None):  # type: ignore[no-untyped-def]
+    def fake_train(attacks=None, benign=None, **_options):  # type: ignore[no-untyped-def]
         trained.append({s.source for s in [*(attacks or []), *(benign or [])]})
         return InjectionModel(None, None, 0)
 
@@ -91,7 +91,7 @@ def test_the_shipped_model_trains_on_every_permissive_corpus_but_never_the_every
     indexed: list[Sample] = []
     monkeypatch.setattr(detector, "AttackIndex", lambda samples: indexed.extend(samples))
     monkeypatch.setattr(detector, "_calibrated_floor", lambda attacks, benign: 0.8)
-    model = detector.train_model()
+    model = detector.train_model(semantic=False)
     attack_sources = {s.source for s in corpus() if s.attack and s.category != "indirect"}
     assert {s.source for s in indexed} == attack_sources - EVAL_ONLY_SOURCES
     assert model.trained_on > 4000 and model.classifier_floor == 0.8
