@@ -265,7 +265,7 @@ async def ingestion(docs: list[Any], tokens: int) -> dict[str, Any]:
                                     "models": {"m": [{"model": "fake/echo"}]}}))
         async with Gateway(str(path)) as gw:
             rag = build_rag(gw.config, embeddings=gw, tokenizers=gw.accounting.tokenizers,
-                            embedder=ThreadedEmbedder(MiniLMEmbedder(threads=2)))
+                            embedder=ThreadedEmbedder(MiniLMEmbedder(workers=2)))  # as built
             from gatewise.pipeline.core import Identity
 
             me = Identity(key_id="bench")

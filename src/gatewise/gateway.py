@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from gatewise.accounting.build import Accounting
 from gatewise.accounting.context import ContextFitMiddleware
 from gatewise.accounting.estimate import CostEstimate, Estimator, TokenEstimate
+from gatewise.accounting.usage import cost_of
 from gatewise.cache import build_cache
 from gatewise.config.loader import ResolvedConfig, load_config
 from gatewise.errors import GatewayError, InvalidRequestError, ModelNotFoundRequestError
@@ -25,6 +26,7 @@ from gatewise.observability.collectors import breaker_collector
 from gatewise.observability.health import build_health
 from gatewise.observability.incidents import IncidentRecorder
 from gatewise.observability.metrics import GatewayMetrics
+from gatewise.observability.recent_shared import build_request_log
 from gatewise.observability.telemetry import TelemetryMiddleware
 from gatewise.observability.tracing import build_tracing
 from gatewise.orchestration.cascade import CascadeResult, Gate, cascade
@@ -48,6 +50,7 @@ from gatewise.quality.experiments import build_middleware as build_experiment_mi
 from gatewise.rag.answer import RagSpec
 from gatewise.rag.build import build_rag
 from gatewise.rag.middleware import build_middleware as build_rag_middleware
+from gatewise.rag.timeline import pii_covered
 from gatewise.resilience import build_breakers
 from gatewise.resilience.breaker_middleware import BreakerMiddleware
 from gatewise.resilience.fallback import FallbackMiddleware
@@ -140,14 +143,16 @@ class Gateway:
             with_title_cache(cfg.cache, cfg.titles.model, enabled=cfg.titles.cache),
             shared=self.stores.kv, redis=bool(self.config.storage_redis_url),
             deployments={a: [d.id for d in deps] for a, deps in self.config.aliases.items()},
-            prices=self.accounting.prices, metrics=self.metrics, embeddings=self)
+            prices=self.accounting.prices, metrics=self.metrics, embeddings=self,
+            remote=bool(self.config.storage_redis_url) or cfg.storage.database == "postgres",
+            pubsub_url=self.config.storage_redis_url,
+            channel=f"{cfg.storage.redis_prefix}cache:invalidate")
         # Health checks behind /readyz (providers, stores, the local model, quotas, the API)
         # and maintenance jobs run by one replica at a time; other parts add their jobs with
         # `self.maintenance.register(job)` (`gatewise.maintenance`).
         self.health = build_health(
             self.config, pool=self.pool, stores=self.stores, metrics=self.metrics,
             budgets=self.accounting.budgets,
-            available=self.breakers.available if breaking else None,
             credential=lambda name: self.security.vault.get(name, count=False))
         self.operations = build_operations(self.config, self.stores, self.health,
                                            security=self.security, cache=self.cache,
@@ -175,7 +180,7 @@ class Gateway:
         self.conversations: ConversationMemory = build_memory(
             self.config, self.stores.conversations, prices=self.accounting.prices,
             tokenizers=self.accounting.tokenizers, runner=self,
-            forget=self.guardrails.forget_conversation,
+            forget=self.guardrails.forget_conversation, restore=self.guardrails.restore,
             reported_window=lambda d: self.router.capabilities.get(d).context_window)
         assistants, memory = build_middlewares(self.config, self.conversations)
         # Knowledge bases (`rag:`): collections, ingestion, search. The store opens, the
@@ -188,7 +193,8 @@ class Gateway:
         # retrieved text like the rest of the request (`gatewise.rag.middleware`).
         self.rag_answers = build_rag_middleware(cfg.rag, self.rag, self.rag.searcher,
                                                 templates=self.prompts.middleware,
-                                                window=self.conversations.windows.budget)
+                                                window=self.conversations.windows.budget,
+                                                pii_covered=pii_covered(cfg.guardrails))
         self._started = False
         self._start_lock = asyncio.Lock()
         # Once per call: the ledger (sees every outcome), a RAG call's collection, access,
@@ -203,12 +209,14 @@ class Gateway:
         # Quality scores and records (`gatewise.quality`): right inside telemetry, so it sees
         # every outcome and the caller's alias; `gw.quality.store` holds the rows.
         self.quality = build_quality(self.config, self.stores.quality, metrics=self.metrics,
-                                     runner=self, report_quality=self.report_quality)
+                                     runner=self, report_quality=self.report_quality,
+                                     mask=self.guardrails.mask_texts)
         for job in self.quality.jobs():  # quality_check, quality_retention
             self.maintenance.register(job)
         # Kept as an attribute: the web console's live request log reads `telemetry.recent`.
-        self.telemetry = TelemetryMiddleware(self.metrics,
-                                             log_requests=cfg.observability.logging.requests)
+        self.telemetry = TelemetryMiddleware(
+            self.metrics, log_requests=cfg.observability.logging.requests,
+            recent=build_request_log(self.stores.recent_log))
         per_call: list[Middleware] = [
             self.telemetry,
             *([self.quality.middleware] if self.quality.middleware is not None else []),
@@ -223,7 +231,9 @@ class Gateway:
         if memory is not None:  # inside the guardrails: it keeps the masked conversation
             per_call.append(memory)
         if cfg.orchestrations:
-            per_call.append(OrchestrationMiddleware(cfg.orchestrations))
+            prices = self.accounting.prices
+            per_call.append(OrchestrationMiddleware(
+                cfg.orchestrations, price=lambda c: cost_of(c, prices)))
         per_call += middlewares
         if self.router.resolves:
             per_call.append(RouteResolveMiddleware(self.router))
@@ -306,6 +316,7 @@ class Gateway:
                 if self.cache is not None:
                     self.cache.start()
                 self.operations.start()
+                self.telemetry.recent.start()
                 self._started = True
 
     # -- library API -------------------------------------------------------------------------
@@ -604,6 +615,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.operations.aclose()  # jobs stop, leases go, before what they work on
+        await self.telemetry.recent.aclose()  # the live log's last batch goes out
         await self.guardrails.aclose()
         await self.rag.aclose()
         await self.prompts.aclose()

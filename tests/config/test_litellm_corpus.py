@@ -150,7 +150,8 @@ def _database(r: ResolvedConfig) -> None:
 
 
 def _alerting(r: ResolvedConfig) -> None:
-    assert r.config.accounting.alert_webhook is None  # Slack is not a JSON webhook
+    # Slack's incoming webhook takes the spend alerts (their JSON carries Slack's `text`).
+    assert r.config.accounting.alert_webhook == "https://hooks.slack.com/services/T0000/B0000/XXXX"
 
 
 def _budgets(r: ResolvedConfig) -> None:

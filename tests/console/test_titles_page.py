@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.browser import ARTIFACTS, launch, open_page, sign_in, watch_errors
+from tests.console.browser import ARTIFACTS, open_page, sign_in, watch_errors
 from tests.fakes.gateway import GatewayServer
 from tests.fakes.server import FakeServer
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 MASTER = "sk-master-titles-page"
 
@@ -53,15 +53,6 @@ def keys(gw: GatewayServer) -> dict[str, str]:
                                          "role": "member", "rpm": 1})
     broke = _admin(gw, "/admin/keys", {"name": "broke", "team": "broke", "role": "member"})
     return {"member": member["key"], "limited": limited["key"], "broke": broke["key"]}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

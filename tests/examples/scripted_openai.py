@@ -6,7 +6,7 @@ arguments, then answer this text". Each request takes the next entry of `srv.scr
 `ScriptedUpstream` kept on the app), which is answer text, a list of `(tool, arguments)`
 pairs (arguments as a dict, or a raw string to script malformed JSON), or a callable of the
 request body returning one of those. An empty script answers with the last user text.
-Bodies and SSE streams follow OpenAI's documented shapes, as `openai_fake` does, and every
+Bodies and SSE streams follow OpenAI's documented shapes (`tests/fakes/chat_answer.py`), and every
 request is recorded by `FakeServer` for assertions on what the gateway sent upstream.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.chat_answer import answer
 from tests.fakes.common import last_user_text, words
 from tests.fakes.server import FakeServer
 
@@ -61,45 +62,11 @@ def make_app_for(script: ScriptedUpstream) -> Callable[[FakeServer], web.Applica
             turn = script.next(body)
             content = turn if isinstance(turn, str) else None
             calls = _calls(turn, len(script.bodies)) if isinstance(turn, list) else []
-            finish = "tool_calls" if calls else "stop"
             usage = {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
             base = {"id": f"chatcmpl-script{len(script.bodies)}", "created": int(time.time()),
                     "model": body.get("model", ""), "system_fingerprint": "fp_script"}
-            if not body.get("stream"):
-                msg: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
-                if calls:
-                    msg["tool_calls"] = calls
-                return web.json_response(dict(base, object="chat.completion", usage=usage,
-                                              choices=[{"index": 0, "message": msg,
-                                                        "logprobs": None,
-                                                        "finish_reason": finish}]))
-            resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
-            await resp.prepare(request)
-
-            async def send(delta: dict[str, Any], reason: str | None = None) -> None:
-                chunk = dict(base, object="chat.completion.chunk", choices=[
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}])
-                await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-
-            await send({"role": "assistant", "content": ""})
-            for i, c in enumerate(calls):
-                await send({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
-                                            "function": {"name": c["function"]["name"],
-                                                         "arguments": ""}}]})
-                args = c["function"]["arguments"]
-                for j in range(0, len(args), 7):
-                    await send({"tool_calls": [{"index": i,
-                                                "function": {"arguments": args[j:j + 7]}}]})
-            for piece in words(content or ""):
-                if piece:
-                    await send({"content": piece})
-            await send({}, finish)
-            if (body.get("stream_options") or {}).get("include_usage"):
-                chunk = dict(base, object="chat.completion.chunk", choices=[], usage=usage)
-                await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-            await resp.write(b"data: [DONE]\n\n")
-            await resp.write_eof()
-            return resp
+            return await answer(request, body, base, content=content, calls=calls,
+                                usage=usage, split=words, arg_step=7)
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", chat)

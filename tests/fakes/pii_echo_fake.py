@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.chat_answer import answer
 from tests.fakes.common import last_user_text
 from tests.fakes.server import FakeServer
 
@@ -29,6 +30,10 @@ def _texts(body: dict[str, Any]) -> list[str]:
     return out
 
 
+def _threes(text: str) -> list[str]:
+    return [text[i:i + 3] for i in range(0, len(text), 3)]
+
+
 def make_app(srv: FakeServer) -> web.Application:
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -42,42 +47,11 @@ def make_app(srv: FakeServer) -> web.Application:
             call = {"id": "call_echo1", "type": "function",
                     "function": {"name": tools[0]["function"]["name"], "arguments": args}}
             content = None
-        finish = "tool_calls" if call else "stop"
         usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
         base = {"id": "chatcmpl-echo", "created": int(time.time()), "model": model,
                 "system_fingerprint": "fp_echo"}
-        if not body.get("stream"):
-            msg: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
-            if call:
-                msg["tool_calls"] = [call]
-            return web.json_response(dict(base, object="chat.completion", usage=usage, choices=[
-                {"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}]))
-        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await resp.prepare(request)
-
-        async def send(delta: dict[str, Any], finish_reason: str | None = None) -> None:
-            chunk = dict(base, object="chat.completion.chunk", choices=[
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-
-        await send({"role": "assistant", "content": ""})
-        if call:
-            await send({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
-                                        "function": {"name": call["function"]["name"], "arguments": ""}}]})
-            args = call["function"]["arguments"]
-            for i in range(0, len(args), 4):
-                await send({"tool_calls": [{"index": 0, "function": {"arguments": args[i:i + 4]}}]})
-        else:
-            assert content is not None
-            for i in range(0, len(content), 3):
-                await send({"content": content[i:i + 3]})
-        await send({}, finish)
-        if (body.get("stream_options") or {}).get("include_usage"):
-            chunk = dict(base, object="chat.completion.chunk", choices=[], usage=usage)
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-        return resp
+        return await answer(request, body, base, content=content, calls=[call] if call else [],
+                            usage=usage, split=_threes, arg_step=4)
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)

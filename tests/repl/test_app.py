@@ -16,9 +16,15 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from gatewise.cli.repl.app import ReplApp
-from gatewise.cli.repl.backends import HttpBackend
+from gatewise.cli.repl.backends import HttpBackend, InProcessBackend
+from gatewise.cli.repl.export import export_markdown
 from gatewise.cli.repl.history import History
 from gatewise.cli.repl.pipeline import PipelineRunner, parse_pipeline
+from gatewise.cli.repl.timeline import cost_summary
+from gatewise.config.loader import parse_config, resolve_config
+from gatewise.gateway import Gateway
+from gatewise.pipeline.core import ANONYMOUS
+from gatewise.rag.types import LoadedDocument, Section
 from tests.fakes.gateway import GatewayServer
 from tests.fakes.openai_fake import _prompt_tokens
 from tests.fakes.server import FakeServer
@@ -314,3 +320,65 @@ def test_the_runner_offline_sends_every_step_to_the_default_model(tmp_path: Path
     assert [runner.model_of(s) for s in spec.steps] == [None, None]
     runner.answer_model = "local"
     assert runner.model_of(spec.answer) == "local"
+
+
+def _kb_and_fan_out(upstream: FakeServer, tmp_path: Path) -> InProcessBackend:
+    """The test gateway plus a knowledge-base alias (`kb`, embeddings from the fake upstream)
+    and a parallel orchestration (`both`: gpt and other at once)."""
+    config = gateway_config(upstream, tmp_path)
+    dep = {"api_base": upstream.url + "/v1", "api_key": "sk-upstream"}
+    config["models"]["kb"] = [{"model": "openai/gpt-4o-mini", **dep}]
+    config["models"]["emb"] = [{"model": "openai/text-embedding-3-small", **dep}]
+    config["rag"] = {"embedder": "emb", "store": "memory", "scan_injection": "off",
+                     "aliases": {"kb": {"collection": "handbook", "k": 2}}}
+    config["orchestrations"] = {"both": {"mode": "parallel", "models": ["gpt", "other"]}}
+    cfg, warnings = parse_config(config)
+    return InProcessBackend(Gateway(resolve_config(cfg, None, {}, warnings)), "in process")
+
+
+async def test_a_retrieval_block_lists_each_chunk_with_its_scores_and_a_preview(
+        upstream: FakeServer, tmp_path: Path) -> None:
+    backend = _kb_and_fan_out(upstream, tmp_path)
+    gw = backend.gateway
+    await gw.start()
+    await gw.rag.create_collection(ANONYMOUS, "handbook")
+    await gw.rag.ingest(ANONYMOUS, "handbook", [
+        LoadedDocument("leave.md", (Section("Employees get 25 days of paid leave per year."),),
+                       {"source": "handbook/leave.md"}),
+        LoadedDocument("payroll.md", (Section("Salaries are paid on the 25th of the month."),),
+                       {"source": "handbook/payroll.md"})])
+    app = make_app_for(backend, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await submit(pilot, "/model kb")
+        await turn(app, pilot, "how many days of paid leave")
+        rag = block(app, "rag").data
+        assert {c["document_id"] for c in rag["chunks"]} == {"leave.md", "payroll.md"}
+        text = screen_text(app)
+        assert "retrieval" in text and "hits from handbook" in text
+        leave = next(c for c in rag["chunks"] if c["document_id"] == "leave.md")
+        where = f"[{leave['source_index']}]" if leave["status"] == "source" else "("
+        assert f"#{leave['rank']} {where}" in text
+        assert "handbook/leave.md · leave.md#0 · score " in text and "rrf " in text
+        assert "“Employees get 25 days of paid leave per year.”" in text
+        md = export_markdown(app.blocks, "c")
+        assert "  - #1 " in md and "leave.md#0" in md
+
+
+async def test_an_orchestrations_branches_are_blocks_of_their_own_and_cost_once(
+        upstream: FakeServer, tmp_path: Path) -> None:
+    app = make_app_for(_kb_and_fan_out(upstream, tmp_path), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await submit(pilot, "/model both")
+        await turn(app, pilot, "both of you")
+        branch_done = [b.data for b in app.blocks if b.kind == "done" and "branch" in b.data]
+        assert sorted(d["branch"]["model"] for d in branch_done) == ["gpt", "other"]
+        assert all(d["cost_usd"] and d["usage"]["completion_tokens"] for d in branch_done)
+        text = screen_text(app)
+        assert "[branch 0 gpt] #1 openai/gpt-4o-mini (first)" in text
+        assert "[branch 1 other] #1 openai/gpt-4o (first)" in text
+        own = [b.data for b in app.blocks if b.kind == "done" and "branch" not in b.data]
+        assert len(own) == 1 and kinds(app)[-1] == "done"
+        summary = cost_summary(app.blocks)  # the call's own figures: branches not twice
+        assert sum(s.calls for s in summary.values()) == 1
+        assert sum(s.cost_usd for s in summary.values()) == pytest.approx(
+            own[0]["cost_usd"] or 0.0)

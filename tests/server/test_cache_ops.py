@@ -235,16 +235,22 @@ def shared_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[d
 def test_replicas_share_invalidation_and_statistics(
         openai_fake: FakeServer, tmp_path: Path, shared_storage: dict[str, Any]) -> None:
     cfg = _config(openai_fake, tmp_path, storage=shared_storage,
-                  cache={"enabled": True, "store": "shared", "maintenance_interval_s": 0.1})
+                  cache={"enabled": True, "store": "shared", "maintenance_interval_s": 0.1,
+                         "near_ttl_s": 0.5})
     question = f"shared operations {time.time_ns()}"
     with GatewayServer(cfg) as a, GatewayServer(cfg) as b:
         first = _ask(a, MASTER, question, headers={"x-gatewise-cache-tags": "ops"})
         assert first.headers["x-gatewise-cache"] == "miss"
         assert _ask(b, MASTER, question).headers["x-gatewise-cache"] == "hit"
-        # Invalidated through B, gone for A too.
+        # Invalidated through B, gone for A too: at once from A's near cache with Redis
+        # (pub/sub), within `near_ttl_s` with PostgreSQL (nothing is broadcast).
         r = _admin(b, "DELETE", "/admin/cache/tags/ops")
         assert r.json()["deleted"] == 1
-        assert _state(a, MASTER, question) == "miss"
+        deadline = time.monotonic() + 0.5 + 1.0
+        while _state(a, MASTER, question) == "hit":
+            assert time.monotonic() < deadline, "A still serves an invalidated entry"
+            time.sleep(0.05)
+        assert _state(b, MASTER, question) == "miss"
         # A's counts reach the store on its maintenance job; B reports them.
         time.sleep(0.5)
         rows = {(row["team"], row["alias"]): row

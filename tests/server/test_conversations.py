@@ -290,12 +290,15 @@ def test_with_a_pii_policy_the_conversation_is_stored_masked(tmp_path: Path) -> 
             streamed = "".join(ch.choices[0].delta.content or "" for ch in
                                _say(c, conv, "What is my e-mail?", stream=True) if ch.choices)
             stored = _http(srv, "GET", f"/v1/conversations/{conv}").json()["data"]
+            at_rest = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
             assert _http(srv, "DELETE", f"/v1/conversations/{conv}").status_code == 200
         assert email in (first.choices[0].message.content or "")  # the caller gets it back
         assert email in streamed  # history placeholders unmask in later turns too
         assert all(email not in r.body.decode() for r in upstream.requests)
-    assert len(stored) == 4 and "<EMAIL_1>" in stored[0]["content"]
-    assert all(email not in str(m) for m in stored)
+    # At rest (the SQLite files): masked. Read back by the caller's team: its own text.
+    assert b"<EMAIL_1>" in at_rest and email.encode() not in at_rest
+    assert len(stored) == 4 and stored[0]["content"] == f"My e-mail is {email}."
+    assert all("<EMAIL_" not in str(m) for m in stored)
 
 
 def test_assistants_are_listed_as_models_a_client_can_pick(server: GatewayServer) -> None:

@@ -3,7 +3,8 @@
 The probe is the upstream's model list (never a chat completion); while the upstream is down
 the probe backs off (virtual clock, real HTTP); a running server shows the outage in
 `/readyz` within one probe interval and the recovery after it; a Redis on a closed port
-makes the replica not ready; no error in the document carries a key or a URL."""
+makes the replica not ready; no error in the document carries a key or a URL. A
+LiteLLM-routed deployment of a provider gatewise speaks is probed the same way."""
 
 from __future__ import annotations
 
@@ -105,6 +106,34 @@ async def test_probes_list_models_and_back_off_while_the_upstream_is_down(
         assert monitor.snapshot()["gpt:openai/gpt-4o-mini"].status == "up"
         assert monitor.readiness()[0] == 200
         _no_chat_calls(upstream)
+    finally:
+        await gw.aclose()
+
+
+async def test_a_litellm_routed_deployment_is_probed_with_its_providers_model_list(
+        upstream: Upstream) -> None:
+    """`litellm/openai/...`: gatewise speaks OpenAI itself, so the probe is the upstream's
+    model list on the deployment's address and key, and LiteLLM is never imported for it."""
+    import sys
+
+    cfg, w = parse_config({
+        "models": {"ll": [{"model": "litellm/openai/gpt-4o-mini",
+                           "api_base": upstream.server.url + "/v1", "api_key": KEY}]},
+        "storage": {"database": "memory"}})
+    gw = Gateway(resolve_config(cfg, None, {}, w))
+    try:
+        await gw.health.check_all()
+        comp = gw.health.snapshot()["ll:litellm/openai/gpt-4o-mini"]
+        assert (comp.status, comp.detail["probe"], comp.detail["via"]) == (
+            "up", "model_list", "litellm")
+        assert upstream.server.requests[-1].headers["Authorization"] == f"Bearer {KEY}"
+        upstream.down = True
+        await gw.health.check_all()
+        comp = gw.health.snapshot()["ll:litellm/openai/gpt-4o-mini"]
+        assert (comp.status, comp.error) == ("down", "ProviderOverloadedError 503")
+        assert gw.health.readiness()[0] == 503  # the alias's only deployment is down
+        _no_chat_calls(upstream)
+        assert "litellm" not in sys.modules
     finally:
         await gw.aclose()
 

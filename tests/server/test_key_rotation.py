@@ -217,6 +217,9 @@ async def test_a_key_the_provider_refuses_is_not_stored_and_raises_the_alarm(
         body = alert.json()
         assert body["type"] == "gatewise.key_rotation_failed" and body["credential"] == NAME
         assert body["source"] == "openai_admin" and "HTTP 401" in body["error"]
+        # Slack's incoming webhooks require `text`: one line for people, no key, no error.
+        assert body["text"] == (f"gatewise: rotating credential {NAME} (openai, openai_admin) "
+                                "failed; the old key stays in use")
         # The refused key was made upstream: the job asked to delete its account at once.
         assert [r.method for r in api.requests if "/service_accounts/" in r.path] == ["DELETE"]
         _no_canary(caplog, rec, rig.events.seen, alert.body,

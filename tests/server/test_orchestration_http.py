@@ -73,3 +73,12 @@ def test_streaming_an_orchestration_alias_works_with_the_sdk(client: openai.Open
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
         "Hello! You said: hi there"
     assert chunks[-1].usage is not None
+
+
+def test_an_orchestration_is_charged_what_its_branches_cost(client: openai.OpenAI) -> None:
+    # The orchestration's own deployment has no price; a request through it still costs what
+    # its models cost, or budgets could be spent through an orchestration alias for free.
+    raw = _ask(client, "cheap-first")
+    assert raw.headers["x-gatewise-cascade"] == "broken>gpt"
+    direct = _ask(client, "gpt")  # the model that answered, asked directly: the same bill
+    assert float(raw.headers["x-gatewise-cost-usd"]) == float(direct.headers["x-gatewise-cost-usd"]) > 0

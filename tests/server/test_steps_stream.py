@@ -63,6 +63,7 @@ def gateway(upstream: FakeServer, tmp_path_factory: pytest.TempPathFactory
                                                 "held")}},
         "guardrails": {"aliases": {"private": {"pii": {}}}},
         "storage": {"state_dir": str(tmp_path_factory.mktemp("steps"))},
+        "orchestrations": {"both": {"mode": "parallel", "models": ["gpt", "broken"]}},
     }
     with GatewayServer(config) as srv:
         yield srv
@@ -142,6 +143,26 @@ def test_steps_come_in_order_route_and_attempt_before_the_first_chunk_done_befor
     assert 0 < done["ttft_ms"] <= done["latency_ms"]
     stamps = [p["t_ms"] for k, p in frames if k == "step"]
     assert stamps == sorted(stamps)  # t_ms: milliseconds since the call started, in order
+
+
+def test_an_orchestrations_branch_steps_come_marked_with_their_branch(
+        gateway: GatewayServer) -> None:
+    frames = _frames(_post(gateway, _body("both", "fan out"), STEPS).text)
+    steps = [p for k, p in frames if k == "step"]
+    of: dict[int, list[str]] = {0: [], 1: []}
+    for p in steps:
+        if "branch" in p:
+            of[p["branch"]["index"]].append(p["step"])
+    assert [n for n in of[0] if n != "route"] == ["attempt", "first_token", "done"]
+    assert [n for n in of[1] if n != "route"] == [
+        "attempt", "attempt_failed", "retry", "attempt", "attempt_failed", "error"]
+    done = next(p for p in steps if p["step"] == "done" and "branch" in p)
+    assert done["branch"] == {"index": 0, "model": "gpt"}
+    assert done["cost_usd"] == pytest.approx(
+        (done["usage"]["prompt_tokens"] * 1.0 + done["usage"]["completion_tokens"] * 2.0) / 1e6)
+    # The call's own steps close the stream: its `done`, unmarked, then [DONE].
+    assert [k for k, _ in frames][-2:] == ["step", "done"] and "branch" not in frames[-2][1]
+    assert any(k == "chunk" for k, _ in frames)
 
 
 def test_a_retry_then_a_fallback_are_attempts_with_their_reasons(gateway: GatewayServer) -> None:

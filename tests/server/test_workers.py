@@ -4,7 +4,8 @@ counted once is counted once.
 With the default embedded state (SQLite files under the state dir) a key's RPM limit of K lets
 K requests through in total, not K per worker; a team's token budget is not spent twice; a
 circuit breaker shared through Redis (`router.breaker.store: redis`), opened by failures one
-worker saw, refuses calls on the other. Every answer names its worker (`x-gatewise-worker`),
+worker saw, refuses calls on the other; one `/metrics` scrape, from either worker, counts every
+worker's requests (valid for promtool). Every answer names its worker (`x-gatewise-worker`),
 and requests on new connections reach both. The parent restarts a worker killed with SIGKILL,
 drains and exits 0 on SIGTERM, gives up (exit 1) on workers that keep dying, and a config whose
 limits would be counted per worker (`storage.counters: memory`) is refused before anything
@@ -235,6 +236,49 @@ def test_a_killed_worker_is_replaced_and_sigterm_drains_to_exit_0(
         assert "exited unexpectedly" in srv.log.read_text()
     finally:
         _stop(srv)
+
+
+def _chat_requests(srv: Served) -> tuple[float, str, str]:
+    """(chat requests counted, the scrape, the worker that answered it), on a new
+    connection."""
+    r = httpx.get(srv.url + "/metrics", headers=AUTH, timeout=10)
+    assert r.status_code == 200, r.text
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in r.text.splitlines()
+                if line.startswith("gatewise_requests_total{") and 'endpoint="chat"' in line)
+    return total, r.text, r.headers[WORKER_HEADER]
+
+
+def test_one_scrape_counts_every_workers_requests(upstream: FakeServer, tmp_path: Path) -> None:
+    from tests.unit.observability.test_metrics_exposition import _promtool
+
+    srv = _start(_config(upstream, tmp_path / "state"), tmp_path)
+    try:
+        n = 16
+        answers = [_chat(srv, MASTER) for _ in range(n)]  # each on a new connection
+        assert all(r.status_code == 200 for r in answers)
+        by = [r.headers[WORKER_HEADER] for r in answers]
+        assert set(by) == {"0", "1"}  # both served some: one worker alone cannot count n
+        # Snapshots are at most a second old: soon every scrape, by either worker, says n.
+        wait_until(lambda: _chat_requests(srv)[0] == n, 15, what="n in one scrape",
+                   every_s=0.2)
+        scrapes = [_chat_requests(srv) for _ in range(12)]
+        assert {total for total, _, _ in scrapes} == {n}
+        assert {worker for _, _, worker in scrapes} == {"0", "1"}
+        text = scrapes[0][1]
+        count = [line for line in text.splitlines()
+                 if line.startswith("gatewise_request_duration_seconds_count{")
+                 and 'endpoint="chat"' in line]
+        assert sum(float(line.rsplit(" ", 1)[1]) for line in count) == n  # histograms sum too
+        # A dead worker's snapshot goes with it: the total drops to what the others served.
+        victim = min(srv.workers())
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(srv.workers()) == 2 and victim not in srv.workers(), 30,
+                   what="the killed worker replaced", every_s=0.05)
+        wait_until(lambda: _chat_requests(srv)[0] in (by.count("0"), by.count("1")), 15,
+                   what="the dead worker's numbers gone", every_s=0.2)
+    finally:
+        _stop(srv)
+    _promtool(text)  # the merged exposition is valid for the real Prometheus parser
 
 
 def test_workers_that_keep_dying_make_the_parent_give_up() -> None:

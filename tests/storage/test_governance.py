@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gatewise.storage.base import BudgetRecord, CredentialRecord, KeyRecord, TeamRecord
+from gatewise.storage.base import AuditEntry, BudgetRecord, CredentialRecord, KeyRecord, TeamRecord
 from gatewise.storage.memory_governance import MemoryGovernance
 from gatewise.storage.sqlite_governance import SQLiteGovernance
 from tests.storage.conftest import backend_details
@@ -149,6 +149,43 @@ async def test_audit_chain_links_every_record(gov: Any) -> None:
     assert [r.seq for r in await gov.audit(since_seq=1, limit=1)] == [2]
 
 
+async def test_a_batch_of_audit_records_continues_the_chain_in_order(gov: Any) -> None:
+    first = await gov.append_audit(1.0, "master", "key.create", "k1", {}, chain)
+    assert await gov.append_audit_many([], chain) == []
+    batch = await gov.append_audit_many(
+        [AuditEntry(2.0 + i, f"key_{i}", "security.pii", "mask", {"n": i, "z": [1]})
+         for i in range(3)], chain)
+    last = await gov.append_audit(9.0, "master", "key.revoke", "k1", {}, chain)
+    stored = await gov.audit()
+    assert stored == [first, *batch, last]
+    assert [r.seq for r in stored] == [1, 2, 3, 4, 5]
+    prev = ZERO
+    for r in stored:
+        assert r.prev_hash == prev
+        assert r.hash == chain(prev, r.seq, r.ts, r.actor, r.action, r.target, r.detail)
+        prev = r.hash
+    assert [r.detail["n"] for r in batch] == [0, 1, 2]
+
+
+async def test_a_batch_that_fails_midway_stores_none_of_it(gov: Any) -> None:
+    await gov.append_audit(1.0, "master", "key.create", "k1", {}, chain)
+    calls = 0
+
+    def breaks_on_the_second(*args: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("chain refused")
+        return chain(*args)
+
+    with pytest.raises(RuntimeError):
+        await gov.append_audit_many([AuditEntry(2.0 + i, "a", "x", None, {}) for i in range(3)],
+                                    breaks_on_the_second)
+    assert [r.seq for r in await gov.audit()] == [1]
+    nxt = await gov.append_audit(5.0, "master", "x", None, {}, chain)
+    assert nxt.seq == 2
+
+
 async def test_audit_retention_deletes_a_prefix_and_the_sequence_goes_on(gov: Any) -> None:
     for i, ts in enumerate([10.0, 20.0, 15.0, 30.0, 40.0]):  # record 3 has a skewed clock
         await gov.append_audit(ts, "system", "x", None, {"i": i}, chain)
@@ -178,3 +215,30 @@ async def test_two_replicas_appending_at_once_never_fork_the_chain(replicas: lis
                                                         r.target, r.detail)
         prev = r.hash
     assert {r.actor for r in records} == {"a1", "a2", "b1", "b2"}
+
+
+async def test_two_replicas_appending_batches_at_once_never_fork_the_chain(
+        replicas: list[Any]) -> None:
+    a, b = replicas
+
+    async def writer(store: Any, who: str) -> None:
+        for i in range(8):
+            await store.append_audit_many(
+                [AuditEntry(float(i), who, "security.pii", "mask", {"i": i, "j": j})
+                 for j in range(5)], chain)
+            await store.append_audit(float(i), who, "key.create", None, {"i": i}, chain)
+
+    await asyncio.gather(writer(a, "a1"), writer(b, "b1"), writer(a, "a2"), writer(b, "b2"))
+    records = await a.audit(limit=1000)
+    assert [r.seq for r in records] == list(range(1, 4 * 8 * 6 + 1))
+    prev = ZERO
+    for r in records:
+        assert r.prev_hash == prev and r.hash == chain(prev, r.seq, r.ts, r.actor, r.action,
+                                                        r.target, r.detail)
+        prev = r.hash
+    for who in ("a1", "a2", "b1", "b2"):  # each batch stayed in one piece, in order
+        mine = [r for r in records if r.actor == who and r.action == "security.pii"]
+        assert [(r.detail["i"], r.detail["j"]) for r in mine] == [
+            (i, j) for i in range(8) for j in range(5)]
+        seqs = [r.seq for r in mine]
+        assert all(seqs[k + 4] - seqs[k] == 4 for k in range(0, len(seqs), 5))

@@ -323,6 +323,41 @@ async def test_64_concurrent_hits_admit_exactly_the_limit(windows: Any) -> None:
     assert max(r.used for r in got) == 10
 
 
+async def test_hit_many_checks_windows_in_order_and_stops_at_the_first_refusal(
+        windows: Any) -> None:
+    """A request's RPM and TPM windows in one call, with the outcome of separate hits in turn:
+    a window admitted before the refusal keeps its amount (the request counts against RPM even
+    when TPM refuses it), and a window after it is neither checked nor counted."""
+    ok = await windows.hit_many([("k:rpm", 1, 10), ("k:tpm", 40, 100)], window_s=10)
+    assert [(r.allowed, r.used, r.limit) for r in ok] == [(True, 1, 10), (True, 40, 100)]
+    refused = await windows.hit_many([("k:rpm", 1, 10), ("k:tpm", 70, 100), ("t:rpm", 1, 5)],
+                                     window_s=10)
+    assert [(r.allowed, r.used) for r in refused] == [(True, 2), (False, 40)]
+    assert refused[1].reset_s > 0
+    assert (await windows.hit("k:tpm", 0, 100, window_s=10)).used == 40
+    assert (await windows.hit("t:rpm", 0, 5, window_s=10)).used == 0  # never reached
+
+
+async def test_hit_many_from_two_replicas_at_once_admits_exactly_the_limit(
+        windows_backend: tuple[str, dict[str, Any]]) -> None:
+    """64 requests over two store objects on the same shared state: the first window lets
+    exactly its limit through, and only those count against the second."""
+    name, d = windows_backend
+    first = _make("windows", name, d)
+    replicas = [first, first if name == "memory" else _make("windows", name, d, 1)]
+    try:
+        got = await asyncio.gather(*(
+            replicas[i % 2].hit_many([("team:rpm", 1, 10), ("team:tpm", 5, 10_000)], 10)
+            for i in range(64)))
+        assert sum(rs[0].allowed for rs in got) == 10
+        assert all(len(rs) == 2 for rs in got if rs[0].allowed)
+        assert all(len(rs) == 1 for rs in got if not rs[0].allowed)
+        assert (await first.hit("team:tpm", 0, 10_000, 10)).used == 50
+    finally:
+        for s in {id(s): s for s in replicas}.values():
+            await s.aclose()
+
+
 # -- ledger ------------------------------------------------------------------------------------
 
 def _rec(i: int, tenant: str = "t1", **kw: Any) -> UsageRecord:
@@ -339,6 +374,24 @@ async def test_ledger_skips_duplicates_and_filters(ledger: Any) -> None:
     assert rows[0].extra == {"n": 1} and rows[1].completion_tokens == 4
     assert [r.request_id for r in await ledger.query(since=1002.0, until=1004.0)] == ["req_2", "req_3"]
     assert len(await ledger.query(limit=2)) == 2
+
+
+async def test_ledger_reads_back_every_field_as_written(ledger: Any) -> None:
+    """A batch goes to the database as JSON it takes apart itself: floats keep every digit,
+    None stays NULL, text keeps quotes and non-ASCII, `extra` keeps its nesting; a request id
+    twice in one batch is stored once."""
+    r = UsageRecord(request_id="req_\u00e9\"'x", ts=1733352000.1234567, tenant="t'1",
+                    alias="a\\b", deployment="a:openai/x", outcome="success",
+                    prompt_tokens=2**40, completion_tokens=7, cached_tokens=3,
+                    cost_usd=0.000001234567891, latency_ms=1.25, ttft_ms=None, key_id="k1",
+                    team=None, user="ann \u00fc",
+                    extra={"cache": "hit", "saved_usd": 1e-9, "tags": ["a", "\u00e9"],
+                           "n": {"deep": [1, None]}})
+    plain = _rec(9)
+    assert await ledger.append([r, plain, _rec(9)]) == 2
+    got = {x.request_id: x for x in await ledger.query(limit=10)}
+    assert got[r.request_id] == r
+    assert got[plain.request_id] == plain
 
 
 async def test_ledger_filters_by_team_key_and_alias(ledger: Any) -> None:

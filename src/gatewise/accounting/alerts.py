@@ -1,8 +1,10 @@
 """Spend alerts: a budget crossed 50/80/100 % (configurable) of its limit.
 
 Each crossing becomes a log line, a metric increment and, when configured, a JSON POST to a
-webhook. The POST runs in a task of its own so a slow or dead webhook never delays a request;
-its failures are logged (without the URL: webhook URLs often embed a token).
+webhook: the alert's fields, plus `text`, a one-line summary for people (a Slack incoming
+webhook requires `text` and shows it; generic receivers read the fields). The POST runs in
+a task of its own so a slow or dead webhook never delays a request; its failures are logged
+(without the URL: webhook URLs often embed a token).
 Deduplication (once per budget, period and threshold, across replicas) is the caller's job
 (`BudgetMiddleware` claims a counter first), so `crossed` always fires.
 """
@@ -37,6 +39,14 @@ class SpendAlert:
     hard: bool
 
 
+def summary(alert: SpendAlert) -> str:
+    """One line for people: public ids and amounts only (never a key or a URL)."""
+    hard = " (hard limit)" if alert.hard else ""
+    return (f"{alert.scope} {alert.subject} reached {round(alert.threshold * 100)}% of its "
+            f"{alert.period} {alert.unit} budget ({alert.spent:.6g} of {alert.limit:.6g})"
+            f"{hard}")
+
+
 class SpendAlerts:
     def __init__(self, webhook: str | None, transport: Transport | None, *,
                  metrics_counter: Counter | None = None) -> None:
@@ -47,13 +57,12 @@ class SpendAlerts:
         self._encode = msgspec.json.Encoder().encode
 
     def crossed(self, alert: SpendAlert) -> None:
-        log.warning("spend alert: %s %s reached %d%% of its %s %s budget (%.6g of %.6g)",
-                    alert.scope, alert.subject, round(alert.threshold * 100), alert.period,
-                    alert.unit, alert.spent, alert.limit)
+        log.warning("spend alert: %s", summary(alert))
         if self.metrics_counter is not None:
             self.metrics_counter.inc((alert.scope, alert.period, f"{alert.threshold:g}"))
         if self.webhook and self.transport is not None:
-            body = self._encode({"type": "gatewise.spend_alert", **asdict(alert)})
+            body = self._encode({"type": "gatewise.spend_alert", **asdict(alert),
+                                 "text": f"gatewise spend alert: {summary(alert)}"})
             task = asyncio.get_running_loop().create_task(
                 self._post(self.transport, self.webhook, body))
             self._tasks.add(task)

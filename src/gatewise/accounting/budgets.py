@@ -220,6 +220,7 @@ class BudgetMiddleware:
         # here): what `gauges` exports, with no store read at scrape time.
         self._spend: dict[tuple[str, str, str, str], tuple[float, float, float]] = {}
         self._background = BackgroundTasks("settling a budget")
+        self._periods: dict[str, tuple[float, float | None]] = {}  # period -> current bounds
         self.settle_in_background = settle_in_background
 
     async def __call__(self, call: Call, next: Handler) -> Any:
@@ -272,7 +273,7 @@ class BudgetMiddleware:
         now = self.clock()
         wanted: list[tuple[Budget, str, float, float, float | None, str, float]] = []
         for b in budgets:
-            start, end = period_bounds(b.period, now)
+            start, end = self._bounds(b.period, now)
             ttl = None if end is None else end - now + _DAY
             for unit, limit, amount in (("usd", b.limit_usd, usd), ("tokens", b.limit_tokens, tokens)):
                 if limit is not None:
@@ -307,6 +308,14 @@ class BudgetMiddleware:
         raise BudgetExceededError(
             f"Budget exceeded: the {b.scope} {b.period} budget of {shown} does not cover this "
             "request")
+
+    def _bounds(self, period: str, now: float) -> tuple[float, float | None]:
+        """`period_bounds`, worked out once per period rather than per request (`calendar`
+        costs microseconds every time)."""
+        got = self._periods.get(period)
+        if got is None or now < got[0] or (got[1] is not None and now >= got[1]):
+            got = self._periods[period] = period_bounds(period, now)
+        return got
 
     def _unavailable(self, exc: Exception) -> None:
         """Fail closed (raise) or open (log and serve unmetered)."""

@@ -38,7 +38,8 @@ SUFFIX = ".jnl"
 
 
 class _Appender(Protocol):
-    async def append(self, records: Sequence[UsageRecord]) -> int: ...
+    async def append(self, records: Sequence[UsageRecord], encoded: bytes | None = None) -> int:
+        ...
 
 
 class Journal:
@@ -56,14 +57,18 @@ class Journal:
 
     # -- writing (hot path) -------------------------------------------------------------------
 
-    def write(self, record: UsageRecord) -> None:
-        """Appends one record synchronously; raises OSError if the disk refuses."""
+    def write(self, record: UsageRecord) -> bytes:
+        """Appends one record synchronously and returns its JSON (the ledger sends the same
+        bytes to the store in its batch rather than encode the record again); raises OSError
+        if the disk refuses."""
+        line = self._encode(record)
         fd = self._fd
         if fd < 0:
             fd = self._open_segment()
-        os.write(fd, self._encode(record) + b"\n")
+        os.write(fd, line + b"\n")
         if self.fsync:
             os.fsync(fd)
+        return line
 
     def _open_segment(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 from gatewise.accounting.journal import Journal
 from gatewise.pipeline.flusher import Flusher
@@ -25,6 +26,10 @@ class UsageLedger:
         self.batch = batch
         self.flush_s = flush_s
         self._pending: list[UsageRecord] = []
+        # Each pending record's JSON as the journal wrote it (None where there was no journal
+        # write): a full batch of them joined is what the store sends, so a commit does not
+        # encode 256 records again on the event loop.
+        self._lines: list[bytes | None] = []
         self._lock = asyncio.Lock()
         self._flusher = Flusher(self.flush, interval_s=flush_s, name="gatewise-ledger-flush",
                                 what="usage ledger flush")
@@ -38,9 +43,10 @@ class UsageLedger:
     def record(self, r: UsageRecord) -> None:
         """Hot path: journal write + append, no awaits."""
         journal = self.journal
+        line = None
         if journal is not None:
             try:
-                journal.write(r)
+                line = journal.write(r)
             except OSError as exc:
                 # The record still reaches the store from memory; only crash safety is lost.
                 if not self._journal_broken:
@@ -51,6 +57,7 @@ class UsageLedger:
                 self._journal_broken = False
         pending = self._pending
         pending.append(r)
+        self._lines.append(line)
         if len(pending) >= self.batch:
             self._flusher.wake()
 
@@ -66,12 +73,15 @@ class UsageLedger:
                 return 0
             mark = self.journal.seal() if self.journal is not None else 0
             todo, self._pending = self._pending, []
+            lines, self._lines = self._lines, []
             new = 0
             for i in range(0, len(todo), self.batch):
                 try:
-                    new += await self.store.append(todo[i:i + self.batch])
+                    new += await self.store.append(todo[i:i + self.batch],
+                                                   _joined(lines[i:i + self.batch]))
                 except Exception as exc:
                     self._pending[:0] = todo[i:]
+                    self._lines[:0] = lines[i:]
                     self._flusher.failures += 1
                     log.warning("usage ledger: store append failed (%s); %d record(s) kept "
                                 "for retry", type(exc).__name__, len(self._pending))
@@ -92,3 +102,9 @@ class UsageLedger:
         if self.journal is not None:
             self.journal.close(delete=not self._pending)
 
+
+def _joined(lines: list[bytes | None]) -> bytes | None:
+    """The batch as one JSON array, from the journal's lines; None if any record has none."""
+    if None in lines:
+        return None
+    return b"[" + b",".join(cast("list[bytes]", lines)) + b"]"

@@ -3,7 +3,10 @@
 - `RateLimitMiddleware` (once per call): the caller's key (`identity.rpm`/`tpm`) and its team
   (`identity.team_rpm`/`team_tpm`). RPM counts 1 per request; TPM counts the estimated prompt
   plus the caller's output cap before sending, then adds the excess if the real usage was
-  larger (the estimate is never refunded: windows only grow). A refusal raises
+  larger (the estimate is never refunded: windows only grow). A request's windows go to the
+  store in one call (`hit_many`: one Redis round trip, not one per window), checked in order
+  as separate hits would be: a refusal ends the checks, and the windows admitted before it
+  keep the request (a TPM refusal still counts against RPM). A refusal raises
   `RateLimitExceeded` (429) with `retry_after` and OpenAI's `x-ratelimit-*` headers; successes
   carry the same headers on `call.response_headers`.
 - `DeploymentLimitMiddleware` (once per attempt, outside retry): a deployment's own rpm/tpm;
@@ -108,22 +111,34 @@ class RateLimitMiddleware(BackgroundTasks):
             checks.append(("tokens", f"{own}:tpm", tpm, estimate))
         if team is not None and team_tpm is not None:
             checks.append(("tokens", f"{team}:tpm", team_tpm, estimate))
+        # A window refused here recently ends the checks where it stands, sparing the store;
+        # the ones before it go to the store together (one round trip), in order.
+        local: WindowResult | None = None
+        end = len(checks)
+        if self._blocked:
+            for i, (kind, key, _, _) in enumerate(checks):
+                if kind == "requests" and (local := self._locally_blocked(key)) is not None:
+                    end = i
+                    break
+        got: list[WindowResult] = []
+        if end:
+            try:
+                got = await self.windows.hit_many(
+                    [(key, amount, limit) for _, key, limit, amount in checks[:end]], WINDOW_S)
+            except Exception as exc:
+                self._down(exc)
+            else:
+                self._store_down = False
         results: dict[str, list[WindowResult]] = {"requests": [], "tokens": []}
         tpm_keys: list[str] = []
-        for kind, key, limit, amount in checks:
-            r = self._locally_blocked(key) if kind == "requests" else None
-            if r is None:
-                try:
-                    r = await self.windows.hit(key, amount, limit, WINDOW_S)
-                except Exception as exc:
-                    self._down(exc)
-                    continue
-                self._store_down = False
+        for (kind, key, _, _), r in zip(checks, got, strict=False):
             if not r.allowed:
                 self._refused(call, key, kind, r, results)
             results[kind].append(r)
             if kind == "tokens":
                 tpm_keys.append(key)
+        if local is not None:
+            self._refused(call, checks[end][1], "requests", local, results)
         headers = call.response_headers
         for kind, rs in results.items():
             if rs:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gatewise.accounting.usage import Prices
 from gatewise.cache.middleware import HEADER, CacheMiddleware
+from gatewise.cache.near import NearCache
 from gatewise.cache.policy import CachePolicy
 from gatewise.cache.store import LRUStore, ResponseCache
 from gatewise.config.schema import CacheConfig
@@ -30,10 +31,14 @@ def build_cache(config: CacheConfig, *, shared: KVStore | None, redis: bool,
                 deployments: Mapping[str, Sequence[str]],
                 prices: Prices | None = None,
                 metrics: GatewayMetrics | None = None,
-                embeddings: EmbeddingsClient | None = None) -> CacheMiddleware | None:
+                embeddings: EmbeddingsClient | None = None,
+                remote: bool = False, pubsub_url: str | None = None,
+                channel: str = "gatewise:cache") -> CacheMiddleware | None:
     """`shared` is the storage section's key-value store, used for `store: shared`, or for
     `auto` when Redis is configured (`redis`). `embeddings` serves `cache.semantic.embedder`
-    when it names an embedding alias (the gateway itself)."""
+    when it names an embedding alias (the gateway itself). `remote`: `shared` is across the
+    network (Redis, PostgreSQL), so entries get a near cache in process (`cache.near_ttl_s`),
+    whose invalidations are broadcast on `channel` of the Redis at `pubsub_url`."""
     policy = CachePolicy(config)
     if not policy.any_enabled:
         return None
@@ -41,7 +46,18 @@ def build_cache(config: CacheConfig, *, shared: KVStore | None, redis: bool,
         config.store == "shared" or (config.store == "auto" and redis))
     store: KVStore = shared if use_shared and shared is not None \
         else LRUStore(config.max_entries, max_bytes=config.max_bytes)
-    mw = CacheMiddleware(ResponseCache(store, max_entry_bytes=config.max_entry_bytes), policy,
+    near: NearCache | None = None
+    if use_shared and remote and config.near_ttl_s > 0:
+        pubsub = None
+        if pubsub_url:
+            from gatewise.storage.pubsub import RedisPubSub
+
+            pubsub = RedisPubSub(pubsub_url, connect_timeout_s=1.0, op_timeout_s=2.0)
+        near = NearCache(config.near_ttl_s, max_entries=config.near_max_entries,
+                         max_bytes=max(config.max_entry_bytes, 32 * 1024 * 1024),
+                         pubsub=pubsub, channel=channel)
+    responses = ResponseCache(store, max_entry_bytes=config.max_entry_bytes, near=near)
+    mw = CacheMiddleware(responses, policy,
                          deployments=deployments, prices=prices, metrics=metrics,
                          maintenance_interval_s=config.maintenance_interval_s,
                          semantic=build_semantic(config, store if use_shared else None,

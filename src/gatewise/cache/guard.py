@@ -16,6 +16,14 @@ the same
 
 compared as sets, case-insensitively, with possessives and plurals folded. A guard that says no
 costs one upstream call; a false hit serves a wrong answer, so it errs on the side of no.
+
+Beyond those, a small edit of the content words (one to three added, dropped or swapped) is the
+shape of a near miss ("pool" for "gym", "gift" for "gift card") and is refused. Content words
+are compared by sense, not spelling: inflections are folded to a lemma ("cancelled",
+"cancelling" = "cancel"; "quickest" = "quick") and words of one everyday synonym group count as
+one ("purchase" = "buy", "switch" = "change", "set up" = "create"). The groups are strict
+synonyms only, never co-hyponyms (pool/gym, chicken/beef, puppy/kitten are different things),
+and a pair of antonyms is refused before synonyms are looked at.
 """
 
 from __future__ import annotations
@@ -106,6 +114,10 @@ _STOPWORDS = frozenset(_split(
     "possible mind help assist whether yes yeah sure maybe again still now currently actually "
     "im ive id ill youre theyre whats thats theres heres its isnt arent etc"))
 _FROM_TO = ("from", "to", "into")
+# The stopwords as `_stem` folds them ("does" -> "doe"), without apostrophes ("i'd" -> "id").
+_STOP_STEMS = _STOPWORDS | frozenset(
+    w.rstrip("s") if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+    for w in _STOPWORDS) | frozenset(_split("available somewhere"))
 
 def _stem(word: str) -> str:
     """A crude fold for comparing words: lower case, no possessive, no plural -s."""
@@ -118,6 +130,101 @@ def _stem(word: str) -> str:
     elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
         w = w[:-1]
     return w
+
+
+# Everyday strict synonyms: each group is one sense for the content comparison (first member
+# is its name). Words are stems (`_stem`), compared after `_lemma`.
+_SYNONYMS: tuple[str, ...] = (
+    "buy purchase", "fast quick rapid speedy", "change switch alter modify amend",
+    "cancel end terminate", "dispute challenge contest", "submit send file lodge",
+    "create setup establish", "get receive obtain", "street road", "grade result mark score",
+    "register signup enrol enroll", "enable activate", "disable deactivate",
+    "need require", "help assist", "find locate", "delete erase", "permit allow",
+    "parcel package", "vaccine vaccination jab", "lock freeze", "unlock unfreeze",
+    "park parking", "download export", "problem issue fault", "fix repair mend",
+    "car vehicle", "flat apartment", "holiday vacation", "film movie", "shop store",
+    "bill invoice", "money cash fund", "refund reimbursement", "job employment",
+    "salary wage", "boss employer manager", "kid child", "staff employee worker",
+    "customer client", "rubbish trash garbage", "luggage baggage", "booking reservation",
+    "book reserve", "begin start", "big large", "small little", "cheap inexpensive affordable",
+    "price cost", "forecast weather", "doctor gp", "mobile cellphone", "phone telephone",
+    "email e-mail", "photo picture", "answer reply respond", "ask enquire inquire",
+    "choose pick select", "show display", "stop halt", "try attempt", "use utilise utilize",
+    "maybe perhaps", "correct right", "wrong incorrect", "sick ill", "home house",
+    "shut close", "speak talk", "quit resign", "hire rent", "live reside",
+    "warranty guarantee", "repay reimburse",
+)
+# Two-word verbs compared as one word ("set up" = "setup" = "create").
+_PHRASES: dict[tuple[str, str], str] = {
+    ("set", "up"): "setup", ("sign", "up"): "signup", ("log", "in"): "login",
+    ("log", "out"): "logout", ("turn", "on"): "enable", ("turn", "off"): "disable",
+    ("switch", "on"): "enable", ("switch", "off"): "disable", ("find", "out"): "learn",
+    ("get", "back"): "recover", ("give", "back"): "return", ("send", "back"): "return",
+    ("call", "off"): "cancel", ("pick", "up"): "collect", ("fill", "in"): "complete",
+    ("fill", "out"): "complete",
+}
+_IRREGULAR = {
+    "bought": "buy", "sent": "send", "got": "get", "gotten": "get", "paid": "pay",
+    "made": "make", "took": "take", "taken": "take", "gave": "give", "given": "give",
+    "went": "go", "gone": "go", "left": "leave", "lost": "lose", "won": "win", "sold": "sell",
+    "told": "tell", "thought": "think", "found": "find", "kept": "keep", "held": "hold",
+    "brought": "bring", "built": "build", "chosen": "choose", "chose": "choose",
+    "children": "child", "people": "person", "men": "man", "women": "woman", "feet": "foot",
+    "teeth": "tooth", "mice": "mouse", "better": "good", "best": "good", "worse": "bad",
+    "worst": "bad",
+}
+_VOWELS = frozenset("aeiou")
+
+
+def _lemma(stem: str) -> str:
+    """A crude lemma of a folded word, for comparing content: -ing, -ed, -er/-est of short
+    adjectives, doubled consonants and a dropped final e restored by rule ("cancelling" and
+    "cancelled" = "cancel", "approved" = "approve", "quickest" = "quick")."""
+    w = _IRREGULAR.get(stem, stem)
+    if w != stem or len(w) <= 4:
+        return w
+    if w.endswith("ly") and len(w) > 5 and not w.endswith("ply"):
+        return w[:-2]                               # "wirelessly" -> "wireless"
+    for suffix in ("ing", "ed", "est", "er"):
+        if not w.endswith(suffix) or len(w) - len(suffix) < 3:
+            continue
+        base = w[:-len(suffix)]
+        if suffix in ("er", "est"):  # only a known adjective's degree: "order", "request" stay
+            for adj in (base, base + "e", base[:-1], base[:-1] + "y"):
+                if adj in _SENSE or adj in _OPPOSITE:
+                    return adj
+            return w
+        if len(base) >= 4 and base[-1] == base[-2] and base[-1] not in "lsz":
+            return base[:-1]                        # "stopped" -> "stop"
+        if len(base) >= 6 and base.endswith("ll"):
+            return base[:-1]                        # "cancelled" -> "cancel" ("called" stays)
+        if base.endswith("i"):
+            return base[:-1] + "y"                  # "applied" -> "apply"
+        verb = suffix in ("ed", "ing")
+        if verb and len(base) <= 4 and sum(c in _VOWELS for c in base) == 1 \
+                and base[-1] not in _VOWELS and base[-2] in _VOWELS \
+                and base[-3] not in _VOWELS and base[-1] not in "wxy":
+            return base + "e"                       # "making" -> "make", "hoped" -> "hope"
+        if (verb and base[-1] in "cguvz") or (verb and base[-1] == "s" and base[-2] != "s"):
+            return base + "e"                       # "reduced", "charged", "approved", "closed"
+        return base
+    return w
+
+
+_SENSE: dict[str, str] = {}
+_GROUP: dict[str, tuple[str, ...]] = {}  # a sense's words (a typo of any is the sense)
+for _group in _SYNONYMS:
+    _members = tuple(_group.split())
+    _GROUP[_members[0]] = _members
+    for _m in _members:
+        _SENSE.setdefault(_m, _members[0])
+del _group, _members, _m
+
+
+def _sense(stem: str) -> str:
+    """What a content word means, for the comparison: its lemma's synonym group."""
+    lemma = _lemma(stem)
+    return _SENSE.get(lemma) or _SENSE.get(stem) or _SENSE.get(lemma + "e") or lemma
 
 
 _OPPOSITE: dict[str, frozenset[str]] = {}
@@ -135,7 +242,7 @@ class Features:
     negations: int                              # how many negation cues
     targets: frozenset[str]                     # named targets, folded
     words: frozenset[str]                       # every word, folded
-    content: frozenset[str]                     # words less stopwords and fillers
+    content: frozenset[str]                     # senses of words less stopwords and fillers
     roles: tuple[tuple[str, frozenset[str]], ...]  # ("from", {"savings"}), ("to", {...})
 
 
@@ -169,12 +276,26 @@ def features(text: str) -> Features:
         sequence.append(stem)
         if m.start() not in openers and _is_target(raw):
             targets.add(stem)
-    content = frozenset(w for w in words if w not in _STOPWORDS and w not in _NUMBER_WORDS
-                        and len(w) > 1)
+    senses: list[str | None] = []  # per word of `sequence`: its sense, None if no content
+    i = 0
+    while i < len(sequence):
+        w = sequence[i]
+        phrase = _PHRASES.get((w, sequence[i + 1])) if i + 1 < len(sequence) else None
+        if phrase is not None:
+            senses += [_SENSE.get(phrase, phrase), None]
+            i += 2
+            continue
+        sense = None
+        if w.replace("'", "") not in _STOP_STEMS and w not in _NUMBER_WORDS and len(w) > 1:
+            sense = _sense(w)  # a synonym or inflection of a stopword is none ("needed")
+            sense = None if sense in _STOP_STEMS else sense
+        senses.append(sense)
+        i += 1
+    content = frozenset(x for x in senses if x is not None)
     roles: dict[str, set[str]] = {}
     for i, w in enumerate(sequence):
         if w in _FROM_TO:
-            after = [x for x in sequence[i + 1:i + 4] if x in content][:1]
+            after = [x for x in senses[i + 1:i + 4] if x is not None][:1]
             if after:
                 roles.setdefault("to" if w == "into" else w, set()).update(after)
     return Features(tuple(sorted(numbers)), negations, frozenset(targets), frozenset(words),
@@ -207,12 +328,18 @@ def _near(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
+def _near_sense(a: str, b: str) -> bool:
+    """A typo of a synonym group's word: "bagage" is "baggage", whose sense is "luggage"."""
+    return any(_near(m, b) for m in _GROUP.get(a, ())) or \
+        any(_near(a, m) for m in _GROUP.get(b, ()))
+
+
 def _edit(a: frozenset[str], b: frozenset[str]) -> int:
     """How many content words one text adds, drops or swaps against the other (typos and
     inflections count as the same word)."""
     only_a, only_b = set(a - b), set(b - a)
     for w in list(only_a):
-        match = next((x for x in only_b if _near(w, x)), None)
+        match = next((x for x in only_b if _near(w, x) or _near_sense(w, x)), None)
         if match is not None:
             only_a.discard(w)
             only_b.discard(match)
@@ -232,7 +359,18 @@ def _opposed(a: frozenset[str], b: frozenset[str]) -> bool:
             for p in _NEG_PREFIXES:
                 if w.startswith(p) and w[len(p):] in y:
                     return True
-    return False
+    return any(_opposed_compound(w, x) for w in only_a if "-" in w for x in only_b if "-" in x)
+
+
+def _opposed_compound(a: str, b: str) -> bool:
+    """Compounds that differ in one opposed part: "check-in"/"check-out", "full-time"/
+    "part-time", "pre-tax"/"post-tax"."""
+    pa, pb = a.split("-"), b.split("-")
+    if len(pa) != len(pb):
+        return False
+    diff = [(x, y) for x, y in zip(pa, pb, strict=True) if x != y]
+    return len(diff) == 1 and (diff[0][1] in _OPPOSITE.get(diff[0][0], ())
+                               or {diff[0][0], diff[0][1]} == {"pre", "post"})
 
 
 def _swapped(fa: Features, fb: Features) -> bool:
@@ -260,10 +398,11 @@ def mismatch(a: str | Features, b: str | Features) -> str | None:
         return "negation"
     if not fa.targets <= (fb.words | fb.targets) or not fb.targets <= (fa.words | fa.targets):
         return "named targets"
-    if _opposed(fa.words, fb.words):
+    if _opposed(fa.words, fb.words) or _opposed(fa.content, fb.content):
         return "opposites"
     if _swapped(fa, fb):
         return "direction"
     if 0 < _edit(fa.content, fb.content) <= SMALL_EDIT:
         return "changed words"
     return None
+

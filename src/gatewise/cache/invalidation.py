@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gatewise.cache.key import META_PREFIX, PREFIX, alias_prefix, scope_prefix, scope_tag_key
+from gatewise.cache.near import NearCache
 from gatewise.errors import ForbiddenError, InvalidRequestError
 from gatewise.storage.base import KVStore
 
@@ -38,8 +39,13 @@ def _team_of(scope: str) -> str | None:
 
 
 class Invalidator:
-    def __init__(self, store: KVStore, aliases: Iterable[str] = ()) -> None:
+    """`near`: the replica's near cache (`near.NearCache`): what is deleted from the store is
+    dropped there too and broadcast to every other replica's."""
+
+    def __init__(self, store: KVStore, aliases: Iterable[str] = (), *,
+                 near: NearCache | None = None) -> None:
         self._store = store
+        self._near = near
         self._configured = frozenset(aliases)
         self._seen_scopes: set[str] = set()
         self._seen_aliases: set[str] = set()
@@ -77,26 +83,38 @@ class Invalidator:
 
     async def by_key(self, key: str, reach: Reach) -> int:
         await self._within(key, reach)
-        return int(await self._store.delete(key))
+        removed = int(await self._store.delete(key))
+        if self._near is not None:
+            await self._near.invalidate_keys([key])
+        return removed
 
     async def by_prefix(self, prefix: str, reach: Reach) -> int:
         """A raw key prefix (of a key from the `x-gatewise-cache-key` header, say)."""
         await self._within(prefix, reach)
-        return await self._store.delete_prefix(prefix)
+        return await self._delete_prefix(prefix)
+
+    async def _delete_prefix(self, prefix: str) -> int:
+        removed = await self._store.delete_prefix(prefix)
+        if self._near is not None:
+            await self._near.invalidate_prefix(prefix)
+        return removed
 
     async def by_tag(self, tag: str, reach: Reach) -> int:
         removed = 0
         for scope in await self.scopes(reach):
             tkey = scope_tag_key(scope, tag)
-            for key in await self._store.members(tkey):
+            keys = await self._store.members(tkey)
+            for key in keys:
                 removed += int(await self._store.delete(key))
             await self._store.delete(tkey)
+            if self._near is not None:
+                await self._near.invalidate_keys(keys)
         return removed
 
     async def by_alias(self, pattern: str | None, reach: Reach) -> int:
         """Every entry of the aliases matching `pattern` (all aliases when None)."""
         if pattern is None and reach.team is None:
-            return await self._store.delete_prefix(PREFIX)
+            return await self._delete_prefix(PREFIX)
         scopes = await self.scopes(reach)
         if pattern is None:
             prefixes = [scope_prefix(s) for s in scopes]
@@ -105,5 +123,5 @@ class Invalidator:
             prefixes = [alias_prefix(s, a) for s in scopes for a in aliases]
         removed = 0
         for p in prefixes:
-            removed += await self._store.delete_prefix(p)
+            removed += await self._delete_prefix(p)
         return removed

@@ -83,7 +83,7 @@ class CacheMiddleware:
         self.background = BackgroundTasks("cache write")
         self.semantic = semantic  # looked up on an exact miss (see `semantic`)
         self.stats = CacheStats(cache.store, metrics)
-        self.invalidation = Invalidator(cache.store, self._deployments)
+        self.invalidation = Invalidator(cache.store, self._deployments, near=cache.near)
         self.maintenance = CacheMaintenance(cache.store, self.stats, metrics=metrics,
                                             interval_s=maintenance_interval_s)
 
@@ -152,7 +152,7 @@ class CacheMiddleware:
             query = self.semantic.query(scope, alias, req)
         stored = _Stored(key, scope, alias, ttl, tags, priority, query)
         if isinstance(result, ChatCompletion):
-            value = self._encode(call, policy, result)
+            value = self._encode(call, policy, result, ttl)
             if value is not None:
                 await self._put(stored, value)
         elif isinstance(result, ChunkStream):
@@ -188,8 +188,8 @@ class CacheMiddleware:
             return control_from_headers(call.request_headers)
         return DEFAULT_CONTROL
 
-    def _encode(self, call: Call, policy: AliasPolicy, completion: ChatCompletion
-                ) -> bytes | None:
+    def _encode(self, call: Call, policy: AliasPolicy, completion: ChatCompletion,
+                ttl: float) -> bytes | None:
         if self.policy.answer_bypass(policy, completion) is not None:
             return None
         dep = call.deployment
@@ -200,9 +200,10 @@ class CacheMiddleware:
                 cost = self._prices.cost(usage, self._prices.for_deployment(dep))
             except Exception:  # an unpriced deployment: the saving is unknown
                 cost = None
+        now = self._clock()
         return ResponseCache.encode(Entry(completion=completion, cost_usd=cost,
                                           deployment=dep.id if dep is not None else "",
-                                          stored_at=self._clock()))
+                                          stored_at=now, expires_at=now + ttl))
 
     def _stream_done(self, call: Call, policy: AliasPolicy, recorder: StreamRecorder,
                      stored: _Stored, error: BaseException | None) -> None:
@@ -211,7 +212,7 @@ class CacheMiddleware:
         completion = recorder.completion(call)
         if completion is None:
             return
-        value = self._encode(call, policy, completion)
+        value = self._encode(call, policy, completion, stored.ttl)
         if value is not None:
             self.background.spawn(self._put(stored, value))
 
@@ -249,8 +250,11 @@ class CacheMiddleware:
                                        usage=call.chat_request.wants_usage_in_stream)
 
     def start(self) -> None:
-        """Starts the maintenance job (the gateway's start)."""
+        """Starts the maintenance job and the near cache's invalidation listener (the
+        gateway's start)."""
         self.maintenance.start()
+        if self.cache.near is not None:
+            self.cache.near.start()
 
     async def aclose(self) -> None:
         await self.background.drain()

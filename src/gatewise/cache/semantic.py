@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -91,6 +92,24 @@ def query_text(req: ChatRequest) -> str | None:
     return text or None
 
 
+_GREETING = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there)?\b[\s,!.:;-]*)?"
+    r"(?:(?:please|pls|quick question)\b[\s,:;-]*)?", re.IGNORECASE)
+_THANKS = re.compile(
+    r"[\s,.;:!?-]*(?:(?:many )?(?:thanks|thank you|thx|cheers)"
+    r"(?: (?:so much|a lot|in advance))?|please)?[\s.!?]*$", re.IGNORECASE)
+
+
+def embedding_text(text: str) -> str:
+    """What is embedded: the text without an opening greeting, a closing thanks or trailing
+    punctuation ("Hi, how do I reset my password? Thanks!" = "how do I reset my password").
+    A small sentence embedding moves a lot for such words on a short question, yet they
+    never change the answer (the guard ignores them too); so a retyped repeat lands on its
+    original instead of somewhere near it. Case is left: the model is uncased."""
+    core = _THANKS.sub("", _GREETING.sub("", text, count=1), count=1)
+    return core or text
+
+
 def context_fingerprint(req: ChatRequest) -> int:
     """Everything but the compared text: earlier turns, tools, format and parameters."""
     context = msgspec.structs.replace(req, messages=req.messages[:-1])
@@ -124,6 +143,56 @@ class _Namespace:
     refreshing: bool = False
 
 
+class _EmbedBatches:
+    """Texts of concurrent lookups embedded as one batch: while one batch runs on the
+    embedder's thread, texts that arrive wait for it and go together in the next. One short
+    text per model run is what costs most per lookup under load (every run pays the model's
+    fixed overhead); at concurrency 1 each batch is one text, as before."""
+
+    def __init__(self, embedder: AsyncEmbedder, tasks: BackgroundTasks,
+                 max_batch: int = 32) -> None:
+        self._embedder = embedder
+        self._tasks = tasks
+        self._max_batch = max_batch
+        self._pending: list[tuple[str, asyncio.Future[npt.NDArray[np.float32]]]] = []
+        self._running = False
+
+    async def embed(self, text: str) -> npt.NDArray[np.float32]:
+        future: asyncio.Future[npt.NDArray[np.float32]] = \
+            asyncio.get_running_loop().create_future()
+        self._pending.append((text, future))
+        if not self._running:
+            self._running = True
+            self._tasks.spawn(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        batch: list[tuple[str, asyncio.Future[npt.NDArray[np.float32]]]] = []
+        try:
+            while self._pending:
+                batch = self._pending[:self._max_batch]
+                del self._pending[:len(batch)]
+                try:
+                    vectors = await self._embedder.embed([text for text, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for i, (_, future) in enumerate(batch):
+                    if not future.done():
+                        future.set_result(vectors[i])
+        finally:
+            self._running = False
+            for _, future in [*batch, *self._pending]:  # only when cancelled at shutdown
+                if not future.done():
+                    future.cancel()
+            self._pending.clear()
+
+    async def aclose(self) -> None:
+        await self._tasks.drain()
+
+
 class SemanticCache:
     """`store`: the shared store that replicas read vectors from (None: this process only)."""
 
@@ -140,6 +209,7 @@ class SemanticCache:
                          for a, o in aliases.items()}
         self._spaces: dict[str, _Namespace] = {}
         self._background = BackgroundTasks("semantic cache refresh")
+        self._batches = _EmbedBatches(embedder, BackgroundTasks("semantic cache embedding"))
 
     def enabled_for(self, alias: str) -> bool:
         return self._aliases.get(alias, (self.config.enabled, 0.0))[0]
@@ -165,7 +235,7 @@ class SemanticCache:
     async def _embed(self, q: SemanticQuery) -> npt.NDArray[np.float32] | None:
         if q.vector is None:
             try:
-                q.vector = (await self.embedder.embed([q.text]))[0]
+                q.vector = await self._batches.embed(embedding_text(q.text))
             except Exception:
                 log.warning("semantic cache: embedding failed", exc_info=True)
                 return None
@@ -285,4 +355,5 @@ class SemanticCache:
 
     async def aclose(self) -> None:
         await self._background.drain()
+        await self._batches.aclose()
         await self.embedder.aclose()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import msgspec
 
 from gatewise.cache.key import tag_key
+from gatewise.cache.near import NearCache
 from gatewise.storage.base import KVStore
 from gatewise.storage.memory import MemoryKV
 from gatewise.types.responses import ChatCompletion
@@ -142,6 +143,7 @@ class Entry(msgspec.Struct, kw_only=True, omit_defaults=True):
     cost_usd: float | None = None
     deployment: str = ""
     stored_at: float = 0.0
+    expires_at: float = 0.0  # wall time; 0: unknown (a near cache keeps it `near_ttl_s`)
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -149,18 +151,35 @@ _decode = msgspec.msgpack.Decoder(Entry).decode
 
 
 class ResponseCache:
-    def __init__(self, store: KVStore, *, max_entry_bytes: int = 1024 * 1024) -> None:
+    """`near`: entries recently read or written, kept in process in front of a shared store
+    (`near.NearCache`); None reads the store every time."""
+
+    def __init__(self, store: KVStore, *, max_entry_bytes: int = 1024 * 1024,
+                 near: NearCache | None = None) -> None:
         self.store = store
         self.max_entry_bytes = max_entry_bytes
+        self.near = near
 
     @staticmethod
     def encode(entry: Entry) -> bytes:
         return _encode(entry)
 
     async def get(self, key: str) -> Entry | None:
+        near = self.near
+        generation = 0
         try:
+            if near is not None:
+                raw = near.get(key)
+                if raw is not None:
+                    return _decode(raw)
+                generation = near.generation
             raw = await self.store.get(key)
-            return None if raw is None else _decode(raw)
+            if raw is None:
+                return None
+            entry = _decode(raw)
+            if near is not None:
+                near.keep(key, raw, entry.expires_at, generation=generation)
+            return entry
         except Exception:  # a broken store or an unreadable entry is a miss
             log.warning("cache read failed", exc_info=True)
             return None
@@ -173,6 +192,7 @@ class ResponseCache:
         if len(value) > self.max_entry_bytes:
             return False
         store = self.store
+        generation = self.near.generation if self.near is not None else 0
         try:
             if isinstance(store, LRUStore):
                 await store.set(key, value, ttl, priority=PRIORITIES[priority])
@@ -183,8 +203,12 @@ class ResponseCache:
         except Exception:
             log.warning("cache write failed", exc_info=True)
             return False
+        if self.near is not None:
+            self.near.keep(key, value, ttl=ttl, generation=generation)
         return True
 
     async def aclose(self) -> None:
+        if self.near is not None:
+            await self.near.aclose()
         if isinstance(self.store, LRUStore):
             await self.store.aclose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from typing import TYPE_CHECKING
@@ -59,8 +60,17 @@ def serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(cfg: ResolvedConfig, workers: int, *, host: str, port: int, level: str,
                    fmt: LogFormat, warmup: bool | None, handler: logging.Handler) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
     from gatewise.observability.logs import configure_logging
+    from gatewise.observability.worker_metrics import WorkerMetrics, remove_snapshot
     from gatewise.server.workers import WORKER_HEADER, Supervisor
+
+    # Each worker's metric snapshot, merged by whichever worker answers a scrape.
+    run_dir = Path(tempfile.mkdtemp(prefix="gatewise-workers-"))
+    parent = os.getpid()
 
     def worker_main(sock: socket.socket, slot: int) -> int:
         configure_logging(level, fmt)  # a fresh batching handler, with its flushing thread
@@ -68,20 +78,26 @@ def _serve_workers(cfg: ResolvedConfig, workers: int, *, host: str, port: int, l
         from gatewise.server.serving import build_server
 
         app = create_app(cfg, warmup=warmup)
+        app.worker_metrics = WorkerMetrics(app.gateway.metrics, run_dir, slot)
         server = build_server(app, host=host, port=port, log_level=level,
                               headers=[(WORKER_HEADER, str(slot))])
         server.run(sockets=[sock])
         return 0 if server.started else 3  # 3: uvicorn's start-up failure status
 
     try:
-        supervisor = Supervisor(workers, worker_main, host=host, port=port,
-                                stop_timeout_s=cfg.config.server.shutdown_grace_s)
-    except OSError as exc:  # the port is taken (or the address is not this host's)
-        logging.getLogger("gatewise.server").error("cannot listen on %s:%s: %s", host, port,
-                                                   exc.strerror or exc)
-        return 1
-    _banner(handler, fmt, cfg, f"http://{host}:{supervisor.port}/v1", workers)
-    return supervisor.run()
+        try:
+            supervisor = Supervisor(workers, worker_main, host=host, port=port,
+                                    stop_timeout_s=cfg.config.server.shutdown_grace_s,
+                                    on_exit=lambda slot: remove_snapshot(run_dir, slot))
+        except OSError as exc:  # the port is taken (or the address is not this host's)
+            logging.getLogger("gatewise.server").error("cannot listen on %s:%s: %s", host,
+                                                       port, exc.strerror or exc)
+            return 1
+        _banner(handler, fmt, cfg, f"http://{host}:{supervisor.port}/v1", workers)
+        return supervisor.run()
+    finally:
+        if os.getpid() == parent:  # a worker leaves through os._exit, never here
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _banner(handler: logging.Handler, fmt: str, cfg: ResolvedConfig, url: str,

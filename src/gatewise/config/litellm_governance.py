@@ -35,8 +35,8 @@ _WHY_GENERAL = {
     "alerting_threshold": "gatewise sends no slow-request alerts; incidents are log lines and "
                           "metrics",
     "alert_types": "gatewise's webhook carries spend alerts only",
-    "alert_to_webhook_url": "gatewise's webhook carries spend alerts only, as JSON (not Slack "
-                            "messages); set accounting.alert_webhook",
+    "alert_to_webhook_url": "gatewise's webhook carries spend alerts only; per-alert-type URLs "
+                            "are not mapped (set accounting.alert_webhook)",
     "disable_spend_logs": "gatewise always records usage (the ledger backs budgets and "
                           "reports)",
     "disable_error_logs": "gatewise always records failed requests in the ledger",
@@ -46,8 +46,6 @@ _WHY_GENERAL = {
     "database_connection_timeout": "gatewise sizes its PostgreSQL pool itself",
 }
 _WHY_ALERTING = {
-    "slack": "gatewise posts spend alerts as JSON, not Slack messages; point "
-             "accounting.alert_webhook at a relay",
     "email": "gatewise sends no e-mail",
 }
 _WHY_SETTINGS = {
@@ -131,6 +129,14 @@ def _alerting(t: Translation, value: Any, where: str) -> None:
                 t.section("accounting")["alert_webhook"] = url
             else:
                 t.report(where, "'webhook' needs WEBHOOK_URL; no spend alerts are posted")
+        elif name == "slack":  # the webhook's JSON carries Slack's `text` (accounting/alerts.py)
+            url = t.env.get("SLACK_WEBHOOK_URL")
+            if url:
+                t.section("accounting").setdefault("alert_webhook", url)
+                t.report(where, "'slack': spend alerts are posted to SLACK_WEBHOOK_URL; "
+                         "gatewise sends no slow-request or exception alerts")
+            else:
+                t.report(where, "'slack' needs SLACK_WEBHOOK_URL; no spend alerts are posted")
         else:
             t.report(where, f"'{name}': " + _WHY_ALERTING.get(
                 name, "has no gatewise equivalent (alerts are log lines, metrics and the "

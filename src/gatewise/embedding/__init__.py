@@ -26,6 +26,7 @@ __all__ = ["AliasEmbedder", "AsyncEmbedder", "EmbedderUnavailableError", "Embedd
            "local_embedder", "normalise"]
 
 
-def local_embedder(*, threads: int = 1) -> ThreadedEmbedder:
-    """The local model, awaitable: what the cache and few-shot selection use by default."""
-    return ThreadedEmbedder(MiniLMEmbedder(threads=threads))
+def local_embedder(*, threads: int = 1, workers: int = 1) -> ThreadedEmbedder:
+    """The local model, awaitable: what the cache and few-shot selection use by default.
+    `workers`: runs of one large batch at once (ingestion); a single text always runs alone."""
+    return ThreadedEmbedder(MiniLMEmbedder(threads=threads, workers=workers))

@@ -86,3 +86,6 @@ class ThreadedEmbedder:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self.embedder, "close", None)
+        if close is not None:  # the model's own run threads (`MiniLMEmbedder(workers=2)`)
+            close()

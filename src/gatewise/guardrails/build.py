@@ -10,12 +10,13 @@ run inline."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from gatewise.config.schema import GuardrailPolicy, GuardrailsConfig
 from gatewise.guardrails.policy import GuardrailsMiddleware, has_policies
-from gatewise.pipeline.core import Middleware
+from gatewise.pipeline.core import Call, Middleware
 from gatewise.security.events import SecurityEventSink
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Guardrails:
         self.tools = tools
         self._detectors: dict[tuple[float | None, bool], InjectionDetector] = {}
         self._pii: list[PIIMiddleware] = []
+        self._pii_of: dict[int, PIIMiddleware] = {}  # id(policy) -> its PII guard
         self._mcp: list[tuple[Any, str | None]] = []
         self._open_mcp: list[Any] = []
         self.middleware: GuardrailsMiddleware | None = None
@@ -52,10 +54,11 @@ class Guardrails:
         if inj is not None and inj.enabled:
             from gatewise.guardrails.injection import InjectionDetector, InjectionMiddleware
 
-            key = (inj.threshold, True)
+            key = (inj.threshold, inj.semantic)
             if key not in self._detectors:
                 t = inj.threshold if inj.threshold is not None else 0.5
-                self._detectors[key] = InjectionDetector(threshold=t, indirect_threshold=t)
+                self._detectors[key] = InjectionDetector(threshold=t, indirect_threshold=t,
+                                                         semantic=inj.semantic)
             detector = self._detectors[key]
             out.append(InjectionMiddleware(detector, action=inj.action,
                                            scan_indirect=inj.scan_indirect, events=self.events,
@@ -104,6 +107,7 @@ class Guardrails:
                 vault_store=self.vault_store, events=self.events, executor=self.checks,
                 offload_chars=0 if pii.ner else self.config.offload_chars)
             self._pii.append(mw)
+            self._pii_of[id(policy)] = mw
             out.append(mw)
         oc = policy.output
         if oc is not None and (oc.toxicity, oc.code, oc.groundedness) != ("off", "off", "off"):
@@ -133,6 +137,47 @@ class Guardrails:
         for server in self._open_mcp:
             await server.aclose()
         self._open_mcp.clear()
+
+    async def mask_texts(self, call: Call, texts: Sequence[tuple[str, bool]]) -> list[str]:
+        """Texts the gateway keeps or sends on after a call (a stored Responses thread, a
+        quality judge's prompt) masked under the PII policy that covers the call (its key's,
+        else its team's, else its alias's, else the default), with the call's vault; as they
+        are when no PII policy covers it. `texts`: (text, is JSON tool-call arguments)."""
+        policy = self.middleware.policy_for(call) if self.middleware is not None else None
+        pii = self._pii_of.get(id(policy)) if policy is not None else None
+        if pii is None:
+            return [t for t, _ in texts]
+        return await pii.mask_texts(call, texts)
+
+    async def mask_docs(self, call: Call, docs: list[Any]) -> list[Any]:
+        """Copies of JSON documents the gateway keeps after the call, every conversation
+        text masked by `mask_texts` in one pass (`guardrails/pii/documents.py`)."""
+        if not self._pii:
+            return docs
+        from gatewise.guardrails.pii.documents import mask_docs
+
+        return await mask_docs(self.mask_texts, call, docs)
+
+    async def restore(self, tenant: str, conversation: str, doc: Any) -> Any:
+        """`doc` (a copy) with the placeholders the conversation's (or thread's) vault still
+        holds restored; `doc` itself when there is nothing to restore."""
+        if not self._pii:
+            return doc
+        mapping = await self.restore_mapping(tenant, conversation)
+        if not mapping:
+            return doc
+        from gatewise.guardrails.pii.documents import restore_doc
+
+        return restore_doc(doc, mapping)
+
+    async def restore_mapping(self, tenant: str, conversation: str) -> dict[str, str]:
+        """What a conversation's (or a Responses thread's) PII vault can still restore
+        (placeholder -> value): the shared copy and every policy's in-process one."""
+        mapping: dict[str, str] = {}
+        for p in self._pii:
+            for ph, value in (await p.mapping_of(tenant, conversation)).items():
+                mapping.setdefault(ph, value)
+        return mapping
 
     async def forget_conversation(self, tenant: str, conversation: str) -> None:
         """A deleted conversation's PII vault goes with it: the shared copy and every

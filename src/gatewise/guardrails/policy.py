@@ -32,6 +32,7 @@ class GuardrailsMiddleware:
                 cache[id(policy)] = tuple(build(policy))
             return cache[id(policy)]
 
+        self._config = config
         self._default = chain(config.default)
         self._aliases = {k: chain(v) for k, v in config.aliases.items()}
         self._teams = {k: chain(v) for k, v in config.teams.items()}
@@ -61,6 +62,16 @@ class GuardrailsMiddleware:
             return self._teams[ident.team]
         by_alias = self._aliases.get(call.alias)
         return by_alias if by_alias is not None else self._default
+
+    def policy_for(self, call: Call) -> GuardrailPolicy | None:
+        """The policy `guards_for` serves the call with (what masks text the gateway keeps
+        or sends on after the call: the same rules as the call's own)."""
+        c, ident = self._config, call.identity
+        if ident.key_id is not None and ident.key_id in c.keys:
+            return c.keys[ident.key_id]
+        if ident.team is not None and ident.team in c.teams:
+            return c.teams[ident.team]
+        return c.aliases.get(call.alias, c.default)
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         guards = self.guards_for(call)

@@ -11,7 +11,7 @@ from gatewise.accounting.usage import Prices, TokenCounting
 from gatewise.config.loader import ResolvedConfig
 from gatewise.memory.assistants import AssistantMiddleware
 from gatewise.memory.middleware import MemoryMiddleware
-from gatewise.memory.service import ConversationMemory, Forget
+from gatewise.memory.service import ConversationMemory, Forget, Restore
 from gatewise.memory.summary import Summariser
 from gatewise.memory.window import ContextWindows
 from gatewise.pipeline.runner import Runner
@@ -30,6 +30,7 @@ def summary_model(config: ResolvedConfig) -> str | None:
 
 def build_memory(config: ResolvedConfig, store: ConversationStore, *, prices: Prices,
                  tokenizers: TokenCounting, runner: Runner, forget: Forget | None,
+                 restore: Restore | None = None,
                  reported_window: Callable[[Deployment], int | None] | None = None,
                  ) -> ConversationMemory:
     """`reported_window`: a deployment's context window as its provider reports it (the
@@ -42,7 +43,7 @@ def build_memory(config: ResolvedConfig, store: ConversationStore, *, prices: Pr
     summariser = (Summariser(runner, model, max_tokens=mc.summary_max_tokens)
                   if model else None)
     return ConversationMemory(store, windows, summariser=summariser, ttl_s=mc.ttl_s,
-                              forget=forget)
+                              forget=forget, restore=restore)
 
 
 def build_middlewares(config: ResolvedConfig,

@@ -36,8 +36,11 @@ LogFormat = Literal["text", "json"]
 # A record may also carry its `extra` fields as one dict under `FIELDS` (the request line
 # does): the formatters then read that dict instead of sifting every attribute of the record.
 FIELDS = "gatewise_fields"
+# A record with this attribute set waits for its batch whatever its level (`BatchingStreamHandler`):
+# warnings that are high-volume by design, such as a security event per masked request.
+BATCHED = "gatewise_batched"
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime", "taskName", "color_message", FIELDS}
+    "message", "asctime", "taskName", "color_message", FIELDS, BATCHED}
 
 _HEAD_KEYS = frozenset({"ts", "level", "logger", "msg"})
 # A text-format value printed as it is: printable ASCII without space, `"`, `=` or `\`.
@@ -170,8 +173,9 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     A request line per request made the write system call the largest part of its cost:
     ~25 µs of the ~38 µs a served request gained with the line on (`make bench`). Lines wait
     at most `flush_interval_s` (a daemon thread flushes), a WARNING or worse is written at
-    once with everything before it, and so is a batch past `max_bytes`; `close` (and
-    `logging.shutdown` at exit) writes what is left."""
+    once with everything before it (unless the record is marked `BATCHED`: a security event
+    per guarded request would otherwise cost a write each), and so is a batch past
+    `max_bytes`; `close` (and `logging.shutdown` at exit) writes what is left."""
 
     def __init__(self, stream: IO[str], *, flush_interval_s: float = 0.2,
                  max_bytes: int = 64 * 1024) -> None:
@@ -193,7 +197,8 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         self._pending.append(line)
         self._size += len(line)
-        if record.levelno >= logging.WARNING or self._size >= self._max:
+        if (record.levelno >= logging.WARNING and not record.__dict__.get(BATCHED)) \
+                or self._size >= self._max:
             self._write()
 
     def _write(self) -> None:

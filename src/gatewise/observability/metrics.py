@@ -303,6 +303,14 @@ class GatewayMetrics:
         return [m for m in vars(self).values() if isinstance(m, Counter | Gauge | Histogram)]
 
     def render(self) -> str:
+        self.collect()
+        lines: list[str] = []
+        for m in self.families():
+            lines.extend(m.render())
+        return "\n".join(lines) + "\n"
+
+    def collect(self) -> None:
+        """Runs the scrape-time collectors (gauges refreshed from state in memory)."""
         for collect in self._collectors:
             try:
                 collect()
@@ -311,7 +319,3 @@ class GatewayMetrics:
                     "metrics collector failed", extra={"collector": getattr(
                         collect, "__qualname__", type(collect).__name__),
                         "error_type": type(exc).__name__})
-        lines: list[str] = []
-        for m in self.families():
-            lines.extend(m.render())
-        return "\n".join(lines) + "\n"

@@ -5,7 +5,8 @@ Each record gets an increasing sequence number, so a reader asks for what came a
 one it saw and never misses or repeats one while it keeps up; one that falls more than
 `capacity` behind is told so (`dropped`) instead of being sent an unbounded backlog. The ring
 lives in this process: on many replicas each reports its own traffic (the ledger and the audit
-log remain the shared, durable records).
+log remain the shared, durable records), unless the feed is `SharedRecentFeed`
+(`observability.recent_shared`: the request log's with Redis configured); both are a `Feed`.
 
 A feed built with `idle_s` is fed only while somebody watches: a read keeps it active for
 `idle_s` seconds, and the producer checks `active` (one clock read) before building a record,
@@ -17,9 +18,27 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 Record = dict[str, Any]
+Keep = Callable[[Record], bool]
+# (records oldest first, the number to ask after next time, whether some were lost)
+Page = tuple[list[Record], int, bool]
+
+
+class Feed(Protocol):
+    """What producers and the console's routes need of a live feed."""
+
+    @property
+    def active(self) -> bool: ...
+
+    def add(self, record: Record) -> None: ...
+
+    async def read(self, seq: int, *, limit: int, keep: Keep | None = None) -> Page: ...
+
+    def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class RecentFeed:
@@ -44,8 +63,17 @@ class RecentFeed:
         self._seq += 1
         self._ring.append((self._seq, record))
 
-    def after(self, seq: int, *, limit: int,
-              keep: Callable[[Record], bool] | None = None) -> tuple[list[Record], int, bool]:
+    async def read(self, seq: int, *, limit: int, keep: Keep | None = None) -> Page:
+        """`after`, as every `Feed` reads."""
+        return self.after(seq, limit=limit, keep=keep)
+
+    def start(self) -> None:
+        """Nothing runs in the background of an in-process ring."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def after(self, seq: int, *, limit: int, keep: Keep | None = None) -> Page:
         """(records after `seq` that `keep` accepts, oldest first and at most `limit` of the
         newest; the sequence number to ask after next time; whether records were lost to the
         ring's bound since `seq`). Reading marks the feed watched."""

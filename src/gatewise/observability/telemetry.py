@@ -23,9 +23,9 @@ import time
 from typing import Any
 
 from gatewise.errors import GatewayError
-from gatewise.observability.logs import FIELDS
+from gatewise.observability.logs import BATCHED, FIELDS
 from gatewise.observability.metrics import GatewayMetrics
-from gatewise.observability.recent import RecentFeed
+from gatewise.observability.recent import Feed, RecentFeed
 from gatewise.pipeline.core import Call, Handler
 from gatewise.pipeline.stream import Cancelled, ChunkStream
 
@@ -123,14 +123,16 @@ def request_fields(call: Call, status: int, latency: float,
 
 
 class TelemetryMiddleware:
-    def __init__(self, metrics: GatewayMetrics, *, log_requests: bool = True) -> None:
-        """`log_requests`: successful requests logged at INFO (else DEBUG)."""
+    def __init__(self, metrics: GatewayMetrics, *, log_requests: bool = True,
+                 recent: Feed | None = None) -> None:
+        """`log_requests`: successful requests logged at INFO (else DEBUG); `recent`: the
+        live request log (default: this process's ring)."""
         self.metrics = metrics
         self.success_level = logging.INFO if log_requests else logging.DEBUG
         self.lines = RequestLine()
         # The web console's live request log: the request line's fields, kept only while
         # somebody reads them (`observability.recent`), so an unwatched gateway pays one check.
-        self.recent = RecentFeed(2000, idle_s=60.0)
+        self.recent: Feed = recent if recent is not None else RecentFeed(2000, idle_s=60.0)
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         m = self.metrics
@@ -217,8 +219,13 @@ class RequestLine:
     record goes through the logger's filters and handlers like any other. About a third of
     a JSON line's cost is saved (`bench/logging_bench.py`)."""
 
-    def __init__(self, logger: logging.Logger = log) -> None:
+    def __init__(self, logger: logging.Logger = log, msg: str = "request", *,
+                 batched: bool = False) -> None:
+        """`msg`: the line's message (security events use this emitter too); `batched`: the
+        line waits for the handler's batch even at WARNING (`observability.logs.BATCHED`)."""
         self.log = logger
+        self.msg = msg
+        self.batched = batched
         self._prototypes: dict[int, logging.LogRecord] = {}  # per level: at most five
 
     def emit(self, level: int, fields: dict[str, Any]) -> None:
@@ -226,16 +233,18 @@ class RequestLine:
         if factory is logging.LogRecord:
             record = self._record(level)
         else:
-            record = factory(self.log.name, level, __file__, 0, "request", None, None)
+            record = factory(self.log.name, level, __file__, 0, self.msg, None, None)
         d = record.__dict__
         d.update(fields)  # as `extra` would: filters and other formatters see attributes
         d[FIELDS] = fields  # ours read the dict as it is (`observability.logs`)
+        if self.batched:
+            d[BATCHED] = True
         self.log.handle(record)
 
     def _record(self, level: int) -> logging.LogRecord:
         proto = self._prototypes.get(level)
         if proto is None:
-            proto = logging.LogRecord(self.log.name, level, __file__, 0, "request", None, None)
+            proto = logging.LogRecord(self.log.name, level, __file__, 0, self.msg, None, None)
             self._prototypes[level] = proto
         record = logging.LogRecord.__new__(logging.LogRecord)
         d = record.__dict__

@@ -225,7 +225,8 @@ async def evaluate(gates: Sequence[Gate], res: ModelResult, req: ChatRequest,
                 ACCEPT if got else Verdict(False, "rejected by the caller's check")
         elif gate == "judge":
             assert judge is not None, "checked by _gates"
-            judged = await branches.one(judge, judge_score_request(req, judge, res))
+            judged = await branches.one(judge, judge_score_request(req, judge, res),
+                                        judge=True)
             data = extract_json(judged.content) if judged.ok else None
             raw = data.get("score") if isinstance(data, dict) else None
             if judged.error is not None:

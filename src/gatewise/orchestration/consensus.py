@@ -229,7 +229,7 @@ async def run_consensus(branches: Branches, req: ChatRequest, models: Sequence[s
     asked = max(1, len(models))
     out = ConsensusResult(None, 0.0, False, cands)
     if judge is not None and answered:
-        jr = await branches.one(judge, judge_request(req, judge, answered))
+        jr = await branches.one(judge, judge_request(req, judge, answered), judge=True)
         out.judge = jr
         scores = _scores(jr.content, len(answered)) if jr.ok else None
         if scores is None:

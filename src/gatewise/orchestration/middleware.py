@@ -15,16 +15,19 @@ so the official SDKs need nothing new:
   502 `ProviderResponseError`): never a 200 for an answer the gate refused.
 
 Branches run through everything after this middleware (fallback, routing, retries, breaker),
-each as its own `Call` that inherits identity and headers. The outer call gets the summed usage
-of every branch (judges included: it is what the request cost) and a synthetic deployment
-`<name>:<mode>`, so metrics count one request of the orchestration alias. `usage` in the body
+each as its own `Call` that inherits identity and headers (and, when someone listens to the
+call's steps, a listener that hands each branch's steps on, marked with `branch`: see
+`gatewise.pipeline.steps`). The outer call gets the summed usage of every branch (judges
+included: it is what the request cost) and a synthetic deployment `<name>:<mode>`, so
+metrics count one request of the orchestration alias; its cost is the branches' summed cost,
+so budgets and the ledger charge the request. `usage` in the body
 is that same sum. A streaming request gets the finished answer replayed as chunks.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -33,7 +36,7 @@ from gatewise.config.schema import OrchestrationConfig
 from gatewise.errors import AllTargetsFailedError, GatewayError, InvalidRequestError, ProviderResponseError
 from gatewise.orchestration.cascade import run_cascade
 from gatewise.orchestration.consensus import run_consensus
-from gatewise.orchestration.parallel import Branches, ModelResult, sum_usage
+from gatewise.orchestration.parallel import Branches, ModelResult, sum_cost, sum_usage
 from gatewise.pipeline.core import Call, Handler
 from gatewise.pipeline.stream import stream_completion
 from gatewise.providers.base import Target
@@ -43,8 +46,12 @@ from gatewise.types.responses import ChatCompletion, Choice
 
 
 class OrchestrationMiddleware:
-    def __init__(self, orchestrations: Mapping[str, OrchestrationConfig]) -> None:
+    def __init__(self, orchestrations: Mapping[str, OrchestrationConfig], *,
+                 price: Callable[[Call], float | None] | None = None) -> None:
+        """`price`: USD of a finished branch call at the gateway's price table (the
+        orchestration's own deployment has none; see `Branches.price`)."""
         self.orchestrations = dict(orchestrations)
+        self._price = price
         self._deployments = {
             name: Deployment(name, f"{name}:{o.mode}",
                              Target(provider="gatewise", wire="orchestration", model=o.mode))
@@ -61,7 +68,7 @@ class OrchestrationMiddleware:
         name = call.alias
         req = call.chat_request
         branches = Branches(next, call.identity, call.request_headers, call.request_id,
-                            call.deadline)
+                            call.deadline, parent=call, price=self._price)
         t0 = time.perf_counter()
         if orch.mode == "parallel":
             fan = await branches.fan_out(req, orch.models)
@@ -100,6 +107,9 @@ class OrchestrationMiddleware:
         usage = sum_usage(results)
         call.deployment = self._deployments[name]
         call.usage = usage
+        # The synthetic deployment has no price: what the request cost is what its branches
+        # cost (judges included), so budgets and the ledger charge it like any other call.
+        call.cost_usd = sum_cost(results)
         call.attempts = sum(r.attempts for r in results)
         call.upstream_s += time.perf_counter() - t0
         call.response_headers.setdefault("x-gatewise-deployment", call.deployment.id)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from gatewise.errors import GatewayError, InvalidRequestError, ProviderTimeoutError
+from gatewise.pipeline import steps
 from gatewise.pipeline.core import ANONYMOUS, Call, Handler, Identity
 from gatewise.pipeline.runner import Runner
 from gatewise.providers.presets import FREE_WIRES
@@ -121,7 +122,9 @@ class Branches:
 
     `run` is `Runner.run` (library) or the rest of the chain (middleware); identity and
     request headers carry over so tenancy, budgets and routing rules apply to every branch;
-    `deadline` is absolute (`time.perf_counter()`).
+    `deadline` is absolute (`time.perf_counter()`). `parent`, the call the orchestration
+    serves: when someone listens to it, every branch's steps reach that listener
+    (`gatewise.pipeline.steps.listen_branch`); nobody listening, nothing is built.
     """
 
     run: Handler
@@ -130,6 +133,11 @@ class Branches:
     parent_id: str | None = None
     deadline: float | None = None
     started: float = field(default_factory=time.perf_counter)
+    parent: Call | None = None
+    # USD of a finished branch call at the gateway's price table (`accounting.usage.cost_of`):
+    # branches run below the accounting stage, so the table is consulted here. None (or an
+    # unknown price) falls back to the deployment's own per-million prices.
+    price: Callable[[Call], float | None] | None = None
     _count: int = field(default=0, init=False)
 
     def new_call(self, req: ChatRequest) -> Call:
@@ -139,11 +147,14 @@ class Branches:
         call.deadline = self.deadline
         return call
 
-    async def one(self, model: str, req: ChatRequest) -> ModelResult:
-        """Runs one branch to its end; never raises except on cancellation of the caller."""
+    async def one(self, model: str, req: ChatRequest, *, judge: bool = False) -> ModelResult:
+        """Runs one branch to its end; never raises except on cancellation of the caller.
+        `judge`: the call is a judge's (scoring the others), as its steps say."""
         if req.model != model or req.stream:
             req = msgspec.structs.replace(req, model=model, stream=False, stream_options=None)
         call = self.new_call(req)
+        if self.parent is not None:
+            steps.listen_branch(self.parent, call, self._count - 1, model, judge=judge)
         t0 = time.perf_counter()
         res = ModelResult(model, started_s=t0 - self.started, request_id=call.request_id)
         try:
@@ -165,8 +176,14 @@ class Branches:
         res.deployment = dep.id if dep is not None else None
         res.attempts = call.attempts
         res.usage = (res.completion.usage if res.completion is not None else None) or call.usage
-        if dep is not None:
+        if self.price is not None and res.usage is not None:
+            if call.usage is None:
+                call.usage = res.usage
+            res.cost_usd = self.price(call)
+        if dep is not None and res.cost_usd is None:
             res.cost_usd = estimate_cost(dep.target.wire, dep.prices, res.usage)
+        steps.branch_ended(call, res.completion, res.error, latency_s=res.latency_s,
+                           cost_usd=res.cost_usd)
         return res
 
     async def fan_out(self, req: ChatRequest, models: Sequence[str]) -> ParallelResult:

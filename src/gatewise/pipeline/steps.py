@@ -25,16 +25,27 @@ holds entity types and counts).
 an `attempt_failed` until the gateway's next step says what it did about it. `watch(call,
 result)`, called on the chain's result, adds `first_token` and `done` (or `error`) to the
 timeline; `failed(call, exc)` reports a call that raised.
+
+An orchestration (parallel, consensus, cascade) serves one call with several branch calls of
+its own. When the parent call has a listener, each branch call gets one too
+(`listen_branch`): its steps (route, attempts, failures, then `first_token` and `done` with
+the branch's usage and cost, or `error`, from `branch_ended`) reach the parent's listener
+with `branch` {`index`, `model`, and `judge: true` for a judge's call} and `t_ms` on the
+parent's clock, each branch's failed attempts relayed on their own (branches run at once).
+They go to the listener only, never into the parent's `call.events` (its logs and traces
+describe the parent). The parent's own `done` sums every branch: a reader adding up costs
+skips the steps that carry `branch`.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gatewise.errors import ConfigError, GatewayError, ProviderError
 from gatewise.pipeline.core import Call, StepListener
 from gatewise.pipeline.stream import Cancelled, ChunkStream
-from gatewise.types.responses import ChatCompletion
+from gatewise.types.responses import ChatCompletion, Usage
 from gatewise.types.stream import ChatCompletionChunk
 
 # Steps after which a new attempt's `reason` is known: the latest one before it wins.
@@ -53,6 +64,9 @@ class StepRelay:
         self._held: dict[str, Any] | None = None
 
     def __call__(self, name: str, data: dict[str, Any]) -> None:
+        if "branch" in data:  # a branch call's step, already relayed by its own relay
+            self.on_step(name, data)
+            return
         if name == "attempt_failed":
             self._release("attempt_failed")  # two in a row: the first one failed over
             self._held = data
@@ -80,6 +94,57 @@ def listen(call: Call, on_step: StepListener) -> StepRelay:
     relay = StepRelay(on_step)
     call.listener = relay
     return relay
+
+
+class _BranchSteps:
+    """A branch call's steps, marked with the branch and timed on the parent's clock."""
+
+    __slots__ = ("branch", "on_step", "started")
+
+    def __init__(self, on_step: StepListener, branch: dict[str, Any], started: float) -> None:
+        self.on_step = on_step
+        self.branch = branch
+        self.started = started
+
+    def __call__(self, name: str, data: dict[str, Any]) -> None:
+        data["branch"] = self.branch
+        data["t_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
+        self.on_step(name, data)
+
+
+def listen_branch(parent: Call, branch: Call, index: int, model: str, *,
+                  judge: bool = False) -> None:
+    """Makes `parent`'s listener hear `branch`'s steps (nothing when nobody listens)."""
+    on_step = parent.listener
+    if on_step is None:
+        return
+    info: dict[str, Any] = {"index": index, "model": model}
+    if judge:
+        info["judge"] = True
+    listen(branch, _BranchSteps(on_step, info, parent.started))
+
+
+def branch_ended(call: Call, completion: ChatCompletion | None, error: BaseException | None,
+                 *, latency_s: float, cost_usd: float | None) -> None:
+    """The end of a listened-to branch call: `first_token` and `done`, or `error`. A branch
+    runs inside the parent's chain, below its telemetry and accounting, so its latency and
+    cost are the orchestration's own figures; a whole answer's first token is the answer."""
+    if call.listener is None:
+        return
+    if error is not None:
+        failed(call, error)
+        return
+    ttft = call.ttft if call.ttft is not None else latency_s
+    call.event("first_token", ttft_ms=_ms(ttft))
+    finish = completion.choices[0].finish_reason if completion and completion.choices else None
+    data = done_data(call, finish)
+    if call.usage is None and completion is not None:
+        data["usage"] = _usage(completion.usage)
+    data["latency_ms"] = _ms(latency_s)
+    data["ttft_ms"] = _ms(ttft)
+    if data["cost_usd"] is None:
+        data["cost_usd"] = cost_usd
+    call.event("done", **data)
 
 
 def attempt_reason(call: Call, number: int) -> str:
@@ -152,14 +217,17 @@ def watch(call: Call, result: Any) -> Any:
     return result
 
 
+def _usage(u: Usage | None) -> dict[str, Any]:
+    return {"prompt_tokens": u.prompt_tokens if u is not None else None,
+            "completion_tokens": u.completion_tokens if u is not None else None,
+            "cached_tokens": u.cached_tokens if u is not None else None}
+
+
 def done_data(call: Call, finish_reason: str | None) -> dict[str, Any]:
-    u = call.usage
     dep = call.deployment
     latency = call.latency
     return {
-        "usage": {"prompt_tokens": u.prompt_tokens if u is not None else None,
-                  "completion_tokens": u.completion_tokens if u is not None else None,
-                  "cached_tokens": u.cached_tokens if u is not None else None},
+        "usage": _usage(call.usage),
         "cost_usd": call.cost_usd,
         "latency_ms": _ms(latency),
         "ttft_ms": _ms(call.ttft),

@@ -21,7 +21,7 @@ from gatewise.pipeline.core import Call, Identity
 from gatewise.pipeline.runner import Runner
 from gatewise.quality.degradation import DegradationCheck, QualityRetention
 from gatewise.quality.feedback import FeedbackService
-from gatewise.quality.judge import QualityJudge
+from gatewise.quality.judge import MaskTexts, QualityJudge
 from gatewise.quality.middleware import QualityMiddleware, ReportQuality
 from gatewise.quality.recorder import QualityRecorder
 from gatewise.quality.scores import ResponseScorer
@@ -80,8 +80,9 @@ def build_quality(config: ResolvedConfig, store: QualityStore | None, *,
                   metrics: GatewayMetrics,
                   runner: Runner, report_quality: ReportQuality | None = None,
                   clock: Callable[[], float] = time.time,
-                  rng: random.Random | None = None) -> Quality:
-    """`store` None: an in-process one (stores opened without a quality store)."""
+                  rng: random.Random | None = None, mask: MaskTexts | None = None) -> Quality:
+    """`store` None: an in-process one (stores opened without a quality store). `mask`: the
+    guardrails' `mask_texts`, what the judge masks question and answer with."""
     if store is None:
         from gatewise.storage.quality_memory import MemoryQualityStore
 
@@ -111,7 +112,7 @@ def build_quality(config: ResolvedConfig, store: QualityStore | None, *,
 
         judge = QualityJudge(runner, judge_model, sample_rate=qc.judge_sample_rate,
                              max_tokens=qc.judge_max_tokens, spawn=background.spawn,
-                             on_scores=judged, rng=rng)
+                             on_scores=judged, rng=rng, mask=mask)
         middleware.judge = judge
     elif qc.judge_sample_rate > 0:
         log.warning("quality.judge_sample_rate is set but there is no judge model "

@@ -13,10 +13,13 @@ whole chain: routing, retries, accounting) as the gateway's own work:
 - the response cache is told `no-store`, so a judge's answer never lands in a cache a user
   reads from.
 
-What the judge sees: the caller's question as the chain last held it (masked, when a PII
-policy masked it) and the answer as the caller received it. Its own call passes the
-guardrails of the judge's alias and the global policy, not the caller's team's (it runs as
-no team), so a PII policy meant to cover judge calls belongs on the judge alias.
+What the judge sees: the caller's question as the chain last held it and the answer as the
+caller received it, both masked under the PII policy that covered the caller's call (its
+key's, else its team's, else its alias's, else the default: `mask`, the guardrails'
+`mask_texts`) before the judge call is built, so personal data the caller's policy masks
+never reaches the judge's upstream, whichever model judges. A failure to mask is the judge's
+failure: nothing is sent. The judge's own call then runs as no team, through the guardrails
+of the judge's alias and the default policy, on top.
 
 The prompt asks for a JSON object; `parse_judgement` also reads the looser forms models
 answer with ("Relevance: 4/5", "relevance 8 out of 10", a bare "4"), on a 1-5 or a 0-10 scale.
@@ -27,7 +30,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from gatewise.pipeline.core import Call, Identity
@@ -56,6 +59,8 @@ _ANY = re.compile(rf"(?<![\w.\-]){_NUMBER}{_SCALE}(?![\w.])")
 
 # (the judged call, the caller's alias, relevance/completeness 0..1)
 OnScores = Callable[[Call, str, dict[str, float]], Awaitable[None]]
+# (the judged call, [(text, is JSON)]) -> the texts masked under the call's PII policy.
+MaskTexts = Callable[[Call, Sequence[tuple[str, bool]]], Awaitable[list[str]]]
 
 
 def _normalise(value: float, scale: float | None) -> float | None:
@@ -107,7 +112,8 @@ class QualityJudge:
     def __init__(self, runner: Runner, model: str, *, sample_rate: float, max_tokens: int,
                  spawn: Callable[[Awaitable[Any]], None], on_scores: OnScores,
                  rng: random.Random | None = None, max_in_flight: int = 16,
-                 failures: Callable[[str], None] | None = None) -> None:
+                 failures: Callable[[str], None] | None = None,
+                 mask: MaskTexts | None = None) -> None:
         """`max_in_flight`: judge calls running at once; a sampled answer beyond it is skipped
         (a burst of traffic never queues judge calls without bound)."""
         self.runner = runner
@@ -118,6 +124,7 @@ class QualityJudge:
         self._on_scores = on_scores
         self._rng = rng or random.Random()
         self._failures = failures
+        self._mask = mask
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.skipped = 0
@@ -149,6 +156,8 @@ class QualityJudge:
 
     async def _judge_one(self, call: Call, alias: str, question: str, answer: str) -> None:
         try:
+            if self._mask is not None:
+                question, answer = await self._mask(call, [(question, False), (answer, False)])
             scores = await self.judge(question, answer, tenant=call.identity.tenant)
         except Exception as exc:  # a judge failure is the judge's, never the request's
             log.warning("quality judge failed for %s: %s", call.request_id, type(exc).__name__)

@@ -68,6 +68,28 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def function_words() -> frozenset[str]:
+    """Words that say nothing about a topic ("what", "how", "le", "der", "的"), in every
+    language whose list bm25s ships (NLTK's stopword lists and a Chinese one), case-folded.
+    Built once by its holder (`RagMiddleware`), not per call; without bm25s, the short
+    English list `tokenize` already drops."""
+    try:
+        from bm25s import stopwords
+    except ImportError:
+        return _STOP
+    words = set(_STOP)
+    for name in dir(stopwords):
+        if name.startswith("STOPWORDS_"):
+            words.update(w.casefold() for w in getattr(stopwords, name))
+    return frozenset(words)
+
+
+def informative_terms(text: str, function: frozenset[str]) -> frozenset[str]:
+    """`text`'s BM25 tokens that are not function words: what a keyword match must share
+    with a query to say the two are about the same thing."""
+    return frozenset(t for t in tokenize(text) if t not in function)
+
+
 @dataclass
 class _Base:
     """An immutable bm25s index over `keys` (row → chunk key)."""

@@ -47,7 +47,8 @@ def build_rag(config: ResolvedConfig, *, embeddings: EmbeddingsClient,
             from gatewise.embedding import local_embedder
 
             _runtime_first()
-            return local_embedder()
+            # Two runs of an ingestion batch at once (one core each); a query runs alone.
+            return local_embedder(workers=2)
         from gatewise.embedding.alias import AliasEmbedder
 
         return AliasEmbedder(embeddings, rag.embedder)

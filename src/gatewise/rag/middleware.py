@@ -58,7 +58,9 @@ from gatewise.rag.answer import (
     spec_for,
     stream_finalizer,
 )
+from gatewise.rag.bm25 import function_words, informative_terms, tokenize
 from gatewise.rag.citations import CitationStreamer, Source
+from gatewise.rag.timeline import PiiCovered, chunk_details, preview_allowed
 from gatewise.rag.types import Hit, Resolver, Searcher
 from gatewise.types.messages import Message
 from gatewise.types.requests import ChatRequest
@@ -70,15 +72,25 @@ __all__ = ["RagMiddleware", "RagScopeMiddleware", "build_middleware"]
 WindowFn = Callable[[ChatRequest, str], Fits | None]
 
 
-def relevant(hit: Hit, min_score: float | None, min_similarity: float) -> bool:
+def relevant(hit: Hit, min_score: float | None, min_similarity: float,
+             terms: frozenset[str] | None = None) -> bool:
     """Whether a hit may become a source. Fused scores are ranks, not relevance: a search
     always returns k hits, however unrelated the rest of the collection is. So a hit that only
     the vector list found (no query word in it) must also be at least `min_similarity` close
-    to the question; a small model handed an unrelated source mixes it into its answer."""
+    to the question; a small model handed an unrelated source mixes it into its answer.
+
+    `terms`: the question's informative words (`bm25.informative_terms`). A BM25 match
+    counts only when the chunk shares one of them: "What is the capital of Australia?" finds
+    an LED table by its "What to do" column, which says nothing about the question. Ranking
+    is left alone (dropping question words from the BM25 query changes which sources a
+    follow-up gets); only this floor ignores them. None: any BM25 match counts."""
     if min_score is not None and hit.score < min_score:
         return False
     sim = hit.scores.get("vector")
-    return "bm25" in hit.scores or sim is None or sim >= min_similarity
+    if "bm25" in hit.scores and (terms is None or not terms.isdisjoint(
+            tokenize(hit.chunk.text))):
+        return True
+    return sim is None or sim >= min_similarity
 
 
 class RagScopeMiddleware:
@@ -97,11 +109,14 @@ class RagMiddleware:
     def __init__(self, config: RagConfig, resolver: Resolver, searcher: Searcher, *,
                  scanner: InjectionScanner | None = None,
                  templates: TemplateRenderer | None = None,
-                 window: WindowFn | None = None) -> None:
+                 window: WindowFn | None = None,
+                 pii_covered: PiiCovered | None = None) -> None:
         """`scanner`: the indirect-injection detector (None: chunks are not scanned);
         `templates`: renders named prompt templates; `window`: the alias's context budget
-        (None: sources are not trimmed to fit)."""
+        (None: sources are not trimmed to fit); `pii_covered`: whether a PII policy covers a
+        call (None: none does), which keeps chunk previews out of its timeline."""
         self.config = config
+        self.pii_covered = pii_covered
         self.resolver = resolver
         self.searcher = searcher
         self.scanner = scanner
@@ -109,6 +124,14 @@ class RagMiddleware:
         self.window = window
         self.judge = Judge(config.grounded_threshold)
         self.scope = RagScopeMiddleware(self)
+        self._function_words: frozenset[str] | None = None
+
+    def function_words(self) -> frozenset[str]:
+        """Built on the first answer (importing bm25s's lists costs more than a gateway that
+        never answers from a collection should pay)."""
+        if self._function_words is None:
+            self._function_words = function_words()
+        return self._function_words
 
     async def warm(self) -> None:
         """Trains the injection detector off the event loop, before the first answer."""
@@ -142,7 +165,10 @@ class RagMiddleware:
                                           filters=spec.filters, mmr=spec.mmr,
                                           rerank=spec.rerank)
         outcome = Outcome(spec.collection)
-        kept = [h for h in hits if relevant(h, spec.min_score, self.config.min_similarity)]
+        retrieved = hits
+        terms = informative_terms(question, self.function_words())
+        kept = [h for h in hits
+                if relevant(h, spec.min_score, self.config.min_similarity, terms)]
         outcome.below_min_score = len(hits) - len(kept)
         hits = kept
         outcome.hits = len(hits)
@@ -150,7 +176,8 @@ class RagMiddleware:
         outcome.injection_dropped = screened.dropped
         outcome.injection_flagged = screened.flagged
         if not screened.sources:
-            return await self._not_found(call, outcome)
+            return await self._not_found(call, outcome, self._details(
+                call, spec, retrieved, kept, screened.sources, []))
         md = {k: v for k, v in (req.metadata or {}).items() if k != RAG_KEY}
         base = msgspec.structs.replace(req, metadata=md or None)
         budget = self.window(base, call.alias) if self.window is not None else None
@@ -164,7 +191,8 @@ class RagMiddleware:
         outcome.sources = len(sources)
         call.request = msgspec.structs.replace(base, messages=messages)
         call.response_headers.update(outcome.headers())
-        call.event("rag", **outcome.to_json())
+        call.event("rag", **outcome.to_json(), **self._details(call, spec, retrieved, kept,
+                                                                screened.sources, sources))
         result = await next(call)
         if isinstance(result, ChunkStream):
             result.add_transform(CitationStreamer(
@@ -176,10 +204,25 @@ class RagMiddleware:
             return finish_completion(result, sources, outcome, self.judge)
         return result
 
-    async def _not_found(self, call: Call, outcome: Outcome) -> Any:
+    def _details(self, call: Call, spec: RagSpec, retrieved: list[Hit], kept: list[Hit],
+                 screened: list[Source], sources: list[Source]) -> dict[str, Any]:
+        """The `rag` step's per-chunk `chunks` (`gatewise.rag.timeline`), only for a call
+        someone listens to: nothing is built otherwise, and no chunk detail ever reaches
+        `call.events`' other readers (logs, traces) through an unobserved call."""
+        if call.listener is None:
+            return {}
+        assert spec.record is not None
+        pii = self.pii_covered is not None and self.pii_covered(call)
+        return {"chunks": chunk_details(spec.collection, retrieved, kept=kept,
+                                        screened=screened, sources=sources,
+                                        preview=preview_allowed(call.identity, spec.record,
+                                                                pii))}
+
+    async def _not_found(self, call: Call, outcome: Outcome,
+                         details: dict[str, Any] | None = None) -> Any:
         """Nothing to answer from: the not-found answer, no model call, zero usage."""
         call.response_headers.update(outcome.headers())
-        call.event("rag", **outcome.to_json(), not_found=True)
+        call.event("rag", **outcome.to_json(), not_found=True, **(details or {}))
         completion = not_found_completion(call.chat_request.model, outcome)
         if not call.stream:
             call.usage = completion.usage
@@ -193,7 +236,8 @@ class RagMiddleware:
 
 def build_middleware(config: RagConfig, resolver: Resolver, searcher: Searcher, *,
                      templates: TemplateRenderer | None = None, window: WindowFn | None = None,
-                     scanner: InjectionScanner | None = None) -> RagMiddleware:
+                     scanner: InjectionScanner | None = None,
+                     pii_covered: PiiCovered | None = None) -> RagMiddleware:
     """The answer stage from the config: `scanner` defaults to a fresh indirect-injection
     detector (trained on first use or `warm()`) unless `rag.scan_injection` is `off`."""
     if scanner is None and config.scan_injection != "off":
@@ -201,4 +245,4 @@ def build_middleware(config: RagConfig, resolver: Resolver, searcher: Searcher, 
 
         scanner = InjectionDetector()
     return RagMiddleware(config, resolver, searcher, scanner=scanner, templates=templates,
-                         window=window)
+                         window=window, pii_covered=pii_covered)

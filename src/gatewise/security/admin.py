@@ -141,7 +141,8 @@ class AdminService:
 
     # -- audit and retention -----------------------------------------------------------------
     async def audit(self, *, since_seq: int, limit: int) -> list[AuditRecord]:
-        return await self._store.audit(since_seq=since_seq, limit=limit)
+        """Records after `since_seq`, the security events still batched included."""
+        return await self._security.audit.entries(since_seq=since_seq, limit=limit)
 
     async def verify_audit(self) -> VerifyResult:
         """Recomputes the hash chain."""

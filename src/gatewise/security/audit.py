@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gatewise.security.audit_buffer import AuditBuffer
 from gatewise.storage.base import AuditRecord, GovernanceStore
 
 GENESIS_HASH = "0" * 64
@@ -40,25 +42,38 @@ def chain_hash(prev_hash: str, seq: int, ts: float, actor: str, action: str, tar
 
 
 def check_detail(detail: dict[str, Any]) -> None:
-    """Raises ValueError if a key names a secret (at any depth) or a value is not JSON-able."""
-    _check_keys(detail)
-    try:
-        json.dumps(detail, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"audit detail must be JSON-able: {type(exc).__name__}") from None
+    """Raises ValueError if a key names a secret (at any depth) or a value is not JSON-able
+    (what `json.dumps(allow_nan=False)` refuses: other types, NaN and infinities; nesting
+    deeper than `_MAX_DEPTH` too). One walk, no encoding: it runs on the hot path for every
+    security event (`AuditLog.record_later`)."""
+    _check(detail, 0)
 
 
-def _check_keys(value: Any) -> None:
+_MAX_DEPTH = 64
+_SCALARS = (str, int, type(None))  # bool is an int
+
+
+def _check(value: Any, depth: int) -> None:
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("audit detail must be JSON-able: ValueError (not a finite number)")
+        return
+    if depth >= _MAX_DEPTH:
+        raise ValueError("audit detail must be JSON-able: nested too deep")
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise ValueError("audit detail keys must be strings")
             if _SECRET_KEY.search(k.replace("-", "_")):
                 raise ValueError(f"audit detail key {k!r} names a secret; secrets are never audited")
-            _check_keys(v)
+            _check(v, depth + 1)
     elif isinstance(value, list | tuple):
         for v in value:
-            _check_keys(v)
+            _check(v, depth + 1)
+    else:
+        raise ValueError(f"audit detail must be JSON-able: TypeError ({type(value).__name__})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,23 +85,53 @@ class VerifyResult:
 
 
 class AuditLog:
+    """`record` appends now (an administrator's action: the caller waits for it);
+    `record_later` appends on the hot path and the record is written with the next batch
+    (`AuditBuffer`, started by `start`). Every read and every direct append writes the
+    pending records first, so the chain keeps the order records were made in and a reader
+    sees every record made before its read."""
+
     def __init__(self, store: GovernanceStore, *, clock: Callable[[], float] = time.time,
-                 page: int = 1000) -> None:
+                 page: int = 1000, flush_s: float = 0.5) -> None:
         self.store = store
         self._clock = clock
         self._page = page
+        self.later = AuditBuffer(store, chain_hash, clock=clock, flush_s=flush_s)
 
     async def record(self, actor: str, action: str, target: str | None = None,
                      **detail: Any) -> AuditRecord:
         check_detail(detail)
-        return await self.store.append_audit(self._clock(), actor, action, target, detail,
-                                             chain_hash)
+        async with self.later.lock:
+            await self.later.flush_locked()
+            return await self.store.append_audit(self._clock(), actor, action, target, detail,
+                                                 chain_hash)
+
+    def record_later(self, actor: str, action: str, target: str | None = None,
+                     **detail: Any) -> None:
+        """Hot path, no awaits: checked now (a bad detail raises here), written in the next
+        batch."""
+        check_detail(detail)
+        self.later.add(actor, action, target, detail)
+
+    async def flush(self) -> int:
+        """Writes what `record_later` holds; returns how many records."""
+        return await self.later.flush()
+
+    def start(self) -> None:
+        """Starts writing `record_later`'s records in the background (needs a running loop)."""
+        self.later.start()
+
+    async def aclose(self) -> None:
+        """Stops the background writes and writes what is left (the store stays open)."""
+        await self.later.aclose()
 
     async def entries(self, *, since_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
+        await self.flush()
         return await self.store.audit(since_seq=since_seq, limit=limit)
 
     async def verify(self) -> VerifyResult:
         """Walks the whole log in pages, recomputing every hash and checking every link."""
+        await self.flush()
         checked = 0
         prev: AuditRecord | None = None
         since = 0

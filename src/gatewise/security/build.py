@@ -127,7 +127,9 @@ class Security:
                            conversation_days=cfg.memory.retention_days)
 
     async def start(self) -> None:
-        """Starts the key-revocation broadcast (with Redis) and the housekeeping task."""
+        """Starts the key-revocation broadcast (with Redis), the housekeeping task and the
+        audit log's batched writes (security events)."""
+        self.audit.start()
         if self._config.storage_redis_url:
             await self.keys.start_broadcast(self._config.storage_redis_url)
         self._tasks.append(asyncio.create_task(self._housekeeping()))
@@ -155,8 +157,8 @@ class Security:
         await self.purge()
 
     async def aclose(self) -> None:
-        """Stops housekeeping, flushes key usage, leaves the broadcast and waits for the
-        audit writes of security events; the stores stay open (they are shared)."""
+        """Stops housekeeping, flushes key usage, leaves the broadcast and writes the
+        security events' batched audit rows; the stores stay open (they are shared)."""
         for t in self._tasks:
             t.cancel()
             with contextlib.suppress(BaseException):
@@ -165,4 +167,4 @@ class Security:
         with contextlib.suppress(Exception):
             await self.keys.flush_usage()
         await self.keys.aclose()
-        await self.events.drain()
+        await self.audit.aclose()  # the security events' audit rows still batched

@@ -252,7 +252,10 @@ class KeyRotation:
         body = self._encode({
             "type": "gatewise.key_rotation_failed", "credential": name, "provider": provider,
             "source": source.kind, "at": self._clock(),
-            "error": rec.last_rotation_error if rec is not None else None})
+            "error": rec.last_rotation_error if rec is not None else None,
+            # A Slack incoming webhook requires `text`; no key, no error detail.
+            "text": f"gatewise: rotating credential {name} ({provider}, {source.kind}) "
+                    "failed; the old key stays in use"})
         req = HttpRequest("POST", cfg.alert_webhook, {"content-type": "application/json"},
                           body, _ALERT_TIMEOUTS)
         try:

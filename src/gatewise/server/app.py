@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -44,6 +44,9 @@ from gatewise.server.routes.rag import match_rag
 from gatewise.server.routes.responses import PREFIXES as _RESPONSES
 from gatewise.server.routes.responses import handle_create, match_responses
 from gatewise.server.routes.titles import handle_titles
+
+if TYPE_CHECKING:
+    from gatewise.observability.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("gatewise.server")
 Route = Callable[[RequestContext], Awaitable[None]]
@@ -104,12 +107,19 @@ class GatewayApp:
         self._routes[("POST", "/v1/titles")] = partial(self.inflight.run, route=handle_titles)
         self._routes[("GET", "/healthz")] = handle_healthz
         self._routes[("GET", "/readyz")] = self._readyz
-        self._routes[("GET", "/metrics")] = handle_metrics
+        self._routes[("GET", "/metrics")] = self._metrics
+        # `serve --workers N`: set by the worker before serving, so a scrape shows every
+        # worker's numbers (`observability/worker_metrics.py`).
+        self.worker_metrics: WorkerMetrics | None = None
         self._routes[("GET", "/openapi.json")] = self._openapi_route
         self._paths = {p for _, p in self._routes}
         # The web console (`routes/console.py`): public static files and its own sign-in;
         # its session cookie authenticates API calls in `_authenticate`.
         self.console = ConsoleRoutes(gateway, enabled=self._master is not None)
+
+    async def _metrics(self, ctx: RequestContext) -> None:
+        shared = self.worker_metrics
+        await handle_metrics(ctx, await shared.render() if shared is not None else None)
 
     async def _models(self, ctx: RequestContext) -> None:
         await handle_models(ctx, self._created)
@@ -282,6 +292,8 @@ class GatewayApp:
                     if self.warmup:
                         await self.gateway.warmup()
                     self.warmed = True
+                    if self.worker_metrics is not None:
+                        self.worker_metrics.start()
                 except Exception as exc:
                     log.error("start-up failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -289,6 +301,8 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 self.inflight.close()
+                if self.worker_metrics is not None:
+                    await self.worker_metrics.stop()
                 await self.gateway.aclose()  # flushes the usage ledger
                 await send({"type": "lifespan.shutdown.complete"})
                 return

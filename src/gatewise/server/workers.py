@@ -36,11 +36,13 @@ the response cache), or PostgreSQL and Redis when configured. `storage.database:
 them with a config error. What stays per worker, by design: circuit breakers with
 `router.breaker.store: memory` (each worker opens its own after its own failures; use `redis`
 to share them), the key cache (a revoked key stays usable for up to `cache_s` on the other
-workers without Redis, as on other replicas), `/metrics` (each worker exports its own counters;
-the `x-gatewise-worker` response header says which worker answered), and an embedded llama.cpp
+workers without Redis, as on other replicas), and an embedded llama.cpp
 model, which each worker that serves it loads itself: the weights are mmapped, so their pages
 are shared through the page cache, but each worker has its own context (KV cache) and its own
-generation threads.
+generation threads. `/metrics` shows the whole server: each worker writes a snapshot of its
+registry to a run directory the parent creates, the worker answering a scrape merges them
+(`observability/worker_metrics.py`), and the parent deletes a dead worker's snapshot
+(`on_exit`); the `x-gatewise-worker` response header says which worker answered.
 """
 
 from __future__ import annotations
@@ -163,14 +165,17 @@ WorkerMain = Callable[[socket.socket, int], int]
 class Supervisor:
     """The parent: forks `n` workers running `worker_main(sock, slot)` (its return value is
     the worker's exit status), restarts those that die, forwards stop signals (see the module
-    docstring). `run()` returns the parent's exit status."""
+    docstring). `on_exit(slot)` runs in the parent whenever a worker has exited (its stale
+    state goes). `run()` returns the parent's exit status."""
 
     def __init__(self, n: int, worker_main: WorkerMain, *, host: str, port: int,
-                 stop_timeout_s: float, budget: CrashBudget | None = None) -> None:
+                 stop_timeout_s: float, budget: CrashBudget | None = None,
+                 on_exit: Callable[[int], None] | None = None) -> None:
         self.n = n
         self.worker_main = worker_main
         self.stop_timeout_s = stop_timeout_s
         self.budget = budget or CrashBudget()
+        self.on_exit = on_exit
         self.family, addr = _address(host, port)
         self._hold = _reuseport_socket(self.family, addr, listen=False)
         self.address: tuple[object, ...] = self._hold.getsockname()
@@ -226,6 +231,12 @@ class Supervisor:
             if slot is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
+            if self.on_exit is not None:
+                try:
+                    self.on_exit(slot)
+                except Exception as exc:
+                    log.warning("cleaning up after worker %d failed: %s", slot,
+                                type(exc).__name__)
             if self._signals:
                 log.info("worker %d (pid %d) stopped (status %d)", slot, pid, code)
                 continue

@@ -132,9 +132,13 @@ class UsageRow:
 
 
 class LedgerStore(Protocol):
-    async def append(self, records: Sequence[UsageRecord]) -> int:
+    async def append(self, records: Sequence[UsageRecord], encoded: bytes | None = None) -> int:
         """Stores records; a record whose request_id is already stored is skipped (so a
-        replayed journal never double-counts). Returns how many were new."""
+        replayed journal never double-counts). Returns how many were new.
+
+        `encoded`, when given, is `gatewise.storage.usage.encode_records(records)` already
+        made (the ledger joins its journal's lines): stores that send a batch as JSON use it
+        rather than encode every record a second time on the event loop."""
         ...
 
     async def query(self, *, tenant: str | None = None, since: float | None = None,
@@ -172,12 +176,32 @@ class WindowStore(Protocol):
         """Adds `amount` at now if the window's total stays ≤ `limit` (nothing added otherwise)."""
         ...
 
+    async def hit_many(self, hits: Sequence[tuple[str, float, float]],
+                       window_s: float) -> list[WindowResult]:
+        """`hit(key, amount, limit, window_s)` for each (key, amount, limit) in turn, stopping
+        after the first refusal: one result per window checked, so a refusal is the last one.
+        Windows admitted before it keep their amounts (as separate hits would). Redis answers
+        it in one round trip (one script); the others call `hit_in_turn`."""
+        ...
+
     async def add(self, key: str, amount: float, window_s: float) -> None:
         """Adds unconditionally (e.g. the real token count after a response, when it exceeded
         the pre-send estimate)."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+async def hit_in_turn(store: WindowStore, hits: Sequence[tuple[str, float, float]],
+                      window_s: float) -> list[WindowResult]:
+    """`WindowStore.hit_many` as separate `hit`s (for stores where a call costs no round trip)."""
+    out: list[WindowResult] = []
+    for key, amount, limit in hits:
+        r = await store.hit(key, amount, limit, window_s)
+        out.append(r)
+        if not r.allowed:
+            break
+    return out
 
 
 # -- governance records: keys, teams, budgets, audit, provider credentials ------------------
@@ -241,6 +265,17 @@ class AuditRecord:
     hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An audit record before the store gives it its place in the chain (`append_audit_many`)."""
+
+    ts: float
+    actor: str
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+
+
 @dataclass(slots=True)
 class CredentialRecord:
     """A provider credential, encrypted (AES-GCM); `ciphertext` is nonce + sealed secret."""
@@ -296,6 +331,13 @@ class GovernanceStore(Protocol):
         hash = chain(prev_hash, seq, ts, actor, action, target, detail), all in one
         transaction, so concurrent writers (many replicas) never fork the chain. The first
         record's prev_hash is 64 zeros."""
+        ...
+
+    async def append_audit_many(self, entries: Sequence[AuditEntry],
+                                chain: Callable[[str, int, float, str, str, str | None,
+                                                 dict[str, Any]], str]) -> list[AuditRecord]:
+        """`append_audit` for a batch, in one transaction: the entries get consecutive seqs in
+        the order given, or (on an error) none of them is stored."""
         ...
 
     async def audit(self, *, since_seq: int = 0, limit: int = 1000) -> list[AuditRecord]: ...

@@ -61,6 +61,9 @@ class Stores:
     # Leases for work one replica at a time does (maintenance jobs): on Redis when configured,
     # else on the database (PostgreSQL, SQLite or memory), like the other shared state.
     leases: LeaseStore | None = None
+    # The console's live request log shared by every replica: on Redis when configured, else
+    # None (each process keeps its own ring; `gatewise.observability.recent_shared`).
+    recent_log: Any = None
     # Health probes of the stores this gateway depends on (`gatewise.observability.health`):
     # kind (redis | postgres | sqlite) -> an async check that raises when it is unreachable.
     probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict, repr=False)
@@ -75,6 +78,8 @@ class Stores:
             stores.append(self.quality)
         if self.leases is not None:
             stores.append(self.leases)
+        if self.recent_log is not None:
+            stores.append(self.recent_log)
         for store in stores:
             try:
                 await store.aclose()
@@ -204,6 +209,10 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
                   prompts, quality)
     stores.leases, stores.probes = _leases_and_probes(database, state, redis_client,
                                                        redis_prefix, pg, closers)
+    if redis_client is not None:
+        from gatewise.storage.recent_redis import RedisRecentLog
+
+        stores.recent_log = RedisRecentLog(client=redis_client, prefix=redis_prefix)
     return stores
 
 

@@ -11,7 +11,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from gatewise.storage.base import Reservation, UsageGroup, UsageRecord, UsageRow, WindowResult
+from gatewise.storage.base import (
+    Reservation,
+    UsageGroup,
+    UsageRecord,
+    UsageRow,
+    WindowResult,
+    hit_in_turn,
+)
 from gatewise.storage.usage import check_groups, group_values, matches
 
 
@@ -168,7 +175,7 @@ class MemoryLedger:
     def __init__(self) -> None:
         self._records: dict[str, UsageRecord] = {}
 
-    async def append(self, records: Sequence[UsageRecord]) -> int:
+    async def append(self, records: Sequence[UsageRecord], encoded: bytes | None = None) -> int:
         new = 0
         for r in records:
             if r.request_id not in self._records:
@@ -245,6 +252,10 @@ class MemoryWindow:
                                                                    window_s, now))
         return WindowResult(False, total[0], limit, reset_after(hits, total[0], amount, limit,
                                                                 window_s, now))
+
+    async def hit_many(self, hits: Sequence[tuple[str, float, float]],
+                       window_s: float) -> list[WindowResult]:
+        return await hit_in_turn(self, hits, window_s)
 
     async def add(self, key: str, amount: float, window_s: float) -> None:
         now = self._clock()

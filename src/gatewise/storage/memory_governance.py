@@ -12,10 +12,17 @@ records, so retention deleting every record does not restart the sequence at 1.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from gatewise.storage.base import AuditRecord, BudgetRecord, CredentialRecord, KeyRecord, TeamRecord
+from gatewise.storage.base import (
+    AuditEntry,
+    AuditRecord,
+    BudgetRecord,
+    CredentialRecord,
+    KeyRecord,
+    TeamRecord,
+)
 
 GENESIS_HASH = "0" * 64
 
@@ -90,6 +97,21 @@ class MemoryGovernance:
         self._audit.append(rec)
         self._last_seq, self._last_hash = seq, digest
         return copy.deepcopy(rec)
+
+    async def append_audit_many(self, entries: Sequence[AuditEntry],
+                                chain: ChainFn) -> list[AuditRecord]:
+        seq, prev = self._last_seq, self._last_hash
+        made: list[AuditRecord] = []
+        for e in entries:  # all built first: an error leaves the log as it was
+            seq += 1
+            detail = copy.deepcopy(e.detail)
+            digest = chain(prev, seq, e.ts, e.actor, e.action, e.target, detail)
+            made.append(AuditRecord(seq=seq, ts=e.ts, actor=e.actor, action=e.action,
+                                    target=e.target, detail=detail, prev_hash=prev, hash=digest))
+            prev = digest
+        self._audit.extend(made)
+        self._last_seq, self._last_hash = seq, prev
+        return copy.deepcopy(made)
 
     async def audit(self, *, since_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
         # Records are appended in seq order, so the first match starts a contiguous run.

@@ -13,10 +13,17 @@ Ordering matches `MemoryGovernance`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from gatewise.storage.base import AuditRecord, BudgetRecord, CredentialRecord, KeyRecord, TeamRecord
+from gatewise.storage.base import (
+    AuditEntry,
+    AuditRecord,
+    BudgetRecord,
+    CredentialRecord,
+    KeyRecord,
+    TeamRecord,
+)
 from gatewise.storage.postgres import PgDatabase, _PgStore
 from gatewise.storage.records import ZERO_HASH, from_doc, to_doc
 
@@ -148,6 +155,33 @@ INSERT INTO {{s}}.gov_audit_head VALUES (1, 0, '{ZERO_HASH}') ON CONFLICT (id) D
             await conn.execute(f"UPDATE {self._s}.gov_audit_head SET seq = %s, hash = %s WHERE id = 1",
                                (seq, digest))
         return AuditRecord(seq, ts, actor, action, target, detail, prev, digest)
+
+    async def append_audit_many(self, entries: Sequence[AuditEntry],
+                                chain: ChainFn) -> list[AuditRecord]:
+        if not entries:
+            return []
+        docs = [json.dumps(e.detail) for e in entries]
+        details = [json.loads(d) for d in docs]  # what a reader gets back, hashed
+        async with self._conn() as conn, conn.transaction():
+            head = await (await conn.execute(
+                f"SELECT seq, hash FROM {self._s}.gov_audit_head WHERE id = 1 FOR UPDATE")).fetchone()
+            assert head is not None
+            seq, prev = int(head[0]), str(head[1])
+            made: list[AuditRecord] = []
+            for e, detail in zip(entries, details, strict=True):
+                seq += 1
+                digest = chain(prev, seq, e.ts, e.actor, e.action, e.target, detail)
+                made.append(AuditRecord(seq, e.ts, e.actor, e.action, e.target, detail, prev,
+                                        digest))
+                prev = digest
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    f"INSERT INTO {self._s}.gov_audit VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(r.seq, r.ts, r.actor, r.action, r.target, doc, r.prev_hash, r.hash)
+                     for r, doc in zip(made, docs, strict=True)])
+            await conn.execute(f"UPDATE {self._s}.gov_audit_head SET seq = %s, hash = %s WHERE id = 1",
+                               (seq, prev))
+        return made
 
     async def audit(self, *, since_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
         rows = await self._all(

@@ -2,7 +2,8 @@
 
 Scores are a `jsonb` object per row merged in SQL (`scores || new`), so a judge score written
 by one replica and a user's feedback taken by another both land. Batched inserts are one
-`unnest` statement per `batch` rows, like the usage ledger. Semantics match the memory store
+`unnest` statement per `batch` rows (the usage ledger now sends one JSON array instead,
+unpacked by `json_populate_recordset`). Semantics match the memory store
 (`quality_memory.py`'s docstring).
 """
 

@@ -12,13 +12,15 @@ racing for the last unit of a budget or a rate limit can never overspend.
   fields. A bucket is counted in full while any part of it is inside the window, so the
   error is at most one bucket (window/20), always on the strict side (never lets more
   through than the limit). Time is the Redis server's (`TIME`), so replicas' clocks don't
-  matter.
+  matter. `hit_many` checks a request's windows (its key's RPM and TPM, its team's) in one
+  script: one round trip instead of one per window, with the outcome of separate hits in turn.
 - `RedisKV`: plain strings with PX expiry (`get`/`set` on the lean client when given one: the
   response cache reads on every request), sets (`add_members`: one script) and hashes of
   floats; `delete_prefix` scans (never `KEYS`).
 
 Keys are `<prefix>kv:<key>`, `<prefix>c:<key>`, `<prefix>w:<key>` (prefix default `gatewise:`);
-each script touches one key, so all of this works on Redis Cluster.
+each script but `hit_many` touches one key. (`hit_many` touches several: on Redis Cluster they
+would have to share a slot; the clients here speak to one server.)
 """
 
 from __future__ import annotations
@@ -53,55 +55,85 @@ redis.call('HDEL', KEYS[1], f)
 return redis.call('HINCRBYFLOAT', KEYS[1], '_t', tonumber(ARGV[2]) - tonumber(reserved))
 """
 
-# ARGV: amount, limit, window_ms, buckets, force ('1' = add unconditionally).
-# Returns {allowed 0/1, used (string), reset_ms}.
-_WINDOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[3])
-local size = math.max(1, math.floor(window / tonumber(ARGV[4])))
-local cur = math.floor(now / size)
-local bmin = math.floor((now - window) / size)
-local amount, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local h = redis.call('HGETALL', KEYS[1])
-local live, order, used = {}, {}, 0
-for i = 1, #h, 2 do
-  local b = tonumber(h[i])
-  if b < bmin then
-    redis.call('HDEL', KEYS[1], h[i])
-  else
-    local n = tonumber(h[i + 1])
-    live[b] = n
-    table.insert(order, b)
-    used = used + n
-  end
-end
-local allowed = 0
-if ARGV[5] == '1' or used + amount <= limit then
-  redis.call('HINCRBYFLOAT', KEYS[1], tostring(cur), ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], window + size)
-  if live[cur] == nil then table.insert(order, cur); live[cur] = 0 end
-  live[cur] = live[cur] + amount
-  used = used + amount
-  allowed = 1
-end
-local need = amount
-if allowed == 1 then need = 1 end
-if need > limit then need = limit end
-local reset = 0
-if used + need > limit then
-  reset = window
-  table.sort(order)
-  local left = used
-  for _, b in ipairs(order) do
-    left = left - live[b]
-    if left + need <= limit then
-      reset = (b + 1) * size + window - now
-      break
+# One window hit: `hit(key, amount, limit, window_ms, size_ms, force, now_ms)` returns
+# allowed (0/1), used and reset_ms; `given` is the amount as the caller wrote it (added as
+# given). Shared by the one-key script and the several-key one.
+_WINDOW_HIT = """
+local function hit(key, given, limit, window, size, force, now)
+  local amount = tonumber(given)
+  local cur = math.floor(now / size)
+  local bmin = math.floor((now - window) / size)
+  local h = redis.call('HGETALL', key)
+  local live, order, used = {}, {}, 0
+  for i = 1, #h, 2 do
+    local b = tonumber(h[i])
+    if b < bmin then
+      redis.call('HDEL', key, h[i])
+    else
+      local n = tonumber(h[i + 1])
+      live[b] = n
+      table.insert(order, b)
+      used = used + n
     end
   end
+  local allowed = 0
+  if force or used + amount <= limit then
+    redis.call('HINCRBYFLOAT', key, tostring(cur), given)
+    redis.call('PEXPIRE', key, window + size)
+    if live[cur] == nil then table.insert(order, cur); live[cur] = 0 end
+    live[cur] = live[cur] + amount
+    used = used + amount
+    allowed = 1
+  end
+  local need = amount
+  if allowed == 1 then need = 1 end
+  if need > limit then need = limit end
+  local reset = 0
+  if used + need > limit then
+    reset = window
+    table.sort(order)
+    local left = used
+    for _, b in ipairs(order) do
+      left = left - live[b]
+      if left + need <= limit then
+        reset = (b + 1) * size + window - now
+        break
+      end
+    end
+  end
+  return allowed, used, reset
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# ARGV: amount, limit, window_ms, buckets, force ('1' = add unconditionally).
+# Returns {allowed 0/1, used (string), reset_ms}.
+_WINDOW = _WINDOW_HIT + """
+local window = tonumber(ARGV[3])
+local size = math.max(1, math.floor(window / tonumber(ARGV[4])))
+local allowed, used, reset = hit(KEYS[1], ARGV[1], tonumber(ARGV[2]), window, size,
+  ARGV[5] == '1', now)
 return {allowed, tostring(used), reset}
+"""
+
+# A request's windows in one round trip, in order, as that many `hit`s one after the other
+# would: each admitted window counts the amount; the first refusal ends it (later windows are
+# neither checked nor counted). ARGV: window_ms, buckets, then amount and limit per key.
+# Returns {allowed, used (string), reset_ms} for each window checked, flattened.
+_WINDOW_MANY = _WINDOW_HIT + """
+local window = tonumber(ARGV[1])
+local size = math.max(1, math.floor(window / tonumber(ARGV[2])))
+local out = {}
+for i = 1, #KEYS do
+  local allowed, used, reset = hit(KEYS[i], ARGV[1 + 2 * i],
+    tonumber(ARGV[2 + 2 * i]), window, size, false, now)
+  out[#out + 1] = allowed
+  out[#out + 1] = tostring(used)
+  out[#out + 1] = reset
+  if allowed == 0 then break end
+end
+return out
 """
 
 # ARGV: ttl_ms (-1: forever), members... A set lives at least ttl_ms from now; a shorter ttl
@@ -318,6 +350,7 @@ class RedisWindow(_RedisStore):
         super().__init__(url, client=client, prefix=prefix)
         self._fast = fast if own_fast else None
         self._script = _ScriptRunner(self._redis, fast, _WINDOW)
+        self._many = _ScriptRunner(self._redis, fast, _WINDOW_MANY)
         self._buckets = buckets
 
     def hit(self, key: str, amount: float, limit: float,
@@ -332,6 +365,25 @@ class RedisWindow(_RedisStore):
             args=[repr(float(amount)), repr(float(limit)), max(1, int(window_s * 1000)),
                   self._buckets, "1" if force else "0"])
         return WindowResult(bool(allowed), float(used), limit, max(0, int(reset_ms)) / 1000)
+
+    async def hit_many(self, hits: Sequence[tuple[str, float, float]],
+                       window_s: float) -> list[WindowResult]:
+        """One script for all of them: one round trip (and one reply to parse) however many
+        windows a request has, with the same outcome as `hit` on each in turn."""
+        if len(hits) == 1:
+            key, amount, limit = hits[0]
+            return [await self._run(key, amount, limit, window_s, False)]
+        args: list[Any] = [max(1, int(window_s * 1000)), self._buckets]
+        keys = []
+        prefix = f"{self._prefix}w:"
+        for key, amount, limit in hits:
+            keys.append(prefix + key)
+            args.append(repr(float(amount)))
+            args.append(repr(float(limit)))
+        flat = await self._many(keys=keys, args=args)
+        return [WindowResult(bool(flat[i]), float(flat[i + 1]), hits[i // 3][2],
+                             max(0, int(flat[i + 2])) / 1000)
+                for i in range(0, len(flat), 3)]
 
     async def add(self, key: str, amount: float, window_s: float) -> None:
         await self._run(key, amount, 1e300, window_s, True)

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gatewise.storage.base import AuditRecord, BudgetRecord, CredentialRecord, KeyRecord, TeamRecord
+from gatewise.storage.base import (
+    AuditEntry,
+    AuditRecord,
+    BudgetRecord,
+    CredentialRecord,
+    KeyRecord,
+    TeamRecord,
+)
 from gatewise.storage.records import ZERO_HASH, from_doc, to_doc
 from gatewise.storage.sqlite import _Db, transaction
 
@@ -141,6 +148,31 @@ class SQLiteGovernance:
             return AuditRecord(seq, ts, actor, action, target, detail, prev, digest)
 
         return await self._db.run(q)
+
+    async def append_audit_many(self, entries: Sequence[AuditEntry],
+                                chain: ChainFn) -> list[AuditRecord]:
+        # Encoded before the transaction; the chain hashes what a reader will get back.
+        docs = [json.dumps(e.detail) for e in entries]
+        details = [json.loads(d) for d in docs]
+
+        def q(c: sqlite3.Connection) -> list[AuditRecord]:
+            with transaction(c):
+                last_seq, prev = c.execute("SELECT seq, hash FROM gov_audit_head").fetchone()
+                seq = int(last_seq)
+                made: list[AuditRecord] = []
+                for e, detail in zip(entries, details, strict=True):
+                    seq += 1
+                    digest = chain(prev, seq, e.ts, e.actor, e.action, e.target, detail)
+                    made.append(AuditRecord(seq, e.ts, e.actor, e.action, e.target, detail,
+                                            prev, digest))
+                    prev = digest
+                c.executemany("INSERT INTO gov_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              [(r.seq, r.ts, r.actor, r.action, r.target, doc, r.prev_hash,
+                                r.hash) for r, doc in zip(made, docs, strict=True)])
+                c.execute("UPDATE gov_audit_head SET seq = ?, hash = ?", (seq, prev))
+            return made
+
+        return await self._db.run(q) if entries else []
 
     async def audit(self, *, since_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
         rows = await self._db.run(lambda c: c.execute(

@@ -44,6 +44,20 @@ def ledger_rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
     return [(*_columns(r), _encode_json(r.extra).decode()) for r in records]
 
 
+def encode_records(records: Sequence[UsageRecord]) -> bytes:
+    """The records as one JSON array of objects whose keys are the ledger's columns (plus
+    `extra`, an object): how the PostgreSQL ledger hands a batch to the database, as one
+    parameter it takes apart itself (`json_populate_recordset`).
+
+    Why: the ledger's flusher runs on the event loop, so whatever it does in Python per
+    record is a stall that every request in flight waits out. `ledger_rows` plus psycopg
+    adapting ~4,000 values cost ~12 ms of CPU per 256-record batch; msgspec encodes the
+    whole batch in one C call (and the ledger usually hands over its journal's lines,
+    already encoded). Not for SQLite: its `json_each` + `json_extract` per column cost
+    three times the CPU of binding the rows."""
+    return _encode_json(records)
+
+
 def utc_day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 

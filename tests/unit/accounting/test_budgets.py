@@ -144,6 +144,25 @@ async def test_token_budgets_settle_to_real_tokens() -> None:
     assert await counters.value(budget_key("user", "u1", "day", day_start, "tokens")) == 7
 
 
+async def test_a_new_day_starts_a_new_budget_period_for_the_same_middleware() -> None:
+    """Period bounds are worked out once per period, not per request: the first request after
+    midnight still lands in the new day's counter, and the old day keeps what it spent."""
+    now = [float(calendar.timegm((2025, 3, 14, 23, 59, 59)))]
+    counters = MemoryCounters()
+    mw = BudgetMiddleware(counters, BudgetSource([BudgetConfig(scope="user", period="day",
+                                                               limit_tokens=1000)]),
+                          PRICES, WordTokenizers(), {"chat": [DEP]}, clock=lambda: now[0])
+    chain = build_chain([mw], Terminal(DEP, prompt=2, completion_tokens=5))
+    await chain(chat_call(identity=WHO, max_tokens=10))
+    now[0] += 2.0  # 00:00:01 on the 15th
+    await chain(chat_call(identity=WHO, max_tokens=10))
+    await chain(chat_call(identity=WHO, max_tokens=10))
+    await mw.drain()
+    day14 = float(calendar.timegm((2025, 3, 14, 0, 0, 0)))
+    assert await counters.value(budget_key("user", "u1", "day", day14, "tokens")) == 7
+    assert await counters.value(budget_key("user", "u1", "day", day14 + 86400, "tokens")) == 14
+
+
 async def test_a_stream_settles_when_it_finishes() -> None:
     counters = MemoryCounters()
     mw = middleware(counters, [BudgetConfig(scope="key", limit_usd=1.0)])

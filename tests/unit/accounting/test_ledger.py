@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from gatewise.accounting.journal import Journal
 from gatewise.accounting.ledger import UsageLedger
 from gatewise.storage.base import UsageRecord
 from gatewise.storage.memory import MemoryLedger
+from gatewise.storage.usage import encode_records
 
 
 def jnl(directory: Path) -> list[Path]:
@@ -31,12 +33,14 @@ class FlakyStore(MemoryLedger):
         super().__init__()
         self.failures = failures
         self.batches: list[int] = []
+        self.encoded: list[bytes | None] = []
 
-    async def append(self, records: Sequence[UsageRecord]) -> int:
+    async def append(self, records: Sequence[UsageRecord], encoded: bytes | None = None) -> int:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("down")
         self.batches.append(len(records))
+        self.encoded.append(encoded)
         return await super().append(records)
 
 
@@ -96,6 +100,34 @@ async def test_store_failure_keeps_records_and_logs_no_contents(
     assert jnl(tmp_path) == []
     assert [r.request_id for r in await store.query()] == ["req_secret_prompt_1",
                                                              "req_secret_prompt_2"]
+    await ledger.aclose()
+
+
+async def test_a_batch_reaches_the_store_as_the_journal_lines_it_wrote_joined(
+        tmp_path: Path) -> None:
+    """The store is handed the batch already encoded (the journal's own bytes), so a commit
+    does not encode every record again on the event loop; a failed attempt keeps each record
+    with its line, so the retry's batch is the same JSON."""
+    store = FlakyStore(1)
+    ledger = UsageLedger(store, Journal(tmp_path), batch=2, flush_s=60)
+    for i in range(3):
+        ledger.record(rec(i))
+    assert await ledger.flush() == 0  # the first attempt fails: everything stays pending
+    assert await ledger.flush() == 3
+    assert store.batches == [2, 1]
+    assert [json.loads(e or b"null") for e in store.encoded] == [
+        json.loads(encode_records([rec(0), rec(1)])), json.loads(encode_records([rec(2)]))]
+    await ledger.aclose()
+
+
+async def test_without_a_journal_line_the_store_encodes_the_batch_itself(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    store = FlakyStore(0)
+    ledger = UsageLedger(store, Journal(blocker / "journal"), flush_s=60)
+    ledger.record(rec(1))  # the journal write fails: no line for this record
+    assert await ledger.flush() == 1
+    assert store.encoded == [None]
     await ledger.aclose()
 
 

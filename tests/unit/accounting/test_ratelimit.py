@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from gatewise.accounting.ratelimit import (
@@ -116,6 +118,38 @@ async def test_tpm_refuses_a_request_whose_estimate_does_not_fit() -> None:
     with pytest.raises(RateLimitExceeded) as info:
         await chain(chat_call(identity=Identity(key_id="k1", tpm=50), max_tokens=100))
     assert info.value.headers["x-ratelimit-limit-tokens"] == "50"  # type: ignore[attr-defined]
+
+
+async def test_a_request_s_windows_go_to_the_store_in_one_call() -> None:
+    """Key RPM, team RPM, key TPM, team TPM: one `hit_many` (one Redis round trip)."""
+    clock = Clock()
+
+    class CountingWindow(MemoryWindow):
+        calls: list[list[str]] = []
+
+        async def hit_many(self, hits: Sequence[tuple[str, float, float]],
+                           window_s: float) -> list[WindowResult]:
+            CountingWindow.calls.append([key for key, _, _ in hits])
+            return await super().hit_many(hits, window_s)
+
+    chain = build_chain([limiter(clock, CountingWindow(clock))], Terminal(DEP))
+    await chain(chat_call(identity=Identity(key_id="k1", team="t", rpm=5, tpm=1000,
+                                            team_rpm=50, team_tpm=10_000), max_tokens=10))
+    assert CountingWindow.calls == [["rl:key:k1:rpm", "rl:team:default:t:rpm",
+                                     "rl:key:k1:tpm", "rl:team:default:t:tpm"]]
+
+
+async def test_a_tpm_refusal_still_counts_the_request_against_rpm() -> None:
+    """As separate hits in turn always did: the windows checked before the refusal keep the
+    request (OpenAI counts refused requests too); the refused window gains nothing."""
+    clock = Clock()
+    windows = MemoryWindow(clock)
+    chain = build_chain([limiter(clock, windows)], Terminal(DEP))
+    with pytest.raises(RateLimitExceeded) as info:
+        await chain(chat_call(identity=Identity(key_id="k1", rpm=5, tpm=50), max_tokens=100))
+    assert info.value.headers["x-ratelimit-remaining-requests"] == "4"  # type: ignore[attr-defined]
+    assert (await windows.hit("rl:key:k1:rpm", 0, 5, 60)).used == 1
+    assert (await windows.hit("rl:key:k1:tpm", 0, 50, 60)).used == 0
 
 
 async def test_usage_beyond_the_estimate_is_added_to_the_token_window() -> None:

@@ -29,9 +29,18 @@ from gatewise.cache.guard import features, mismatch
     ("Move money from savings to my current account",
      "Move money from my current account to savings", "direction"),
     ("How much holiday do full-time staff get?", "How much holiday do part-time staff get?",
-     "changed words"),
+     "opposites"),
+    ("What's the check-in time?", "What's the check-out time?", "opposites"),
     ("How do I get a refund on a gift?", "How do I get a refund on a gift card?",
      "changed words"),
+    # Things of one kind are not synonyms, however close their embeddings.
+    ("Does the hotel have a pool?", "Does the hotel have a gym?", "changed words"),
+    ("Is the chicken dish gluten-free?", "Is the beef dish gluten-free?", "changed words"),
+    ("What vaccines does my puppy need?", "What vaccines does my kitten need?",
+     "changed words"),
+    ("How do I claim expenses?", "How do I approve expenses?", "changed words"),
+    # A synonym of one word does not excuse its antonym: "activate" is "enable", not "disable".
+    ("How do I activate my card?", "How do I disable my card?", "opposites"),
 ])
 def test_a_difference_that_changes_the_answer_is_refused(a: str, b: str, why: str) -> None:
     assert mismatch(a, b) == why
@@ -50,6 +59,26 @@ def test_a_difference_that_changes_the_answer_is_refused(a: str, b: str, why: st
 ])
 def test_a_harmless_difference_is_let_through(a: str, b: str) -> None:
     assert mismatch(a, b) is None
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    # Inflections fold to one lemma.
+    ("How do I cancel my booking?", "My booking was cancelled, what now?"),
+    ("What documents do I need?", "What documents are needed?"),
+    ("Does it support wireless charging?", "Does it support charging wirelessly?"),
+    # Everyday synonyms, and two-word verbs, are one sense.
+    ("What is the fastest way to learn touch typing?",
+     "What's the quickest way to learn touch typing?"),
+    ("How do I switch energy supplier?", "How do I change energy supplier?"),
+    ("How do I set up a standing order?", "How do I create a standing order?"),
+    ("How do I register with a GP surgery?", "How do I sign up with a GP surgery?"),
+    ("Where can I purchase a gift card?", "Where can I buy a gift card?"),
+    # A typo of a synonym group's word still counts as the word.
+    ("What is the baggage allowance?", "What is the bagage allowence?"),
+])
+def test_a_lemma_or_synonym_is_the_same_word(a: str, b: str) -> None:
+    assert mismatch(a, b) is None
+    assert mismatch(b, a) is None
 
 
 def test_features_are_computed_once_and_compared_as_given() -> None:

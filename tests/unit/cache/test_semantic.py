@@ -5,6 +5,7 @@ embedder (a miss, never an error), and a semantic hit's header and ledger mark."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,12 @@ import numpy as np
 import pytest
 
 from gatewise import Gateway
-from gatewise.cache.semantic import SemanticCache, context_fingerprint, query_text
+from gatewise.cache.semantic import (
+    SemanticCache,
+    context_fingerprint,
+    embedding_text,
+    query_text,
+)
 from gatewise.cache.store import Entry, ResponseCache
 from gatewise.config.loader import parse_config, resolve_config
 from gatewise.config.schema import CacheAliasConfig, SemanticCacheConfig
@@ -28,17 +34,20 @@ _FAR = np.array([0.6, 0.8, 0.0], dtype=np.float32)
 
 
 class TableEmbedder:
-    """Vectors by text (unknown texts point away from everything)."""
+    """Vectors by text, as the cache embeds it (`embedding_text`: no greeting, thanks or
+    trailing punctuation); unknown texts point away from everything."""
 
     name = "table"
 
     def __init__(self, table: dict[str, np.ndarray]) -> None:
-        self.table = table
+        self.table = {embedding_text(k): v for k, v in table.items()}
+        self.batches: list[list[str]] = []
         self.calls = 0
         self.fail = False
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
+        self.batches.append(list(texts))
         if self.fail:
             raise RuntimeError("embedder down")
         return np.stack([self.table.get(t, np.array([0.0, 0.0, 1.0], dtype=np.float32))
@@ -232,3 +241,37 @@ async def test_a_cold_replica_reads_a_backlog_in_the_background() -> None:
     assert space.index is not None and 0 < len(space.index) < 700  # the lookup did not wait
     await reader._background.drain()
     assert len(space.index) == 700
+
+
+@pytest.mark.parametrize(("typed", "embedded"), [
+    ("Hi, how do I reset my password? Thanks!", "how do I reset my password"),
+    ("Hello there! Please cancel my order 1234.", "cancel my order 1234"),
+    ("Is it safe? Thank you so much!!", "Is it safe"),
+    ("What are the Thanksgiving dates?", "What are the Thanksgiving dates"),
+    ("Thanks", "Thanks"),  # nothing but a thanks: kept whole
+])
+def test_greetings_thanks_and_trailing_punctuation_are_not_embedded(typed: str,
+                                                                     embedded: str) -> None:
+    assert embedding_text(typed) == embedded
+
+
+async def test_a_retyped_repeat_lands_on_its_original() -> None:
+    sem, responses = cache(), ResponseCache(MemoryKV())
+    await store_answer(sem, responses, request("How do I change my avatar?"), "k1")
+    assert await lookup(sem, responses, request("Hello! How do I change my avatar? Thank you")) \
+        == "k1"
+
+
+async def test_concurrent_lookups_are_embedded_in_one_batch() -> None:
+    embedder = TableEmbedder(TABLE)
+    sem, responses = cache(embedder=embedder), ResponseCache(MemoryKV())
+    await store_answer(sem, responses, request("How do I reset my password?"), "k1")
+    embedder.batches.clear()
+    texts = ["how can I reset my password", "How do I change my avatar?",
+             "Reset password for order 1234"]
+    found = await asyncio.gather(*(lookup(sem, responses, request(t)) for t in texts))
+    assert found == ["k1", None, None]  # 1234 is another question (numbers differ)
+    assert [len(b) for b in embedder.batches] == [3]
+    embedder.fail = True
+    assert await lookup(sem, responses, request("how can I reset my password")) is None
+    await sem.aclose()

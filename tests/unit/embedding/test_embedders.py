@@ -42,6 +42,48 @@ def test_a_text_gets_the_same_vector_alone_or_in_a_padded_batch(model: MiniLMEmb
     assert float(alone @ batch[1]) > 0.999
 
 
+# What the model gave before batches were cut by length (first six components): vectors in
+# semantic caches and RAG indexes stay valid only while these hold.
+PINNED = {"How do I reset my password?":
+          [0.005373, -0.061111, -0.071281, -0.03423, -0.042787, 0.068429],
+          "Error E-412: the unit is overheating; let it cool down for ten minutes.":
+          [-0.010588, 0.023756, 0.021126, -0.038863, -0.008173, -0.055798]}
+MIXED = ["ok", "How do I reset my password?",
+         " ".join(["The firmware update failed halfway through and the LED blinks amber."] * 40),
+         "Error E-412: the unit is overheating; let it cool down for ten minutes.", "",
+         "Wi-Fi drops every evening " * 6, "a b c"]
+
+
+def test_the_vectors_are_the_ones_the_model_always_gave(model: MiniLMEmbedder) -> None:
+    v = model.embed(list(PINNED))
+    assert np.allclose(v[:, :6], list(PINNED.values()), atol=2e-6)
+    assert float(v[0] @ v[1]) == pytest.approx(0.1037397, abs=1e-5)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_cut_by_length_gives_each_text_its_own_vector_in_order(
+        model: MiniLMEmbedder, workers: int) -> None:
+    split = MiniLMEmbedder(workers=workers, batch_tokens=256)  # one run per text or two
+    alone = np.concatenate([model.embed([t]) for t in MIXED])
+    together = split.embed(MIXED)
+    split.close()
+    assert together.shape == (len(MIXED), 384)
+    assert np.abs(together - alone).max() < 1e-5
+    assert np.abs(model.embed(MIXED) - alone).max() < 1e-5  # the default budget: one run
+
+
+def test_length_groups_sort_by_length_and_keep_each_run_within_its_budget() -> None:
+    from gatewise.embedding.local import length_groups
+
+    lengths = [300, 5, 120, 7, 120, 64, 6]
+    groups = length_groups(lengths, 256)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert groups == [[1, 6, 3, 5], [2, 4], [0]]  # 4 x 64 fits 256; 300 runs alone
+    for g in groups:
+        assert len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 256
+    assert length_groups([], 256) == []
+
+
 async def test_the_threaded_wrapper_is_an_async_embedder(model: MiniLMEmbedder) -> None:
     wrapped = ThreadedEmbedder(model)
     assert isinstance(wrapped, AsyncEmbedder) and wrapped.name == model.name

@@ -37,3 +37,11 @@ async def test_every_guard_shares_one_pool_and_the_offload_size() -> None:
 def test_the_defaults_offload_all_but_tiny_requests_to_one_thread() -> None:
     cfg = GuardrailsConfig()
     assert 0 < cfg.offload_chars <= 1024 and cfg.check_threads == 1
+
+
+async def test_the_embedding_head_is_a_per_policy_choice_and_off_by_default() -> None:
+    g, guards = built({"default": {"injection": {}},
+                       "aliases": {"strict": {"injection": {"semantic": True}}}})
+    detectors = [m.detector for m in guards if isinstance(m, InjectionMiddleware)]
+    assert sorted(d._semantic for d in detectors) == [False, True]
+    await g.aclose()

@@ -21,8 +21,9 @@ from gatewise import Gateway
 from gatewise.accounting.budgets import budget_key, period_bounds
 from gatewise.config.loader import parse_config, resolve_config
 from gatewise.config.schema_ops import HealthConfig
-from gatewise.errors import ProviderServerError
+from gatewise.errors import BudgetExceededError, ProviderServerError
 from gatewise.observability.health import HealthMonitor, Probe, Result, build_health, describe_error
+from gatewise.pipeline.core import Identity
 from gatewise.providers.base import Target
 from gatewise.providers.llamacpp.engine import Job, ModelWorker
 from gatewise.providers.llamacpp.provider import LlamaCppProvider
@@ -161,8 +162,9 @@ async def test_an_exhausted_hard_budget_is_a_degraded_quota_with_its_scope(
     await counters.settle(held, 1.0)
     await gw.health.check_all()
     quotas = {n: c for n, c in gw.health.snapshot().items() if c.kind == "quota"}
-    # Hard budgets naming a subject; a soft one only alerts, a `*` one has no list of subjects.
-    assert set(quotas) == {"quota:team:red:day", "quota:team:blue:day"}
+    # Hard budgets; a soft one only alerts. The `*` one: below (no key names a team here).
+    assert set(quotas) == {"quota:team:red:day", "quota:team:blue:day", "quota:team:*:day"}
+    assert quotas["quota:team:*:day"].to_dict()["subjects"] == 0
     red = quotas["quota:team:red:day"].to_dict()
     assert (red["status"], red["error"], red["scope"], red["subject"]) == (
         "degraded", "exhausted: usd", "team", "red")
@@ -170,6 +172,38 @@ async def test_an_exhausted_hard_budget_is_a_degraded_quota_with_its_scope(
     assert (status, doc["status"]) == (200, "degraded")  # a team's cap is not an outage
     assert gw.metrics.component_up.get(("quota:team:red:day", "quota")) == 0
     assert gw.metrics.component_up.get(("quota:team:blue:day", "quota")) == 1
+
+
+async def test_a_budget_for_every_team_is_checked_per_team_as_it_is_enforced(
+        gateways: list[Gateway]) -> None:
+    gw = gateway(gateways, {"gpt": [{"model": "fake/echo"}]}, accounting={"budgets": [
+        {"scope": "team", "period": "day", "limit_tokens": 100_000}]})
+    ids = {}
+    for team in ("red", "blue", "gone"):
+        await gw.admin.create_team(team, name=team, models=(), rpm=None, tpm=None, actor="t")
+        _, rec = await gw.admin.create_key(name=f"k-{team}", role="member", team=team,
+                                           user=None, models=(), permissions=(),
+                                           expires_in_s=None, rpm=None, tpm=None, actor="t")
+        ids[team] = rec.id
+    await gw.admin.revoke_key(ids["gone"], actor="t")  # a revoked key's team is not looked at
+    await gw.health.check_all()
+    every = gw.health.snapshot()["quota:team:*:day"].to_dict()
+    assert (every["status"], every["subjects"], every["exhausted"]) == ("up", 2, [])
+    start, _ = period_bounds("day", time.time())
+    held = await gw.stores.counters.reserve(budget_key("team", "red", "day", start, "tokens"),
+                                            100_000, math.inf, 86400)
+    assert held is not None
+    await gw.stores.counters.settle(held, 100_000)
+    await gw.health.check_all()
+    every = gw.health.snapshot()["quota:team:*:day"].to_dict()
+    assert (every["status"], every["error"], every["exhausted"]) == (
+        "degraded", "exhausted: 1 of 2", ["red"])
+    assert gw.metrics.component_up.get(("quota:team:*:day", "quota")) == 0
+    # What enforcement does with the same counters: red is refused, blue is served.
+    with pytest.raises(BudgetExceededError):
+        await gw.chat("hi", model="gpt", identity=Identity(key_id=ids["red"], team="red"))
+    assert (await gw.chat("hi", model="gpt",
+                          identity=Identity(key_id=ids["blue"], team="blue"))).content
 
 
 class LocalModel:
@@ -219,18 +253,40 @@ async def test_the_llamacpp_provider_reports_its_model_without_loading_it() -> N
     assert provider._models == {} and provider._engines == {}  # nothing resolved or opened
 
 
-async def test_providers_without_a_free_call_are_watched_through_their_breaker() -> None:
-    cfg = _config({"ll": [{"model": "litellm/some-model"}]})
-    open_breakers: set[str] = set()
-    monitor = build_health(cfg, pool=ProviderPool(), stores=open_stores(cfg),
-                           available=lambda dep: dep not in open_breakers)
+class LiteLLMClient:
+    """Stands in for the LiteLLM client (its extra is tested in a venv of its own): records
+    the key checks the probe makes through the provider seam."""
+
+    def __init__(self) -> None:
+        self.checked: list[Target] = []
+        self.fail: Exception | None = None
+
+    async def validate_key(self, target: Target) -> None:
+        self.checked.append(target)
+        if self.fail is not None:
+            raise self.fail
+
+
+async def test_a_litellm_deployment_gatewise_cannot_reach_itself_is_probed_through_litellm(
+        ) -> None:
+    cfg = _config({"ll": [{"model": "litellm/bedrock/anthropic.claude-3-haiku",
+                           "api_key": "sk-ll"}]})
+    pool = ProviderPool()
+    client = LiteLLMClient()
+    pool.register("litellm", client)  # type: ignore[arg-type]
+    monitor = build_health(cfg, pool=pool, stores=open_stores(cfg))
     await monitor.check_all()
-    comp = monitor.snapshot()["ll:litellm/some-model"]
-    assert (comp.status, comp.detail["probe"]) == ("unknown", "passive")
-    open_breakers.add("ll:litellm/some-model")
+    comp = monitor.snapshot()["ll:litellm/bedrock/anthropic.claude-3-haiku"]
+    assert (comp.status, comp.detail["probe"], comp.detail["via"]) == (
+        "up", "completion", "litellm")
+    [target] = client.checked
+    assert (target.wire, target.model, target.api_key) == (
+        "litellm", "bedrock/anthropic.claude-3-haiku", "sk-ll")
+    client.fail = ProviderServerError("down", provider="bedrock", model="m",
+                                      upstream_status=503)
     await monitor.check_all()
-    comp = monitor.snapshot()["ll:litellm/some-model"]
-    assert (comp.status, comp.error) == ("down", "CircuitOpenError")
+    comp = monitor.snapshot()["ll:litellm/bedrock/anthropic.claude-3-haiku"]
+    assert (comp.status, comp.error) == ("down", "ProviderServerError 503")
 
 
 async def test_a_deployment_that_cannot_serve_as_configured_is_down_from_the_start(

@@ -10,6 +10,7 @@ import pytest
 from gatewise import Gateway
 from gatewise.config.loader import parse_config, resolve_config
 from gatewise.errors import ProviderServerError
+from gatewise.orchestration.parallel import Branches
 from gatewise.pipeline.core import Call
 from gatewise.pipeline.steps import StepRelay, attempt_reason
 from gatewise.types.validation import chat_request_from_dict
@@ -22,7 +23,11 @@ def _gateway() -> Gateway:
                            "default_model": "echo",
                            "router": {"retry": {"max_retries": 1, "base_delay_s": 0.0},
                                       "breaker": {"enabled": False},
-                                      "fallbacks": {"shaky": ["echo"]}}})
+                                      "fallbacks": {"shaky": ["echo"]}},
+                           "orchestrations": {
+                               "both": {"mode": "parallel", "models": ["echo", "down"]},
+                               "vote": {"mode": "consensus", "models": ["echo", "echo"],
+                                        "judge": "echo"}}})
     return Gateway(resolve_config(cfg, None, {}, w))
 
 
@@ -99,6 +104,71 @@ async def test_without_a_listener_the_timeline_only_steps_are_not_built() -> Non
     assert "route" in names
     assert not {"attempt", "done", "first_token"} & set(names)
     assert all("t_ms" not in d for _, d in call.events)
+
+
+SHOWN = ("attempt", "attempt_failed", "retry", "first_token", "done", "error")
+
+
+async def test_an_orchestrations_branches_are_heard_each_marked_with_its_branch() -> None:
+    heard = Heard()
+    async with _gateway() as gw:
+        r = await gw.chat("fan out", model="both", on_step=heard)
+    branches: dict[int, list[str]] = {}
+    for name, data in heard.steps:
+        if "branch" in data and name in SHOWN:
+            branches.setdefault(data["branch"]["index"], []).append(name)
+    assert branches == {0: ["attempt", "first_token", "done"],
+                        1: ["attempt", "attempt_failed", "retry", "attempt", "attempt_failed",
+                            "error"]}
+    models = {d["branch"]["index"]: d["branch"]["model"] for _, d in heard.steps if "branch" in d}
+    assert models == {0: "echo", 1: "down"}
+    # Each branch's failed attempts say what came of them, though both branches ran at once.
+    assert [d["next"] for n, d in heard.steps if n == "attempt_failed"] == ["retry", "error"]
+    done = next(d for n, d in heard.steps if n == "done" and "branch" in d)
+    assert done["deployment"] == "echo:fake/echo" and done["cost_usd"] is not None
+    assert done["latency_ms"] > 0 and done["ttft_ms"] == done["latency_ms"]
+    err = next(d for n, d in heard.steps if n == "error" and "branch" in d)
+    assert err["type"] == "ProviderServerError" and err["branch"]["model"] == "down"
+    # The call's own `done` comes last, unmarked, with the usage of every branch.
+    assert heard.names[-1] == "done" and "branch" not in heard.steps[-1][1]
+    assert r.usage is not None and heard.steps[-1][1]["usage"]["prompt_tokens"] == \
+        r.usage.prompt_tokens == done["usage"]["prompt_tokens"]
+    times = [d["t_ms"] for _, d in heard.steps]
+    assert times == sorted(times)  # every step on the call's own clock
+
+
+async def test_a_judges_call_is_a_branch_marked_as_the_judge() -> None:
+    heard = Heard()
+    async with _gateway() as gw:
+        await gw.chat("vote", model="vote", on_step=heard)
+    attempts = sorted((d["branch"] for n, d in heard.steps if n == "attempt"),
+                      key=lambda b: b["index"])
+    assert attempts == [{"index": 0, "model": "echo"}, {"index": 1, "model": "echo"},
+                        {"index": 2, "model": "echo", "judge": True}]
+
+
+async def test_without_a_listener_no_branch_step_is_built() -> None:
+    branch_calls: list[Call] = []
+    req = chat_request_from_dict({"model": "echo", "messages": [
+        {"role": "user", "content": "hi"}]})
+    async with _gateway() as gw:
+        async def run(c: Call) -> Any:
+            branch_calls.append(c)
+            return await gw.run(c)
+
+        for parent in (Call("chat", req), Call("chat", req)):
+            if branch_calls:
+                parent.listener = Heard()  # the second parent has one: the control
+            await Branches(run, parent=parent).fan_out(req, ["echo", "down"])
+        whole = Call("chat", chat_request_from_dict({"model": "both", "messages": [
+            {"role": "user", "content": "hi"}]}))
+        await gw.run(whole)
+    unheard, heard = branch_calls[:2], branch_calls[2:]
+    assert [c.listener for c in unheard] == [None, None]
+    assert not {"attempt", "done", "error"} & {n for c in unheard for n, _ in c.events}
+    assert all(c.listener is not None for c in heard)
+    assert {"attempt", "done", "error"} <= {n for c in heard for n, _ in c.events}
+    assert not any("branch" in d or "t_ms" in d for _, d in whole.events)
 
 
 def test_a_listener_that_raises_never_fails_the_call(caplog: pytest.LogCaptureFixture) -> None:

@@ -19,12 +19,13 @@ from gatewise import Gateway
 from gatewise.config.loader import parse_config, resolve_config
 from gatewise.errors import CollectionNotFoundError, InvalidRequestError
 from gatewise.guardrails.injection import InjectionDetector
-from gatewise.pipeline.core import ANONYMOUS
+from gatewise.pipeline.core import ANONYMOUS, Call, Identity
 from gatewise.rag.citations import NOT_FOUND
 from gatewise.rag.types import LoadedDocument, Section
 from gatewise.testing import ScriptedProvider
 from gatewise.types.messages import SystemMessage, text_of
 from gatewise.types.requests import ChatRequest
+from gatewise.types.validation import chat_request_from_dict
 
 # Looked up, not imported: onnxruntime must load before usearch (`rag.build._runtime_first`).
 if not all(importlib.util.find_spec(m) for m in ("usearch", "bm25s", "onnxruntime",
@@ -264,3 +265,64 @@ async def test_sources_are_dropped_lowest_first_to_fit_a_small_context_window(
     sent = system_text(provider.requests[-1])
     assert f"[{rag['sources'] + 1}]" not in sent
     assert "25 days of paid leave" in sent  # the best source stays
+
+
+# -- the `rag` step's chunks (`gatewise.rag.timeline`) ---------------------------------------
+
+def rag_step(steps: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    return next(d for n, d in steps if n == "rag")
+
+
+async def test_a_listener_hears_each_chunk_its_scores_and_where_it_went(
+        drop: tuple[Gateway, ScriptedProvider]) -> None:
+    gw, _ = drop
+    heard: list[tuple[str, dict[str, Any]]] = []
+    await gw.chat("How fast are refunds processed? And paid leave?", model="plain",
+                  metadata={"rag": '{"collection": "handbook", "k": 3}'},
+                  on_step=lambda n, d: heard.append((n, d)))
+    chunks = rag_step(heard)["chunks"]
+    assert [c["rank"] for c in chunks] == [1, 2, 3]  # the top k, in rank order
+    by_doc = {c["document_id"]: c for c in chunks}
+    assert by_doc["refunds.md"]["status"] == "injection_dropped"
+    leave = by_doc["leave.md"]
+    assert leave["status"] == "source" and leave["source"] == "handbook/leave.md"
+    assert leave["collection"] == "handbook" and leave["chunk_id"] == "leave.md#0"
+    assert {"rrf", "vector", "bm25"} <= set(leave["scores"])
+    assert leave["score"] == leave["scores"]["rrf"]  # hybrid search: the fused score ranks
+    numbers = sorted(c["source_index"] for c in chunks if c["status"] == "source")
+    assert numbers == list(range(1, len(numbers) + 1))  # the numbers the answer cites
+    assert rag_step(heard)["sources"] == len(numbers)
+    # This gateway's PII policy covers the call: no chunk text at all in a step.
+    assert not any("preview" in c for c in chunks)
+
+
+async def test_without_a_listener_the_rag_step_has_counts_only(
+        drop: tuple[Gateway, ScriptedProvider]) -> None:
+    gw, _ = drop
+    call = Call("chat", chat_request_from_dict({
+        "model": "plain", "metadata": {"rag": "handbook"},
+        "messages": [{"role": "user", "content": "How many days of paid leave?"}]}))
+    await gw.run(call)
+    data = next(d for n, d in call.events if n == "rag")
+    assert data["hits"] >= 1 and "chunks" not in data
+
+
+async def test_a_preview_only_of_the_teams_own_documents_and_never_under_a_pii_policy() -> None:
+    gw, _ = await gateway(pii=False)
+    red, blue = Identity(team="red", role="member"), Identity(team="blue", role="member")
+    async with gw:
+        await gw.rag.create_collection(red, "notes", shared_with=["blue"])
+        await gw.rag.ingest(red, "notes", [LoadedDocument("wiki.md", (Section(
+            "The red team deploys on Tuesdays after the stand-up. " * 6, path=("Deploys",)),),
+            {"title": "Red wiki"})])
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for who, ident in (("red", red), ("blue", blue)):
+            heard: list[tuple[str, dict[str, Any]]] = []
+            await gw.chat("When does the red team deploy?", model="plain", identity=ident,
+                          metadata={"rag": "notes"}, on_step=lambda n, d, h=heard: h.append((n, d)))
+            seen[who] = rag_step(heard)["chunks"]
+    [own] = seen["red"]
+    assert own["preview"].startswith("The red team deploys on Tuesdays")
+    assert len(own["preview"]) <= 120 and own["preview"].endswith("\u2026")
+    [shared] = seen["blue"]  # read through a share: ids and scores, never the words
+    assert shared["chunk_id"] == own["chunk_id"] and "preview" not in shared

@@ -37,7 +37,9 @@ PROTOCOL = {
 CYCLE = {
     "__init__": "4d2f220910c33c12",  # response_started/complete, disconnected, keep_alive...
     "receive": "8124ae006be71184",  # a disconnected cycle's app gets http.disconnect
-    "send": "abdd8601b326a8da",  # ...and writes nothing; keep_alive=False closes after it
+    # replaced by `_Cycle.send` (a known length: head and body in one write); a disconnected
+    # cycle writes nothing; keep_alive=False closes after it
+    "send": "abdd8601b326a8da",
 }
 
 

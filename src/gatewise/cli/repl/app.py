@@ -233,8 +233,9 @@ class ReplApp(App[None]):
         if self.history is None:
             return
         blocks = [b for b in self.blocks if b.turn == turn]
-        costs = [float(b.data["cost_usd"]) for b in blocks
-                 if b.kind == "done" and b.data.get("cost_usd") is not None]
+        costs = [float(b.data["cost_usd"]) for b in blocks  # a branch's is in its call's
+                 if b.kind == "done" and b.data.get("cost_usd") is not None
+                 and "branch" not in b.data]
         try:
             await self.history.add(self.conversation, result.input, result.answer, result.error,
                                    sum(costs) if costs else None, blocks)

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from .timeline import Block, clip, describe, stamp
+from .timeline import Block, clip, describe, detail_lines, stamp
 
 
 def export_json(blocks: list[Block], conversation: str) -> str:
@@ -28,6 +28,7 @@ def export_markdown(blocks: list[Block], conversation: str) -> str:
         else:
             when = stamp(b)
             out.append(f"- **{label}** {text}" + (f" _{when}_" if when else ""))
+            out += [f"  - {line}" for line in detail_lines(b)]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -203,7 +203,7 @@ class PipelineRunner:
 
             def on_step(kind: str, data: dict[str, Any], name: str = name,
                         seen: list[dict[str, Any]] = seen_done) -> None:
-                if kind == "done":
+                if kind == "done" and "branch" not in data:  # an orchestration's branch
                     seen.append(data)
                 sink.gateway_step(name, kind, data)
 

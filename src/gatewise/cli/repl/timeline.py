@@ -61,7 +61,17 @@ def _tokens(usage: dict[str, Any] | None) -> str:
 
 
 def describe(block: Block, *, mask_timings: bool = False) -> tuple[str, str]:
-    """(label, one-line text) for a block; an answer's text is the block's own."""
+    """(label, one-line text) for a block; an answer's text is the block's own. A step of an
+    orchestration's branch call (`branch` in its data) says which branch it is first."""
+    label, text = _describe(block, mask_timings)
+    branch = block.data.get("branch")
+    if isinstance(branch, dict):
+        role = " judge" if branch.get("judge") else ""
+        text = f"[branch {branch.get('index')} {branch.get('model')}{role}] {text}"
+    return label, text
+
+
+def _describe(block: Block, mask_timings: bool) -> tuple[str, str]:
     d = block.data
     k = block.kind
     m = mask_timings
@@ -100,7 +110,8 @@ def describe(block: Block, *, mask_timings: bool = False) -> tuple[str, str]:
                              f"{d.get('channel')})")
     if k == "rag":
         return "retrieval", (f"{d.get('hits')} hits from {d.get('collection')}, "
-                             f"{d.get('sources')} sources")
+                             f"{d.get('sources')} sources"
+                             + (" · not found" if d.get("not_found") else ""))
     if k == "attempt":
         return "attempt", (f"#{d.get('attempt')} {d.get('provider')}/{d.get('model')} "
                            f"({d.get('reason')}) via {d.get('deployment')}")
@@ -124,6 +135,35 @@ def describe(block: Block, *, mask_timings: bool = False) -> tuple[str, str]:
         return "error", f"{d.get('type')}{status}: {d.get('message')}"
     shown = ", ".join(f"{key}={v}" for key, v in d.items() if key not in _TIMINGS)
     return k, shown
+
+
+_STATUS = {"below_min_score": "below min score", "injection_dropped": "dropped: injection",
+           "budget_dropped": "dropped: context"}
+
+
+def detail_lines(block: Block) -> list[str]:
+    """Lines under a block's own: a retrieval's chunks, one each, in rank order (the sources
+    numbered as the answer cites them, then what was left out and why)."""
+    if block.kind != "rag":
+        return []
+    out = []
+    for c in block.data.get("chunks") or ():
+        status = c.get("status")
+        where = (f"[{c.get('source_index')}]" if status == "source"
+                 else f"({_STATUS.get(status, status)})")
+        scores = ", ".join(f"{k} {_num(v)}" for k, v in (c.get("scores") or {}).items())
+        line = (f"#{c.get('rank')} {where} {c.get('source') or c.get('document_id')} · "
+                f"{c.get('chunk_id')} · score {_num(c.get('score'))}"
+                + (f" ({scores})" if scores else "")
+                + (" · flagged" if c.get("flagged") else ""))
+        if c.get("preview"):
+            line += f" · “{clip(str(c['preview']), 120)}”"
+        out.append(line)
+    return out
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, int | float) else "?"
 
 
 def clip(s: str, n: int) -> str:
@@ -159,7 +199,7 @@ def cost_summary(blocks: list[Block]) -> dict[str, StepCost]:
     """Per pipeline step: the sums of its `done` steps' real usage and cost."""
     out: dict[str, StepCost] = {}
     for b in blocks:
-        if b.kind != "done":
+        if b.kind != "done" or "branch" in b.data:  # the call's own `done` sums its branches
             continue
         s = out.setdefault(b.step or "?", StepCost())
         s.calls += 1

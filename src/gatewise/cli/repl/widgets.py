@@ -11,7 +11,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from .timeline import Block, describe, stamp
+from .timeline import Block, describe, detail_lines, stamp
 
 # Colours by kind: decisions blue, attempts cyan, failures red, figures green.
 _STYLE = {
@@ -55,6 +55,8 @@ def block_text(b: Block, mask_timings: bool = False) -> Text:
     when = stamp(b, mask_timings=mask_timings)
     if when:
         out.append(f"  {when}", style="dim")
+    for line in detail_lines(b):  # under the text, past the label column
+        out.append("\n" + " " * 13 + line)
     if b.kind in ("input", "error", "cancelled"):
         out.stylize("on grey15" if b.kind == "input" else "on #3a1010")
     return out

@@ -46,6 +46,8 @@ from gatewise.pipeline.core import Call, Handler
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.security.events import SecurityEventSink
 from gatewise.storage.base import KVStore
+from gatewise.types.messages import AssistantMessage, FunctionCall, Message, ToolCall, UserMessage
+from gatewise.types.requests import ChatRequest
 from gatewise.types.responses import ChatCompletion
 
 _ACTION_ORDER = ("block", "mask", "hash", "redact", "flag")
@@ -153,7 +155,7 @@ class PIIMiddleware:
             outcome = mask()
         # A conversation's earlier turns (kept masked by conversation memory) may bring
         # placeholders back in the answer even when this turn has no personal data.
-        earlier = bool(call.conversation) and len(vault) > 0
+        earlier = bool(call.conversation or call.thread) and len(vault) > 0
         if not outcome.counts and not earlier:
             return await next(call)
         if outcome.counts:
@@ -184,6 +186,55 @@ class PIIMiddleware:
             self._events.emit("pii", action, request_id=call.request_id, tenant=ident.tenant,
                               key_id=ident.key_id, detail=detail)
 
+    async def mask_texts(self, call: Call, texts: Sequence[tuple[str, bool]]) -> list[str]:
+        """`texts` ((text, is JSON tool-call arguments)) masked under this policy with the
+        call's vault, so a value keeps the placeholder the upstream saw: for what the gateway
+        keeps or sends on after the call (a stored Responses thread, a judge's prompt).
+        `block` masks as `redact` here: the text exists already and must not stay in clear."""
+        if not texts:
+            return []
+        detector = await asyncio.wrap_future(self.detector_future())
+        vault = await self._vault_for(call)
+        p = self.policy
+        messages: list[Message] = [
+            AssistantMessage(tool_calls=[ToolCall(id=f"t{i}", type="function", function=FunctionCall(
+                name="t", arguments=text))]) if is_json else UserMessage(content=text)
+            for i, (text, is_json) in enumerate(texts)]
+        request = ChatRequest(model="pii", messages=messages)
+        actions: dict[str, PIIAction] = {k: ("redact" if v == "block" else v)
+                                         for k, v in p.entities.items()}
+        default: PIIAction = "redact" if p.default_action == "block" else p.default_action
+
+        def mask() -> MaskOutcome:
+            return mask_request(request, detector.find, vault, actions=actions,
+                                default=default)
+
+        if text_size(request) > self.offload_chars:
+            outcome = await asyncio.get_running_loop().run_in_executor(self._pool(), mask)
+        else:
+            outcome = mask()
+        if self._store is not None:
+            await vault.save(self._store, p.vault_ttl_s)
+        out: list[str] = []
+        for m in outcome.request.messages:
+            if isinstance(m, AssistantMessage):
+                out.append(m.tool_calls[0].function.arguments if m.tool_calls else "")
+            else:
+                out.append(m.content if isinstance(m.content, str) else "")
+        return out
+
+    async def mapping_of(self, tenant: str, conversation: str) -> dict[str, str]:
+        """The placeholders a conversation's (or thread's) vault can restore: this process's
+        copy and the shared one. Empty once the vault expired or was forgotten."""
+        with self._lock:
+            hit = self._vaults.get((tenant, conversation))
+        vault = PIIVault(vault_key(tenant, conversation))
+        if hit is not None and time.monotonic() - hit[1] < self.policy.vault_ttl_s:
+            vault.merge(hit[0].dumps())
+        if self._store is not None:
+            await vault.load(self._store)
+        return vault.mapping()
+
     def forget(self, tenant: str, conversation: str) -> None:
         """Drops a conversation's vault from this process (its conversation was deleted)."""
         with self._lock:
@@ -192,7 +243,7 @@ class PIIMiddleware:
     async def _vault_for(self, call: Call) -> PIIVault:
         """The conversation's vault (memory, refreshed from the store when there is one), or
         a fresh one for a request without a conversation id."""
-        conv = call.conversation
+        conv = call.conversation or call.thread
         if not conv:
             return PIIVault()
         tenant = call.identity.tenant

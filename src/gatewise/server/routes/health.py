@@ -37,6 +37,9 @@ async def handle_readyz(ctx: RequestContext, warmed: bool, *, draining: bool = F
     await respond(ctx.send, status, _encode(doc), [])
 
 
-async def handle_metrics(ctx: RequestContext) -> None:
-    await respond(ctx.send, 200, ctx.gateway.metrics.render().encode(), [],
+async def handle_metrics(ctx: RequestContext, text: str | None = None) -> None:
+    """`text`: the exposition when the app renders it itself (the merged scrape of a
+    multi-process server, `observability/worker_metrics.py`)."""
+    body = text if text is not None else ctx.gateway.metrics.render()
+    await respond(ctx.send, 200, body.encode(), [],
                   content_type=b"text/plain; version=0.0.4; charset=utf-8")

@@ -6,7 +6,8 @@
   goes back as a Response object, or as the Responses event stream (`outbound.py`). With
   `previous_response_id` the stored thread of that response goes in front of the input; with
   `store` (the default) the new response is kept (`responses/store.py`, the conversation
-  store: shared by replicas on Redis or PostgreSQL). An unknown (or another team's)
+  store: shared by replicas on Redis or PostgreSQL), masked under the call's PII policy
+  (`responses/store.py`) and restored when read back. An unknown (or another team's)
   `previous_response_id` is a 404 before anything is sent upstream or recorded;
 - `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}`,
   `GET /v1/responses/{id}/input_items` (`limit` 1-100, `order` asc|desc, `after`).
@@ -55,7 +56,7 @@ from gatewise.server.responses.outbound import (
     response_from_completion,
     thread_message,
 )
-from gatewise.server.responses.store import ResponseStore
+from gatewise.server.responses.store import ResponseStore, StoredResponse, thread_key
 from gatewise.server.routes.admin.common import query_params
 from gatewise.server.routes.chat import call_headers, shutdown_cut
 from gatewise.types.responses import ChatCompletion
@@ -91,36 +92,44 @@ async def handle_create(ctx: RequestContext) -> None:
     parsed = decode_responses_request(body, max_depth=max_depth)
     store = _store(ctx)
     thread: list[dict[str, Any]] = []
+    response_id = new_id("resp")
+    thread_id = response_id
     previous = parsed.body.previous_response_id
     if previous is not None:
-        thread = (await store.load(ctx.identity.tenant, previous,
-                                   param="previous_response_id")).thread
+        prior = await store.load(ctx.identity.tenant, previous, param="previous_response_id")
+        thread, thread_id = prior.thread, prior.thread_id
     req = to_chat_request(parsed, thread, max_depth=max_depth)
     call = Call("chat", req, ctx.identity, request_id=ctx.request_id,
                 request_headers=ctx.scope["headers"])
+    if parsed.body.store or previous is not None:
+        call.thread = thread_key(thread_id)  # the thread's PII vault (`responses/store.py`)
     result = await ctx.gateway.run(call)
-    base = envelope(parsed, new_id("resp"), int(time.time()))
+    base = envelope(parsed, response_id, int(time.time()))
     if isinstance(result, ChatCompletion):
         response = response_from_completion(base, result)
-        await _save(ctx, call, store, parsed, thread, response)
+        await _save(ctx, call, store, parsed, thread, thread_id, response)
         await respond(ctx.send, 200, _encode(response), call_headers(call, overhead=True))
         return
     assert isinstance(result, ChunkStream)
     out = StreamTranslator(base)
     await _stream(ctx, call, result, out, lambda final: _save(ctx, call, store, parsed,
-                                                               thread, final))
+                                                               thread, thread_id, final))
 
 
 async def _save(ctx: RequestContext, call: Call, store: ResponseStore, parsed: ParsedRequest,
-                thread: list[dict[str, Any]], response: dict[str, Any]) -> None:
-    """Keeps the response (unless `store: false`). A store that fails is logged, not raised:
-    the caller has the answer (and paid for it); continuing from it will say 404."""
+                thread: list[dict[str, Any]], thread_id: str, response: dict[str, Any]) -> None:
+    """Keeps the response (unless `store: false`), masked under the call's PII policy (the
+    stored thread is masked already). A store that fails is logged, not raised: the caller
+    has the answer (and paid for it); continuing from it will say 404."""
     if not parsed.body.store:
         return
     answer = thread_message(response["output"])
-    turn = [*thread, *parsed.messages, *([answer] if answer else [])]
+    new = [*parsed.messages, *([answer] if answer else [])]
     try:
-        await store.save(ctx.identity.tenant, response, turn, input_items(parsed.body.input))
+        stored, new, items = await ctx.gateway.guardrails.mask_docs(
+            call, [response, new, input_items(parsed.body.input)])
+        await store.save(ctx.identity.tenant, stored, [*thread, *new], items,
+                         thread_id=thread_id, vault=call.conversation or thread_key(thread_id))
     except Exception as exc:
         log.warning("storing response %s failed: %s", response["id"], type(exc).__name__)
         call.event("response_store_failed", error=type(exc).__name__)
@@ -175,10 +184,16 @@ async def _send(ctx: RequestContext, data: Any) -> None:
     await respond(ctx.send, 200, _encode(data), [(b"x-request-id", ctx.request_id.encode())])
 
 
+async def _restore(ctx: RequestContext, stored: StoredResponse, doc: Any) -> Any:
+    """`doc` of a stored response with the placeholders its thread's vault still holds
+    restored: the caller's team reads its own text back, as from `/v1/conversations`."""
+    return await ctx.gateway.guardrails.restore(ctx.identity.tenant, stored.vault, doc)
+
+
 async def handle_get(ctx: RequestContext, response_id: str) -> None:
     _check(ctx)
     stored = await _store(ctx).load(ctx.identity.tenant, response_id, thread=False)
-    await _send(ctx, stored.response)
+    await _send(ctx, await _restore(ctx, stored, stored.response))
 
 
 async def handle_delete(ctx: RequestContext, response_id: str) -> None:
@@ -204,7 +219,7 @@ async def handle_input_items(ctx: RequestContext, response_id: str) -> None:
     if after is not None:  # the items after that one; none after an id it does not hold
         ids = [i.get("id") for i in items]
         items = items[ids.index(after) + 1:] if after in ids else []
-    page = items[:int(raw)]
+    page = await _restore(ctx, stored, items[:int(raw)])
     await _send(ctx, {"object": "list", "data": page,
                       "first_id": page[0]["id"] if page else None,
                       "last_id": page[-1]["id"] if page else None,

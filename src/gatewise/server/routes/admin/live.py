@@ -5,9 +5,10 @@ times a second and renders each batch in one animation frame).
 Polling rather than a held-open stream: every admin route answers at once (the OpenAPI-driven
 fuzzing and the auth matrix call each one), a reader that falls behind gets the newest
 records and a `dropped` flag rather than an unbounded backlog, and a browser needs no second
-connection kind. Both read this process's bounded rings (`observability.recent`): on many
-replicas each reports its own traffic; the usage ledger and the audit log stay the shared,
-durable records.
+connection kind. Both read bounded rings (`observability.recent`): with Redis configured the
+request log is one ring on Redis that every replica writes (`observability.recent_shared`),
+so any replica shows all the traffic; security events are this process's own. The usage
+ledger and the audit log stay the shared, durable records.
 
 The request log holds the request line's fields (ids, names, numbers; never prompt text or a
 key) and is kept only while somebody reads it. Below admin a caller sees its own team's
@@ -49,13 +50,14 @@ def _page(data: list[dict[str, Any]], next_seq: int, dropped: bool) -> dict[str,
 
 
 async def recent_requests(ctx: RequestContext, a: Args) -> None:
-    """The requests this replica finished after `after` (request-line fields)."""
+    """The requests finished after `after` (request-line fields): this replica's, or with
+    Redis every replica's."""
     q: RecentRequestsQuery = a.query
     team = own_team(ctx.identity, q.team)
     require(ctx.identity, "usage:read", team=team)
     keep = None if team is None else (lambda r: r.get("team") == team)
-    data, next_seq, dropped = ctx.gateway.telemetry.recent.after(q.after, limit=q.limit,
-                                                                 keep=keep)
+    data, next_seq, dropped = await ctx.gateway.telemetry.recent.read(q.after, limit=q.limit,
+                                                                      keep=keep)
     await send_json(ctx, _page(data, next_seq, dropped))
 
 

@@ -1,37 +1,37 @@
 // Playground: chat with streaming, a model picker from /v1/models and the step timeline the
 // gateway sends as `event: gatewise.step` frames when asked with `x-gatewise-steps: 1`.
-import { api, el, errorBox, heading, state } from "../lib.js";
+import { api, el, heading, sseFrames, state } from "../lib.js";
 
 // Step data worth a line in the timeline (ids, names and numbers only: the gateway never
 // puts prompt text in a step).
 function summary(step) {
-  const skip = new Set(["step", "t_ms"]);
+  const skip = new Set(["step", "t_ms", "chunks", "branch"]);
   return Object.entries(step).filter(([k]) => !skip.has(k)).map(([k, v]) =>
     `${k}=${typeof v === "object" && v !== null ? JSON.stringify(v) : v}`).join("  ");
 }
 
-// Splits an SSE byte stream into frames ({event, data}); yields as they complete.
-async function* frames(body) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
-    let i;
-    while ((i = buf.search(/\r?\n\r?\n/)) >= 0) {
-      const raw = buf.slice(0, i);
-      buf = buf.slice(i).replace(/^\r?\n\r?\n/, "");
-      let event = "message";
-      const data = [];
-      for (const line of raw.split(/\r?\n/)) {
-        if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-      }
-      if (data.length) yield { event, data: data.join("\n") };
-    }
-  }
+// A retrieval's chunks (the `rag` step's `chunks`), one line each in rank order: the source
+// number the answer cites or why the chunk was left out, where it came from, its scores and,
+// for the team's own unguarded documents, a short preview (text, never HTML).
+const LEFT_OUT = { below_min_score: "below min score", injection_dropped: "dropped: injection",
+                   budget_dropped: "dropped: context" };
+
+function num(v) { return typeof v === "number" ? Number(v.toPrecision(4)).toString() : "?"; }
+
+function chunkList(chunks) {
+  return el("ul", { class: "chunks" }, chunks.map(c => {
+    const where = c.status === "source" ? `[${c.source_index}]` : `(${LEFT_OUT[c.status] || c.status})`;
+    const scores = Object.entries(c.scores || {}).map(([k, v]) => `${k} ${num(v)}`).join(", ");
+    return el("li", { class: `chunk chunk-${c.status}` },
+      `#${c.rank} ${where} ${c.source || c.document_id} · ${c.chunk_id} · score ${num(c.score)}` +
+      (scores ? ` (${scores})` : "") + (c.flagged ? " · flagged" : ""),
+      c.preview ? el("q", { class: "preview" }, c.preview) : null);
+  }));
+}
+
+// Which branch of an orchestration (parallel, consensus, cascade) a step belongs to.
+function branchLabel(b) {
+  return b ? el("span", { class: "branch" }, `branch ${b.index} ${b.model}${b.judge ? " judge" : ""}`) : null;
 }
 
 export async function render(root) {
@@ -76,12 +76,13 @@ export async function render(root) {
   }
 
   function addStep(step) {
-    timeline.append(el("li", { class: `step-${step.step}` },
+    timeline.append(el("li", { class: `step-${step.step}${step.branch ? " in-branch" : ""}` },
       el("span", { class: "t" }, `${Number(step.t_ms || 0).toFixed(1)} ms`),
-      el("strong", {}, step.step),
-      el("div", { class: "d" }, summary(step))));
+      el("strong", {}, step.step), branchLabel(step.branch),
+      el("div", { class: "d" }, summary(step)),
+      Array.isArray(step.chunks) && step.chunks.length ? chunkList(step.chunks) : null));
     timeline.scrollTop = timeline.scrollHeight;
-    if (step.step === "done") {
+    if (step.step === "done" && !step.branch) {
       const u = step.usage || {};
       stats.textContent = `${u.prompt_tokens ?? "?"} in · ${u.completion_tokens ?? "?"} out · ` +
         `$${Number(step.cost_usd || 0).toFixed(6)} · ${Number(step.latency_ms || 0).toFixed(0)} ms` +
@@ -119,7 +120,7 @@ export async function render(root) {
         if (resp.status === 401) window.dispatchEvent(new CustomEvent("gw:signed-out"));
         throw new Error(message);
       }
-      for await (const f of frames(resp.body)) {
+      for await (const f of sseFrames(resp.body)) {
         if (f.event === "gatewise.step") { addStep(JSON.parse(f.data)); continue; }
         if (f.data === "[DONE]") break;
         const chunk = JSON.parse(f.data);

@@ -2,32 +2,12 @@
 // while it is generated, can be edited by hand, regenerated (the cache skipped with
 // `x-gatewise-cache: no-cache`) and accepted. A title served from the cache says so; a
 // refusal (the team's budget, a rate limit, a field the gateway refused) says what to do.
-import { api, el, heading, loadStyle, state } from "../lib.js";
+import { api, el, heading, loadStyle, sseFrames, state } from "../lib.js";
 
 const STYLES = ["concise", "detailed"];
 const CATEGORIES = ["feature", "bug", "improvement", "task", "research", "infrastructure"];
 const ACCEPTED_KEY = "gatewise.titles.accepted";
 const KEEP = 10;
-
-// Splits an SSE byte stream into `data:` payloads as they complete.
-async function* sseData(body) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
-    let i;
-    while ((i = buf.search(/\r?\n\r?\n/)) >= 0) {
-      const raw = buf.slice(0, i);
-      buf = buf.slice(i).replace(/^\r?\n\r?\n/, "");
-      const data = raw.split(/\r?\n/).filter(l => l.startsWith("data:"))
-        .map(l => l.slice(5).replace(/^ /, ""));
-      if (data.length) yield data.join("\n");
-    }
-  }
-}
 
 // What a refusal means for the person at the form (the gateway's message follows).
 function explain(status, error, retryAfter) {
@@ -171,7 +151,7 @@ export async function render(root) {
       }
       const cache = resp.headers.get("x-gatewise-cache") || "miss";
       let text = "";
-      for await (const data of sseData(resp.body)) {
+      for await (const { data } of sseFrames(resp.body)) {
         if (data === "[DONE]") break;
         const frame = JSON.parse(data);
         if (frame.error) throw new Refused(frame.error.code === "rate_limit_exceeded" ? 429 : 502, frame.error);
