@@ -82,3 +82,17 @@ def test_an_orchestration_is_charged_what_its_branches_cost(client: openai.OpenA
     assert raw.headers["x-gatewise-cascade"] == "broken>gpt"
     direct = _ask(client, "gpt")  # the model that answered, asked directly: the same bill
     assert float(raw.headers["x-gatewise-cost-usd"]) == float(direct.headers["x-gatewise-cost-usd"]) > 0
+
+
+def test_a_streamed_orchestration_is_charged_what_its_branches_cost(client: openai.OpenAI) -> None:
+    # A stream's usage chunk reprices a call from the table; a price the orchestration fixed
+    # from its branches must stand, or streaming would make an orchestration free.
+    def streamed_cost(model: str) -> float:
+        stream = client.chat.completions.create(
+            model=model, stream=True, stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "hi there"}])
+        usage = list(stream)[-1].usage
+        assert usage is not None and usage.model_extra is not None
+        return float(usage.model_extra["cost_usd"])
+
+    assert streamed_cost("cheap-first") == streamed_cost("gpt") > 0

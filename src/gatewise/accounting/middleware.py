@@ -80,7 +80,6 @@ class AccountingMiddleware:
         usage = chunk.usage
         if usage is None:
             return
-        call.cost_usd = None  # a later usage chunk supersedes an earlier one
         cost = cost_of(call, self.prices)
         if cost is not None:
             usage.cost_usd = cost

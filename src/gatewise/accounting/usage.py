@@ -115,9 +115,10 @@ def ensure_usage(call: Call, stream: ChunkStream | None, tokenizers: TokenCounti
 
 
 def cost_of(call: Call, prices: Prices) -> float | None:
-    """USD for the call's usage (cached on `call.cost_usd`); a cache hit costs nothing; None
-    when usage or the deployment's price is unknown."""
-    if call.cost_usd is not None:
+    """USD for the call's usage (cached on `call.cost_usd` until the usage changes); a cache
+    hit costs nothing, a price a stage fixed stands; None when usage or the deployment's price
+    is unknown."""
+    if call.cost_usd is not None and (call.cost_basis is None or call.cost_basis is call.usage):
         return call.cost_usd
     if is_cache_hit(call):
         call.cost_usd = 0.0
@@ -129,6 +130,7 @@ def cost_of(call: Call, prices: Prices) -> float | None:
     if price is None:
         return None
     call.cost_usd = cost = prices.cost(usage, price)
+    call.cost_basis = usage
     return cost
 
 

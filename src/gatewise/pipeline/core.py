@@ -104,6 +104,7 @@ class Call:
         "attempts",
         "cache_options",
         "conversation",
+        "cost_basis",
         "cost_usd",
         "deadline",
         "deployment",
@@ -155,8 +156,12 @@ class Call:
         self.upstream_s = 0.0
         self.deployment: Deployment | None = None
         self.usage: Usage | None = None
-        # Set by accounting once usage is known (USD, from the price table).
+        # Set by accounting once usage is known (USD, from the price table), or by a stage that
+        # knows the price better than the table (an orchestration sums its branches).
         self.cost_usd: float | None = None
+        # The usage `cost_usd` was priced from: a later usage (a stream's final chunk, another
+        # attempt) reprices; None means a stage fixed the price, which no usage supersedes.
+        self.cost_basis: Usage | None = None
         # Conversation id (`metadata.conversation`, the header `x-gatewise-conversation`, or
         # the library's `conversation=`) for per-conversation state such as the PII vault.
         md = getattr(request, "metadata", None)
