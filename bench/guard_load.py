@@ -33,10 +33,9 @@ from harness import (
     NICE,
     BenchError,
     Lifetime,
-    check_tools,
-    find_paths,
     free_port,
     port_busy,
+    ready,
     run,
     set_autogroup,
     signals_raise,
@@ -103,12 +102,7 @@ def main() -> int:
     ap.add_argument("--check-threads", type=int, default=None)
     a = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="gw-guard-load-"))
-    try:
-        check_tools()
-        paths = find_paths(out)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
+    paths = ready(out)
     key = paths.api_key
     bare_file, guarded_file = out / "bare.json", out / "guarded.json"
     bare_file.write_text(body("fake", "Say hello and ask how you can help me today."))

@@ -71,6 +71,17 @@ def find_paths(out: Path) -> Paths:
     return Paths(anchor.resolve(), work, out, Path(sys.executable))
 
 
+def ready(out: Path) -> Paths:
+    """The tools and the anchor harness every load bench needs, or exit 2 saying what is
+    missing: a bench that cannot measure must not print a table as if it had."""
+    try:
+        check_tools()
+        return find_paths(out)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
 def check_tools() -> None:
     missing = [t for t in ("nginx", "wrk", "hey", "curl", "bc") if not _which(t)]
     if missing:

@@ -44,15 +44,15 @@ from harness import (
     BenchError,
     Lifetime,
     Paths,
-    check_tools,
-    find_paths,
     free_port,
+    ready,
     run,
     signals_raise,
     spawn,
     tree_cpu_s,
     wait_http,
 )
+from report import print_rows
 from services import UPSTREAM_PORT, Server, start_upstream
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -374,7 +374,7 @@ class PathsBench:
 
     def table(self) -> int:
         bare = self.results.get("bare", Result())
-        rows = []
+        rows: list[tuple[str, ...]] = []
         status = 0
         names = [n if w == 1 else f"{n} x{w}" for n in PATH_NAMES for w in self.workers
                  if self.only is None or n in self.only]
@@ -408,12 +408,7 @@ class PathsBench:
                          "-" if ratio is None else f"{ratio:.2f}x", target,
                          "-" if ok is None else "PASS" if ok else "FAIL"))
         head = ("path", "CPU ms/req", "req/s", "p50 added ms", "vs bare", "target", "result")
-        widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
-        fmt = " | ".join(f"{{:<{w}}}" for w in widths)
-        print(fmt.format(*head))
-        print("-+-".join("-" * w for w in widths))
-        for row in rows:
-            print(fmt.format(*row))
+        print_rows(head, rows)
         print(f"\nsame run: direct to nginx {self.direct.get('rps', 0):,.0f} req/s, hey c=1 p50 "
               f"{self.direct.get('p50', 0):.2f} ms, stream TTFB p50 "
               f"{self.direct.get('ttfb', 0):.2f} ms; wrk c=64 {self.duration:g}s per path; "
@@ -438,12 +433,7 @@ def main() -> int:
         return 2
     out = a.out or Path(__file__).resolve().parent / "results" / time.strftime(
         "paths-%Y%m%dT%H%M%SZ", time.gmtime())
-    try:
-        check_tools()
-        paths = find_paths(out)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
+    paths = ready(out)
     life = Lifetime(log=log)
     b: PathsBench | None = None
     with signals_raise():

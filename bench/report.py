@@ -53,6 +53,17 @@ class Row:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def print_rows(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A plain left-aligned table for the benches that compare their own columns (one path per
+    row, one client per row) rather than the run's fixed figures."""
+    widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
+    fmt = " | ".join(f"{{:<{w}}}" for w in widths)
+    print(fmt.format(*head))
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(fmt.format(*row))
+
+
 def _num(v: float | None, digits: int) -> str:
     if v is None:
         return "-"

@@ -37,6 +37,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from report import print_rows
+
 from gatewise.storage.redis import _RESERVE, _SETTLE  # the scripts the store runs
 from gatewise.storage.resp import RespClient, Script
 
@@ -179,7 +181,7 @@ async def bench(n: int, rounds: int) -> int:
         r.close()
 
     head = ("shape", "client", "µs/op", "CPU µs/op", "CPU vs redis-py")
-    rows = []
+    rows: list[tuple[str, ...]] = []
     ours_wins = True
     for shape in SHAPES:
         theirs_cpu = statistics.median(c for _, c in results[(shape, RedisPy.name)])
@@ -191,12 +193,7 @@ async def bench(n: int, rounds: int) -> int:
                          f"{cpu / theirs_cpu:.2f}x"))
             if side.name == Ours.name and cpu > CLEAR_WIN * theirs_cpu:
                 ours_wins = False
-    widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
-    fmt = " | ".join(f"{{:<{w}}}" for w in widths)
-    print(fmt.format(*head))
-    print("-+-".join("-" * w for w in widths))
-    for row in rows:
-        print(fmt.format(*row))
+    print_rows(head, rows)
     print(f"\nop = one EVALSHA round trip (reserve or settle); {n} reserve+settle pairs per "
           f"shape and client, median of {rounds} alternating rounds; "
           f"loop: {type(asyncio.get_running_loop()).__module__}")

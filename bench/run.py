@@ -29,8 +29,7 @@ from harness import (
     BenchError,
     Lifetime,
     Paths,
-    check_tools,
-    find_paths,
+    ready,
     signals_raise,
     tree_rss_mib,
 )
@@ -269,12 +268,7 @@ def main() -> int:
     prof = QUICK if a.quick else FULL
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = a.out or REPO / "bench" / "results" / f"{stamp}{'-quick' if a.quick else ''}"
-    try:
-        check_tools()
-        paths = find_paths(out)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
+    paths = ready(out)
     b = Bench(paths, prof, not a.no_litellm, not a.no_local)
     life = Lifetime(log=log)
     meta: dict[str, Any] = {
