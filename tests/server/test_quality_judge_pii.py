@@ -38,6 +38,27 @@ def judging() -> Iterator[FakeServer]:
         yield srv
 
 
+@pytest.fixture(scope="module")
+def swapping() -> Iterator[FakeServer]:
+    """A model that names another address before the one it was asked about."""
+    from aiohttp import web
+
+    def make_app(srv: FakeServer) -> web.Application:
+        async def chat(request: web.Request) -> web.Response:
+            return web.json_response({
+                "id": "chatcmpl-swap", "object": "chat.completion", "created": 1,
+                "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": f"I wrote to {OTHER}, not {EMAIL}."}}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}})
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        return app
+
+    with FakeServer(make_app) as srv:
+        yield srv
+
+
 def _gateway(answering: FakeServer, judging: FakeServer) -> Gateway:
     cfg, w = parse_config({
         "models": {
@@ -87,3 +108,20 @@ async def test_a_caller_no_policy_covers_is_judged_as_it_was_answered(
                                                                            team="red"))
         await gw.quality.flush()
     assert EMAIL in _judge_bodies(judging, since)
+
+
+async def test_the_judge_reads_the_placeholders_the_upstream_saw(
+        swapping: FakeServer, judging: FakeServer) -> None:
+    """The answer is masked with the request's own vault: a value keeps the placeholder the
+    question carries, and a new value gets a new one. Renumbered afresh, the other address
+    would become `<EMAIL_1>`, the question's, and the judge would read a wrong answer as
+    right."""
+    since = len(judging.requests)
+    async with _gateway(swapping, judging) as gw:
+        await gw.chat(f"Write to {EMAIL}.", model="gpt", identity=Identity(tenant="blue",
+                                                                            team="blue"))
+        await gw.quality.flush()
+    prompt = json.loads(_judge_bodies(judging, since))["messages"][-1]["content"]
+    question, answer_text = prompt.split("\n\nAnswer:\n")
+    assert "Write to <EMAIL_1>." in question
+    assert answer_text.strip() == "I wrote to <EMAIL_2>, not <EMAIL_1>."

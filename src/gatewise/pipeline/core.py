@@ -131,6 +131,7 @@ class Call:
         "ttft",
         "upstream_s",
         "usage",
+        "vault",
     )
 
     def __init__(self, kind: CallKind, request: ChatRequest | EmbeddingRequest,
@@ -169,6 +170,10 @@ class Call:
         # A stored Responses thread (`server/responses/store.py`): keys the PII vault as a
         # conversation id does, for a thread that conversation memory does not keep.
         self.thread: str | None = None
+        # The PII vault of a call with neither: what the upstream's placeholders meant, so text
+        # masked after the call (a quality judge's prompt) keeps them rather than renumbering
+        # (a fresh `<EMAIL_1>` in the answer could name another value than the question's).
+        self.vault: object | None = None
         # Named assistant (`metadata.assistant`, `x-gatewise-assistant`, the library's
         # `assistant=`; or the model `assistant/<name>`): its instructions, model and tools.
         self.assistant: str | None = md.get("assistant") if md else None

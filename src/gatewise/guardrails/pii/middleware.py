@@ -242,10 +242,12 @@ class PIIMiddleware:
 
     async def _vault_for(self, call: Call) -> PIIVault:
         """The conversation's vault (memory, refreshed from the store when there is one), or
-        a fresh one for a request without a conversation id."""
+        the call's own for a request without a conversation id (fresh on its first use)."""
         conv = call.conversation or call.thread
         if not conv:
-            return PIIVault()
+            if not isinstance(call.vault, PIIVault):
+                call.vault = PIIVault()
+            return call.vault
         tenant = call.identity.tenant
         now = time.monotonic()
         ttl = self.policy.vault_ttl_s
