@@ -7,14 +7,15 @@ benign text, next to the in-sample figure (a model trained on every source, the 
 included). Then the same per attack family, the everyday-turn set (`data/everyday.txt`, never
 trained on) through the shipped detector and the all-sources model, and the cost in ms per KB.
 
-    .venv/bin/python bench/injection_eval.py [--misses] [--semantic]
+    .venv/bin/python bench/injection_eval.py [--misses] [--semantic] [--only SOURCE[,SOURCE...]]
 
 Exit status 0 when the issue's targets hold, 1 otherwise: recall >= 0.90 on every held-out
 attack corpus (its direct, indirect, persona, extraction and exfiltration attacks) and on the
 direct and indirect families, >= 0.80 on obfuscated and non-English attacks; FPR <= 0.01 on the
 everyday set, <= 0.03 on hard negatives. `--misses` prints the first texts judged wrongly per
 corpus (local tuning only: they are prompt bodies). `--semantic` evaluates every model with the
-opt-in embedding head (`semantic.py`). Runs in a few minutes on an idle core.
+opt-in embedding head (`semantic.py`). `--only` holds out just the named sources (the family
+rows then cover those sources only). Runs in a few minutes on an idle core.
 """
 
 from __future__ import annotations
@@ -48,14 +49,25 @@ def _verdict(op: str, bound: float, value: float) -> tuple[bool, str]:
     return met, f"{op} {bound:.2f} {'ok' if met else 'MISSED'}"
 
 
+def _only(argv: list[str]) -> frozenset[str] | None:
+    """The sources named by `--only a,b` (or `--only=a,b`); None: every source."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--only="):
+            return frozenset(filter(None, arg.split("=", 1)[1].split(",")))
+        if arg == "--only" and i + 1 < len(argv):
+            return frozenset(filter(None, argv[i + 1].split(",")))
+    return None
+
+
 def main() -> int:
     show_misses = "--misses" in sys.argv
     t0 = time.perf_counter()
     semantic = "--semantic" in sys.argv
-    report = leave_one_source_out(semantic=semantic)
+    only = _only(sys.argv)
+    report = leave_one_source_out(semantic=semantic, only=only)
     elapsed = time.perf_counter() - t0
     samples = corpus()
-    sources = list(dict.fromkeys(s.source for s in samples))
+    sources = [s for s in dict.fromkeys(s.source for s in samples) if only is None or s in only]
     print(f"leave-one-source-out over {len(sources)} sources, {len(samples)} samples "
           f"({sum(s.attack for s in samples)} attacks); {elapsed:.0f} s "
           f"(training {report.train_seconds:.0f} s)")

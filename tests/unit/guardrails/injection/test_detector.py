@@ -95,3 +95,12 @@ def test_train_and_test_splits_are_disjoint_and_deduplicated() -> None:
     test = {s.text for s in samples if split_of(s.text) == "test"}
     assert train and test and not train & test
     assert 0.1 < len(test) / len(samples) < 0.3
+
+
+def test_warm_up_compiles_the_phrase_table_so_the_first_request_does_not() -> None:
+    """Compiling the multilingual table costs a few hundred ms of CPU: start-up's, not a caller's."""
+    from gatewise.guardrails.injection import multilingual
+
+    multilingual._rules.cache_clear()
+    InjectionDetector(learned=False).warm_up()
+    assert multilingual._rules.cache_info().currsize == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gatewise.guardrails.injection.evaluation import evaluate
+from gatewise.guardrails.injection.evaluation import evaluate, leave_one_source_out
 
 
 def test_detector_meets_recall_and_false_positive_targets_on_held_out_data() -> None:
@@ -18,3 +18,13 @@ def test_detector_meets_recall_and_false_positive_targets_on_held_out_data() -> 
     assert results["benign"].rate <= 0.05
     assert results["indirect_benign"].rate <= 0.10
     assert results["hard_negatives"].rate <= 0.25
+
+
+def test_only_holds_out_the_named_sources_and_still_scans_the_everyday_set() -> None:
+    """`only` bounds a run on a shared machine: one model per named source, nothing else held out."""
+    report = leave_one_source_out(only=frozenset({"prompt-security-fuzzer"}), max_eval=5, obfuscated=1)
+    assert {h.source for h in report.corpora} == {"prompt-security-fuzzer"}
+    held = report.corpora[0]
+    assert held.attack and held.loso.total > 0
+    assert held.trained_on > 0  # a model trained without it, on the other sources
+    assert report.everyday_shipped.total >= 500
