@@ -111,7 +111,9 @@ def ingest(docs: list[LoadedDocument], args: argparse.Namespace, chunk_rate: flo
         return 2
     target_chunks = 64 if args.quick else 256
     count = default_counter()
-    chunker = make_chunker("recursive", tokens=args.tokens, overlap=0, count=count)
+    # As `build_rag` pairs them: chunks cut to the model's window too (issue 13).
+    chunker = make_chunker("recursive", tokens=args.tokens, overlap=0, count=count,
+                           window=MiniLMEmbedder().window)
     subset: list[LoadedDocument] = []
     n = 0
     for d in docs:  # an even mix of the formats

@@ -10,6 +10,8 @@ Stable API:
 - `ThreadedEmbedder(embedder)`: the awaitable form of a blocking embedder (worker thread).
 - `AliasEmbedder(gateway, alias)`: a configured embedding alias through the gateway.
 - `local_embedder()`: `ThreadedEmbedder(MiniLMEmbedder())`, the usual awaitable default.
+- `Window`, `window_of(embedder)`, `BoundedCount`: how much text one vector reads, in the
+  model's own tokens, and a chunk counter that keeps chunks within it.
 
 numpy, onnxruntime and tokenizers are imported only here and on first use, never by
 `import gatewise`.
@@ -18,15 +20,25 @@ numpy, onnxruntime and tokenizers are imported only here and on first use, never
 from __future__ import annotations
 
 from gatewise.embedding.alias import AliasEmbedder, EmbeddingsClient
-from gatewise.embedding.base import AsyncEmbedder, TextEmbedder, ThreadedEmbedder, Vectors, normalise
+from gatewise.embedding.base import (
+    AsyncEmbedder,
+    BoundedCount,
+    TextEmbedder,
+    ThreadedEmbedder,
+    Vectors,
+    Window,
+    normalise,
+    window_of,
+)
 from gatewise.embedding.local import EmbedderUnavailableError, MiniLMEmbedder, check_installed
 
-__all__ = ["AliasEmbedder", "AsyncEmbedder", "EmbedderUnavailableError", "EmbeddingsClient",
-           "MiniLMEmbedder", "TextEmbedder", "ThreadedEmbedder", "Vectors", "check_installed",
-           "local_embedder", "normalise"]
+__all__ = ["AliasEmbedder", "AsyncEmbedder", "BoundedCount", "EmbedderUnavailableError",
+           "EmbeddingsClient", "MiniLMEmbedder", "TextEmbedder", "ThreadedEmbedder", "Vectors",
+           "Window", "check_installed", "local_embedder", "normalise", "window_of"]
 
 
-def local_embedder(*, threads: int = 1, workers: int = 1) -> ThreadedEmbedder:
+def local_embedder(*, threads: int = 1, workers: int = 1, windows: bool = False) -> ThreadedEmbedder:
     """The local model, awaitable: what the cache and few-shot selection use by default.
-    `workers`: runs of one large batch at once (ingestion); a single text always runs alone."""
-    return ThreadedEmbedder(MiniLMEmbedder(threads=threads, workers=workers))
+    `workers`: runs of one large batch at once (ingestion); a single text always runs alone.
+    `windows`: a text over the model's window is read whole, in windows (RAG)."""
+    return ThreadedEmbedder(MiniLMEmbedder(threads=threads, workers=workers, windows=windows))

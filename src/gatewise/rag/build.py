@@ -48,10 +48,13 @@ def build_rag(config: ResolvedConfig, *, embeddings: EmbeddingsClient,
 
             _runtime_first()
             # Two runs of an ingestion batch at once (one core each); a query runs alone.
-            return local_embedder(workers=2)
+            # Chunks are cut to the model's window; `windows` reads whole any text that
+            # is not (a query, a chunk from a caller's own chunker).
+            return local_embedder(workers=2, windows=True)
         from gatewise.embedding.alias import AliasEmbedder
 
-        return AliasEmbedder(embeddings, rag.embedder)
+        return AliasEmbedder(embeddings, rag.embedder, max_tokens=rag.embedder_max_tokens,
+                             count=count)
 
     def make_store() -> ChunkStore:
         if open_store is not None:

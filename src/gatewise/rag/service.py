@@ -210,14 +210,17 @@ class Knowledge:
     async def _ingestor(self, chunker: str) -> Ingestor:
         found = self._ingestors.get(chunker)
         if found is None:
+            from gatewise.embedding.base import window_of
             from gatewise.rag.chunkers import make_chunker
             from gatewise.rag.ingest import Ingestor
 
             emb = self.embedder()
             blocking: TextEmbedder | None = getattr(emb, "embedder", None)
             c = self.config
+            # Each chunk within what one vector reads, in the embedder's own tokens.
             cut = make_chunker(chunker, tokens=c.chunk_tokens, overlap=c.chunk_overlap,
-                               count=self._count or _words, embedder=blocking)
+                               count=self._count or _words, embedder=blocking,
+                               window=window_of(emb))
             found = self._ingestors[chunker] = Ingestor(await self.store(), emb, cut,
                                                         batch=c.embed_batch)
         return found

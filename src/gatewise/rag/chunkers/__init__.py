@@ -10,6 +10,13 @@ location (see `_build`). One interface (`gatewise.rag.types.Chunker`), five stra
 
 Each chunker has a `settings` string (name and parameters): the ingestor puts it in a
 document's digest, so changing how a collection is chunked re-chunks its documents.
+
+Given the embedder's `Window` (`gatewise.embedding.window_of`), every chunk also fits what
+one vector reads: budgets are in cl100k tokens, but the local model reads 254 word pieces,
+and code or non-English text takes more of those than of cl100k tokens, so about one 256-token
+chunk in eleven used to end in a tail no vector saw. The window is honoured through the
+counter (`BoundedCount`), so each strategy keeps its own cutting rules; its label joins the
+settings, so collections chunked without it are re-chunked on their next ingestion.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from gatewise.rag.chunkers.sentence import SentenceChunker
 from gatewise.rag.types import Chunker
 
 if TYPE_CHECKING:
-    from gatewise.embedding.base import TextEmbedder
+    from gatewise.embedding.base import TextEmbedder, Window
 
 __all__ = ["CHUNKERS", "CodeChunker", "FixedChunker", "RecursiveChunker", "SemanticChunker",
            "SentenceChunker", "default_counter", "make_chunker"]
@@ -35,9 +42,23 @@ CHUNKERS = ("fixed", "sentence", "recursive", "code", "semantic")
 
 
 def make_chunker(name: str, *, tokens: int, overlap: int = 0, count: Callable[[str], int],
-                 embedder: TextEmbedder | None = None) -> Chunker:
+                 embedder: TextEmbedder | None = None, window: Window | None = None) -> Chunker:
     """The chunker called `name`. `count` is the token counter budgets are measured in
-    (`default_counter()` for cl100k); `embedder` is required by `semantic` only."""
+    (`default_counter()` for cl100k); `embedder` is required by `semantic` only; `window`,
+    the embedder's, keeps every chunk within what one vector reads as well."""
+    if window is None:
+        return _make(name, tokens=tokens, overlap=overlap, count=count, embedder=embedder)
+    from gatewise.embedding.base import BoundedCount
+
+    made = _make(name, tokens=tokens, overlap=overlap, embedder=embedder,
+                 count=BoundedCount(count, window, tokens))
+    made.settings = f"{made.settings}:{window.label}"
+    return made
+
+
+def _make(name: str, *, tokens: int, overlap: int, count: Callable[[str], int],
+          embedder: TextEmbedder | None
+          ) -> FixedChunker | SentenceChunker | RecursiveChunker | CodeChunker | SemanticChunker:
     if tokens < 1:
         raise InvalidRequestError("chunk tokens must be at least 1", param="chunk_tokens")
     if not 0 <= overlap < tokens:

@@ -40,6 +40,9 @@ class ChunkBuilder:
         self.document = document
         self.text = document.text  # joined once: `.text` builds the string on each access
         self.count = count
+        # A window-bounded counter (`embedding.base.BoundedCount`) packs by its own figure;
+        # a chunk still reports the budget's tokens (cl100k), so usage and limits mean the same.
+        self._primary: Count | None = getattr(count, "primary", None)
         self.sections = document.sections
         self._starts = [s.char_start for s in self.sections]
         self._newlines: list[int] | None = None
@@ -101,10 +104,12 @@ class ChunkBuilder:
                 meta["start_line"] = start_line
             if end_line is not None:
                 meta["end_line"] = end_line
-            meta["char_start"], meta["char_end"], meta["tokens"] = p.start, p.end, p.tokens
+            text = self.text[p.start:p.end]
+            tokens = p.tokens if self._primary is None else self._primary(text)
+            meta["char_start"], meta["char_end"], meta["tokens"] = p.start, p.end, tokens
             meta.update(p.extra or {})
             chunks.append(Chunk(id=chunk_id(doc.id, ordinal), document_id=doc.id, ordinal=ordinal,
-                                text=self.text[p.start:p.end], tokens=p.tokens, metadata=meta))
+                                text=text, tokens=tokens, metadata=meta))
         return chunks
 
 
