@@ -100,10 +100,12 @@ class Gateway:
         self.pool = ProviderPool(transport, network=self.config.network)
         cfg = self.config.config
         rc = cfg.router
-        # One incident recorder and one breaker board per gateway (shared through Redis when
-        # configured), exported in this gateway's metrics.
+        # One incident recorder and one breaker board per gateway (shared through Redis, or
+        # by `serve --workers` through the state dir), exported in this gateway's metrics.
         self.incidents = IncidentRecorder(self.metrics.incidents, self.metrics.breaker_recovery)
-        self.breakers = build_breakers(rc.breaker, self.config.redis_url)
+        self.breakers = build_breakers(rc.breaker, self.config.redis_url,
+                                       state_dir=self.config.state_dir,
+                                       workers=cfg.server.workers, database=cfg.storage.database)
         breaking = rc.breaker.enabled
         if breaking:  # gatewise_breaker_state, read from the board's memory at scrape time
             self.metrics.add_collector(breaker_collector(
@@ -145,7 +147,7 @@ class Gateway:
             deployments={a: [d.id for d in deps] for a, deps in self.config.aliases.items()},
             prices=self.accounting.prices, metrics=self.metrics, embeddings=self,
             remote=bool(self.config.storage_redis_url) or cfg.storage.database == "postgres",
-            pubsub_url=self.config.storage_redis_url,
+            pubsub_url=self.config.storage_redis_url, new_pubsub=self.stores.new_pubsub,
             channel=f"{cfg.storage.redis_prefix}cache:invalidate")
         # Health checks behind /readyz (providers, stores, the local model, quotas, the API)
         # and maintenance jobs run by one replica at a time; other parts add their jobs with
@@ -317,6 +319,9 @@ class Gateway:
                     self.cache.start()
                 self.operations.start()
                 self.telemetry.recent.start()
+                # Shared breakers follow the others from start-up, not from this worker's
+                # first call on an alias (which would otherwise go out on an empty view).
+                self.breakers.start()
                 self._started = True
 
     # -- library API -------------------------------------------------------------------------

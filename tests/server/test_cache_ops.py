@@ -242,8 +242,8 @@ def test_replicas_share_invalidation_and_statistics(
         first = _ask(a, MASTER, question, headers={"x-gatewise-cache-tags": "ops"})
         assert first.headers["x-gatewise-cache"] == "miss"
         assert _ask(b, MASTER, question).headers["x-gatewise-cache"] == "hit"
-        # Invalidated through B, gone for A too: at once from A's near cache with Redis
-        # (pub/sub), within `near_ttl_s` with PostgreSQL (nothing is broadcast).
+        # Invalidated through B, gone for A too: at once from A's near cache, broadcast over
+        # Redis pub/sub or PostgreSQL LISTEN/NOTIFY (`test_pg_broadcast.py` bounds the latter).
         r = _admin(b, "DELETE", "/admin/cache/tags/ops")
         assert r.json()["deleted"] == 1
         deadline = time.monotonic() + 0.5 + 1.0

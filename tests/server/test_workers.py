@@ -4,12 +4,13 @@ counted once is counted once.
 With the default embedded state (SQLite files under the state dir) a key's RPM limit of K lets
 K requests through in total, not K per worker; a team's token budget is not spent twice; a
 circuit breaker shared through Redis (`router.breaker.store: redis`), opened by failures one
-worker saw, refuses calls on the other; one `/metrics` scrape, from either worker, counts every
-worker's requests (valid for promtool). Every answer names its worker (`x-gatewise-worker`),
-and requests on new connections reach both. The parent restarts a worker killed with SIGKILL,
-drains and exits 0 on SIGTERM, gives up (exit 1) on workers that keep dying, and a config whose
-limits would be counted per worker (`storage.counters: memory`) is refused before anything
-starts.
+worker saw, refuses calls on the other, and so does one shared through the state dir (the
+default without Redis) once the threshold is reached in total; one `/metrics` scrape, from
+either worker, counts every worker's requests (valid for promtool). Every answer names its
+worker (`x-gatewise-worker`), and requests on new connections reach both. The parent restarts
+a worker killed with SIGKILL, drains and exits 0 on SIGTERM, gives up (exit 1) on workers that
+keep dying, and a config whose limits would be counted per worker (`storage.counters: memory`)
+is refused before anything starts.
 """
 
 from __future__ import annotations
@@ -279,6 +280,39 @@ def test_one_scrape_counts_every_workers_requests(upstream: FakeServer, tmp_path
     finally:
         _stop(srv)
     _promtool(text)  # the merged exposition is valid for the real Prometheus parser
+
+
+def test_without_redis_the_workers_share_one_breaker_through_the_state_dir(
+        upstream: FakeServer, tmp_path: Path) -> None:
+    """The default config (`router.breaker.store: auto`, SQLite state): three failures in
+    total, whichever worker saw them, open the breaker for both, so the dead upstream hears
+    nothing more from either. Per-worker breakers would each need their own three."""
+    threshold = 3
+    model = f"gpt-fail-500-{os.urandom(3).hex()}"
+    cfg = _config(upstream, tmp_path / "state")
+    cfg["models"]["dead"] = [{"model": f"openai/{model}", "api_base": upstream.url + "/v1",
+                              "api_key": "sk-upstream"}]
+    cfg["router"].update(cooldown_s=0, breaker={  # the breaker alone keeps calls away
+        "failure_threshold": threshold, "min_open_s": 60, "open_s": 60})
+
+    def heard() -> int:
+        return sum(1 for r in list(upstream.requests)
+                   if r.path.endswith("/chat/completions") and r.json().get("model") == model)
+
+    srv = _start(cfg, tmp_path)
+    try:
+        failed = [_chat(srv, MASTER, "dead") for _ in range(threshold)]  # new connections
+        assert all(r.status_code >= 500 for r in failed), [r.text for r in failed]
+        assert heard() == threshold
+        # The other worker reads the change feed every 0.1 s (`breaker_sqlite.watch_s`).
+        time.sleep(0.5)
+        refused = [_chat(srv, MASTER, "dead") for _ in range(20)]
+        assert {r.status_code for r in refused} == {503}, [r.text for r in refused]
+        assert all("circuit" in r.text.lower() for r in refused)
+        assert {r.headers[WORKER_HEADER] for r in refused} == {"0", "1"}  # both refused
+        assert heard() == threshold
+    finally:
+        _stop(srv)
 
 
 def test_workers_that_keep_dying_make_the_parent_give_up() -> None:

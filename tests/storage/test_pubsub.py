@@ -1,6 +1,7 @@
-"""The `PubSub` contract, run over every backend: in process (memory) and a real Redis.
+"""The `PubSub` contract, run over every backend: in process (memory), a real Redis and a real
+PostgreSQL (LISTEN/NOTIFY; its own behaviour is in `test_pubsub_postgres.py`).
 
-Without Redis the Redis parameter skips, except in CI (`CI=true`), where it fails. Each test
+Without Redis or PostgreSQL their parameter skips, except in CI (`CI=true`), where it fails. Each test
 uses a channel of its own, so runs in parallel never hear each other.
 """
 
@@ -17,10 +18,14 @@ from gatewise.storage.pubsub import MemoryPubSub
 from tests.fakes.ports import free_port
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "postgres"])
 async def pubsub(request: pytest.FixtureRequest) -> AsyncIterator[PubSub]:
     if request.param == "memory":
         bus: PubSub = MemoryPubSub()
+    elif request.param == "postgres":
+        from gatewise.storage.pubsub_postgres import PostgresPubSub
+
+        bus = PostgresPubSub(request.getfixturevalue("pg_url"))
     else:
         from gatewise.storage.pubsub import RedisPubSub
 

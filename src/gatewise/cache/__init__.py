@@ -7,7 +7,7 @@ cache on (then the chain has no cache stage and the hot path pays nothing).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from gatewise.accounting.usage import Prices
@@ -18,7 +18,7 @@ from gatewise.cache.store import LRUStore, ResponseCache
 from gatewise.config.schema import CacheConfig
 from gatewise.errors import ConfigError
 from gatewise.observability.metrics import GatewayMetrics
-from gatewise.storage.base import KVStore
+from gatewise.storage.base import KVStore, PubSub
 
 if TYPE_CHECKING:
     from gatewise.cache.semantic import SemanticCache
@@ -33,12 +33,14 @@ def build_cache(config: CacheConfig, *, shared: KVStore | None, redis: bool,
                 metrics: GatewayMetrics | None = None,
                 embeddings: EmbeddingsClient | None = None,
                 remote: bool = False, pubsub_url: str | None = None,
+                new_pubsub: Callable[[], PubSub] | None = None,
                 channel: str = "gatewise:cache") -> CacheMiddleware | None:
     """`shared` is the storage section's key-value store, used for `store: shared`, or for
     `auto` when Redis is configured (`redis`). `embeddings` serves `cache.semantic.embedder`
     when it names an embedding alias (the gateway itself). `remote`: `shared` is across the
     network (Redis, PostgreSQL), so entries get a near cache in process (`cache.near_ttl_s`),
-    whose invalidations are broadcast on `channel` of the Redis at `pubsub_url`."""
+    whose invalidations are broadcast on `channel` of the Redis at `pubsub_url`, or without
+    one on the `PubSub` that `new_pubsub` makes (PostgreSQL's: `Stores.new_pubsub`)."""
     policy = CachePolicy(config)
     if not policy.any_enabled:
         return None
@@ -48,11 +50,13 @@ def build_cache(config: CacheConfig, *, shared: KVStore | None, redis: bool,
         else LRUStore(config.max_entries, max_bytes=config.max_bytes)
     near: NearCache | None = None
     if use_shared and remote and config.near_ttl_s > 0:
-        pubsub = None
+        pubsub: PubSub | None = None
         if pubsub_url:
             from gatewise.storage.pubsub import RedisPubSub
 
             pubsub = RedisPubSub(pubsub_url, connect_timeout_s=1.0, op_timeout_s=2.0)
+        elif new_pubsub is not None:
+            pubsub = new_pubsub()
         near = NearCache(config.near_ttl_s, max_entries=config.near_max_entries,
                          max_bytes=max(config.max_entry_bytes, 32 * 1024 * 1024),
                          pubsub=pubsub, channel=channel)

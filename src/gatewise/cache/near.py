@@ -9,11 +9,14 @@ hit then never leaves the process.
 What keeps it correct:
 
 - **bounded staleness**: an entry is kept at most `ttl_s` and never past the entry's own
-  expiry; with pub/sub down (or on PostgreSQL, which has no channel here) that bound is the
-  only one;
+  expiry; with pub/sub down (or no shared backend to broadcast on) that bound is the only one;
 - **invalidation is broadcast**: every invalidation (by key, tag, alias, prefix, everything;
   from the admin API, the CLI or another replica) drops the keys here and publishes them on
-  `channel`; every replica drops them on receipt. Messages: `k <key> <key> ...`, `p <prefix>`;
+  `channel` (Redis pub/sub, or PostgreSQL LISTEN/NOTIFY without Redis); every replica drops
+  them on receipt. Messages: `k <key> <key> ...`, `p <prefix>`, `c` (drop everything). Each
+  fits in `_MAX_MESSAGE_BYTES`, the smallest any backend carries (NOTIFY's), so a long key list
+  goes out as several messages that each stand alone; a lone key or prefix too long for one
+  goes out as `c`, since dropping more than needed is always safe;
 - **a read that raced an invalidation is not kept**: a store read started before an
   invalidation arrived may return the old bytes; `generation` counts invalidations, and a read
   is kept only if none arrived while it was in flight;
@@ -38,8 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gatewise.cache")
 
-# One PUBLISH carries at most this many keys (a tag's invalidation may name thousands).
+# One PUBLISH carries at most this many keys (a tag's invalidation may name thousands), and at
+# most this many bytes (PostgreSQL NOTIFY's limit, the smallest of the backends').
 _KEYS_PER_MESSAGE = 256
+_MAX_MESSAGE_BYTES = 7999
 
 
 class NearCache:
@@ -124,8 +129,16 @@ class NearCache:
         if not keys:
             return
         self.drop_keys(keys)
-        for start in range(0, len(keys), _KEYS_PER_MESSAGE):
-            await self._publish("k " + " ".join(keys[start:start + _KEYS_PER_MESSAGE]))
+        batch: list[str] = []
+        size = 1  # "k"
+        for key in keys:
+            grows = 1 + len(key.encode())
+            if batch and (len(batch) >= _KEYS_PER_MESSAGE or size + grows > _MAX_MESSAGE_BYTES):
+                await self._publish("k " + " ".join(batch))
+                batch, size = [], 1
+            batch.append(key)
+            size += grows
+        await self._publish("k " + " ".join(batch))
 
     async def invalidate_prefix(self, prefix: str) -> None:
         self.drop_prefix(prefix)
@@ -134,6 +147,8 @@ class NearCache:
     async def _publish(self, message: str) -> None:
         if self.pubsub is None:
             return
+        if len(message.encode()) > _MAX_MESSAGE_BYTES:
+            message = "c"
         try:
             await self.pubsub.publish(self.channel, message)
         except StoreUnavailableError as exc:
@@ -145,7 +160,7 @@ class NearCache:
             self.drop_keys(rest.split())
         elif kind == "p":
             self.drop_prefix(rest)
-        else:  # unknown (a newer replica's message): safe is to forget everything
+        else:  # "c", or unknown (a newer replica's): safe is to forget everything
             self.clear()
 
     async def _on_connect(self, resumed: bool) -> None:

@@ -32,6 +32,8 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or cfg.config.server.host
     port = args.port if args.port is not None else cfg.config.server.port
     workers = getattr(args, "workers", None) or cfg.config.server.workers
+    # What each worker's gateway reads (shared breakers with several workers).
+    cfg.config.server.workers = workers
     warmup = False if args.no_warmup else None
     if workers > 1:
         from gatewise.server.workers import check_shared_state

@@ -164,8 +164,11 @@ class BreakerConfig(_Strict):
     window_s: _Positive = 30.0
     min_open_s: _Positive = 1.0
     open_s: _Positive = 30.0  # the longest open period (the backoff's cap)
-    # "memory" (this process) or "redis" (shared by every replica using `redis_url`).
-    store: Literal["memory", "redis"] = "memory"
+    # "memory" (this process), "redis" (shared by every replica using `redis_url`), "sqlite"
+    # (shared by the workers of one host through the state dir), or "auto": "redis" when
+    # `redis_url` is set, "sqlite" when `server.workers` > 1 on the SQLite database, else
+    # "memory".
+    store: Literal["auto", "memory", "redis", "sqlite"] = "auto"
 
 
 class RoutingRule(_Strict):
@@ -600,6 +603,9 @@ class RagConfig(_Strict):
     chunker: str = "recursive"
     chunk_tokens: Annotated[int, msgspec.Meta(ge=16, le=8192)] = 256
     chunk_overlap: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 32
+    # An embedding alias's input limit in cl100k tokens; chunks are cut to fit it (the local
+    # model declares its own 254 word pieces). Unset: 512, the smallest common window.
+    embedder_max_tokens: Annotated[int, msgspec.Meta(ge=16)] | None = None
     embed_batch: _PositiveInt = 64
     max_upload_bytes: _PositiveInt = 20 * 1024 * 1024
     default_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6

@@ -6,7 +6,8 @@ one it saw and never misses or repeats one while it keeps up; one that falls mor
 `capacity` behind is told so (`dropped`) instead of being sent an unbounded backlog. The ring
 lives in this process: on many replicas each reports its own traffic (the ledger and the audit
 log remain the shared, durable records), unless the feed is `SharedRecentFeed`
-(`observability.recent_shared`: the request log's with Redis configured); both are a `Feed`.
+(`observability.recent_shared`: the request log's and the guard events' with Redis
+configured); both are a `Feed`.
 
 A feed built with `idle_s` is fed only while somebody watches: a read keeps it active for
 `idle_s` seconds, and the producer checks `active` (one clock read) before building a record,

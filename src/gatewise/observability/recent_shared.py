@@ -1,6 +1,8 @@
-"""`SharedRecentFeed`: the live request log kept in a shared store (`RecentLog`; on Redis,
-`gatewise.storage.recent_redis`), so every replica's console shows every replica's traffic.
-`RecentFeed`, the in-process ring, stays the default without Redis.
+"""`SharedRecentFeed`: a console feed kept in a shared store (`RecentLog`; on Redis,
+`gatewise.storage.recent_redis`), so every replica's console shows every replica's records:
+the live request log (`build_request_log`) and the guard events (`build_security_feed`).
+`RecentFeed`, the in-process ring, stays the default without Redis. The two feeds differ only
+in their payload and in whether they are kept while nobody watches (`idle_s`).
 
 The same contract as `RecentFeed` (`observability.recent`): records numbered in order,
 `read(after=seq)` answers what came since, at most `limit` of the newest, a reader too far
@@ -18,6 +20,9 @@ differs is where things happen:
   round trip and pages on only while every entry is newer than `after`: a reader that keeps
   up needs one page. Entries pushed between pages shift the list, so an entry already seen
   is skipped by its number.
+- **Always kept** (`idle_s=None`, the guard events: rare, and a record of what happened
+  rather than a live view): `active` is always true, and there is no watched flag to set or
+  read.
 
 The store unreachable: a batch is dropped (the log is a live view; the usage ledger is the
 record) with a warning at most once a minute; a read fails as any store read does.
@@ -63,15 +68,18 @@ class RecentLog(Protocol):
 
 
 class SharedRecentFeed:
-    def __init__(self, store: RecentLog, *, idle_s: float = 60.0, flush_s: float = 0.1,
-                 poll_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: RecentLog, *, idle_s: float | None = 60.0, flush_s: float = 0.1,
+                 poll_s: float = 1.0, name: str = "live log",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`name`: what the feed is, in its warnings and its task's name."""
         self._store = store
+        self._name = name
         self._idle_s = idle_s
         self._flush_s = flush_s
         self._poll_s = poll_s
         self._clock = clock
         self._buffer: deque[bytes] = deque(maxlen=store.capacity)
-        self._watched_until = float("-inf")
+        self._watched_until = float("inf") if idle_s is None else float("-inf")
         self._marked_at = float("-inf")
         self._warned_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
@@ -88,8 +96,8 @@ class SharedRecentFeed:
     def start(self) -> None:
         """Starts sending batches and reading the watched flag (on the running loop)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="gatewise-recent-log")
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"gatewise-{self._name.replace(' ', '-')}")
 
     async def aclose(self) -> None:
         """Stops the task and sends what is buffered (the store is closed by its owner)."""
@@ -106,7 +114,7 @@ class SharedRecentFeed:
             await asyncio.sleep(self._flush_s)
             await self.flush()
             now = self._clock()
-            if now >= next_poll:
+            if self._idle_s is not None and now >= next_poll:
                 next_poll = now + self._poll_s
                 await self._poll()
 
@@ -119,13 +127,13 @@ class SharedRecentFeed:
         try:
             await self._store.push(batch)
         except Exception as exc:
-            self._warn("dropped %d live-log records: %s", len(batch), exc)
+            self._warn("dropped %d %s records: %s", len(batch), self._name, exc)
 
     async def _poll(self) -> None:
         try:
             left = await self._store.watched_s()
         except Exception as exc:
-            self._warn("could not read the live log's watched flag: %s", exc)
+            self._warn("could not read the %s's watched flag: %s", self._name, exc)
             return
         if left > 0:
             self._watched_until = max(self._watched_until, self._clock() + left)
@@ -139,12 +147,13 @@ class SharedRecentFeed:
     # -- reading ------------------------------------------------------------------------------
     async def read(self, seq: int, *, limit: int, keep: Keep | None = None) -> Page:
         """As `RecentFeed.read`, over every replica's records. Reading marks the log watched
-        on every replica (and on this one at once)."""
+        on every replica (and on this one at once), unless it is always kept."""
         now = self._clock()
-        self._watched_until = max(self._watched_until, now + self._idle_s)
-        if now - self._marked_at >= _MARK_EVERY_S:
-            self._marked_at = now
-            await self._store.watch(self._idle_s)
+        if self._idle_s is not None:
+            self._watched_until = max(self._watched_until, now + self._idle_s)
+            if now - self._marked_at >= _MARK_EVERY_S:
+                self._marked_at = now
+                await self._store.watch(self._idle_s)
         entries, oldest = await self._store.head(_PAGE)
         if not entries:
             return [], 0, False
@@ -178,3 +187,11 @@ def build_request_log(store: RecentLog | None) -> Feed:
     """The console's live request log: on the shared store when there is one (Redis), else
     this process's ring."""
     return RecentFeed(2000, idle_s=60.0) if store is None else SharedRecentFeed(store)
+
+
+def build_security_feed(store: RecentLog | None) -> Feed:
+    """The console's guard events: kept whether or not anybody watches (a block is worth
+    seeing after the fact), on the shared store when there is one, else this process's ring."""
+    if store is None:
+        return RecentFeed(1000)
+    return SharedRecentFeed(store, idle_s=None, name="security events")

@@ -4,7 +4,9 @@ The state machines know nothing of the pipeline:
 - `retry`: which errors are worth another attempt, full-jitter backoff, the retry budget;
 - `breaker`: per-deployment circuit breakers (the state machine, and `MemoryBreakers`);
 - `breaker_redis`: the same breakers shared by replicas through Redis (the `redis` extra,
-  imported only when configured, so `import gatewise` never pays for it).
+  imported only when configured, so `import gatewise` never pays for it);
+- `breaker_sqlite`: shared by the workers of one host through a SQLite file (`serve
+  --workers N` without Redis).
 
 Their middleware, which `gateway.py` places in the chain:
 - `fallback`: alias chains, stale answers, a simplified prompt, escalation (once per call);
@@ -31,11 +33,38 @@ from gatewise.resilience.breaker import (
 from gatewise.resilience.retry import Backoff, RetryBudget, RetryPolicy, is_retryable
 
 
+def breaker_store(config: BreakerConfig, *, workers: int = 1, database: str = "sqlite",
+                  redis: bool = False) -> str:
+    """Where the breakers live: `config.store`, with "auto" resolved. With the router's Redis,
+    every replica shares them there (one replica's failures open the breaker for all). Several
+    workers on the SQLite database share them through the state dir (else each learns alone,
+    N times the failures and N probes); one process keeps them in memory, where sharing has no
+    reader and every failure would cost a transaction. Another database (PostgreSQL) may sit on a host
+    whose state dir is not writable, so "auto" does not reach for a file there."""
+    if config.store != "auto":
+        return config.store
+    if config.enabled and redis:
+        return "redis"
+    return "sqlite" if config.enabled and workers > 1 and database == "sqlite" else "memory"
+
+
 def build_breakers(config: BreakerConfig, redis_url: str | None = None, *,
-                   prefix: str = "gatewise:breaker:") -> Breakers:
-    """The breakers a gateway's config asks for: in this process, or shared through Redis."""
-    if config.store == "memory":
+                   prefix: str = "gatewise:breaker:", state_dir: str | None = None,
+                   workers: int = 1, database: str = "sqlite") -> Breakers:
+    """The breakers a gateway's config asks for: in this process, shared by this host's
+    workers through a SQLite file in `state_dir`, or shared through Redis."""
+    store = breaker_store(config, workers=workers, database=database, redis=bool(redis_url))
+    if store == "memory":
         return MemoryBreakers(config)
+    if store == "sqlite":
+        if not state_dir:
+            raise ConfigError("breaker.store 'sqlite' needs storage.state_dir",
+                              path="router.breaker.store")
+        from pathlib import Path
+
+        from gatewise.resilience.breaker_sqlite import FILE_NAME, SQLiteBreakers
+
+        return SQLiteBreakers(config, Path(state_dir) / FILE_NAME)
     if not redis_url:
         raise ConfigError("breaker.store 'redis' needs router.redis_url",
                           path="router.breaker.store")
@@ -59,6 +88,7 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "Transition",
+    "breaker_store",
     "build_breakers",
     "is_deployment_failure",
     "is_retryable",

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from gatewise.config.loader import ResolvedConfig
+from gatewise.observability.recent_shared import build_security_feed
 from gatewise.pipeline.core import Middleware
 from gatewise.security.access import AccessMiddleware
 from gatewise.security.audit import AuditLog
@@ -44,9 +45,11 @@ class Security:
         self._stores = stores
         self.store = stores.governance
         self.audit = AuditLog(stores.governance)
-        # Security events (guard decisions, denied keys): log + metric + audit row.
+        # Security events (guard decisions, denied keys): log + metric + audit row, and the
+        # console's feed (every replica's with Redis).
         self.events = GatewayEventSink(metrics.security_events if metrics else None, self.audit,
-                                       guards=metrics.guard_decisions if metrics else None)
+                                       guards=metrics.guard_decisions if metrics else None,
+                                       recent=build_security_feed(stores.security_log))
         self.keys = KeyManager(stores.governance, self.audit, cache_s=sec.key_cache_s,
                                events=self.events, master_key=config.master_key)
         self.teams = TeamManager(stores.governance, self.audit, keys=self.keys)
@@ -128,10 +131,13 @@ class Security:
 
     async def start(self) -> None:
         """Starts the key-revocation broadcast (with Redis), the housekeeping task and the
-        audit log's batched writes (security events)."""
+        audit log's batched writes (security events) and the console's shared feed of them."""
         self.audit.start()
+        self.events.recent.start()
         if self._config.storage_redis_url:
             await self.keys.start_broadcast(self._config.storage_redis_url)
+        elif self._stores.new_pubsub is not None:  # PostgreSQL without Redis: LISTEN/NOTIFY
+            await self.keys.start_broadcast(pubsub=self._stores.new_pubsub(), owned=True)
         self._tasks.append(asyncio.create_task(self._housekeeping()))
 
     async def _housekeeping(self) -> None:
@@ -167,4 +173,5 @@ class Security:
         with contextlib.suppress(Exception):
             await self.keys.flush_usage()
         await self.keys.aclose()
+        await self.events.recent.aclose()  # the console feed's last batch goes out
         await self.audit.aclose()  # the security events' audit rows still batched

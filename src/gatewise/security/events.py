@@ -10,7 +10,7 @@ import time
 from typing import Any, Protocol
 
 from gatewise.observability.logs import FIELDS
-from gatewise.observability.recent import RecentFeed
+from gatewise.observability.recent import Feed, RecentFeed
 from gatewise.observability.telemetry import RequestLine
 
 log = logging.getLogger("gatewise.security")
@@ -68,17 +68,21 @@ class GatewayEventSink:
     request line's way (`RequestLine`: one dict of fields, no per-field checks).
 
     `guards`: a counter labelled (guard, action) that also receives the guardrails' events
-    (`GUARD_OF_KIND`); authentication and access denials are not guard decisions."""
+    (`GUARD_OF_KIND`); authentication and access denials are not guard decisions.
+    `recent`: the web console's guard events feed (`observability.recent_shared.
+    build_security_feed`: every replica's with Redis); by default this process's ring."""
 
-    def __init__(self, counter: Any, audit: AuditLike | None, *, guards: Any = None) -> None:
+    def __init__(self, counter: Any, audit: AuditLike | None, *, guards: Any = None,
+                 recent: Feed | None = None) -> None:
         self._counter = counter
         self._guards = guards
         self._audit = audit
         # One per guarded request under load: batched with the request lines, not written
         # (one system call each) the moment it is made, as other warnings are.
         self._line = RequestLine(log, "security event", batched=True)
-        # The web console's guard events page: the latest events of this process, bounded.
-        self.recent = RecentFeed(1000)
+        # The web console's guard events page: the latest events, bounded (the owner starts
+        # and closes it: a shared feed sends its batches from a background task).
+        self.recent: Feed = recent if recent is not None else RecentFeed(1000)
 
     def emit(self, kind: str, action: str, *, request_id: str | None = None,
              tenant: str | None = None, key_id: str | None = None,

@@ -9,9 +9,10 @@
   sha256 and `hmac.compare_digest`. Expiry is checked against the clock on every call, not
   only at load. Last-used times are batched in memory and written by `flush_usage()`.
 - Changes (revoke, update, rotate, team edits) drop the local cache entry at once and, when
-  `start_broadcast(redis_url)` was called, publish the key id on `gatewise:keys` (through the
-  storage seam's `PubSub`) so every other replica drops it too: a revocation takes effect
-  everywhere within a publish round trip. If Redis is unreachable, staleness is still bounded
+  `start_broadcast` was called, publish the key id on `gatewise:keys` (through the storage
+  seam's `PubSub`: Redis, or PostgreSQL LISTEN/NOTIFY without Redis) so every other replica
+  drops it too: a revocation takes effect everywhere within a publish round trip. If the
+  backend is unreachable, staleness is still bounded
   by `cache_s`; after a reconnect the whole cache is dropped, since messages may have been
   missed meanwhile.
 - Error messages never echo the presented token; before the secret matches they do not even
@@ -385,10 +386,11 @@ class KeyManager:
             self.invalidate(msg)
 
     async def start_broadcast(self, redis_url: str | None = None, *, pubsub: PubSub | None = None,
-                              ready_timeout_s: float = 2.0) -> None:
-        """Subscribes to the invalidation channel on `pubsub` (or on a Redis one built from
-        `redis_url`); returns once subscribed (or, if the backend is unreachable, after one
-        failed try: the subscription keeps retrying in the background)."""
+                              ready_timeout_s: float = 2.0, owned: bool = False) -> None:
+        """Subscribes to the invalidation channel on `pubsub` (closed with this manager when
+        `owned`) or on a Redis one built from `redis_url`; returns once subscribed (or, if the
+        backend is unreachable, after one failed try: the subscription keeps retrying in the
+        background)."""
         if self._sub is not None:
             return
         if pubsub is None:
@@ -397,7 +399,8 @@ class KeyManager:
             from gatewise.storage.pubsub import RedisPubSub
 
             pubsub = RedisPubSub(redis_url, connect_timeout_s=1.0, op_timeout_s=2.0)
-            self._owns_pubsub = True
+            owned = True
+        self._owns_pubsub = owned
         self._pubsub = pubsub
         self._sub = pubsub.subscribe(self.channel, self._on_message, on_connect=self._on_connect,
                                      on_error=self._trouble)
@@ -414,7 +417,7 @@ class KeyManager:
         now = time.monotonic()
         if now - self._warned_at >= 10.0:
             self._warned_at = now
-            log.warning("key broadcast redis unavailable; revocations reach other replicas "
+            log.warning("key broadcast unavailable; revocations reach other replicas "
                         "within cache_s", extra={"error_type": type(exc).__name__})
 
     async def aclose(self) -> None:

@@ -33,11 +33,12 @@ store every worker opens: with the default config that is the SQLite state files
 counters and rate-limit windows in `BEGIN IMMEDIATE` transactions, the ledger, keys, teams,
 the response cache), or PostgreSQL and Redis when configured. `storage.database: memory` or
 `storage.counters: memory` would give each worker its own limits and budgets, so N > 1 refuses
-them with a config error. What stays per worker, by design: circuit breakers with
-`router.breaker.store: memory` (each worker opens its own after its own failures; use `redis`
-to share them), the key cache (a revoked key stays usable for up to `cache_s` on the other
-workers without Redis, as on other replicas), and an embedded llama.cpp
-model, which each worker that serves it loads itself: the weights are mmapped, so their pages
+them with a config error. Circuit breakers are shared too: through the state dir
+(`router.breaker.store: auto` picks `sqlite` with workers, `resilience/breaker_sqlite.py`) or
+Redis. What stays per worker, by design: circuit breakers with `router.breaker.store: memory`
+(each worker opens its own after its own failures), the key cache (a revoked key stays usable
+for up to `cache_s` on the other workers without Redis, as on other replicas), and an embedded
+llama.cpp model, which each worker that serves it loads itself: the weights are mmapped, so their pages
 are shared through the page cache, but each worker has its own context (KV cache) and its own
 generation threads. `/metrics` shows the whole server: each worker writes a snapshot of its
 registry to a run directory the parent creates, the worker answering a scrape merges them
@@ -95,9 +96,12 @@ def check_shared_state(cfg: ResolvedConfig, workers: int) -> list[str]:
                           path="storage.counters")
     notes: list[str] = []
     breaker = cfg.config.router.breaker
-    if breaker.enabled and breaker.store == "memory":
-        notes.append("circuit breakers are per worker (router.breaker.store 'memory'); "
-                     "set it to 'redis' to share them")
+    from gatewise.resilience import breaker_store
+
+    if breaker.enabled and breaker_store(breaker, workers=workers, database=st.database,
+                                         redis=bool(cfg.redis_url)) == "memory":
+        notes.append("circuit breakers are per worker (router.breaker.store "
+                     f"'{breaker.store}'); set it to 'sqlite' or 'redis' to share them")
     from gatewise.providers.presets import LOCAL_MODEL_WIRES
 
     local = sorted({d.target.model for deps in cfg.aliases.values() for d in deps

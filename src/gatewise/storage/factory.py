@@ -8,6 +8,9 @@
   counters and windows run on row and advisory locks).
 - With a Redis URL the key-value cache is on Redis too, and so are conversations (they expire
   when idle) unless `memory.store` says `database`.
+- Broadcasts between replicas (near-cache invalidation, key revocation) go over Redis pub/sub
+  when Redis is configured, else over PostgreSQL LISTEN/NOTIFY when it is the database
+  (`Stores.new_pubsub`); with neither there is no other replica to tell.
 
 Nothing connects or touches the disk here: every backend opens on first use, so building a
 `Gateway` stays cheap. One Redis client and one PostgreSQL pool are shared by the stores that
@@ -20,6 +23,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +33,7 @@ from gatewise.storage.base import (
     GovernanceStore,
     KVStore,
     LedgerStore,
+    PubSub,
     WindowStore,
 )
 from gatewise.storage.leases import LeaseStore
@@ -64,9 +69,15 @@ class Stores:
     # The console's live request log shared by every replica: on Redis when configured, else
     # None (each process keeps its own ring; `gatewise.observability.recent_shared`).
     recent_log: Any = None
+    # The console's guard events, shared the same way (another list on the same store).
+    security_log: Any = None
     # Health probes of the stores this gateway depends on (`gatewise.observability.health`):
     # kind (redis | postgres | sqlite) -> an async check that raises when it is unreachable.
     probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict, repr=False)
+    # Makes a `PubSub` over PostgreSQL for a subscriber that owns it (closes it), when
+    # PostgreSQL is the database and Redis is not configured; None otherwise (with Redis,
+    # subscribers keep their Redis pub/sub, built from the URL).
+    new_pubsub: Callable[[], PubSub] | None = field(default=None, repr=False)
 
     async def aclose(self) -> None:
         """Closes every store, then the shared clients; one failing close doesn't stop the rest."""
@@ -80,6 +91,8 @@ class Stores:
             stores.append(self.leases)
         if self.recent_log is not None:
             stores.append(self.recent_log)
+        if self.security_log is not None:
+            stores.append(self.security_log)
         for store in stores:
             try:
                 await store.aclose()
@@ -209,10 +222,16 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
                   prompts, quality)
     stores.leases, stores.probes = _leases_and_probes(database, state, redis_client,
                                                        redis_prefix, pg, closers)
+    if pg is not None and database == "postgres" and not redis_url:
+        from gatewise.storage.pubsub_postgres import PostgresPubSub
+
+        stores.new_pubsub = partial(PostgresPubSub, pg, connect_timeout_s=1.0, op_timeout_s=2.0)
     if redis_client is not None:
         from gatewise.storage.recent_redis import RedisRecentLog
 
         stores.recent_log = RedisRecentLog(client=redis_client, prefix=redis_prefix)
+        stores.security_log = RedisRecentLog(client=redis_client, prefix=redis_prefix,
+                                             name="security", capacity=1000)
     return stores
 
 

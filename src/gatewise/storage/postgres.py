@@ -107,6 +107,19 @@ class PgDatabase:
                     f"character the database does not accept (SQLSTATE {state})",
                     code="invalid_value") from None
 
+    @property
+    def url(self) -> str:
+        """For sessions the pool must not hand out: a LISTEN is session state
+        (`pubsub_postgres.py`)."""
+        return self._url
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled autocommit connection for statements that touch no table (`pg_notify`)."""
+        pool = self._pool or await self._open()
+        async with pool.connection() as conn:
+            yield conn
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()

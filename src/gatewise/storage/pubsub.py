@@ -1,14 +1,17 @@
 """Pub/sub behind the `PubSub` protocol: in process (`MemoryPubSub`) and across replicas
-(`RedisPubSub`).
+(`RedisPubSub` here, `PostgresPubSub` in `pubsub_postgres.py` for deployments without Redis).
 
-Why one module owns the reconnect loop: key revocation and shared breakers both need "listen to
-a channel, survive Redis going away, resync after a gap", and each used to carry its own copy of
-that loop. The loop here is the only one, with what both learnt:
+Why one module owns the reconnect loop (`ListenLoop`): key revocation, the near cache and
+shared breakers all need "listen to a channel, survive the backend going away, resync after a
+gap", and each used to carry its own copy of that loop. The loop here is the only one; a
+backend gives it a `listen(channel)` that connects and subscribes (a `Listener`), nothing more.
+What the loop learnt:
 
 - after every re-subscription the subscriber hears `on_connect(resumed=True)`, because messages
-  published while it was away are lost for good (Redis pub/sub keeps nothing);
-- start-up never blocks on Redis: the subscription is "ready" after the first success or the
-  first failure, and keeps retrying with backoff (0.2 s doubling to 5 s);
+  published while it was away are lost for good (neither Redis pub/sub nor PostgreSQL NOTIFY
+  keeps anything for an absent listener);
+- start-up never blocks on the backend: the subscription is "ready" after the first success or
+  the first failure, and keeps retrying with backoff (0.2 s doubling to 5 s);
 - redis-py can swallow a cancel that lands inside one of its reads (the read just returns, or
   fails with its own timeout), so the loop also asks whether its task is being cancelled, and
   `aclose()` cancels again until the task really ends (bounded, so a shutdown never hangs).
@@ -23,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gatewise.storage.base import StoreUnavailableError
 
@@ -104,18 +107,36 @@ class MemoryPubSub:
         self._subs.clear()
 
 
-class _RedisSubscription:
-    def __init__(self, owner: RedisPubSub, channel: str, on_message: Callable[[str], None],
+class Listener(Protocol):
+    """One live subscription on a backend's connection: all a backend gives the loop."""
+
+    async def get(self, wait_s: float) -> str | None:
+        """The next message, or None when none came within `wait_s` seconds; raises one of
+        the backend's errors when the connection is lost."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ListenLoop:
+    """The reconnect loop (see the module docstring), over any backend: `listen(channel)`
+    connects and subscribes, and returns once messages published from then on are heard."""
+
+    def __init__(self, channel: str, listen: Callable[[str], Awaitable[Listener]],
+                 errors: tuple[type[BaseException], ...], on_message: Callable[[str], None],
                  on_connect: Callable[[bool], Awaitable[None]] | None,
                  on_error: Callable[[BaseException], None] | None,
-                 tick_s: float | None, on_tick: Callable[[], Awaitable[None]] | None) -> None:
-        self._owner = owner
+                 tick_s: float | None, on_tick: Callable[[], Awaitable[None]] | None, *,
+                 on_close: Callable[[ListenLoop], None]) -> None:
         self._channel = channel
+        self._listen = listen
+        self._errors = errors
         self._on_message = on_message
         self._on_connect = on_connect
         self._on_error = on_error
         self._tick_s = tick_s if on_tick is not None else None
         self._on_tick = on_tick
+        self._on_close = on_close
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
             self._run(), name=f"gatewise-pubsub:{channel}")
@@ -125,12 +146,12 @@ class _RedisSubscription:
 
     async def _run(self) -> None:
         me = asyncio.current_task()
-        errors: tuple[type[BaseException], ...] = (*self._owner.errors, StoreUnavailableError)
+        errors: tuple[type[BaseException], ...] = (*self._errors, StoreUnavailableError)
         delay, resumed = _MIN_BACKOFF_S, False
         while True:
-            pubsub = self._owner.client.pubsub(ignore_subscribe_messages=True)
+            listener: Listener | None = None
             try:
-                await pubsub.subscribe(self._channel)
+                listener = await self._listen(self._channel)
                 if self._on_connect is not None:
                     await self._on_connect(resumed)
                 resumed = False
@@ -140,11 +161,11 @@ class _RedisSubscription:
                 next_tick = None if tick_s is None else time.monotonic() + tick_s
                 while True:
                     wait = _IDLE_WAIT_S if next_tick is None else max(0.0, next_tick - time.monotonic())
-                    msg = await pubsub.get_message(timeout=wait)
+                    text = await listener.get(wait)
                     if me is not None and me.cancelling():
                         raise asyncio.CancelledError
-                    if msg is not None and msg.get("type") == "message":
-                        self._on_message(_text(msg["data"]))
+                    if text is not None:
+                        self._on_message(text)
                     if next_tick is not None and tick_s is not None and time.monotonic() >= next_tick:
                         assert self._on_tick is not None
                         await self._on_tick()
@@ -157,18 +178,33 @@ class _RedisSubscription:
                 resumed = True
                 if self._on_error is not None:
                     self._on_error(exc)
-                self._ready.set()  # running degraded is "ready": never block start-up on Redis
+                self._ready.set()  # running degraded is "ready": never block start-up on it
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _MAX_BACKOFF_S)
             finally:
-                with contextlib.suppress(*errors):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8
+                if listener is not None:
+                    with contextlib.suppress(*errors):
+                        await listener.aclose()
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        self._owner._drop(self)
+        self._on_close(self)
         if task is not None:
             await stop_task(task, "pubsub listener")
+
+
+class _RedisListener:
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    async def get(self, wait_s: float) -> str | None:
+        msg = await self._pubsub.get_message(timeout=wait_s)
+        if msg is not None and msg.get("type") == "message":
+            return _text(msg["data"])
+        return None
+
+    async def aclose(self) -> None:
+        await self._pubsub.aclose()
 
 
 class RedisPubSub:
@@ -186,7 +222,7 @@ class RedisPubSub:
         self._owns_client = client is None
         self.client: aioredis.Redis = client if client is not None else aioredis.Redis.from_url(
             url or "", socket_connect_timeout=connect_timeout_s, socket_timeout=op_timeout_s)
-        self._subs: list[_RedisSubscription] = []
+        self._subs: list[ListenLoop] = []
 
     async def publish(self, channel: str, message: str) -> None:
         try:
@@ -199,12 +235,24 @@ class RedisPubSub:
                   on_connect: Callable[[bool], Awaitable[None]] | None = None,
                   on_error: Callable[[BaseException], None] | None = None,
                   tick_s: float | None = None,
-                  on_tick: Callable[[], Awaitable[None]] | None = None) -> _RedisSubscription:
-        sub = _RedisSubscription(self, channel, on_message, on_connect, on_error, tick_s, on_tick)
+                  on_tick: Callable[[], Awaitable[None]] | None = None) -> ListenLoop:
+        sub = ListenLoop(channel, self._listen, self.errors, on_message, on_connect, on_error,
+                         tick_s, on_tick, on_close=self._drop)
         self._subs.append(sub)
         return sub
 
-    def _drop(self, sub: _RedisSubscription) -> None:
+    async def _listen(self, channel: str) -> Listener:
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        listener = _RedisListener(pubsub)
+        try:
+            await pubsub.subscribe(channel)
+        except BaseException:
+            with contextlib.suppress(*self.errors):
+                await listener.aclose()
+            raise
+        return listener
+
+    def _drop(self, sub: ListenLoop) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
 

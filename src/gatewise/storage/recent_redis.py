@@ -1,6 +1,6 @@
 """`RedisRecentLog`: a capped, numbered list of recent records every replica writes and reads
-(the console's live request log on Redis; `gatewise.observability.recent_shared` buffers,
-encodes and pages over it).
+(the console's live request log and its guard events on Redis, one list each by `name`;
+`gatewise.observability.recent_shared` buffers, encodes and pages over it).
 
 - `push(records)`: one script run numbers the batch from one shared counter (`INCRBY`),
   `LPUSH`es each record as `<seq> <bytes>` and `LTRIM`s the list to `capacity`: one round

@@ -137,3 +137,27 @@ async def test_after_pubsub_reconnects_everything_near_is_dropped() -> None:
     near.keep(KEY, b"y")
     near._on_message("from a newer version")
     assert near.get(KEY) is None
+
+
+async def test_every_broadcast_fits_the_smallest_backend_message_and_still_reaches_all() -> None:
+    """PostgreSQL NOTIFY carries under 8000 bytes: a long key list goes out as several
+    messages that each stand alone, and a prefix too long for one message makes every
+    replica drop everything (more than needed, never less)."""
+    bus = MemoryPubSub()
+    heard: list[str] = []
+    bus.subscribe("t:cache", heard.append)
+    a, b = NearCache(60.0, pubsub=bus, channel="t:cache"), NearCache(60.0, pubsub=bus,
+                                                                     channel="t:cache")
+    b.start()
+    keys = [alias_prefix("default/team:red", "gpt") + f"{i:064x}" for i in range(200)]
+    kept = alias_prefix("default/team:red", "gpt") + "f" * 64
+    for key in [*keys, kept]:
+        b.keep(key, b"v")
+    await a.invalidate_keys(keys)
+    assert len(heard) > 1 and all(len(m.encode()) <= 7999 for m in heard)
+    assert all(b.get(key) is None for key in keys) and b.get(kept) == b"v"
+
+    heard.clear()
+    await a.invalidate_prefix("x" * 8000)
+    assert heard == ["c"] and b.get(kept) is None
+    await b.aclose()

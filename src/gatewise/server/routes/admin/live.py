@@ -5,10 +5,10 @@ times a second and renders each batch in one animation frame).
 Polling rather than a held-open stream: every admin route answers at once (the OpenAPI-driven
 fuzzing and the auth matrix call each one), a reader that falls behind gets the newest
 records and a `dropped` flag rather than an unbounded backlog, and a browser needs no second
-connection kind. Both read bounded rings (`observability.recent`): with Redis configured the
-request log is one ring on Redis that every replica writes (`observability.recent_shared`),
-so any replica shows all the traffic; security events are this process's own. The usage
-ledger and the audit log stay the shared, durable records.
+connection kind. Both read bounded rings (`observability.recent`): with Redis configured each
+is one ring on Redis that every replica writes (`observability.recent_shared`), so any
+replica shows all the traffic and every replica's guard events; without it, this process's
+own. The usage ledger and the audit log stay the shared, durable records.
 
 The request log holds the request line's fields (ids, names, numbers; never prompt text or a
 key) and is kept only while somebody reads it. Below admin a caller sees its own team's
@@ -62,13 +62,14 @@ async def recent_requests(ctx: RequestContext, a: Args) -> None:
 
 
 async def security_events(ctx: RequestContext, a: Args) -> None:
-    """Security events (guard decisions, denied keys, blocked budgets) after `after`."""
+    """Security events (guard decisions, denied keys, blocked budgets) after `after`: this
+    replica's, or with Redis every replica's."""
     q: SecurityEventsQuery = a.query
     require(ctx.identity, "audit:read")
     kind = q.kind
     keep = None if kind is None else (lambda r: r.get("kind") == kind)
-    data, next_seq, dropped = ctx.gateway.security.events.recent.after(q.after, limit=q.limit,
-                                                                       keep=keep)
+    data, next_seq, dropped = await ctx.gateway.security.events.recent.read(
+        q.after, limit=q.limit, keep=keep)
     await send_json(ctx, _page(data, next_seq, dropped))
 
 

@@ -1,13 +1,13 @@
 // Guard events: the guardrails' decisions (PII masked, injections blocked, tool calls
-// refused, outputs flagged) and denied keys, as this gateway emitted them; refreshed every
-// few seconds. Details hold entity types, counts and rule names, never prompt text.
+// refused, outputs flagged) and denied keys, every replica's with Redis (else this one's);
+// refreshed every few seconds. Details hold entity types, counts and rule names, never prompt text.
 import { api, el, errorBox, heading, table, when } from "../lib.js";
 
 const POLL_MS = 3000;
 const KEEP = 500;
 
 export async function render(root) {
-  heading(root, "Guard events", "Security events on this replica, newest first (the audit log keeps them for good).");
+  heading(root, "Guard events", "Security events, newest first: every replica's when they share Redis, else this one's (the audit log keeps them for good).");
   const kind = el("select", { id: "guard-kind", name: "kind" },
     el("option", { value: "" }, "every kind"),
     ["pii", "prompt_injection", "tool_call", "output_check", "auth", "budget", "access"].map(k => el("option", { value: k }, k)));
