@@ -103,9 +103,13 @@ class Gateway:
         # One incident recorder and one breaker board per gateway (shared through Redis, or
         # by `serve --workers` through the state dir), exported in this gateway's metrics.
         self.incidents = IncidentRecorder(self.metrics.incidents, self.metrics.breaker_recovery)
+        # Every store (governance, ledger, cache, counters, leases, ...); no I/O until used.
+        # Opened before the breakers, which may share the PostgreSQL pool and its LISTEN/NOTIFY.
+        self.stores = open_stores(self.config)
         self.breakers = build_breakers(rc.breaker, self.config.redis_url,
                                        state_dir=self.config.state_dir,
-                                       workers=cfg.server.workers, database=cfg.storage.database)
+                                       workers=cfg.server.workers, database=cfg.storage.database,
+                                       postgres=self.stores.pg, new_pubsub=self.stores.new_pubsub)
         breaking = rc.breaker.enabled
         if breaking:  # gatewise_breaker_state, read from the board's memory at scrape time
             self.metrics.add_collector(breaker_collector(
@@ -117,8 +121,7 @@ class Gateway:
             available=(lambda d: self.breakers.available(d.id)) if breaking else None,
             retry_in=(lambda d: self.breakers.retry_in(d.id)) if breaking else None)
         # Security (keys, teams, audit, credentials) and accounting (ledger, budgets, rate
-        # limits) over the stores they share; no I/O until used.
-        self.stores = open_stores(self.config)
+        # limits) over the stores they share.
         self.security = Security(self.config, self.stores, metrics=self.metrics)
         self.accounting = Accounting(
             self.config, self.stores, metrics=self.metrics,

@@ -207,6 +207,10 @@ def resolve_config(cfg: Config, file: str | None, env: Mapping[str, str],
     if st.database == "postgres" and not postgres_url:
         raise ConfigError("database 'postgres' needs 'storage.postgres_url'", file=file,
                           path="storage.database")
+    if cfg.router.breaker.enabled and cfg.router.breaker.store == "postgres" \
+            and st.database != "postgres":
+        raise ConfigError("a breaker shared through PostgreSQL needs storage.database "
+                          "'postgres'", file=file, path="router.breaker.store")
     if st.counters == "redis" and not storage_redis:
         raise ConfigError("counters on Redis need 'storage.redis_url'", file=file,
                           path="storage.counters")

@@ -165,10 +165,11 @@ class BreakerConfig(_Strict):
     min_open_s: _Positive = 1.0
     open_s: _Positive = 30.0  # the longest open period (the backoff's cap)
     # "memory" (this process), "redis" (shared by every replica using `redis_url`), "sqlite"
-    # (shared by the workers of one host through the state dir), or "auto": "redis" when
-    # `redis_url` is set, "sqlite" when `server.workers` > 1 on the SQLite database, else
-    # "memory".
-    store: Literal["auto", "memory", "redis", "sqlite"] = "auto"
+    # (shared by the workers of one host through the state dir), "postgres" (shared by every
+    # replica through the PostgreSQL database), or "auto": "redis" when `redis_url` is set,
+    # else "postgres" on the PostgreSQL database, "sqlite" when `server.workers` > 1 on the
+    # SQLite database, else "memory".
+    store: Literal["auto", "memory", "redis", "sqlite", "postgres"] = "auto"
 
 
 class RoutingRule(_Strict):

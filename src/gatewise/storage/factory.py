@@ -78,6 +78,9 @@ class Stores:
     # PostgreSQL is the database and Redis is not configured; None otherwise (with Redis,
     # subscribers keep their Redis pub/sub, built from the URL).
     new_pubsub: Callable[[], PubSub] | None = field(default=None, repr=False)
+    # The PostgreSQL pool and schema (a `PgDatabase`) when one is configured, for state kept
+    # beside the stores (shared circuit breakers); closed with the other clients.
+    pg: Any = field(default=None, repr=False)
 
     async def aclose(self) -> None:
         """Closes every store, then the shared clients; one failing close doesn't stop the rest."""
@@ -222,6 +225,7 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
                   prompts, quality)
     stores.leases, stores.probes = _leases_and_probes(database, state, redis_client,
                                                        redis_prefix, pg, closers)
+    stores.pg = pg
     if pg is not None and database == "postgres" and not redis_url:
         from gatewise.storage.pubsub_postgres import PostgresPubSub
 

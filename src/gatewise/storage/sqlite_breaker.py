@@ -16,21 +16,23 @@ waits behind a budget's write lock):
   instead of pub/sub (an indexed read that finds nothing when nothing changed).
 
 Every write is a `BEGIN IMMEDIATE` transaction (the write lock first, so a read-then-write is
-never overtaken by another worker): the same decisions as `storage.redis_breaker`'s Lua
-scripts, the probe's check-and-set included. Time and jitter come from the caller.
+never overtaken by another worker) that runs the decisions of `storage.breaker_rules` (shared
+with PostgreSQL; the same as `storage.redis_breaker`'s Lua scripts), the probe's check-and-set
+included. Time and jitter come from the caller.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
+from gatewise.storage import breaker_rules
 from gatewise.storage.base import StoreUnavailableError
+from gatewise.storage.breaker_rules import AddToWindow, BreakerRules, Reply, Row, State
 from gatewise.storage.sqlite import _Db, transaction
+
+__all__ = ["BreakerRules", "Reply", "Row", "SQLiteBreakerStore"]
 
 _ERRORS = (sqlite3.Error, OSError)
 
@@ -49,112 +51,47 @@ INSERT OR IGNORE INTO breaker_seq (id, v) VALUES (0, 0);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerRules:
-    """The thresholds of `BreakerConfig`, as the store needs them (the same for every call)."""
-
-    failure_threshold: int
-    failure_ratio: float
-    min_calls: int
-    bucket_s: float
-    buckets: int
-    min_open_s: float
-    open_s: float
-    max_level: int
-
-    def period(self, level: int, jitter_factor: float) -> float:
-        """`breaker.open_interval`, with the jitter already turned into a factor."""
-        first = min(self.min_open_s, self.open_s)
-        return min(self.open_s, first * 2.0 ** min(level, self.max_level)) * jitter_factor
+def _load(c: sqlite3.Connection, dep: str) -> State:
+    row = c.execute("SELECT st, ou, pu, pt, since, n, v FROM breaker WHERE dep = ?",
+                    (dep,)).fetchone()
+    return State(dep) if row is None else State(dep, *row)
 
 
-class Reply(NamedTuple):
-    """A deployment's state after a write, and what the write decided: `decision` is ''
-    (nothing changed), 'open', 'closed', 'probe', 'admit' or 'reject'; `a`, `b` are the
-    window's (failures, calls) when it opened, or the recovery time when it closed.
-    `version` 0: no shared state (never failed)."""
-
-    state: str
-    open_until: float
-    probe_until: float
-    version: int
-    decision: str = ""
-    a: float = 0.0
-    b: float = 0.0
-
-
-class Row(NamedTuple):
-    deployment: str
-    state: str
-    open_until: float
-    probe_until: float
-    version: int
-
-
-class _State:
-    """One deployment's row, read inside the transaction that may change it."""
-
-    __slots__ = ("dep", "n", "ou", "pt", "pu", "since", "st", "v")
-
-    def __init__(self, c: sqlite3.Connection, dep: str) -> None:
-        row = c.execute("SELECT st, ou, pu, pt, since, n, v FROM breaker WHERE dep = ?",
-                        (dep,)).fetchone()
-        self.dep = dep
-        if row is None:
-            self.st, self.ou, self.pu, self.pt, self.since, self.n, self.v = \
-                "closed", 0.0, 0.0, "", None, 0, 0
-        else:
-            self.st, self.ou, self.pu, self.pt, self.since, self.n, self.v = row
-
-    def save(self, c: sqlite3.Connection) -> None:
-        self.v = int(c.execute("UPDATE breaker_seq SET v = v + 1 WHERE id = 0 RETURNING v")
-                     .fetchone()[0])
-        c.execute("INSERT OR REPLACE INTO breaker (dep, st, ou, pu, pt, since, n, v) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                  (self.dep, self.st, self.ou, self.pu, self.pt, self.since, self.n, self.v))
-
-    def clear_window(self, c: sqlite3.Connection) -> None:
-        c.execute("DELETE FROM breaker_window WHERE dep = ?", (self.dep,))
-
-    def reply(self, decision: str = "", a: float = 0.0, b: float = 0.0) -> Reply:
-        return Reply(self.st, self.ou, self.pu, self.v, decision, a, b)
+def _finish(c: sqlite3.Connection, s: State, reply: Reply) -> Reply:
+    """Saves a changed row under the next version (the reply carries it)."""
+    if not s.changed:
+        return reply
+    s.v = int(c.execute("UPDATE breaker_seq SET v = v + 1 WHERE id = 0 RETURNING v")
+              .fetchone()[0])
+    c.execute("INSERT OR REPLACE INTO breaker (dep, st, ou, pu, pt, since, n, v) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+              (s.dep, s.st, s.ou, s.pu, s.pt, s.since, s.n, s.v))
+    return reply._replace(version=s.v)
 
 
 def _record(c: sqlite3.Connection, rules: BreakerRules, dep: str, now: float, fails: int,
             add: int, token: str, jitter_factor: float) -> Reply:
-    """A failure (`fails` 1), a flush of `add` successes, or a probe's verdict (`token`)."""
-    s = _State(c, dep)
-    if token:
-        if s.st == "closed" or s.pt != token:
-            return s.reply()  # a stale probe: someone else already decided
-        if fails:
-            s.n = min(s.n + 1, rules.max_level)
-            s.st, s.ou, s.pu, s.pt = "open", now + rules.period(s.n, jitter_factor), 0.0, ""
-            s.save(c)
-            return s.reply("open")
-        recovery = now - (s.since if s.since is not None else now)
-        s.st, s.ou, s.pu, s.pt, s.n, s.since = "closed", 0.0, 0.0, "", 0, None
-        s.clear_window(c)
-        s.save(c)
-        return s.reply("closed", recovery)
-    if s.st != "closed" or (add == 0 and fails == 0):
-        return s.reply()  # admitted before it opened: it is open already
-    bucket = math.floor(now / rules.bucket_s)
-    c.execute("INSERT INTO breaker_window (dep, b, c, f) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT (dep, b) DO UPDATE SET c = c + excluded.c, f = f + excluded.f",
-              (dep, bucket, add, fails))
-    c.execute("DELETE FROM breaker_window WHERE dep = ? AND b <= ?", (dep, bucket - rules.buckets))
-    calls, nf = c.execute("SELECT COALESCE(SUM(c), 0), COALESCE(SUM(f), 0) FROM breaker_window "
-                          "WHERE dep = ?", (dep,)).fetchone()
-    if fails and nf >= rules.failure_threshold and (
-            calls < rules.min_calls or nf >= rules.failure_ratio * calls):
-        s.st, s.ou, s.pu, s.pt = "open", now + rules.period(s.n, jitter_factor), 0.0, ""
-        if s.since is None:
-            s.since = now
-        s.clear_window(c)
-        s.save(c)
-        return s.reply("open", nf, calls)
-    return s.reply("", nf, calls)
+    """Runs `breaker_rules.record`'s window requests on this connection."""
+    s = _load(c, dep)
+    steps = breaker_rules.record(rules, s, now, fails, add, token, jitter_factor)
+    answer: tuple[int, int] | None = None
+    try:
+        while True:
+            op = steps.send(answer)
+            answer = None
+            if isinstance(op, AddToWindow):
+                c.execute("INSERT INTO breaker_window (dep, b, c, f) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (dep, b) DO UPDATE SET c = c + excluded.c, "
+                          "f = f + excluded.f", (dep, op.bucket, op.calls, op.failures))
+                c.execute("DELETE FROM breaker_window WHERE dep = ? AND b <= ?",
+                          (dep, op.oldest))
+                calls, nf = c.execute("SELECT COALESCE(SUM(c), 0), COALESCE(SUM(f), 0) "
+                                      "FROM breaker_window WHERE dep = ?", (dep,)).fetchone()
+                answer = (int(calls), int(nf))
+            else:
+                c.execute("DELETE FROM breaker_window WHERE dep = ?", (dep,))
+    except StopIteration as done:
+        return _finish(c, s, done.value)
 
 
 class SQLiteBreakerStore:
@@ -193,14 +130,8 @@ class SQLiteBreakerStore:
         """Grants the half-open probe to one caller across every process."""
         def q(c: sqlite3.Connection) -> Reply:
             with transaction(c):
-                s = _State(c, dep)
-                if s.st == "closed":
-                    return s.reply("admit")
-                if now < s.ou or (s.pt and now < s.pu):
-                    return s.reply("reject")
-                s.st, s.pu, s.pt = "half_open", now + lease_s, token
-                s.save(c)
-                return s.reply("probe")
+                s = _load(c, dep)
+                return _finish(c, s, breaker_rules.try_probe(s, now, lease_s, token))
 
         try:
             return await self._db.run(q)
@@ -210,11 +141,8 @@ class SQLiteBreakerStore:
     async def release(self, dep: str, token: str) -> Reply:
         def q(c: sqlite3.Connection) -> Reply:
             with transaction(c):
-                s = _State(c, dep)
-                if s.st != "closed" and s.pt == token:
-                    s.pu, s.pt = 0.0, ""
-                    s.save(c)
-                return s.reply()
+                s = _load(c, dep)
+                return _finish(c, s, breaker_rules.release(s, token))
 
         try:
             return await self._db.run(q)

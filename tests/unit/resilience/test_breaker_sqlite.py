@@ -189,7 +189,7 @@ def test_auto_shares_breakers_through_redis_else_between_workers_on_sqlite(
     assert auto.store == "auto"
     assert breaker_store(auto, workers=1) == "memory"  # one process: nothing to share
     assert breaker_store(auto, workers=4) == "sqlite"
-    assert breaker_store(auto, workers=4, database="postgres") == "memory"
+    assert breaker_store(auto, workers=4, database="postgres") == "postgres"  # its own store
     assert breaker_store(BreakerConfig(store="memory"), workers=4) == "memory"
     # The router's Redis shares them with every replica, not only this host's workers.
     assert breaker_store(auto, workers=4, redis=True) == "redis"
