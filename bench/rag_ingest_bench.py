@@ -9,10 +9,14 @@ embedding model.
    chunks/s and CPU ms per chunk (the steadier figure on a shared host), against the issue's
    target of >= 200 chunks/s on two cores; the share of the time spent chunking is shown
    beside it. Then the model alone on the same chunk texts: batches run as one padded run
-   (as before) and cut into runs of similar lengths (`embed` now), one or two at once.
+   (as before) and cut into runs of similar lengths (`embed` now), one or two at once; the
+   shipped export's graph (before issue 13's rebuild) beside them.
+3. Full 256-token chunks on one thread: CPU ms per chunk of the shipped graph, the fused
+   rebuild (`gatewise.embedding.minilm_graph`, the default) and the opt-in int8 activations,
+   with each one's lowest cosine to the shipped graph's vectors.
 
-    .venv/bin/python bench/rag_ingest_bench.py             # about a minute
-    .venv/bin/python bench/rag_ingest_bench.py --quick     # ~1 MB, a few hundred chunks
+    .venv/bin/python bench/rag_ingest_bench.py             # two to three minutes
+    .venv/bin/python bench/rag_ingest_bench.py --quick     # ~1 MB, under a minute
 
 Standalone, offline, never part of the test run. Exit status 0 when the target is met.
 """
@@ -158,13 +162,36 @@ def ingest(docs: list[LoadedDocument], args: argparse.Namespace, chunk_rate: flo
         print(f"{label:<44} {chunks:>7} {seconds:>8.2f} {rate:>9.1f} {cpu / chunks * 1e3:>13.1f}")
     # The model alone, the same texts: each batch of 64 as one run padded to its longest
     # (how `embed` ran before) against runs of similar lengths (`length_groups`).
-    for label, model in (("  the model alone, one padded run per 64", MiniLMEmbedder(
+    for label, model in (("  the model alone, shipped graph (before)", MiniLMEmbedder(
+            threads=1, fused=False)),
+            ("  the model alone, one padded run per 64", MiniLMEmbedder(
             threads=1, batch_tokens=64 * MAX_TOKENS)),
             ("  the model alone, runs by length", MiniLMEmbedder(threads=1)),
             ("  the model alone, by length, 2 at once", MiniLMEmbedder(threads=1, workers=2))):
         chunks, seconds, cpu = embed_only(model)
         print(f"{label:<44} {chunks:>7} {seconds:>8.2f} {chunks / seconds:>9.1f} "
               f"{cpu / chunks * 1e3:>13.1f}")
+    # Full 256-token chunks (three chunks joined, cut at the model's window), one thread: the
+    # shipped export against the graph rebuilt with fused kernels (the default) and the opt-in
+    # int8 activations, interleaved so that all see the same load; CPU ms per chunk, and the
+    # lowest cosine of each one's vectors to the shipped graph's.
+    full = [" ".join(texts[i:i + 3]) for i in range(0, min(len(texts) - 2, 96), 3)]
+    graphs = {"shipped graph (before)": MiniLMEmbedder(threads=1, fused=False),
+              "fused graph (default)": MiniLMEmbedder(threads=1),
+              "fused, int8 activations": MiniLMEmbedder(threads=1, int8_activations=True)}
+    cpu = dict.fromkeys(graphs, 0.0)
+    vectors = {}
+    for _ in range(2):
+        for label, model in graphs.items():
+            model.embed(full[:2])
+            started = time.process_time()
+            vectors[label] = model.embed(full)
+            cpu[label] += time.process_time() - started
+    print(f"\n{len(full)} chunks of 256 tokens, 1 thread        CPU ms/chunk  lowest cosine")
+    reference = vectors["shipped graph (before)"]
+    for label in graphs:
+        cosine = float((vectors[label] * reference).sum(axis=1).min())
+        print(f"  {label:<40} {cpu[label] / (2 * len(full)) * 1e3:>13.1f} {cosine:>14.6f}")
     share = best / chunk_rate
     print(f"\nchunking takes {share:.1%} of the ingestion time at {best:.1f} chunks/s "
           f"(target >= {TARGET_CHUNKS_PER_S}); load average {os.getloadavg()[0]:.1f}")
