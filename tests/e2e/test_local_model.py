@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from gatewise.errors import ContextLengthExceededError, InvalidRequestError
@@ -356,3 +357,21 @@ async def test_embeddings_have_one_normalized_vector_per_input(
     expected = sum(len(vocab.tokenize(t.encode())) for t in texts)
     assert out.usage.prompt_tokens == expected
     assert out.usage.total_tokens == expected
+
+
+async def test_a_stop_sequence_that_ends_the_answer_is_named(provider: LlamaCppProvider) -> None:
+    def moon(stream: bool = False, stop: list[str] | None = None) -> Any:
+        return chat("Tell me about the moon.", stream=stream, max_tokens=32, temperature=0,
+                    stop=stop)
+
+    free = (await within(30, provider.chat(moon(), TARGET))).choices[0]
+    words = (free.message.content or "").split()
+    assert len(words) > 4 and free.stop_sequence is msgspec.UNSET
+    stop = words[3]  # greedy: the same answer again, cut where this word first appears
+    cut = (await within(30, provider.chat(moon(stop=["NEVER-SEEN", stop]), TARGET))).choices[0]
+    assert (cut.finish_reason, cut.stop_sequence) == ("stop", stop)
+    assert stop not in (cut.message.content or "")
+    async with asyncio.timeout(30):
+        chunks = [c async for c in provider.stream(moon(True, [stop]), TARGET)]
+    last = [c.choices[0] for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [(c.finish_reason, c.stop_sequence) for c in last] == [("stop", stop)]

@@ -99,6 +99,27 @@ def test_system_blocks_stop_sequences_and_images_reach_the_upstream(
     assert body.get("max_completion_tokens", body.get("max_tokens")) == 32
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("model", "says"), [("claude", True), ("gpt", False)])
+def test_a_matched_stop_sequence_is_named_when_the_upstream_says_which(
+        client: anthropic.Anthropic, model: str, says: bool, stream: bool) -> None:
+    # Anthropic's upstream names the sequence that ended its answer, and the client hears it.
+    # An OpenAI-format upstream's "stop" cannot tell a matched sequence from a natural end:
+    # `end_turn`, never a guess.
+    kw: dict[str, Any] = {"model": model, "max_tokens": 64, "stop_sequences": ["said", "nope"],
+                          "messages": [{"role": "user", "content": "hi there"}]}
+    if stream:
+        with client.messages.stream(**kw) as s:
+            msg = s.get_final_message()
+    else:
+        msg = client.messages.create(**kw)
+    if says:
+        assert msg.content[0].text == "Hello! You "  # type: ignore[union-attr]
+        assert (msg.stop_reason, msg.stop_sequence) == ("stop_sequence", "said")
+    else:
+        assert (msg.stop_reason, msg.stop_sequence) == ("end_turn", None)
+
+
 @pytest.mark.parametrize("model", UPSTREAMS)
 def test_the_stream_helper_assembles_the_final_message(
         client: anthropic.Anthropic, model: str) -> None:

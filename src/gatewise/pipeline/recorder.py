@@ -23,13 +23,14 @@ class _Tool:
 
 
 class _Choice:
-    __slots__ = ("content", "finish", "refusal", "tools")
+    __slots__ = ("content", "finish", "refusal", "stop_sequence", "tools")
 
     def __init__(self) -> None:
         self.content: list[str] = []
         self.refusal: list[str] = []
         self.tools: dict[int, _Tool] = {}
         self.finish: str | None = None
+        self.stop_sequence: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class StreamRecorder:
@@ -69,6 +70,7 @@ class StreamRecorder:
                         t.arguments.append(tc.function.arguments)
             if ch.finish_reason:
                 rec.finish = ch.finish_reason
+                rec.stop_sequence = ch.stop_sequence
         return [chunk]
 
     def finish(self) -> list[ChatCompletionChunk]:
@@ -95,7 +97,8 @@ class StreamRecorder:
             msg = ResponseMessage(content="".join(c.content) if c.content or not tools else None,
                                   refusal="".join(c.refusal) if c.refusal else None,
                                   tool_calls=tools)
-            choices.append(Choice(index=index, message=msg, finish_reason=c.finish))
+            choices.append(Choice(index=index, message=msg, finish_reason=c.finish,
+                                  stop_sequence=c.stop_sequence))
         usage = call.usage
         if usage is not None:
             usage = msgspec.structs.replace(usage, cost_usd=msgspec.UNSET)

@@ -251,7 +251,8 @@ async def replay_completion(c: ChatCompletion, *, usage: bool = True
                                   choices=[ChunkChoice(index=ch.index, delta=delta)])
         yield ChatCompletionChunk(id=c.id, created=created, model=c.model,
                                   choices=[ChunkChoice(index=ch.index, delta=Delta(),
-                                                       finish_reason=ch.finish_reason or "stop")])
+                                                       finish_reason=ch.finish_reason or "stop",
+                                                       stop_sequence=ch.stop_sequence)])
     if usage and c.usage is not None:
         yield ChatCompletionChunk(id=c.id, created=created, model=c.model, choices=[],
                                   usage=c.usage)

@@ -66,6 +66,10 @@ class Choice(msgspec.Struct, kw_only=True):
     message: ResponseMessage
     finish_reason: str | None
     logprobs: Any = None
+    # Which of the caller's stop sequences ended the answer, when the provider says (Anthropic's
+    # `stop_sequence`, the embedded model); OpenAI's "stop" cannot tell it from a natural end.
+    # Unset (and left out of the JSON) otherwise.
+    stop_sequence: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ChatCompletion(msgspec.Struct, kw_only=True):

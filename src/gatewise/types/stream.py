@@ -39,6 +39,8 @@ class ChunkChoice(msgspec.Struct, kw_only=True):
     delta: Delta
     finish_reason: str | None = None
     logprobs: Any = None
+    # On the finishing chunk: the stop sequence that ended the answer (`Choice.stop_sequence`).
+    stop_sequence: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ChatCompletionChunk(msgspec.Struct, kw_only=True):

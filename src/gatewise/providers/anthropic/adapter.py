@@ -132,6 +132,7 @@ class AnthropicAdapter:
                 index=0,
                 message=ResponseMessage(content=content, tool_calls=calls or None),
                 finish_reason=finish_reason(msg.stop_reason, real_tool_calls=bool(calls)) or "stop",
+                stop_sequence=matched_stop(msg.stop_reason, msg.stop_sequence),
             )],
             usage=usage,
         )
@@ -171,7 +172,10 @@ class AnthropicAdapter:
             if reason is None:
                 return []
             state.finish_reason = reason
-            return [_chunk(state, Delta(), reason)]
+            chunk = _chunk(state, Delta(), reason)
+            chunk.choices[0].stop_sequence = matched_stop(ev.delta.stop_reason,
+                                                          ev.delta.stop_sequence)
+            return [chunk]
         if isinstance(ev, MessageStop):
             state.done = True
             u = memo.usage
@@ -273,6 +277,13 @@ def finish_reason(stop_reason: str | None, *, real_tool_calls: bool) -> str | No
     if reason == "tool_calls" and not real_tool_calls:
         return "stop"
     return reason
+
+
+def matched_stop(stop_reason: str | None, stop_sequence: str | None) -> str | msgspec.UnsetType:
+    """The stop sequence Anthropic says ended the answer, for `Choice.stop_sequence`."""
+    if stop_reason == "stop_sequence" and stop_sequence is not None:
+        return stop_sequence
+    return msgspec.UNSET
 
 
 def usage_of(input_tokens: int, output_tokens: int, cache_read: int, cache_creation: int) -> Usage:

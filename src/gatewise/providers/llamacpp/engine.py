@@ -69,6 +69,8 @@ class Generation:
     completion_tokens: int
     cached_tokens: int
     finish_reason: str
+    # The caller's stop sequence that ended the text (not the chat template's end marker).
+    stop_sequence: str | None = None
 
 
 class Job:
@@ -378,7 +380,8 @@ class LlamaEngine:
             raise self._closed_error()
         if (rest := out.close()) and req.stream:
             job.emit("text", rest)
-        return Generation(out.text, n_prompt, count, cached, finish)
+        matched = out.matched if out.matched in req.stop else None
+        return Generation(out.text, n_prompt, count, cached, finish, matched)
 
     def _embed(self, emb: Any, texts: list[str]) -> tuple[list[list[float]], int]:
         limit: int = emb.n_batch

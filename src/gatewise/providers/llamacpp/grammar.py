@@ -205,6 +205,8 @@ class StopText:
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = stops
         self.text = ""
+        # The stop sequence that cut the text (the earliest in it), once one has.
+        self.matched: str | None = None
         self._sent = 0
         self._cut = False
         self._longest = max((len(x) for x in stops), default=0)
@@ -217,9 +219,10 @@ class StopText:
         if not self.stops:
             return False
         start = max(0, before - self._longest + 1)
-        hits = [i for i in (self.text.find(x, start) for x in self.stops) if i >= 0]
+        hits = [(i, x) for i, x in ((self.text.find(x, start), x) for x in self.stops) if i >= 0]
         if hits:
-            self.text = self.text[:min(hits)]
+            at, self.matched = min(hits, key=lambda h: h[0])
+            self.text = self.text[:at]
             self._cut = True
         return self._cut
 

@@ -20,6 +20,8 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
+import msgspec
+
 from gatewise.errors import ConfigError, InvalidRequestError
 from gatewise.providers.base import Capabilities, Target
 from gatewise.providers.common import embedding_base64, now
@@ -94,7 +96,8 @@ class LlamaCppProvider:
             created=now(),
             model=target.model,
             choices=[Choice(index=0, finish_reason=finish,
-                            message=ResponseMessage(content=content, tool_calls=tool_calls))],
+                            message=ResponseMessage(content=content, tool_calls=tool_calls),
+                            stop_sequence=_stop_of(gen, finish))],
             usage=_usage(gen),
         )
 
@@ -149,7 +152,9 @@ class LlamaCppProvider:
                     index=i, function=DeltaFunctionCall(arguments=args))]))
         elif text:
             yield chunk(Delta(content=text))
-        yield chunk(Delta(), finish)
+        last = chunk(Delta(), finish)
+        last.choices[0].stop_sequence = _stop_of(result, finish)
+        yield last
         yield ChatCompletionChunk(id=cid, created=created, model=model, choices=[],
                                   usage=_usage(result))
 
@@ -358,3 +363,10 @@ def _encode_vector(v: list[float], fmt: str | None) -> list[float] | str:
 
 
 __all__ = ["PROVIDER", "LlamaCppProvider", "flatten_messages"]
+
+
+def _stop_of(gen: Generation, finish: str | None) -> str | msgspec.UnsetType:
+    """The caller's stop sequence that ended a text answer (`Choice.stop_sequence`)."""
+    if finish == "stop" and gen.stop_sequence is not None:
+        return gen.stop_sequence
+    return msgspec.UNSET

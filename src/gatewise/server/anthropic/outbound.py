@@ -6,8 +6,11 @@ A stream is re-cut into Anthropic's event sequence: `message_start`, then per co
 `input_json_delta`s), then `message_delta` with the stop reason and the usage (known only at
 the end: the gateway always asks upstream for the usage chunk), then `message_stop`.
 
-Stop reasons are the adapter's table read backwards (`providers/anthropic/adapter.py`); a
-canonical "stop" cannot say whether a stop sequence matched, so it is always `end_turn`.
+Stop reasons are the adapter's table read backwards (`providers/anthropic/adapter.py`). A
+canonical "stop" is `stop_sequence` when the provider said which of the caller's sequences
+ended the answer (`Choice.stop_sequence`: an Anthropic upstream, the embedded model), else
+`end_turn`: OpenAI's "stop" cannot tell a matched sequence from a natural end, and guessing
+from the text would be wrong whenever the sequence was cut off before it was sent.
 Usage follows Anthropic's split: `input_tokens` excludes cached input, which is reported
 apart (`cache_read_input_tokens`, `cache_creation_input_tokens`).
 """
@@ -54,8 +57,12 @@ def message_id(canonical: str) -> str:
     return f"msg_{tail or unique_suffix()}"
 
 
-def stop_reason(finish: str | None) -> str | None:
-    return None if finish is None else STOP_REASONS.get(finish, "end_turn")
+def stop_reason(finish: str | None, matched: str | msgspec.UnsetType = msgspec.UNSET) -> str | None:
+    if finish is None:
+        return None
+    if finish == "stop" and isinstance(matched, str):
+        return "stop_sequence"
+    return STOP_REASONS.get(finish, "end_turn")
 
 
 def usage_body(usage: Usage | None) -> dict[str, int]:
@@ -85,6 +92,7 @@ def message_body(result: ChatCompletion) -> bytes:
     choice = result.choices[0] if result.choices else None
     content: list[dict[str, Any]] = []
     finish: str | None = "stop"
+    matched: str | msgspec.UnsetType = msgspec.UNSET
     if choice is not None:
         msg = choice.message
         text = msg.content if isinstance(msg.content, str) else None
@@ -93,11 +101,13 @@ def message_body(result: ChatCompletion) -> bytes:
         for call in msg.tool_calls or ():
             content.append({"type": "tool_use", "id": call.id, "name": call.function.name,
                             "input": _tool_input(call.function.arguments)})
-        finish = choice.finish_reason
+        finish, matched = choice.finish_reason, choice.stop_sequence
+    reason = stop_reason(finish, matched)
     return _encode({
         "id": message_id(result.id), "type": "message", "role": "assistant",
-        "model": result.model, "content": content, "stop_reason": stop_reason(finish),
-        "stop_sequence": None, "usage": usage_body(result.usage),
+        "model": result.model, "content": content, "stop_reason": reason,
+        "stop_sequence": matched if reason == "stop_sequence" else None,
+        "usage": usage_body(result.usage),
     })
 
 
@@ -116,6 +126,7 @@ class StreamTranslator:
     tools: dict[int, int] = field(default_factory=dict)  # OpenAI tool index → block index
     blocks: int = 0
     finish: str | None = None
+    matched: str | msgspec.UnsetType = msgspec.UNSET  # the stop sequence, when one ended it
     usage: Usage | None = None
 
     def start(self, chunk_id: str) -> bytes:
@@ -153,15 +164,18 @@ class StreamTranslator:
                                             "partial_json": fn.arguments}))
             if choice.finish_reason is not None:
                 self.finish = choice.finish_reason
+                self.matched = choice.stop_sequence
         return b"".join(out)
 
     def end(self) -> bytes:
         """`message_delta` (stop reason, usage) and `message_stop`, after closing the block."""
         out = [] if self.started else [self.start("")]
         out.append(self._close())
+        reason = stop_reason(self.finish or "stop", self.matched)
         out.append(sse("message_delta", {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(self.finish or "stop"), "stop_sequence": None},
+            "delta": {"stop_reason": reason,
+                      "stop_sequence": self.matched if reason == "stop_sequence" else None},
             "usage": usage_body(self.usage)}))
         out.append(sse("message_stop", {"type": "message_stop"}))
         return b"".join(out)
