@@ -104,6 +104,26 @@ def test_a_full_queue_drops_new_spans_instead_of_blocking_the_request() -> None:
     assert sink.exported == 3
 
 
+def test_a_span_that_cannot_be_encoded_is_dropped_alone_and_its_batch_still_goes_out() -> None:
+    posted: list[bytes] = []
+
+    def post(body: bytes) -> int:
+        posted.append(body)
+        return 200
+
+    sink = OtlpHttpSink(OtlpEncoder(RESOURCE.attributes, "gatewise"), post, delay_s=60)
+    spans = some_spans()
+    spans[1].attributes["gatewise.note"] = "\ud800"  # a lone surrogate: no UTF-8 for it
+    for s in spans:
+        sink.on_end(s)  # queued as they are: the request never pays for (or fails on) this
+    assert not posted and sink.dropped == 0
+    assert sink.force_flush()
+    good = [spans[0], *spans[2:]]
+    assert posted == [official_bytes(good)]
+    assert sink.exported == 3 and sink.dropped == 1
+    sink.shutdown()
+
+
 def test_without_an_endpoint_the_opentelemetry_variables_decide() -> None:
     assert default_endpoint({}) == "http://localhost:4318/v1/traces"
     assert default_endpoint({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318/"}) \

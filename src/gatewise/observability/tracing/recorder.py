@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
     NonRecordingSpan,
     Span,
     SpanContext,
@@ -48,6 +49,7 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _TRACE_ID_MASK = (1 << 64) - 1
 _time_ns = time.time_ns
+_new_tuple = tuple.__new__
 
 
 class SpanSink(Protocol):
@@ -75,19 +77,23 @@ class SpanRecorder:
         None); a `NonRecordingSpan` carrying fresh ids when it is not sampled."""
         if parent is None:
             parent = get_current_span(context).get_span_context()
-        if parent.is_valid:
-            trace_id, sampled, state = parent.trace_id, parent.trace_flags.sampled, \
-                parent.trace_state
+        # A `SpanContext` is a tuple (trace_id, span_id, is_remote, flags, state, is_valid);
+        # read and built by index: its properties and validating constructor were a fifth
+        # of starting a span, and these ids are valid by construction.
+        if parent[5]:
+            trace_id, sampled, state = parent[0], parent[3] & 1, parent[4]
         else:
             trace_id = getrandbits(128) or 1
-            sampled, state = trace_id & _TRACE_ID_MASK < self._bound, None
+            sampled, state = trace_id & _TRACE_ID_MASK < self._bound, DEFAULT_TRACE_STATE
             parent = None
-        ctx = SpanContext(trace_id, getrandbits(64) or 1, False,
-                          _SAMPLED if sampled else _UNSAMPLED, state)
+        span_id = getrandbits(64) or 1
+        ctx = _new_tuple(SpanContext, (trace_id, span_id, False,
+                                       _SAMPLED if sampled else _UNSAMPLED, state, True))
         if not sampled:
             return NonRecordingSpan(ctx)
         return RecordedSpan(self.sink, name, ctx, parent, kind,
-                            start_time if start_time is not None else _time_ns())
+                            start_time if start_time is not None else _time_ns(),
+                            trace_id, span_id)
 
 
 class RecordedSpan(Span):
@@ -97,12 +103,13 @@ class RecordedSpan(Span):
                  "span_id", "start_time", "status_code", "status_message", "trace_id")
 
     def __init__(self, sink: SpanSink, name: str, context: SpanContext,
-                 parent: SpanContext | None, kind: SpanKind, start_time: int) -> None:
+                 parent: SpanContext | None, kind: SpanKind, start_time: int,
+                 trace_id: int | None = None, span_id: int | None = None) -> None:
         self.sink = sink
         self.name = name
         self.context = context
-        self.trace_id = context.trace_id
-        self.span_id = context.span_id
+        self.trace_id = context.trace_id if trace_id is None else trace_id
+        self.span_id = context.span_id if span_id is None else span_id
         self.parent = parent
         self.kind = kind
         self.start_time = start_time
@@ -114,7 +121,7 @@ class RecordedSpan(Span):
     # -- what the OTLP encoder reads (`otlp.SpanRecord`) -----------------------------------------
     @property
     def trace_state(self) -> str:
-        state = self.context.trace_state
+        state = self.context[4]
         return state.to_header() if state else ""
 
     @property

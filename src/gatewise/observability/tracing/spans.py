@@ -146,10 +146,12 @@ class RequestSpanMiddleware:
         t = self._tracing
         headers = call.request_headers
         parent = t.extract(headers) if headers else None
+        # The context read once, for both the parent's span and the one made here.
+        base = parent if parent is not None else otel_context.get_current()
         span = t.tracer.start_span(span_name(operation_of(call), call.request.model),
-                                   context=parent,
+                                   context=base,
                                    kind=SpanKind.SERVER if headers else SpanKind.INTERNAL)
-        ctx = set_span_in_context(span, parent)
+        ctx = set_span_in_context(span, base)
         trace = RequestTrace(span, ctx)
         call.span = trace
         if span.is_recording():
@@ -211,12 +213,14 @@ class AttemptSpanMiddleware:
         if span.is_recording():
             span.set_attributes(self._start_attributes(call, trace, target, dep.id))
         if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
-            sc = span.get_span_context()
+            sc = span.get_span_context()  # (by index: see `SpanRecorder.start_span`)
+            # Under a request span the trace id's hex is already made (the same trace).
+            trace_hex = trace.trace_id if trace is not None else f"{sc[0]:032x}"
             headers = {**target.headers,
-                       "traceparent": f"00-{sc.trace_id:032x}-{sc.span_id:016x}-"
-                                      f"{sc.trace_flags:02x}"}
-            if sc.trace_state:
-                headers["tracestate"] = sc.trace_state.to_header()
+                       "traceparent": f"00-{trace_hex}-{sc[1]:016x}-"
+                                      f"{'01' if sc[3] & 1 else '00'}"}
+            if sc[4]:
+                headers["tracestate"] = sc[4].to_header()
             call.deployment = self._carrying(dep, headers)
         try:
             result = await next(call)
