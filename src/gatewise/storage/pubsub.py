@@ -207,7 +207,42 @@ class _RedisListener:
         await self._pubsub.aclose()
 
 
-class RedisPubSub:
+class ListeningPubSub:
+    """What the cross-replica backends share: each subscription is a `ListenLoop` over the
+    backend's `_listen`, and closing the backend closes them. A backend sets `errors` (what
+    its client raises when the server is away) and may rename channels (`_channel_name`)."""
+
+    errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self._subs: list[ListenLoop] = []
+
+    def subscribe(self, channel: str, on_message: Callable[[str], None], *,
+                  on_connect: Callable[[bool], Awaitable[None]] | None = None,
+                  on_error: Callable[[BaseException], None] | None = None,
+                  tick_s: float | None = None,
+                  on_tick: Callable[[], Awaitable[None]] | None = None) -> ListenLoop:
+        sub = ListenLoop(self._channel_name(channel), self._listen, self.errors, on_message,
+                         on_connect, on_error, tick_s, on_tick, on_close=self._drop)
+        self._subs.append(sub)
+        return sub
+
+    def _channel_name(self, channel: str) -> str:
+        return channel
+
+    async def _listen(self, channel: str) -> Listener:
+        raise NotImplementedError
+
+    def _drop(self, sub: ListenLoop) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    async def _close_subscriptions(self) -> None:
+        for sub in list(self._subs):
+            await sub.aclose()
+
+
+class RedisPubSub(ListeningPubSub):
     """`PubSub` over Redis channels, shared by every replica. Pass `client` to share a
     connection pool with other Redis stores (it is then not closed here), or `url`."""
 
@@ -218,11 +253,11 @@ class RedisPubSub:
         import redis.asyncio as aioredis
         from redis.exceptions import RedisError
 
-        self.errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        super().__init__()
+        self.errors = (RedisError, OSError, TimeoutError)
         self._owns_client = client is None
         self.client: aioredis.Redis = client if client is not None else aioredis.Redis.from_url(
             url or "", socket_connect_timeout=connect_timeout_s, socket_timeout=op_timeout_s)
-        self._subs: list[ListenLoop] = []
 
     async def publish(self, channel: str, message: str) -> None:
         try:
@@ -230,16 +265,6 @@ class RedisPubSub:
         except self.errors as exc:
             raise StoreUnavailableError(f"publish on {channel!r} failed: {type(exc).__name__}") \
                 from exc
-
-    def subscribe(self, channel: str, on_message: Callable[[str], None], *,
-                  on_connect: Callable[[bool], Awaitable[None]] | None = None,
-                  on_error: Callable[[BaseException], None] | None = None,
-                  tick_s: float | None = None,
-                  on_tick: Callable[[], Awaitable[None]] | None = None) -> ListenLoop:
-        sub = ListenLoop(channel, self._listen, self.errors, on_message, on_connect, on_error,
-                         tick_s, on_tick, on_close=self._drop)
-        self._subs.append(sub)
-        return sub
 
     async def _listen(self, channel: str) -> Listener:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
@@ -252,13 +277,8 @@ class RedisPubSub:
             raise
         return listener
 
-    def _drop(self, sub: ListenLoop) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
-
     async def aclose(self) -> None:
-        for sub in list(self._subs):
-            await sub.aclose()
+        await self._close_subscriptions()
         if self._owns_client:
             await self.client.aclose()
 

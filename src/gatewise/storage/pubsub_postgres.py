@@ -31,12 +31,11 @@ import asyncio
 import hashlib
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from gatewise.storage.base import StoreUnavailableError
 from gatewise.storage.postgres import PgDatabase
-from gatewise.storage.pubsub import Listener, ListenLoop
+from gatewise.storage.pubsub import Listener, ListeningPubSub
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -82,7 +81,7 @@ class _PgListener:
         await self._conn.close()
 
 
-class PostgresPubSub:
+class PostgresPubSub(ListeningPubSub):
     """`PubSub` over LISTEN/NOTIFY. `db` is the stores' `PgDatabase` (publishes borrow its pool,
     which stays open here) or a URL (then a small pool of its own, closed by `aclose`)."""
 
@@ -90,13 +89,13 @@ class PostgresPubSub:
                  op_timeout_s: float = 2.0, keepalive_idle_s: int = 10) -> None:
         import psycopg
 
+        super().__init__()
         self._owns_db = isinstance(db, str)
         self._db = PgDatabase(db, min_size=1, max_size=2) if isinstance(db, str) else db
         self._connect_timeout_s = connect_timeout_s
         self._op_timeout_s = op_timeout_s
         self._keepalive_idle_s = keepalive_idle_s
-        self.errors: tuple[type[BaseException], ...] = (psycopg.Error, OSError, TimeoutError)
-        self._subs: list[ListenLoop] = []
+        self.errors = (psycopg.Error, OSError, TimeoutError)
 
     async def publish(self, channel: str, message: str) -> None:
         name = pg_channel(channel)
@@ -113,15 +112,8 @@ class PostgresPubSub:
             raise StoreUnavailableError(f"publish on {channel!r} failed: {type(exc).__name__}") \
                 from exc
 
-    def subscribe(self, channel: str, on_message: Callable[[str], None], *,
-                  on_connect: Callable[[bool], Awaitable[None]] | None = None,
-                  on_error: Callable[[BaseException], None] | None = None,
-                  tick_s: float | None = None,
-                  on_tick: Callable[[], Awaitable[None]] | None = None) -> ListenLoop:
-        sub = ListenLoop(pg_channel(channel), self._listen, self.errors, on_message, on_connect, on_error,
-                         tick_s, on_tick, on_close=self._drop)
-        self._subs.append(sub)
-        return sub
+    def _channel_name(self, channel: str) -> str:
+        return pg_channel(channel)
 
     async def _listen(self, channel: str) -> Listener:
         import psycopg
@@ -141,12 +133,7 @@ class PostgresPubSub:
                 raise
         return _PgListener(conn)
 
-    def _drop(self, sub: ListenLoop) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
-
     async def aclose(self) -> None:
-        for sub in list(self._subs):
-            await sub.aclose()
+        await self._close_subscriptions()
         if self._owns_db:
             await self._db.close()
