@@ -6,6 +6,18 @@ Datasets, each shipped inside a registry package (nothing is downloaded):
   `make install`): 2,000 human-written question → answer pairs (tech support, trivia, AI,
   science, ...). As answer retrieval, the way BEIR frames FiQA: the corpus is every distinct
   answer, a query is a question, and its relevant documents are the answers given to it.
+- `fow-pairs`: the question pairs of `fow-cache` (`fow_cache/data/pairs.jsonl`, data CC BY 4.0,
+  © 2026 Mabon ap Gwyn; installed with the bench extras), framed as duplicate-question
+  retrieval the way BEIR frames Quora: the corpus is every distinct question (1,106), a query
+  is one question of a pair marked `same_answer: true` (paraphrases, near repeats) and its
+  relevant documents are its partners; the query itself is left out of its own ranking. The
+  near misses (`same_answer: false`: negations, swapped entities, numbers, scope) are in the
+  corpus and NOT relevant: they are the hard negatives a lexical match falls for. Pairs the
+  authors flagged `ambiguous` are judged neither way (not queries, not relevant).
+- `fow-conv`: the conversation pairs of the same package (`conv-parts/`, `conv-long/`, same
+  licence), framed the same way: the corpus is every conversation (its turns, `role: text`
+  per line), a query is a conversation of a `same_answer` pair (reworded, extra chatter,
+  irrelevant history), relevant its partner; the context and detail swaps are hard negatives.
 - `beir`: any BEIR-format folder or zip (`corpus.jsonl`, `queries.jsonl`, `qrels/test.tsv`),
   e.g. SciFact or NFCorpus fetched by hand: `--beir PATH`. No PyPI package was found that
   ships one of these with its corpus (see bench/README.md), so it is an option, not the default.
@@ -22,8 +34,8 @@ import json
 import math
 import random
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +48,13 @@ class Dataset:
     qrels: dict[str, dict[str, int]]  # query id -> doc id -> grade (> 0)
     licence: str
     note: str = ""
+    # query id -> doc ids left out of that query's ranking (the query itself, as BEIR does
+    # for Quora: a question is trivially its own nearest neighbour)
+    exclude: dict[str, set[str]] = field(default_factory=dict)
 
 
 def chatterbot(*, max_queries: int | None = None, seed: int = 13) -> Dataset:
-    import chatterbot_corpus  # BSD-3-Clause, `make install`
+    import chatterbot_corpus  # type: ignore[import-untyped]  # BSD-3-Clause, make install
     import yaml
 
     root = Path(chatterbot_corpus.__file__).parent / "data" / "english"
@@ -73,6 +88,70 @@ def chatterbot(*, max_queries: int | None = None, seed: int = 13) -> Dataset:
         qrels = {q: qrels[q] for q in keep}
     return Dataset("chatterbot-corpus (en)", docs, queries, qrels, "BSD-3-Clause",
                    "answer retrieval: question -> the answers given to it")
+
+
+def _fow_data() -> Path:
+    import fow_cache  # type: ignore[import-untyped]  # data CC BY 4.0 (LICENSE-DATA)
+
+    return Path(fow_cache.__file__).parent / "data"
+
+
+def _pair_retrieval(name: str, rows: Iterable[Mapping[str, Any]],
+                    render: Callable[[Any], str], note: str, *, max_queries: int | None = None,
+                    seed: int = 13) -> Dataset:
+    """Duplicate retrieval over pairs: every side a document; each side of a `same_answer`
+    pair a query whose relevant documents are its partners (itself excluded)."""
+    ids: dict[str, str] = {}
+    docs: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+
+    def doc_id(text: str) -> str:
+        key = " ".join(text.lower().split())
+        if key not in ids:
+            ids[key] = f"{name}-{len(ids)}"
+            docs[ids[key]] = text
+        return ids[key]
+
+    for row in rows:
+        a, b = doc_id(render(row["a"])), doc_id(render(row["b"]))
+        if row["same_answer"] is True and not row.get("ambiguous") and a != b:
+            qrels.setdefault(a, {})[b] = 1
+            qrels.setdefault(b, {})[a] = 1
+    keep = sorted(qrels)
+    if max_queries is not None and len(keep) > max_queries:
+        keep = sorted(random.Random(seed).sample(keep, max_queries))
+    queries = {q: docs[q] for q in keep}
+    qrels = {q: qrels[q] for q in keep}
+    return Dataset(name, docs, queries, qrels, "CC BY 4.0 (fow-cache data)", note,
+                   exclude={q: {q} for q in queries})
+
+
+def fow_pairs(*, max_queries: int | None = None) -> Dataset:
+    path = _fow_data() / "pairs.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    return _pair_retrieval("fow-pairs", rows, str,
+                           "duplicate questions (as BEIR Quora); near misses not relevant",
+                           max_queries=max_queries)
+
+
+def fow_conv(*, max_queries: int | None = None) -> Dataset:
+    rows = []
+    for path in sorted((_fow_data() / "conv-parts").glob("*.jsonl")) + \
+            sorted((_fow_data() / "conv-long").glob("*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+
+    def render(turns: Any) -> str:
+        return "\n".join(f"{t['role']}: {t['content']}" for t in turns)
+
+    return _pair_retrieval("fow-conv", rows, render,
+                           "duplicate conversations; context/detail swaps not relevant",
+                           max_queries=max_queries)
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "chatterbot": chatterbot, "fow-pairs": fow_pairs, "fow-conv": fow_conv}
 
 
 def beir(path: str, *, max_docs: int | None = None, max_queries: int | None = None,
@@ -150,16 +229,6 @@ def ndcg_at(ranked: Sequence[str], relevant: Mapping[str, int], k: int = 10) -> 
 def mean(values: Iterable[float]) -> float:
     vals = list(values)
     return sum(vals) / len(vals) if vals else 0.0
-
-
-def weighted_rrf(lists: Sequence[Sequence[tuple[int, float]]], weights: Sequence[float],
-                 k: int) -> list[int]:
-    """Reciprocal rank fusion with a weight per list: sum w / (k + rank)."""
-    fused: dict[int, float] = {}
-    for ranked, w in zip(lists, weights, strict=True):
-        for rank, (key, _) in enumerate(ranked, 1):
-            fused[key] = fused.get(key, 0.0) + w / (k + rank)
-    return [key for key, _ in sorted(fused.items(), key=lambda e: -e[1])]
 
 
 # -- citation questions ---------------------------------------------------------------------
