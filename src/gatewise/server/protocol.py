@@ -408,11 +408,13 @@ class _Cycle(RequestResponseCycle):
                                     self.scope["http_version"], status_code)
         content = [STATUS_LINE[status_code]]
         has_connection_close = False
+        # Both patterns are one-character classes: a match in the joined names (values) is a
+        # match in one of them. Two searches a response instead of two a header.
+        if HEADER_RE.search(b"".join([n for n, _ in headers])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join([v for _, v in headers])):
+            raise RuntimeError("Invalid HTTP header value.")
         for name, value in headers:
-            if HEADER_RE.search(name):
-                raise RuntimeError("Invalid HTTP header name.")
-            if HEADER_VALUE_RE.search(value):
-                raise RuntimeError("Invalid HTTP header value.")
             name = name.lower()
             if name == b"content-length" and self.chunked_encoding is None:
                 self.expected_content_length = int(value.decode())

@@ -396,3 +396,49 @@ def test_the_server_s_stderr_handler_writes_in_batches_but_never_holds_a_warning
         logger.removeHandler(handler)
         handler.close()
     assert out.getvalue().splitlines()[-1].endswith('"msg":"last"}')
+
+
+def test_request_lines_are_formatted_in_batches_yet_come_out_whole_and_in_order() -> None:
+    """A request line (fields as one dict) is formatted with the others of its batch, not when
+    it is emitted; lines of other shapes keep their place among them, and the fields a line
+    carried are the ones printed."""
+
+    class Counting(TextFormatter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def format(self, record: logging.LogRecord) -> str:
+            self.calls += 1
+            return super().format(record)
+
+    out = io.StringIO()
+    handler = BatchingStreamHandler(out, flush_interval_s=3600, format_batch=4)
+    formatter = Counting()
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("gatewise.test.deferred")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    lines = telemetry.RequestLine(logger)
+    try:
+        lines.emit(logging.INFO, {"request_id": "req_1", "status": 200})
+        lines.emit(logging.INFO, {"request_id": "req_2", "status": 200})
+        assert formatter.calls == 0  # waiting for its batch
+        logger.info("plain %s", "text")  # formatted at once: its args are the caller's
+        assert formatter.calls == 1
+        lines.emit(logging.INFO, {"request_id": "req_3", "status": 502})
+        lines.emit(logging.INFO, {"request_id": "req_4", "status": 200})
+        assert formatter.calls == 5 and out.getvalue() == ""  # a batch formatted, not written
+        lines.emit(logging.INFO, {"request_id": "req_5", "status": 200})
+        handler.flush()
+        got = out.getvalue().splitlines()
+        assert [re.search(r"request_id=(\S+)|plain text", x).group(0)  # type: ignore[union-attr]
+                for x in got] == ["request_id=req_1", "request_id=req_2", "plain text",
+                                  "request_id=req_3", "request_id=req_4", "request_id=req_5"]
+        assert "status=502" in got[3]
+        lines.emit(logging.WARNING, {"request_id": "req_6", "status": 500})
+        assert out.getvalue().splitlines()[-1].endswith("request_id=req_6 status=500")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

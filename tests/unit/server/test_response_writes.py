@@ -137,3 +137,29 @@ async def test_a_head_whose_body_never_comes_is_never_written() -> None:
 
     wire = await serve_one(app)
     assert wire.writes == [] and wire.closed
+
+
+async def test_a_header_that_could_split_the_response_is_refused_before_anything_is_written(
+) -> None:
+    refused: list[str] = []
+
+    def app_with(headers: list[tuple[bytes, bytes]]) -> Any:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            try:
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", b"2"), *headers]})
+            except RuntimeError as exc:
+                refused.append(str(exc))
+        return app
+
+    for headers in ([(b"x-ok", b"fine"), (b"x-evil\r\nset-cookie", b"a")],
+                    [(b"x-ok", b"fine"), (b"x-evil", b"a\r\nset-cookie: b")],
+                    [(b"x bad", b"a")]):
+        wire = await serve_one(app_with(headers))
+        assert b"set-cookie" not in b"".join(wire.writes)
+    assert refused == ["Invalid HTTP header name.", "Invalid HTTP header value.",
+                       "Invalid HTTP header name."]
+    good = await serve_one(app_with([(b"x-ok", b"tab\tis allowed")]))
+    assert not refused[3:]
+    assert good.writes == []  # head held for the body, which this app never sends
