@@ -19,17 +19,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from gatewise.config.schema import BreakerConfig
-from gatewise.errors import CircuitOpenError
 from gatewise.resilience import breaker_store
-from gatewise.resilience.breaker import CLOSED, HALF_OPEN, OPEN
+from gatewise.resilience.breaker import OPEN
 from gatewise.resilience.breaker_postgres import PostgresBreakers
-from gatewise.storage.breaker_rules import Reply
 from tests.fakes.ports import free_port
+from tests.unit.resilience.shared_board_contract import CFG, DEP, SharedBoardContract, open_breaker
 from tests.unit.resilience.support import FakeClock, FixedRandom
-
-DEP = "chat:fake/echo"
-CFG = BreakerConfig(failure_threshold=3, failure_ratio=0.5, min_calls=10, window_s=10.0,
-                    min_open_s=2.0, open_s=30.0)
 
 Make = Callable[..., PostgresBreakers]
 
@@ -55,10 +50,6 @@ async def make(pg_url: str, pg_schema: str, clock: FakeClock) -> AsyncIterator[M
         await b.aclose()
 
 
-async def _open(b: PostgresBreakers) -> None:
-    for _ in range(CFG.failure_threshold):
-        await b.record_failure(DEP, "ProviderServerError")
-
 
 async def test_an_opening_is_seen_by_the_other_replica_within_a_notification(
         make: Make) -> None:
@@ -66,7 +57,7 @@ async def test_an_opening_is_seen_by_the_other_replica_within_a_notification(
     a, b = make(refresh_s=60.0), make(refresh_s=60.0)
     await asyncio.wait_for(asyncio.gather(a.wait_ready(), b.wait_ready()), 10)
     assert b.available(DEP)
-    await _open(a)
+    await open_breaker(a)
     assert a.state(DEP) == OPEN and not a.available(DEP)
     started = time.perf_counter()
     while b.available(DEP):
@@ -79,19 +70,10 @@ async def test_an_opening_is_seen_by_the_other_replica_within_a_notification(
 async def test_the_refresh_catches_an_opening_whose_notification_was_missed(
         make: Make) -> None:
     a, b = make(), make()  # b never listens: nothing but the refresh tells it
-    await _open(a)
+    await open_breaker(a)
     assert b.available(DEP)
     await b.sync()
     assert b.state(DEP) == OPEN and not b.available(DEP)
-
-
-async def test_failures_of_both_replicas_fill_one_window(make: Make) -> None:
-    a, b = make(), make()
-    await a.record_failure(DEP, "ProviderServerError")
-    await b.record_failure(DEP, "ProviderServerError")
-    t = await a.record_failure(DEP, "ProviderServerError")  # the third: the threshold
-    assert t is not None and t.new == OPEN and t.failures == 3
-    assert await b.record_failure(DEP, "ProviderServerError") is None  # already open
 
 
 async def test_concurrent_first_failures_are_all_counted(make: Make) -> None:
@@ -101,79 +83,6 @@ async def test_concurrent_first_failures_are_all_counted(make: Make) -> None:
                                      for r in replicas))
     opened = [t for t in results if t is not None]
     assert len(opened) == 1 and opened[0].failures == 3
-
-
-async def test_only_one_replica_gets_the_probe(make: Make, clock: FakeClock) -> None:
-    replicas = [make() for _ in range(4)]
-    await _open(replicas[0])
-    for r in replicas:
-        await r.sync()
-    clock.advance(CFG.min_open_s)
-    assert all(r.available(DEP) for r in replicas)  # the probe slot is free for everyone...
-    results = await asyncio.gather(*(r.admit(DEP, 10.0) for r in replicas),
-                                   return_exceptions=True)
-    tokens = [x for x in results if isinstance(x, str)]
-    refused = [x for x in results if isinstance(x, CircuitOpenError)]
-    assert len(tokens) == 1 and len(refused) == 3, results  # ...but only one takes it
-    for r in replicas:
-        await r.sync()
-    assert not any(r.available(DEP) for r in replicas)  # the probe holds its lease
-    prober = replicas[results.index(tokens[0])]
-    t = await prober.record_probe_success(DEP, tokens[0])
-    assert t is not None and t.new == CLOSED
-    other = replicas[(results.index(tokens[0]) + 1) % 4]
-    await other.sync()
-    assert other.is_closed(DEP) and other.available(DEP)
-
-
-async def test_an_expired_lease_lets_another_replica_probe(make: Make, clock: FakeClock) -> None:
-    a, b = make(), make()
-    await _open(a)
-    await b.sync()
-    clock.advance(CFG.min_open_s)
-    token_a = await a.admit(DEP, 1.0)
-    assert token_a is not None
-    with pytest.raises(CircuitOpenError):
-        await b.admit(DEP, 1.0)
-    clock.advance(1.01)  # replica a vanished with its probe: the lease runs out
-    await b.sync()
-    assert b.available(DEP) and b.state(DEP) == HALF_OPEN
-    token_b = await b.admit(DEP, 1.0)
-    assert token_b is not None and token_b != token_a
-    # a's late verdict no longer decides anything: b's probe does.
-    assert await a.record_probe_success(DEP, token_a) is None
-    assert await a.record_failure(DEP, "ProviderServerError", token_a) is None
-    t = await b.record_failure(DEP, "ProviderServerError", token_b)
-    assert t is not None and t.old == HALF_OPEN and t.new == OPEN
-    assert t.open_s == pytest.approx(2 * CFG.min_open_s)  # the backoff is shared too
-
-
-async def test_a_late_update_never_undoes_a_newer_state(make: Make, clock: FakeClock) -> None:
-    a, b = make(), make()
-    await _open(a)
-    opened = a._view[DEP]
-    await b.sync()
-    clock.advance(CFG.min_open_s)
-    token = await b.admit(DEP, 30.0)  # b probes: a newer version than a's opening
-    assert token is not None
-    await a.sync()
-    probing = a._view[DEP]
-    assert probing[0] > opened[0] and probing[1] == HALF_OPEN
-    # The reply of a's earlier write, or its notification, arriving now changes nothing.
-    a._apply(DEP, Reply(OPEN, opened[2], opened[3], opened[0]))
-    a._on_event(f'{{"d": "{DEP}", "s": "open", "o": {opened[2]}, "p": 0, "v": {opened[0]}}}')
-    assert a._view[DEP] == probing and not a.available(DEP)
-
-
-async def test_successes_counted_by_one_replica_keep_a_busy_deployment_closed(
-        make: Make) -> None:
-    a, b = make(), make()
-    for _ in range(20):
-        a.note_success(DEP)
-    await a.sync()  # what the listener's tick does every refresh_s
-    for _ in range(CFG.failure_threshold + 2):  # 5 failures among 25 calls: under 50 %
-        assert await b.record_failure(DEP, "ProviderServerError") is None
-    assert b.is_closed(DEP)
 
 
 async def test_an_unreachable_server_fails_open_to_local_breakers(
@@ -242,7 +151,7 @@ async def test_an_outage_falls_back_to_local_breakers_and_the_shared_state_retur
     await a.record_failure("other", "ProviderServerError")  # shared: a's pool is up
     assert not a.degraded
     await cable.unplug()
-    await _open(a)  # judged by a's own breakers
+    await open_breaker(a)  # judged by a's own breakers
     assert a.degraded and not a.available(DEP) and b.available(DEP)
     await cable.plug()
     started = time.perf_counter()
@@ -266,3 +175,7 @@ def test_auto_shares_breakers_through_postgres_without_redis() -> None:
     assert breaker_store(auto, database="postgres", redis=True) == "redis"  # Redis first
     assert breaker_store(BreakerConfig(enabled=False), database="postgres") == "memory"
     assert breaker_store(BreakerConfig(store="memory"), database="postgres") == "memory"
+
+
+class TestPostgresBoard(SharedBoardContract):
+    """The contract every shared board keeps (`shared_board_contract.py`), replicas on one schema."""

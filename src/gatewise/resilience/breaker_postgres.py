@@ -128,14 +128,7 @@ class PostgresBreakers(SharedBreakers):
 
     async def sync(self) -> None:
         """Flushes the success counts, then re-reads every deployment's shared state."""
-        if self._pending:
-            pending, self._pending = self._pending, {}
-            try:
-                await self._store.flush(self._clock(), sorted(pending.items()))
-            except StoreUnavailableError:
-                for dep, n in pending.items():  # keep the counts for the next try
-                    self._pending[dep] = self._pending.get(dep, 0) + n
-                raise
+        await self._flush_pending(self._store.flush)
         rows = await self._store.rows()
         top = max((r.version for r in rows), default=0)
         if top < self._seen:  # the schema was recreated: its versions started again

@@ -18,7 +18,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -128,6 +128,21 @@ class SharedBreakers:
     def note_success(self, deployment_id: str) -> None:
         p = self._pending
         p[deployment_id] = p.get(deployment_id, 0) + 1
+
+    async def _flush_pending(
+            self, write: Callable[[float, list[tuple[str, int]]], Awaitable[None]]) -> None:
+        """Hands the success counts gathered since the last flush to `write` (the failure
+        ratio needs them only roughly, so a success costs a dict update, not a write); if the
+        store is away they are kept for the next try."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        try:
+            await write(self._clock(), sorted(pending.items()))
+        except StoreUnavailableError:
+            for dep, n in pending.items():
+                self._pending[dep] = self._pending.get(dep, 0) + n
+            raise
 
     # -- the view ----------------------------------------------------------------------------
     def _take(self, deployment_id: str, version: int, state: str, open_until: float,

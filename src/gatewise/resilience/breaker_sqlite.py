@@ -117,17 +117,14 @@ class SQLiteBreakers(SharedBreakers):
         self._seen = seq
 
     async def flush(self) -> None:
-        """Writes the success counts gathered since the last flush (the failure ratio needs
-        them only roughly, so a success costs a dict update, not a transaction)."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, {}
-        try:
-            await self._store.flush(self._clock(), sorted(pending.items()))
-        except StoreUnavailableError:
-            for dep, n in pending.items():  # keep the counts for the next try
-                self._pending[dep] = self._pending.get(dep, 0) + n
-            raise
+        """Writes the success counts gathered since the last flush."""
+        await self._flush_pending(self._store.flush)
+
+    async def sync(self) -> None:
+        """What the background task does over a refresh interval: flushes the success counts,
+        then takes every change since the last look (as the other shared boards' `sync`)."""
+        await self.flush()
+        await self.watch()
 
     async def aclose(self) -> None:
         task, self._task = self._task, None

@@ -17,16 +17,11 @@ from pathlib import Path
 import pytest
 
 from gatewise.config.schema import BreakerConfig
-from gatewise.errors import CircuitOpenError
 from gatewise.resilience import breaker_store, build_breakers
-from gatewise.resilience.breaker import CLOSED, HALF_OPEN, OPEN, MemoryBreakers
+from gatewise.resilience.breaker import OPEN, MemoryBreakers
 from gatewise.resilience.breaker_sqlite import SQLiteBreakers
-from gatewise.storage.sqlite_breaker import Reply
+from tests.unit.resilience.shared_board_contract import CFG, DEP, SharedBoardContract, open_breaker
 from tests.unit.resilience.support import FakeClock, FixedRandom
-
-DEP = "chat:fake/echo"
-CFG = BreakerConfig(failure_threshold=3, failure_ratio=0.5, min_calls=10, window_s=10.0,
-                    min_open_s=2.0, open_s=30.0)
 
 Make = Callable[..., SQLiteBreakers]
 
@@ -52,16 +47,12 @@ async def make(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Make]:
         await b.aclose()
 
 
-async def _open(b: SQLiteBreakers) -> None:
-    for _ in range(CFG.failure_threshold):
-        await b.record_failure(DEP, "ProviderServerError")
-
 
 async def test_a_breaker_opened_by_one_worker_is_seen_by_the_other(make: Make) -> None:
     a, b = make(), make()
     await b.watch()
     assert b.available(DEP)
-    await _open(a)
+    await open_breaker(a)
     assert a.state(DEP) == OPEN and not a.available(DEP)
     assert b.available(DEP)  # nothing read yet: the view changes only through the feed
     await b.watch()
@@ -73,93 +64,12 @@ async def test_the_background_feed_shows_an_opening_within_the_refresh_interval(
         make: Make) -> None:
     a, b = make(), make(watch_s=0.05, refresh_s=1.0)
     await asyncio.wait_for(b.wait_ready(), 5)
-    await _open(a)
+    await open_breaker(a)
     started = time.perf_counter()
     while b.available(DEP):
         assert time.perf_counter() - started < b.refresh_s, "not seen within refresh_s"
         await asyncio.sleep(0.005)
     assert b.state(DEP) == OPEN
-
-
-async def test_failures_of_both_workers_fill_one_window(make: Make) -> None:
-    a, b = make(), make()
-    await a.record_failure(DEP, "ProviderServerError")
-    await b.record_failure(DEP, "ProviderServerError")
-    t = await a.record_failure(DEP, "ProviderServerError")  # the third: the threshold
-    assert t is not None and t.new == OPEN and t.failures == 3
-    assert await b.record_failure(DEP, "ProviderServerError") is None  # already open
-
-
-async def test_only_one_worker_gets_the_probe(make: Make, clock: FakeClock) -> None:
-    workers = [make() for _ in range(4)]
-    await _open(workers[0])
-    for w in workers:
-        await w.watch()
-    clock.advance(CFG.min_open_s)
-    assert all(w.available(DEP) for w in workers)  # the probe slot is free for everyone...
-    results = await asyncio.gather(*(w.admit(DEP, 10.0) for w in workers),
-                                   return_exceptions=True)
-    tokens = [r for r in results if isinstance(r, str)]
-    refused = [r for r in results if isinstance(r, CircuitOpenError)]
-    assert len(tokens) == 1 and len(refused) == 3, results  # ...but only one takes it
-    for w in workers:
-        await w.watch()
-    assert not any(w.available(DEP) for w in workers)  # the probe holds its lease
-    prober = workers[results.index(tokens[0])]
-    t = await prober.record_probe_success(DEP, tokens[0])
-    assert t is not None and t.new == CLOSED
-    other = workers[(results.index(tokens[0]) + 1) % 4]
-    await other.watch()
-    assert other.is_closed(DEP) and other.available(DEP)
-
-
-async def test_an_expired_lease_lets_another_worker_probe(make: Make, clock: FakeClock) -> None:
-    a, b = make(), make()
-    await _open(a)
-    await b.watch()
-    clock.advance(CFG.min_open_s)
-    token_a = await a.admit(DEP, 1.0)
-    assert token_a is not None
-    with pytest.raises(CircuitOpenError):
-        await b.admit(DEP, 1.0)
-    clock.advance(1.01)  # worker a vanished with its probe: the lease runs out
-    await b.watch()
-    assert b.available(DEP) and b.state(DEP) == HALF_OPEN
-    token_b = await b.admit(DEP, 1.0)
-    assert token_b is not None and token_b != token_a
-    # a's late verdict no longer decides anything: b's probe does.
-    assert await a.record_probe_success(DEP, token_a) is None
-    assert await a.record_failure(DEP, "ProviderServerError", token_a) is None
-    t = await b.record_failure(DEP, "ProviderServerError", token_b)
-    assert t is not None and t.old == HALF_OPEN and t.new == OPEN
-    assert t.open_s == pytest.approx(2 * CFG.min_open_s)  # the backoff is shared too
-
-
-async def test_a_late_update_never_undoes_a_newer_state(make: Make, clock: FakeClock) -> None:
-    a, b = make(), make()
-    await _open(a)
-    opened = a._view[DEP]
-    await b.watch()
-    clock.advance(CFG.min_open_s)
-    token = await b.admit(DEP, 30.0)  # b probes: a newer version than a's opening
-    assert token is not None
-    await a.watch()
-    probing = a._view[DEP]
-    assert probing[0] > opened[0] and probing[1] == HALF_OPEN
-    # The reply of a's earlier write arriving now (an older version) changes nothing.
-    a._apply(DEP, Reply(OPEN, opened[2], opened[3], opened[0]))
-    assert a._view[DEP] == probing and not a.available(DEP)
-
-
-async def test_successes_counted_by_one_worker_keep_a_busy_deployment_closed(
-        make: Make) -> None:
-    a, b = make(), make()
-    for _ in range(20):
-        a.note_success(DEP)
-    await a.flush()  # what the background task does every refresh_s
-    for _ in range(CFG.failure_threshold + 2):  # 5 failures among 25 calls: under 50 %
-        assert await b.record_failure(DEP, "ProviderServerError") is None
-    assert b.is_closed(DEP)
 
 
 async def test_an_unwritable_file_fails_open_to_local_breakers_and_comes_back(
@@ -214,3 +124,7 @@ def test_serve_says_breakers_are_per_worker_only_when_they_are(
         "storage": {"state_dir": str(tmp_path / "state")}, "router": {"breaker": breaker}}))
     notes = check_shared_state(load_config(str(path)), 2)
     assert any("circuit breakers are per worker" in n for n in notes) is per_worker
+
+
+class TestSQLiteBoard(SharedBoardContract):
+    """The contract every shared board keeps (`shared_board_contract.py`), workers on one file."""
