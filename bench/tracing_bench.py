@@ -85,6 +85,10 @@ def _serve_sink(port: int) -> None:
     """An OTLP/HTTP endpoint that accepts and discards every export (`--sink PORT`)."""
 
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as a real collector (the OpenTelemetry Collector, Jaeger, Tempo) speaks:
+        # HTTP/1.0 would close after every export and charge a reconnect to each batch.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             self.send_response(200)
