@@ -11,7 +11,6 @@ injected, so tests run it without waiting."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from gatewise.cache.key import PREFIX
 from gatewise.cache.stats import CacheStats
 from gatewise.observability.metrics import GatewayMetrics
 from gatewise.storage.base import KVStore
+from gatewise.storage.tasks import stop_task
 
 log = logging.getLogger("gatewise.cache")
 
@@ -117,8 +117,6 @@ class CacheMaintenance:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None:  # cancelled again if a store client swallows the cancel
+            await stop_task(task, 'cache maintenance')
         await self._stats.flush()

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gatewise.maintenance.jobs import Job
 from gatewise.storage.leases import LeaseStore
+from gatewise.storage.tasks import cancel_was_lost, stop_task
 
 if TYPE_CHECKING:
     from gatewise.observability.metrics import GatewayMetrics
@@ -173,6 +174,8 @@ class MaintenanceScheduler:
             await self._sleep(delay)
             started = self._clock()
             outcome = await self.run_once(name)
+            if cancel_was_lost():  # a store client swallowed aclose()'s cancel mid-run
+                raise asyncio.CancelledError
             # Skipped: look again soon, the holder may be gone.
             delay = retry if outcome == "skipped" else max(
                 0.0, state.interval_s - (self._clock() - started))
@@ -197,11 +200,8 @@ class MaintenanceScheduler:
         tasks = [s.task for s in self.jobs.values() if s.task is not None]
         for state in self.jobs.values():
             state.task = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        for task in tasks:  # cancelled again if a store client swallows the cancel
+            await stop_task(task, f"maintenance job {task.get_name()}")
         held, self._held = self._held, set()
         for key in held:
             with contextlib.suppress(Exception):

@@ -31,7 +31,6 @@ record) with a warning at most once a minute; a read fails as any store read doe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -41,6 +40,7 @@ from typing import Any, Protocol
 import msgspec
 
 from gatewise.observability.recent import Feed, Keep, Page, RecentFeed, Record
+from gatewise.storage.tasks import stop_task
 
 log = logging.getLogger("gatewise.observability")
 
@@ -102,10 +102,8 @@ class SharedRecentFeed:
     async def aclose(self) -> None:
         """Stops the task and sends what is buffered (the store is closed by its owner)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None:  # cancelled again if a store client swallows the cancel
+            await stop_task(task, task.get_name())
         await self.flush()
 
     async def _run(self) -> None:

@@ -9,10 +9,11 @@ the timing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from gatewise.storage.tasks import stop_task
 
 log = logging.getLogger("gatewise.pipeline")
 
@@ -59,10 +60,8 @@ class Flusher:
     async def stop(self) -> None:
         """Cancels the loop and waits for it; the owner then flushes what is left."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None:  # cancelled again if a store client swallows the cancel
+            await stop_task(task, task.get_name())
 
     async def _run(self) -> None:
         while True:

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gatewise.storage.base import StoreUnavailableError
+from gatewise.storage.tasks import stop_task
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -281,16 +282,3 @@ class RedisPubSub(ListeningPubSub):
         await self._close_subscriptions()
         if self._owns_client:
             await self.client.aclose()
-
-
-async def stop_task(task: asyncio.Task[None], what: str) -> None:
-    """Cancels `task` and waits for it to end, cancelling again if a cancel was lost inside
-    redis-py (see the module docstring); gives up after about 2 s rather than hang a shutdown."""
-    for _ in range(20):
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=0.1)
-        if done:
-            if not task.cancelled() and task.exception() is not None:
-                log.warning("%s failed", what, exc_info=task.exception())
-            return
-    log.warning("%s did not stop on cancel", what)

@@ -5,6 +5,8 @@ Time is virtual (`tests.virtual_time`): hours of schedule run in milliseconds.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -189,6 +191,42 @@ async def test_closing_releases_the_leases_this_replica_holds(vt: VirtualTime) -
     assert await leases.holder("maintenance:count") == "me"
     await s.aclose()
     assert await leases.holder("maintenance:count") is None
+
+
+class SwallowingJob:
+    """A run whose store client swallows a cancel that lands inside its read (redis-py can),
+    and returns as if nothing had happened."""
+
+    name = "swallow"
+    default_interval_s = 0.01
+    exclusive = False
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.started = asyncio.Event()
+
+    async def run(self) -> dict[str, Any]:
+        self.runs += 1
+        self.started.set()
+        if self.runs > 1:  # later runs cancel normally, so a failing test still ends
+            await asyncio.sleep(10)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        return {}
+
+
+async def test_closing_stops_a_job_whose_store_client_swallowed_the_cancel() -> None:
+    # Before: the loop went round again after the swallowed cancel and aclose() waited for
+    # ever (a test server's shutdown hung for its whole 15 s join).
+    s = MaintenanceScheduler(MemoryLeases(), first_run_after_s=0.0)
+    job = SwallowingJob()
+    s.register(job)
+    s.start()
+    await asyncio.wait_for(job.started.wait(), 5)
+    closing = asyncio.create_task(s.aclose())
+    done, _ = await asyncio.wait({closing}, timeout=3)
+    assert done, "aclose() still waits on a job whose cancel was swallowed"
+    assert job.runs == 1
 
 
 # -- the gateway's own jobs -------------------------------------------------------------------

@@ -18,12 +18,13 @@ gateway's parts. Clock, wall clock and sleep are injected, so tests drive schedu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from gatewise.storage.tasks import stop_task
 
 if TYPE_CHECKING:
     from gatewise.config.schema_ops import HealthConfig
@@ -264,10 +265,8 @@ class HealthMonitor:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        if task is not None:  # cancelled again if a store client swallows the cancel
+            await stop_task(task, "health monitor")
 
     # -- readiness --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, ComponentStatus]:
