@@ -2,8 +2,8 @@
 
 Both keep records in memory on the hot path and need the same loop: wake every interval, or
 sooner when a batch is full; back off while the store keeps failing; never die of one bad
-flush; stop promptly at shutdown. The owner keeps its records and its `flush`; this keeps
-the timing.
+flush; stop promptly at shutdown, never in the middle of a write. The owner keeps its records
+and its `flush`; this keeps the timing.
 """
 
 from __future__ import annotations
@@ -79,7 +79,10 @@ class Flusher:
                     timer.cancel()
                     self._waiter = None
             try:
-                await self._flush()
+                # Shielded: a stop that lands mid-flush ends the loop, not the write. The
+                # owner's batch is already out of its pending list, so a cancelled write would
+                # lose it; the owner's final flush waits for this one (its lock) instead.
+                await asyncio.shield(self._flush())
             except Exception as exc:  # the loop must outlive any one bad flush
                 self.failures += 1
                 log.error("%s failed (%s)", self._what, type(exc).__name__)

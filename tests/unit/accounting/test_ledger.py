@@ -164,3 +164,32 @@ async def test_shutdown_never_hangs_when_a_full_batch_wakes_the_flusher_at_the_s
             ledger.record(rec(i * 10 + j))
         await asyncio.wait_for(ledger.aclose(), 2.0)
         assert len(await store.query()) == i % 3 + 1
+
+
+class SlowStore(MemoryLedger):
+    """An append that takes a while, as a database round trip does; says when one started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appending = asyncio.Event()
+
+    async def append(self, records: Sequence[UsageRecord], encoded: bytes | None = None) -> int:
+        self.appending.set()
+        await asyncio.sleep(0.2)
+        return await super().append(records)
+
+
+async def test_a_shutdown_that_lands_mid_flush_loses_nothing(tmp_path: Path) -> None:
+    # The batch being written is out of the pending list: cancelling the flusher inside the
+    # store's append dropped it, and the journal, empty of pending records, was deleted.
+    store = SlowStore()
+    ledger = UsageLedger(store, Journal(tmp_path), batch=2, flush_s=3600)
+    ledger.start()
+    await asyncio.sleep(0)
+    ledger.record(rec(1))
+    ledger.record(rec(2))  # a full batch: the flusher starts appending
+    await asyncio.wait_for(store.appending.wait(), 2)
+    ledger.record(rec(3))
+    await asyncio.wait_for(ledger.aclose(), 5)
+    assert sorted(r.request_id for r in await store.query()) == [
+        "req_secret_prompt_1", "req_secret_prompt_2", "req_secret_prompt_3"]
