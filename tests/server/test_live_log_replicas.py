@@ -119,6 +119,10 @@ def test_two_serve_processes_on_one_redis_each_show_every_request(
             return any(r["request_id"] in sent for r in _recent(a, start)["data"])
 
         wait_until(b_logs, 10, what="b filling the shared log", every_s=0.2)
+        # b keeps every request once it logs one, but the last warm-up may still sit in its
+        # buffer (flushed every 0.1 s): the 8 below are counted only after it has landed.
+        wait_until(lambda: sent[-1] in {r["request_id"] for r in _recent(a, start)["data"]},
+                   5, what="b's last warm-up in the shared log", every_s=0.05)
         after = _recent(a, start)["next"]
         ids = [_chat(b if i % 2 else a, f"request {i}") for i in range(8)]
 
