@@ -33,8 +33,6 @@ Tokens starting with "p" are the local fallback's, "g" the shared store's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -42,8 +40,8 @@ from typing import TYPE_CHECKING
 
 from gatewise.config.schema import BreakerConfig
 from gatewise.resilience.breaker import MAX_LEVEL
-from gatewise.resilience.breaker_shared import BUCKETS, SharedBreakers
-from gatewise.storage.base import PubSub, StoreUnavailableError, Subscription
+from gatewise.resilience.breaker_shared import BUCKETS, SubscribedBreakers
+from gatewise.storage.base import PubSub, StoreUnavailableError
 from gatewise.storage.breaker_rules import BreakerRules, Reply
 from gatewise.storage.postgres_breaker import PostgresBreakerStore
 
@@ -51,7 +49,7 @@ if TYPE_CHECKING:
     from gatewise.storage.postgres import PgDatabase
 
 
-class PostgresBreakers(SharedBreakers):
+class PostgresBreakers(SubscribedBreakers):
     """Implements `Breakers` over PostgreSQL. `db` is the stores' `PgDatabase` (its pool and
     schema; a URL opens a pool of its own); `pubsub` the LISTEN/NOTIFY it owns and closes
     (`Stores.new_pubsub()`; built on `db` when not given). Build once per gateway; `aclose()`
@@ -77,7 +75,6 @@ class PostgresBreakers(SharedBreakers):
         self.refresh_s = refresh_s
         self.retry_s = retry_s
         self._pubsub = pubsub
-        self._sub: Subscription | None = None
         self._skip_until = -1e9
         self._seen = 0  # the highest version read; a lower one means the schema was recreated
 
@@ -105,26 +102,12 @@ class PostgresBreakers(SharedBreakers):
         super()._trouble(exc)
 
     # -- background: LISTEN and the periodic refresh -----------------------------------------
-    def start(self) -> None:
-        if self._sub is None:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            if self._pubsub is None:
-                from gatewise.storage.pubsub_postgres import PostgresPubSub
+    def _pubsub_for(self) -> PubSub:
+        if self._pubsub is None:
+            from gatewise.storage.pubsub_postgres import PostgresPubSub
 
-                self._pubsub = PostgresPubSub(self._store.db)
-            self._sub = self._pubsub.subscribe(
-                self.channel, self._on_event, on_connect=self._on_connect,
-                on_error=self._trouble, tick_s=self.refresh_s, on_tick=self.sync)
-
-    async def wait_ready(self) -> None:
-        """Starts, and waits for the LISTEN and the first refresh (start-up, tests). Callers
-        bound the wait themselves (`asyncio.timeout`)."""
-        self.start()
-        if self._sub is not None:
-            await self._sub.wait_ready()
+            self._pubsub = PostgresPubSub(self._store.db)
+        return self._pubsub
 
     async def sync(self) -> None:
         """Flushes the success counts, then re-reads every deployment's shared state."""
@@ -137,17 +120,7 @@ class PostgresBreakers(SharedBreakers):
         for r in rows:
             self._take(r.deployment, r.version, r.state, r.open_until, r.probe_until)
 
-    async def _on_connect(self, resumed: bool) -> None:
-        await self.sync()
-        self._healthy()
-
-    async def aclose(self) -> None:
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            await sub.aclose()
-        if self._pending:
-            with contextlib.suppress(StoreUnavailableError, TimeoutError):
-                await asyncio.wait_for(self.sync(), 1.0)
+    async def _close_store(self) -> None:
         if self._pubsub is not None:
             await self._pubsub.aclose()
         await self._store.aclose()

@@ -41,8 +41,6 @@ storage seam talks to Redis, and every backend failure arrives here as `StoreUna
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -50,8 +48,8 @@ from typing import Any
 
 from gatewise.config.schema import BreakerConfig
 from gatewise.resilience.breaker import MAX_LEVEL
-from gatewise.resilience.breaker_shared import BUCKETS, MAX_LEASE_S, SharedBreakers
-from gatewise.storage.base import StoreUnavailableError, Subscription
+from gatewise.resilience.breaker_shared import BUCKETS, MAX_LEASE_S, SubscribedBreakers
+from gatewise.storage.base import PubSub, StoreUnavailableError
 from gatewise.storage.breaker_rules import Reply
 from gatewise.storage.redis_breaker import RedisBreakerStore
 
@@ -62,7 +60,7 @@ def _reply(raw: list[str]) -> Reply:
                  float(raw[6]))
 
 
-class RedisBreakers(SharedBreakers):
+class RedisBreakers(SubscribedBreakers):
     """Implements `Breakers` over Redis. Build it once per gateway; `aclose()` on shutdown."""
 
     token_prefix = "r"
@@ -85,7 +83,6 @@ class RedisBreakers(SharedBreakers):
         self._record_conf: list[str | int] = [config.failure_threshold, repr(config.failure_ratio),
                              config.min_calls, repr(config.window_s / BUCKETS), BUCKETS,
                              repr(config.open_s), self._ttl_ms, self.channel]
-        self._sub: Subscription | None = None
 
     # -- the three writes, as Lua scripts ------------------------------------------------------
     def _record_args(self, deployment_id: str, now: str, fails: int, add: int,
@@ -109,24 +106,8 @@ class RedisBreakers(SharedBreakers):
             repr(now), token, self._ttl_ms, self.channel, deployment_id]))
 
     # -- background: subscription and periodic sync ----------------------------------------
-    def start(self) -> None:
-        if self._sub is None:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            # Every (re)subscription re-reads the shared state (a transition published while
-            # this replica was away is lost); every `refresh_s` a sync flushes success counts.
-            self._sub = self._store.pubsub.subscribe(
-                self.channel, self._on_event, on_connect=self._on_connect,
-                on_error=self._trouble, tick_s=self.refresh_s, on_tick=self.sync)
-
-    async def wait_ready(self) -> None:
-        """Starts, and waits for the subscription and the first sync (start-up, tests).
-        Callers bound the wait themselves (`asyncio.timeout`)."""
-        self.start()
-        if self._sub is not None:
-            await self._sub.wait_ready()
+    def _pubsub_for(self) -> PubSub:
+        return self._store.pubsub
 
     async def sync(self) -> None:
         """One round trip: flushes success counts and re-reads every known deployment."""
@@ -146,15 +127,5 @@ class RedisBreakers(SharedBreakers):
         for dep, reply in zip(order, replies, strict=True):
             self._apply(dep, _reply(reply))
 
-    async def _on_connect(self, resumed: bool) -> None:
-        await self.sync()
-        self._healthy()
-
-    async def aclose(self) -> None:
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            await sub.aclose()  # bounded even if a cancel is lost inside redis-py
-        if self._pending:
-            with contextlib.suppress(StoreUnavailableError, TimeoutError):
-                await asyncio.wait_for(self.sync(), 1.0)
+    async def _close_store(self) -> None:
         await self._store.aclose()

@@ -6,7 +6,9 @@ a store's reply means (a token, a `CircuitOpenError`, a `Transition`), the fail-
 to this process's `MemoryBreakers`, and the version check that keeps a late update from
 undoing a newer state are the same for every backend, and were copied in each. A backend
 supplies three writes, each one atomic transaction in its store that returns a `Reply`:
-`_try_probe`, `_record` and `_release`, plus how it keeps the view fresh (`start`, `aclose`).
+`_try_probe`, `_record` and `_release`, plus how it keeps the view fresh: a subscription to
+the store's event channel (`SubscribedBreakers`: Redis, PostgreSQL) or its own polling loop
+(SQLite's `start`, `aclose`).
 
 A backend failure reaches this class as `StoreUnavailableError`; `_trouble` switches to the
 local breakers and warns (at most every 10 s), `_healthy` switches back.
@@ -14,6 +16,8 @@ local breakers and warns (at most every 10 s), `_healthy` switches back.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -34,7 +38,7 @@ from gatewise.resilience.breaker import (
     circuit_open,
     probe_wait,
 )
-from gatewise.storage.base import StoreUnavailableError
+from gatewise.storage.base import PubSub, StoreUnavailableError, Subscription
 from gatewise.storage.breaker_rules import Reply
 
 log = logging.getLogger("gatewise.breaker")
@@ -263,3 +267,58 @@ class SharedBreakers:
                         "probing": st == HALF_OPEN and pu > now, "version": version,
                         "shared": True}
         return out
+
+
+class SubscribedBreakers(SharedBreakers):
+    """A board kept fresh through a subscription to its store's event channel (Redis pub/sub,
+    PostgreSQL LISTEN/NOTIFY): every (re)subscription re-reads the shared state (a transition
+    published while this replica was away is lost), and every `refresh_s` a `sync` flushes
+    the success counts and re-reads. A backend supplies `sync`, the channel's `_pubsub_for`
+    and `_close_store`."""
+
+    channel: str
+    refresh_s: float
+    _sub: Subscription | None = None
+
+    def _pubsub_for(self) -> PubSub:
+        """The pub/sub the subscription runs on (built on first `start`)."""
+        raise NotImplementedError
+
+    async def sync(self) -> None:
+        raise NotImplementedError
+
+    async def _close_store(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        if self._sub is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._sub = self._pubsub_for().subscribe(
+                self.channel, self._on_event, on_connect=self._on_connect,
+                on_error=self._trouble, tick_s=self.refresh_s, on_tick=self.sync)
+
+    async def wait_ready(self) -> None:
+        """Starts, and waits for the subscription and the first sync (start-up, tests).
+        Callers bound the wait themselves (`asyncio.timeout`)."""
+        self.start()
+        if self._sub is not None:
+            await self._sub.wait_ready()
+
+    async def _on_connect(self, resumed: bool) -> None:
+        await self.sync()
+        self._healthy()
+
+    async def aclose(self) -> None:
+        """Ends the subscription (bounded even if a store client loses the cancel), sends the
+        success counts still pending (at most 1 s: the store may be what is failing), and
+        closes the store."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            await sub.aclose()
+        if self._pending:
+            with contextlib.suppress(StoreUnavailableError, TimeoutError):
+                await asyncio.wait_for(self.sync(), 1.0)
+        await self._close_store()
