@@ -56,7 +56,7 @@ import rag_quality as rq
 
 from gatewise.embedding import MiniLMEmbedder, ThreadedEmbedder
 from gatewise.rag.index import CollectionIndex
-from gatewise.rag.search import DEFAULT_FUSION, Fusion, fuse, fuse_scores, rank
+from gatewise.rag.search import DEFAULT_FUSION, Fusion, fuse, rank
 from gatewise.rag.types import Chunk
 
 TARGETS = {"p99_100k_ms": 20.0, "p99_1m_ms": 50.0, "chunks_per_s": 200.0, "citation": 0.9}
@@ -156,7 +156,7 @@ async def quality(ds: rq.Dataset, embedder: MiniLMEmbedder) -> dict[str, Any]:
         rec, ndcg = [], []
         for (vec, lex), q in zip(lists, qids, strict=True):
             fused = fuse([vec, lex], k=g[1], weights=(g[2], 1.0)) if g[1] is not None \
-                else fuse_scores([vec, lex], (g[2], 1.0 - g[2]))
+                else rq.fuse_scores([vec, lex], (g[2], 1.0 - g[2]))
             ranked = [index.chunk(k).document_id for k, _ in fused[:10]]
             rec.append(rq.recall_at(ranked, ds.qrels[q]))
             ndcg.append(rq.ndcg_at(ranked, ds.qrels[q]))

@@ -11,7 +11,7 @@ the collection's per-process index catches up with the store; then
    textbook k=60 with equal weights (what keyword-heavy corpora such as manuals, tickets and
    code favour); `Fusion` weights one list up where measurements on the operator's own data
    say so (`rag.fusion`; bench/rag_bench.py prints a sweep). Chosen on some packaged
-   datasets and held out on another, no fixed fusion (RRF or min-max scores, `fuse_scores`)
+   datasets and held out on another, no fixed fusion (RRF or min-max scores, bench/rag_quality)
    beat the better single list on the held-out one: which list leads is a property of the
    collection, so the default stays the textbook one rather than one fitted to those sets;
 3. optional re-ranking of the fused top max(2k, 20) by a `Reranker` (a model call);
@@ -77,33 +77,6 @@ def fuse(lists: Sequence[Sequence[tuple[int, float]]], *, k: float = RRF_K,
         for rank, (key, _) in enumerate(ranked, 1):
             fused[key] = fused.get(key, 0.0) + weight / (k + rank)
     return sorted(fused.items(), key=lambda e: -e[1])
-
-
-def fuse_scores(lists: Sequence[Sequence[tuple[int, float]]],
-                weights: Sequence[float]) -> list[tuple[int, float]]:
-    """Score fusion, the alternative to `fuse` that bench/rag_bench.py's held-out grid weighs
-    against it: each list min-max scaled to 0..1 over its own candidates (a key a list did not
-    return scores 0 there), then summed with `weights`. A list whose scores are all equal
-    carries no order, so it scales to 0 everywhere and the other list decides alone (so does
-    one weighted 0). Ties go to the key ranked higher in an informative list (a list's last
-    candidate scales to 0 like the keys it never returned, yet it was ranked), then to first
-    appearance. Not the shipped default: held out, it never beat RRF."""
-    fused: dict[int, float] = {}
-    best_rank: dict[int, int] = {}
-    for ranked, weight in zip(lists, weights, strict=True):
-        for key, _ in ranked:
-            fused.setdefault(key, 0.0)
-        if not ranked or weight <= 0:
-            continue
-        low = min(score for _, score in ranked)
-        high = max(score for _, score in ranked)
-        if high <= low:
-            continue
-        for rank, (key, score) in enumerate(ranked, 1):
-            fused[key] += weight * (score - low) / (high - low)
-            best_rank[key] = min(rank, best_rank.get(key, rank))
-    never = len(fused) + 1
-    return sorted(fused.items(), key=lambda e: (-e[1], best_rank.get(e[0], never)))
 
 
 def mmr_order(relevance: npt.NDArray[np.float64], vectors: npt.NDArray[np.float32],
