@@ -273,7 +273,9 @@ def test_sign_out_needs_the_token_and_ends_the_session(gw: GatewayServer, sign_i
                                                       "signed_in": False}
 
 
-def test_revoking_the_key_ends_its_session(gw: GatewayServer, sign_in: SignIn) -> None:
+def test_revoking_the_key_ends_its_session(gw: GatewayServer, sign_in: SignIn,
+                                           keys: dict[str, dict[str, Any]]) -> None:
+    # `keys` made team red
     doomed = _admin(gw, "POST", "/admin/keys", {"name": "doomed", "team": "red",
                                                 "role": "viewer"})
     client, csrf, _ = sign_in(doomed["key"])
