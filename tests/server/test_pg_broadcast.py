@@ -81,3 +81,31 @@ def test_a_key_revoked_on_one_replica_is_refused_by_the_other(
     assert accepted()  # B has the key in its cache now
     assert _admin(a, "POST", f"/admin/keys/{key_id}/revoke").status_code == 200
     _gone_within(accepted, "B still accepts a key revoked on A")
+
+
+def _pubsub_sessions(pg_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE application_name = 'gatewise-pubsub'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_each_replica_listens_on_one_session_whatever_subscribes(
+        openai_fake: FakeServer, tmp_path: Path, pg_storage: dict[str, Any]) -> None:
+    """Breakers, near cache and key revocation all subscribe; a replica still holds one
+    LISTEN connection, not one per subscriber (each used to open its own)."""
+    cfg = _config(openai_fake, tmp_path, storage=pg_storage,
+                  cache={"enabled": True, "store": "shared", "near_ttl_s": 60},
+                  security={"key_cache_s": 60})
+    before = _pubsub_sessions(pg_storage["postgres_url"])
+    with GatewayServer(cfg) as a, GatewayServer(cfg) as b:
+        for gw in (a, b):  # subscribers are on: a key and a cached answer went through
+            assert _ask(gw, MASTER, f"sessions {time.time_ns()}").status_code == 200
+        deadline = time.monotonic() + 5.0
+        while _pubsub_sessions(pg_storage["postgres_url"]) - before < 2:
+            assert time.monotonic() < deadline, "the replicas never listened"
+            time.sleep(0.05)
+        time.sleep(0.5)  # a late third subscriber would open its own by now
+        assert _pubsub_sessions(pg_storage["postgres_url"]) - before == 2

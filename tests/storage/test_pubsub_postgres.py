@@ -11,13 +11,18 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 import pytest
 
 from gatewise.storage.base import StoreUnavailableError
-from gatewise.storage.pubsub_postgres import MAX_PAYLOAD_BYTES, MessageTooLargeError, PostgresPubSub
+from gatewise.storage.pubsub_postgres import (
+    MAX_PAYLOAD_BYTES,
+    ListenHub,
+    MessageTooLargeError,
+    PostgresPubSub,
+)
 from tests.fakes.ports import free_port
 from tests.storage.test_pubsub import Inbox
 
@@ -158,3 +163,54 @@ async def test_closing_a_listening_subscription_is_prompt(
     started = time.monotonic()
     await a.aclose()
     assert time.monotonic() - started < 0.5
+
+
+async def test_a_replicas_subscriptions_share_one_session_and_all_resume_when_it_is_lost(
+        pg_url: str, channel: str) -> None:
+    """The breakers, the near cache and key revocation each subscribe on their own
+    `PostgresPubSub` (`Stores.new_pubsub`): on one hub they hold one server connection, not
+    three; a lost session resumes every one of them, and each still hears only its channel."""
+    name = f"gw-test-hub-{os.urandom(4).hex()}"
+    hub = ListenHub(pg_url, application_name=name)
+    buses = [PostgresPubSub(pg_url, hub=hub) for _ in range(3)]
+    publisher = PostgresPubSub(pg_url)
+    channels = [f"{channel}:{i}" for i in range(3)]
+    inboxes = [Inbox() for _ in range(3)]
+    resumed = [asyncio.Event() for _ in range(3)]
+
+    def on_connect(i: int) -> Callable[[bool], Awaitable[None]]:
+        async def go(was_resumed: bool) -> None:
+            if was_resumed:
+                resumed[i].set()
+        return go
+
+    try:
+        subs = [bus.subscribe(ch, inbox, on_connect=on_connect(i))
+                for i, (bus, ch, inbox) in enumerate(zip(buses, channels, inboxes, strict=True))]
+        for sub in subs:
+            await sub.wait_ready()
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+            rows = await (await conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,))).fetchall()
+            assert len(rows) == 1
+            for i, ch in enumerate(channels):
+                await publisher.publish(ch, f"to {i}")
+            for i, inbox in enumerate(inboxes):
+                assert await inbox.wait_for(1) == [f"to {i}"]
+            await conn.execute("SELECT pg_terminate_backend(%s)", (rows[0][0],))
+        async with asyncio.timeout(5.0):
+            for event in resumed:
+                await event.wait()
+        for i, ch in enumerate(channels):
+            await publisher.publish(ch, f"again {i}")
+        for i, inbox in enumerate(inboxes):
+            assert await inbox.wait_for(2) == [f"to {i}", f"again {i}"]
+        # Closing one bus leaves the others listening on the shared session.
+        await buses[0].aclose()
+        await publisher.publish(channels[1], "still here")
+        assert await inboxes[1].wait_for(3) == ["to 1", "again 1", "still here"]
+    finally:
+        for bus in buses:
+            await bus.aclose()
+        await hub.aclose()
+        await publisher.aclose()

@@ -227,9 +227,13 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
                                                        redis_prefix, pg, closers)
     stores.pg = pg
     if pg is not None and database == "postgres" and not redis_url:
-        from gatewise.storage.pubsub_postgres import PostgresPubSub
+        from gatewise.storage.pubsub_postgres import ListenHub, PostgresPubSub
 
-        stores.new_pubsub = partial(PostgresPubSub, pg, connect_timeout_s=1.0, op_timeout_s=2.0)
+        # One LISTEN session for the replica, whoever subscribes (breakers, near cache, keys).
+        hub = ListenHub(pg.url, connect_timeout_s=1.0, op_timeout_s=2.0)
+        closers.insert(0, hub.aclose)
+        stores.new_pubsub = partial(PostgresPubSub, pg, hub=hub, connect_timeout_s=1.0,
+                                    op_timeout_s=2.0)
     if redis_client is not None:
         from gatewise.storage.recent_redis import RedisRecentLog
 

@@ -5,10 +5,16 @@ or a key revoked (otherwise each learns only when its own copy expires).
 - **The loop is `storage.pubsub`'s** (`ListenLoop`): reconnect with backoff, `resumed=True`
   after a gap (NOTIFY keeps nothing for a session that was not listening), start-up never
   blocked. This module only says how to connect and listen.
-- **One dedicated session per subscription.** LISTEN is session state: a pooled connection
-  would carry it to whoever borrows it next, and the pool may recycle it under us. Autocommit,
-  since a session hears notifications only between transactions. TCP keepalives bound how long
-  a half-open connection (a peer gone without a reset) passes for a live one.
+- **One dedicated session per replica, shared by its subscriptions** (`ListenHub`). LISTEN is
+  session state: a pooled connection would carry it to whoever borrows it next, and the pool
+  may recycle it under us. The breakers, the near cache and key revocation each subscribe; on
+  a session each they took three of the server's connections per replica. One reader task per
+  session hands each notification to the subscriptions of its channel; a lost session fails
+  every subscription on it, each loop reconnects, and the first to ask opens the next session.
+  A new LISTEN waits for the reader's current wait (at most `poll_s`, 0.25 s) to end, since
+  psycopg serialises a connection's operations. Autocommit, since a session hears
+  notifications only between transactions. TCP keepalives bound how long a half-open
+  connection (a peer gone without a reset) passes for a live one.
 - **No SQL built from a channel name.** Publishing is `SELECT pg_notify(%s, %s)`, the channel a
   bound parameter; LISTEN takes only an identifier, quoted by `psycopg.sql.Identifier`. A
   channel must fit an identifier (63 bytes): LISTEN would silently truncate a longer one while
@@ -28,6 +34,7 @@ psycopg is imported only when a `PostgresPubSub` is built (the `postgres` extra)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 from collections import deque
@@ -36,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from gatewise.storage.base import StoreUnavailableError
 from gatewise.storage.postgres import PgDatabase
 from gatewise.storage.pubsub import Listener, ListeningPubSub
+from gatewise.storage.tasks import stop_task
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -63,30 +71,164 @@ def pg_channel(channel: str) -> str:
     return f"{head}#{digest}"
 
 
-class _PgListener:
-    def __init__(self, conn: AsyncConnection[Any]) -> None:
-        self._conn = conn
-        self._pending: deque[str] = deque()
+class _HubListener:
+    """One subscription's view of a shared session: its channel's notifications, queued by
+    the session's reader."""
+
+    def __init__(self, session: _Session, channel: str) -> None:
+        self.session = session
+        self.channel = channel
+        self.pending: deque[str] = deque()
+        self.wake = asyncio.Event()
 
     async def get(self, wait_s: float) -> str | None:
-        # The generator is always run to its end: one packet may carry several notifications
-        # past `stop_after`, and a generator left open keeps the connection's lock and loses
-        # the rest of its batch.
-        if not self._pending:
-            async for note in self._conn.notifies(timeout=wait_s, stop_after=1):
-                self._pending.append(note.payload)
-        return self._pending.popleft() if self._pending else None
+        if not self.pending and self.session.failed is None:
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await self.wake.wait()
+        if self.pending:
+            return self.pending.popleft()
+        if self.session.failed is not None:
+            raise self.session.failed
+        return None
 
     async def aclose(self) -> None:
-        await self._conn.close()
+        await self.session.remove(self)
+
+
+class _Session:
+    """A LISTEN session and its reader task (see the module docstring)."""
+
+    def __init__(self, conn: AsyncConnection[Any], *, poll_s: float, op_timeout_s: float,
+                 errors: tuple[type[BaseException], ...]) -> None:
+        self.conn = conn
+        self.failed: BaseException | None = None
+        self._listeners: list[_HubListener] = []
+        self._poll_s = poll_s
+        self._op_timeout_s = op_timeout_s
+        self._errors = errors
+        self._reader = asyncio.get_running_loop().create_task(self._read(),
+                                                              name="gatewise-pubsub-pg-reader")
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                # Run to its end every time: a generator left open keeps the connection's
+                # lock (a LISTEN waiting behind it would never run).
+                async for note in self.conn.notifies(timeout=self._poll_s):
+                    for listener in self._listeners:
+                        if listener.channel == note.channel:
+                            listener.pending.append(note.payload)
+                            listener.wake.set()
+        except self._errors as exc:
+            self._fail(exc)
+        except Exception as exc:  # never a silent end: every subscription reconnects
+            self._fail(StoreUnavailableError(f"LISTEN reader failed: {type(exc).__name__}"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = exc
+        for listener in self._listeners:
+            listener.wake.set()
+
+    async def add(self, channel: str) -> _HubListener:
+        from psycopg import sql
+
+        listener = _HubListener(self, channel)
+        if not any(other.channel == channel for other in self._listeners):
+            try:
+                async with asyncio.timeout(self._poll_s + self._op_timeout_s):
+                    await self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            except self._errors as exc:
+                self._fail(exc)
+                raise
+        self._listeners.append(listener)
+        return listener
+
+    async def remove(self, listener: _HubListener) -> None:
+        if listener not in self._listeners:
+            return
+        self._listeners.remove(listener)
+        if self.failed is None and not any(o.channel == listener.channel for o in self._listeners):
+            from psycopg import sql
+
+            # Best effort: a channel heard by nobody only costs dropped notifications.
+            with contextlib.suppress(*self._errors):
+                async with asyncio.timeout(self._poll_s + self._op_timeout_s):
+                    await self.conn.execute(
+                        sql.SQL("UNLISTEN {}").format(sql.Identifier(listener.channel)))
+
+    async def aclose(self) -> None:
+        self._fail(StoreUnavailableError("the LISTEN session was closed"))
+        await stop_task(self._reader, "postgres pubsub reader")
+        with contextlib.suppress(*self._errors):
+            await self.conn.close()
+
+
+class ListenHub:
+    """The one LISTEN session of a replica, shared by every `PostgresPubSub` built on it
+    (`Stores.new_pubsub`); opened on the first subscription, reopened after a loss by the
+    first subscription that reconnects, closed by its owner."""
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 1.0, op_timeout_s: float = 2.0,
+                 keepalive_idle_s: int = 10, poll_s: float = 0.25,
+                 application_name: str = "gatewise-pubsub") -> None:
+        import psycopg
+
+        self.url = url
+        self.errors: tuple[type[BaseException], ...] = (psycopg.Error, OSError, TimeoutError)
+        self._connect_timeout_s = connect_timeout_s
+        self._op_timeout_s = op_timeout_s
+        self._keepalive_idle_s = keepalive_idle_s
+        self._poll_s = poll_s
+        self._application_name = application_name
+        self._session: _Session | None = None
+        self._lock: asyncio.Lock | None = None
+        self._closed = False
+
+    async def listen(self, channel: str) -> Listener:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._closed:
+                raise StoreUnavailableError("the LISTEN hub is closed")
+            session = self._session
+            if session is None or session.failed is not None:
+                if session is not None:
+                    await session.aclose()
+                session = self._session = await self._open()
+        return await session.add(channel)
+
+    async def _open(self) -> _Session:
+        import psycopg
+
+        async with asyncio.timeout(self._connect_timeout_s + self._op_timeout_s):
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, application_name=self._application_name,
+                # libpq counts whole seconds and takes less than 2 as 2
+                connect_timeout=max(2, math.ceil(self._connect_timeout_s)),
+                keepalives=1, keepalives_idle=self._keepalive_idle_s,
+                keepalives_interval=max(1, self._keepalive_idle_s // 3), keepalives_count=3)
+        return _Session(conn, poll_s=self._poll_s, op_timeout_s=self._op_timeout_s,
+                        errors=self.errors)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.aclose()
 
 
 class PostgresPubSub(ListeningPubSub):
     """`PubSub` over LISTEN/NOTIFY. `db` is the stores' `PgDatabase` (publishes borrow its pool,
-    which stays open here) or a URL (then a small pool of its own, closed by `aclose`)."""
+    which stays open here) or a URL (then a small pool of its own, closed by `aclose`). `hub`:
+    the replica's shared LISTEN session (`Stores.new_pubsub` passes one; its owner closes it),
+    else one of its own, closed by `aclose`."""
 
-    def __init__(self, db: PgDatabase | str, *, connect_timeout_s: float = 1.0,
-                 op_timeout_s: float = 2.0, keepalive_idle_s: int = 10) -> None:
+    def __init__(self, db: PgDatabase | str, *, hub: ListenHub | None = None,
+                 connect_timeout_s: float = 1.0, op_timeout_s: float = 2.0,
+                 keepalive_idle_s: int = 10) -> None:
         import psycopg
 
         super().__init__()
@@ -94,7 +236,10 @@ class PostgresPubSub(ListeningPubSub):
         self._db = PgDatabase(db, min_size=1, max_size=2) if isinstance(db, str) else db
         self._connect_timeout_s = connect_timeout_s
         self._op_timeout_s = op_timeout_s
-        self._keepalive_idle_s = keepalive_idle_s
+        self._owns_hub = hub is None
+        self._hub = hub if hub is not None else ListenHub(
+            self._db.url, connect_timeout_s=connect_timeout_s, op_timeout_s=op_timeout_s,
+            keepalive_idle_s=keepalive_idle_s)
         self.errors = (psycopg.Error, OSError, TimeoutError)
 
     async def publish(self, channel: str, message: str) -> None:
@@ -116,24 +261,11 @@ class PostgresPubSub(ListeningPubSub):
         return pg_channel(channel)
 
     async def _listen(self, channel: str) -> Listener:
-        import psycopg
-        from psycopg import sql
-
-        async with asyncio.timeout(self._connect_timeout_s + self._op_timeout_s):
-            conn = await psycopg.AsyncConnection.connect(
-                self._db.url, autocommit=True, application_name="gatewise-pubsub",
-                # libpq counts whole seconds and takes less than 2 as 2
-                connect_timeout=max(2, math.ceil(self._connect_timeout_s)),
-                keepalives=1, keepalives_idle=self._keepalive_idle_s,
-                keepalives_interval=max(1, self._keepalive_idle_s // 3), keepalives_count=3)
-            try:
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-            except BaseException:
-                await conn.close()
-                raise
-        return _PgListener(conn)
+        return await self._hub.listen(channel)
 
     async def aclose(self) -> None:
         await self._close_subscriptions()
+        if self._owns_hub:
+            await self._hub.aclose()
         if self._owns_db:
             await self._db.close()
