@@ -217,6 +217,24 @@ async def test_a_slow_upstream_hits_the_total_timeout(h1: H1Transport) -> None:
             await h1.send(_post(url, total=0.2))
 
 
+async def test_each_request_keeps_its_own_total_whatever_else_is_in_flight(
+        h1: H1Transport) -> None:
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        body = await _read_request(r)
+        await asyncio.sleep(0.6 if body.endswith(b'"slow"') else 0.0)
+        w.write(_ok(b"{}"))
+
+    async with Server(handler) as url:
+        patient = asyncio.ensure_future(h1.send(_post(url, b'"slow"', total=5)))
+        await asyncio.sleep(0.05)  # the later deadline is the one being watched
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ReadTimeout):
+            await h1.send(_post(url, b'"slow"', total=0.2))
+        assert asyncio.get_running_loop().time() - started < 0.5
+        assert (await patient).status == 200
+        assert (await h1.send(_post(url, total=0.2))).status == 200  # a timeout spoils nothing
+
+
 async def test_connection_refused_is_a_connect_error(h1: H1Transport) -> None:
     srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
@@ -240,3 +258,23 @@ def test_works_on_uvloop() -> None:
         return bodies[-1]
 
     assert uvloop.run(main()) == b'{"loop": "uv"}'
+
+
+def test_a_transport_used_from_one_event_loop_after_another_keeps_no_closed_loop() -> None:
+    """A library user may call `asyncio.run` again and again with one transport."""
+    h1 = H1Transport()
+
+    async def once(url: str) -> int:
+        return (await h1.send(_post(url, total=5))).status
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(_ok(b"{}"))
+
+    async def serve_and_call() -> int:
+        async with Server(handler) as url:
+            return await once(url)
+
+    for _ in range(3):
+        assert asyncio.run(serve_and_call()) == 200
+    assert len(h1._deadlines) == 1  # the last loop's; the two before were dropped

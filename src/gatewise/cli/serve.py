@@ -50,11 +50,13 @@ def serve(args: argparse.Namespace) -> int:
         logging.getLogger("gatewise.server").info("%s", note)
     if workers <= 1:
         from gatewise.server.app import create_app
-        from gatewise.server.serving import build_server
+        from gatewise.server.serving import build_server, tune_gc_for_serving
 
         app = create_app(cfg, warmup=warmup)
         _banner(handler, fmt, cfg, f"http://{host}:{port}/v1", 1)
-        build_server(app, host=host, port=port, log_level=level).run()
+        server = build_server(app, host=host, port=port, log_level=level)
+        tune_gc_for_serving()
+        server.run()
         return 0
     return _serve_workers(cfg, workers, host=host, port=port, level=level, fmt=fmt,
                           warmup=warmup, handler=handler)
@@ -77,12 +79,13 @@ def _serve_workers(cfg: ResolvedConfig, workers: int, *, host: str, port: int, l
     def worker_main(sock: socket.socket, slot: int) -> int:
         configure_logging(level, fmt)  # a fresh batching handler, with its flushing thread
         from gatewise.server.app import create_app
-        from gatewise.server.serving import build_server
+        from gatewise.server.serving import build_server, tune_gc_for_serving
 
         app = create_app(cfg, warmup=warmup)
         app.worker_metrics = WorkerMetrics(app.gateway.metrics, run_dir, slot)
         server = build_server(app, host=host, port=port, log_level=level,
                               headers=[(WORKER_HEADER, str(slot))])
+        tune_gc_for_serving()
         server.run(sockets=[sock])
         return 0 if server.started else 3  # 3: uvicorn's start-up failure status
 
