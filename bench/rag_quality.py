@@ -312,3 +312,48 @@ def fuse_scores(lists: Sequence[Sequence[tuple[int, float]]],
             best_rank[key] = min(rank, best_rank.get(key, rank))
     never = len(fused) + 1
     return sorted(fused.items(), key=lambda e: (-e[1], best_rank.get(e[0], never)))
+
+
+def top_z(ranked: Sequence[tuple[int, float]]) -> float:
+    """How far a list's first score stands out from the rest of its own candidates, in
+    standard deviations: a label-free guess at how sure the list is (query performance
+    prediction). 0 when the list carries no spread to judge by (fewer than two scores, or
+    all equal)."""
+    scores = [s for _, s in ranked]
+    if len(scores) < 2:
+        return 0.0
+    mu = sum(scores) / len(scores)
+    sd = math.sqrt(sum((s - mu) ** 2 for s in scores) / len(scores))
+    return (scores[0] - mu) / sd if sd > 0 else 0.0
+
+
+def fuse_zscores(lists: Sequence[Sequence[tuple[int, float]]],
+                 weights: Sequence[float]) -> list[tuple[int, float]]:
+    """Z-score fusion (CombSUM of standardised scores), another alternative the held-out grid
+    weighs against RRF: each list's scores standardised over its own candidates, so a list
+    whose head stands far above its tail speaks louder for that query than min-max scaling
+    lets it; a key a list did not return takes that list's lowest z (it ranked below every
+    candidate). A flat or single-score list carries no order and adds nothing. Ties go to
+    the key ranked higher in an informative list (its last candidate sits at the floor like
+    the keys it never returned, yet it was ranked), then to first appearance."""
+    fused: dict[int, float] = {}
+    best_rank: dict[int, int] = {}
+    for ranked in lists:
+        for key, _ in ranked:
+            fused.setdefault(key, 0.0)
+    for ranked, weight in zip(lists, weights, strict=True):
+        scores = [s for _, s in ranked]
+        if len(scores) < 2 or weight == 0:
+            continue
+        mu = sum(scores) / len(scores)
+        sd = math.sqrt(sum((s - mu) ** 2 for s in scores) / len(scores))
+        if sd <= 0:
+            continue
+        z = {key: (score - mu) / sd for key, score in ranked}
+        floor = min(z.values())
+        for key in fused:
+            fused[key] += weight * z.get(key, floor)
+        for rank, (key, _) in enumerate(ranked, 1):
+            best_rank[key] = min(rank, best_rank.get(key, rank))
+    never = len(fused) + 1
+    return sorted(fused.items(), key=lambda e: (-e[1], best_rank.get(e[0], never)))

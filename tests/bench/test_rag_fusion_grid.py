@@ -1,7 +1,8 @@
-"""Min-max score fusion (`fuse_scores` in bench/rag_quality.py), the alternative the RAG
-bench's held-out grid weighs against reciprocal rank fusion: a list that carries no order
-leaves the other in charge, scales do not matter, weights tip the balance, and ties are
-broken the same way every time."""
+"""Min-max and z-score fusion (`fuse_scores`, `fuse_zscores` in bench/rag_quality.py), the
+alternatives the RAG bench's held-out grid weighs against reciprocal rank fusion, and
+`top_z`, the label-free confidence its adaptive settings weigh each list by: a list that
+carries no order leaves the other in charge, scales do not matter, weights tip the balance,
+and ties are broken the same way every time."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ def _load_rag_quality() -> ModuleType:
     return module
 
 
-fuse_scores = _load_rag_quality().fuse_scores
+_rq = _load_rag_quality()
+fuse_scores = _rq.fuse_scores
+fuse_zscores = _rq.fuse_zscores
+top_z = _rq.top_z
 
 VEC = [(1, 0.91), (2, 0.74), (3, 0.52), (4, 0.33)]
 LEX = [(3, 14.2), (5, 9.0), (1, 4.4)]
@@ -78,3 +82,53 @@ def test_score_fusion_ties_go_to_the_better_ranked_then_to_first_appearance() ->
     # 1 and 2 both fuse to 1.0 and both are ranked first somewhere: first appearance wins.
     assert keys(fuse_scores([a, b], (1.0, 1.0))) == [1, 2]
     assert keys(fuse_scores([b, a], (1.0, 1.0))) == [2, 1]
+
+
+def test_top_z_is_how_far_the_head_stands_out_whatever_the_scale() -> None:
+    sure = [(1, 0.95), (2, 0.40), (3, 0.38), (4, 0.36)]
+    unsure = [(1, 0.52), (2, 0.50), (3, 0.49), (4, 0.47)]
+    assert top_z(sure) > top_z(unsure) > 0
+    assert top_z([(k, 3.0 + 40.0 * s) for k, s in sure]) == pytest.approx(top_z(sure))
+
+
+def test_top_z_of_a_list_with_nothing_to_judge_by_is_zero() -> None:
+    assert top_z([]) == 0.0
+    assert top_z([(1, 7.0)]) == 0.0
+    assert top_z([(1, 2.0), (2, 2.0)]) == 0.0
+
+
+def test_z_fusion_ignores_each_lists_scale_and_offset() -> None:
+    rescaled = [(k, 100.0 + 37.0 * s) for k, s in LEX]
+    assert keys(fuse_zscores([VEC, LEX], (0.6, 0.4))) == keys(fuse_zscores([VEC, rescaled],
+                                                                            (0.6, 0.4)))
+
+
+def test_z_fusion_gives_a_key_a_list_missed_that_lists_lowest_z() -> None:
+    fused = dict(fuse_zscores([VEC, LEX], (0.5, 0.5)))
+    vz, lz = _z(VEC), _z(LEX)
+    assert fused[3] == pytest.approx(0.5 * vz[3] + 0.5 * lz[3])
+    assert fused[2] == pytest.approx(0.5 * vz[2] + 0.5 * min(lz.values()))
+    assert fused[5] == pytest.approx(0.5 * min(vz.values()) + 0.5 * lz[5])
+
+
+def test_z_fusion_a_flat_list_or_a_zero_weight_leaves_the_other_in_charge() -> None:
+    flat = [(9, 2.0), (3, 2.0)]
+    # LEX's order, its last key ahead of the keys only the flat list returned.
+    assert keys(fuse_zscores([flat, LEX], (5.0, 1.0))) == [3, 5, 1, 9]
+    assert keys(fuse_zscores([VEC, LEX], (1.0, 0.0)))[:4] == [1, 2, 3, 4]
+    for lists in ([VEC, []], [[], VEC]):
+        assert keys(fuse_zscores(lists, (1.0, 1.0))) == [1, 2, 3, 4]
+
+
+def test_z_fusion_ties_keep_the_order_of_first_appearance() -> None:
+    a = [(1, 1.0), (2, 0.0)]
+    b = [(2, 1.0), (1, 0.0)]
+    assert keys(fuse_zscores([a, b], (1.0, 1.0))) == [1, 2]
+    assert keys(fuse_zscores([b, a], (1.0, 1.0))) == [2, 1]
+
+
+def _z(ranked: list[tuple[int, float]]) -> dict[int, float]:
+    scores = [s for _, s in ranked]
+    mu = sum(scores) / len(scores)
+    sd = (sum((s - mu) ** 2 for s in scores) / len(scores)) ** 0.5
+    return {k: (s - mu) / sd for k, s in ranked}

@@ -11,8 +11,12 @@ the collection's per-process index catches up with the store; then
    textbook k=60 with equal weights (what keyword-heavy corpora such as manuals, tickets and
    code favour); `Fusion` weights one list up where measurements on the operator's own data
    say so (`rag.fusion`; bench/rag_bench.py prints a sweep). Chosen on some packaged
-   datasets and held out on another, no fixed fusion (RRF or min-max scores, bench/rag_quality)
-   beat the better single list on the held-out one: which list leads is a property of the
+   datasets and held out on another, no fusion in that bench's grid beat the better single
+   list on the held-out one: not fixed ones (RRF, min-max or z-score scores), nor ones that
+   adapt without labels (per-query weights from how far each list's top score stands out;
+   the vector weight scaled by the share of the query the embedder read). Per query, those
+   signals do not say which list is right (on the sets the vectors lead, adding BM25
+   raised nDCG@10 in no quartile of any such signal); which list leads is a property of the
    collection, so the default stays the textbook one rather than one fitted to those sets;
 3. optional re-ranking of the fused top max(2k, 20) by a `Reranker` (a model call);
 4. optional MMR diversity: greedy picks maximising `λ·relevance - (1-λ)·max similarity to
