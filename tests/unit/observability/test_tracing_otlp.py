@@ -16,8 +16,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from gatewise.errors import ConfigError
 from gatewise.observability.tracing.export import OtlpHttpSink, default_endpoint
 from gatewise.observability.tracing.otlp import OtlpEncoder
-from gatewise.observability.tracing.recorder import RecordedSpan, SdkSink
-from tests.fakes.spans import some_spans
+from gatewise.observability.tracing.recorder import RecordedSpan, SdkSink, SpanRecorder
+from tests.fakes.spans import Keep, some_spans
 
 RESOURCE = Resource.create({"service.name": "gw-test"})
 
@@ -36,6 +36,18 @@ def test_the_encoding_is_byte_for_byte_the_official_encoders() -> None:
     encoder = OtlpEncoder(RESOURCE.attributes, "gatewise")
     assert encoder.encode(spans) == official_bytes(spans)
     assert encoder.encode(spans) == official_bytes(spans)  # again, from the attribute cache
+
+
+def test_equal_values_of_different_types_keep_their_own_type_on_the_wire() -> None:
+    """1 == 1.0 == True, and the encoder's cache must not hand one the other's encoding."""
+    keep = Keep()
+    rec = SpanRecorder(keep, 1.0)
+    for value in (1, 1.0, True, 1, True):
+        span = rec.start_span("chat gpt")
+        span.set_attribute("gatewise.value", value)
+        span.end()
+    encoder = OtlpEncoder(RESOURCE.attributes, "gatewise")
+    assert encoder.encode(keep.spans) == official_bytes(keep.spans)
 
 
 def test_a_collector_decodes_names_ids_parents_attributes_and_status() -> None:

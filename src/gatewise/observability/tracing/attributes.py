@@ -41,12 +41,12 @@ ERROR_TYPE = "error.type"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 
-_OPERATIONS = {"chat": "chat", "embed": "embeddings"}
+OPERATIONS = {"chat": "chat", "embed": "embeddings"}  # call kind -> gen_ai.operation.name
 _encode = msgspec.json.Encoder().encode
 
 
 def operation_of(call: Call) -> str:
-    return _OPERATIONS.get(call.kind, call.kind)
+    return OPERATIONS.get(call.kind, call.kind)
 
 
 def span_name(operation: str, model: str) -> str:

@@ -33,7 +33,8 @@ _FLAGS_IS_REMOTE = 0x200
 UNIQUE_KEYS = frozenset({"gatewise.request_id", "gen_ai.response.id", "gen_ai.tool.call.id",
                          "gen_ai.input.messages", "gen_ai.output.messages",
                          "gen_ai.response.time_to_first_chunk", "gatewise.cost_usd"})
-_CACHE_LIMIT = 1024  # values kept per key (and span names)
+_CACHE_LIMIT = 1024  # span names kept
+_ATTRIBUTES_LIMIT = 16384  # (key, value) entries kept
 # Status (= 15) unset and empty, flags (= 16): "is_remote known, the parent is not remote".
 _PLAIN_TAIL = b"\x7a\x00\x85\x01" + _fixed32(_FLAGS_HAS_IS_REMOTE)
 
@@ -87,9 +88,13 @@ def varint(n: int) -> bytes:
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field: tag, length, payload."""
+    """A length-delimited field: tag, length, payload (a span's length takes two bytes)."""
     n = len(payload)
-    return tag + (_SMALL[n] if n < 128 else varint(n)) + payload
+    if n < 128:
+        return tag + _SMALL[n] + payload
+    if n < 16384:
+        return tag + bytes(((n & 0x7F) | 0x80, n >> 7)) + payload
+    return tag + varint(n) + payload
 
 
 def any_value(v: Any) -> bytes:
@@ -114,6 +119,45 @@ def key_value(key: str, v: Any) -> bytes:
     return _field(b"\x0a", key.encode()) + _field(b"\x12", any_value(v))
 
 
+class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
+    """`Span.attributes` entries already encoded, keyed by (key, value, the value's type): a
+    span's attributes are looked up all at once, in C (`OtlpEncoder.span`), and only a miss
+    runs Python (`__missing__`). The type is in the key because 1 == 1.0 == True encode
+    differently. Unique-valued keys (`UNIQUE_KEYS`) are encoded but never kept."""
+
+    __slots__ = ("_keys", "_prefixes")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys: dict[str, bytes] = {}  # attribute key -> its encoded `KeyValue.key`
+        self._prefixes: dict[str, bytes] = {}  # key -> a float entry's bytes before the double
+
+    def __missing__(self, item: tuple[str, Any, type]) -> bytes:
+        k, v, t = item
+        if k not in UNIQUE_KEYS:
+            enc = _field(b"\x4a", key_value(k, v))
+            if len(self) >= _ATTRIBUTES_LIMIT:
+                self.clear()
+            self[item] = enc
+            return enc
+        # A value not worth keeping (ids, text, timings): the encoded key is kept and the value
+        # appended to it (strings and floats, the usual ones; a couple a span, so inline).
+        if t is str:
+            key = self._keys.get(k)
+            if key is None:
+                key = self._keys[k] = _field(b"\x0a", k.encode())
+            raw: bytes = v.encode()
+            n = len(raw)
+            if n < 124 - len(key):  # every length below fits one varint byte
+                return bytes((0x4A, len(key) + n + 4)) + key + bytes((0x12, n + 2, 0x0A, n)) + raw
+        elif t is float:
+            prefix = self._prefixes.get(k)
+            if prefix is None:  # the entry up to the double's 8 bytes, which are all that vary
+                prefix = self._prefixes[k] = _field(b"\x4a", key_value(k, 0.0))[:-8]
+            return prefix + _double(v)
+        return _field(b"\x4a", key_value(k, v))
+
+
 class OtlpEncoder:
     """Encodes batches of finished spans for one resource and one instrumentation scope.
     Not thread-safe (its cache): one export worker uses it."""
@@ -126,11 +170,8 @@ class OtlpEncoder:
         if scope_version:
             scope += _field(b"\x12", scope_version.encode())
         self._scope = _field(b"\x0a", scope)  # ScopeSpans.scope = 1
-        # key -> value (or (type, value)) -> the encoded `Span.attributes` entry, for values
-        # that repeat; unique-valued keys never get an entry.
-        self._attrs: dict[str, dict[Any, bytes]] = {}
+        self._attrs = _EncodedAttributes()
         self._names: dict[str, bytes] = {}  # span name -> its encoded field
-        self._keys: dict[str, bytes] = {}  # attribute key -> its encoded `KeyValue.key`
 
     def encode(self, spans: Iterable[SpanRecord]) -> bytes:
         """An `ExportTraceServiceRequest` holding `spans`."""
@@ -141,16 +182,29 @@ class OtlpEncoder:
         return _field(b"\x12", self.span(s))
 
     def request(self, entries: Sequence[bytes]) -> bytes:
-        """An `ExportTraceServiceRequest` from spans already encoded by `entry`."""
-        scope_spans = _field(b"\x12", self._scope + b"".join(entries))  # ResourceSpans = 2
-        return _field(b"\x0a", self._resource + scope_spans)  # request.resource_spans = 1
+        """An `ExportTraceServiceRequest` from spans already encoded by `entry`: one join, the
+        nested lengths computed first (a batch is a few hundred KB; each concatenation of the
+        nested messages copied all of it again)."""
+        n = len(self._scope) + sum(map(len, entries))  # ScopeSpans
+        scope_tag = varint(n)
+        m = len(self._resource) + 1 + len(scope_tag) + n  # ResourceSpans
+        return b"".join((b"\x0a", varint(m), self._resource,  # request.resource_spans = 1
+                         b"\x12", scope_tag, self._scope, *entries))  # ResourceSpans.scope_spans
 
     def span(self, s: SpanRecord) -> bytes:
         """A `Span` message's body, fields in number order (as protobuf serialises them)."""
+        attrs = s.attributes
+        try:  # attributes = 9: every entry looked up in C, a miss encoded by `__missing__`
+            encoded = b"".join(map(self._attrs.__getitem__,  # (zip reuses its key tuple)
+                                   zip(attrs, attrs.values(), map(type, attrs.values()),
+                                       strict=False)))
+        except TypeError:  # an unhashable value (a list): that span the slow way
+            encoded = b"".join(_field(b"\x4a", key_value(k, v)) for k, v in attrs.items())
         parts = [b"\x0a\x10", s.trace_id.to_bytes(16, "big"),  # trace_id = 1
                  b"\x12\x08", s.span_id.to_bytes(8, "big")]  # span_id = 2
-        if s.trace_state:
-            parts.append(_field(b"\x1a", s.trace_state.encode()))  # trace_state = 3
+        state = s.trace_state
+        if state:
+            parts.append(_field(b"\x1a", state.encode()))  # trace_state = 3
         parent = s.parent
         if parent is not None:
             parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))  # parent_span_id = 4
@@ -162,29 +216,8 @@ class OtlpEncoder:
         parts += (name,
                   b"\x30", _SMALL[s.kind_value],  # kind = 6
                   b"\x39", _fixed64(s.start_time),  # start_time_unix_nano = 7
-                  b"\x41", _fixed64(s.end_time or s.start_time))  # end_time_unix_nano = 8
-        by_key = self._attrs
-        for k, v in s.attributes.items():  # attributes = 9
-            values = by_key.get(k)
-            if values is None:
-                if k in UNIQUE_KEYS:
-                    parts.append(self._unique(k, v))
-                    continue
-                values = by_key[k] = {}
-            # A string is its own cache key; other values go with their type (1 == 1.0 ==
-            # True, but they encode differently).
-            try:
-                ck = v if v.__class__ is str else (v.__class__, v)
-                enc = values.get(ck)
-            except TypeError:  # an unhashable value (a list)
-                parts.append(_field(b"\x4a", key_value(k, v)))
-                continue
-            if enc is None:
-                enc = _field(b"\x4a", key_value(k, v))
-                if len(values) >= _CACHE_LIMIT:
-                    values.clear()
-                values[ck] = enc
-            parts.append(enc)
+                  b"\x41", _fixed64(s.end_time or s.start_time),  # end_time_unix_nano = 8
+                  encoded)
         remote = parent is not None and parent.is_remote
         if not s.status_code and not s.status_message and not remote:
             parts.append(_PLAIN_TAIL)  # the usual: status unset, a local parent or none
@@ -198,15 +231,3 @@ class OtlpEncoder:
         flags = _FLAGS_HAS_IS_REMOTE | (_FLAGS_IS_REMOTE if remote else 0)
         parts += (b"\x85\x01", _fixed32(flags))  # flags = 16 (fixed32)
         return b"".join(parts)
-
-    def _unique(self, k: str, v: Any) -> bytes:
-        """A `Span.attributes` entry whose value is not worth caching (ids, text, timings)."""
-        if v.__class__ is not str:
-            return _field(b"\x4a", key_value(k, v))
-        key = self._keys.get(k)
-        if key is None:
-            key = self._keys[k] = _field(b"\x0a", k.encode())
-        raw = v.encode()
-        n = len(raw)
-        value = (b"\x0a" + _SMALL[n] if n < 128 else b"\x0a" + varint(n)) + raw  # AnyValue
-        return _field(b"\x4a", _field(key + b"\x12", value))

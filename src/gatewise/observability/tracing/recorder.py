@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
+    INVALID_SPAN_CONTEXT,
     NonRecordingSpan,
     Span,
     SpanContext,
@@ -48,6 +49,7 @@ from opentelemetry.util import types
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _TRACE_ID_MASK = (1 << 64) - 1
+_KIND_VALUES = {kind: kind.value + 1 for kind in SpanKind}  # OTLP's numbers count from 1
 _time_ns = time.time_ns
 _new_tuple = tuple.__new__
 
@@ -75,8 +77,9 @@ class SpanRecorder:
                    parent: SpanContext | None = None) -> Span:
         """A span under `parent`, else under the span of `context` (the current context when
         None); a `NonRecordingSpan` carrying fresh ids when it is not sampled."""
-        if parent is None:
-            parent = get_current_span(context).get_span_context()
+        if parent is None:  # (an empty context, the usual request's, holds no span)
+            parent = (INVALID_SPAN_CONTEXT if context is not None and not context
+                      else get_current_span(context).get_span_context())
         # A `SpanContext` is a tuple (trace_id, span_id, is_remote, flags, state, is_valid);
         # read and built by index: its properties and validating constructor were a fifth
         # of starting a span, and these ids are valid by construction.
@@ -121,13 +124,13 @@ class RecordedSpan(Span):
     # -- what the OTLP encoder reads (`otlp.SpanRecord`) -----------------------------------------
     @property
     def trace_state(self) -> str:
-        state = self.context[4]
-        return state.to_header() if state else ""
+        state = self.context[4]  # (`TraceState.__len__` is Python: the usual, empty one skips it)
+        return "" if state is DEFAULT_TRACE_STATE or not state else state.to_header()
 
     @property
     def kind_value(self) -> int:
         """The OTLP `SpanKind` number (the API's enum counts from 0, OTLP's from 1)."""
-        return self.kind.value + 1
+        return _KIND_VALUES[self.kind]
 
     @property
     def status(self) -> Status:

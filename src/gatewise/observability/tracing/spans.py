@@ -25,6 +25,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_
 from gatewise.observability.tracing.attributes import (
     ERROR_TYPE,
     FINISH_REASONS,
+    OPERATIONS,
     OUTPUT_MESSAGES,
     RESPONSE_ID,
     RESPONSE_MODEL,
@@ -33,16 +34,15 @@ from gatewise.observability.tracing.attributes import (
     attempt_attributes,
     error_type,
     input_messages,
-    operation_of,
     outcome_attributes,
     output_messages,
     request_attributes,
     response_attributes,
     server_address,
-    span_name,
     streamed_output,
     usage_attributes,
 )
+from gatewise.observability.tracing.recorder import RecordedSpan
 from gatewise.pipeline.core import Call, Handler, Middleware
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.types.stream import ChatCompletionChunk
@@ -82,8 +82,8 @@ class RequestTrace:
     def __init__(self, span: Span, context: Context) -> None:
         self.span = span
         self.context = context
-        self.span_context = span.get_span_context()
-        self.trace_id = format(self.span_context.trace_id, "032x")
+        self.span_context = sc = span.get_span_context()
+        self.trace_id = format(sc[0], "032x")  # (by index: see `SpanRecorder.start_span`)
         # Index into `call.events` up to which attempts have read their reasons.
         self.seen = 0
         # The stream observer an attempt attached (the request span reads the response off it).
@@ -134,6 +134,15 @@ def end_span(span: Span, a: Attributes, error: BaseException | None,
     span.end(end_time)
 
 
+def _finish(span: RecordedSpan, error: BaseException | None) -> None:
+    """`end_span` for a recorded span whose attributes were written into it directly (the
+    request's and the attempt's: no dict built per span only to be copied into it)."""
+    if error is not None:
+        span.attributes[ERROR_TYPE] = etype = error_type(error)
+        span.set_status(Status(StatusCode.ERROR, etype))
+    span.end()
+
+
 class RequestSpanMiddleware:
     """Outermost stage: the request's span (SERVER when the call came over HTTP, continuing
     the client's `traceparent`; INTERNAL from the library), ended when the answer is whole:
@@ -148,14 +157,16 @@ class RequestSpanMiddleware:
         parent = t.extract(headers) if headers else None
         # The context read once, for both the parent's span and the one made here.
         base = parent if parent is not None else otel_context.get_current()
-        span = t.tracer.start_span(span_name(operation_of(call), call.request.model),
+        # `span_name(operation_of(call), model)`, inlined (two calls a span, on every request)
+        span = t.tracer.start_span(f"{OPERATIONS.get(call.kind, call.kind)} {call.request.model}",
                                    context=base,
                                    kind=SpanKind.SERVER if headers else SpanKind.INTERNAL)
         ctx = set_span_in_context(span, base)
         trace = RequestTrace(span, ctx)
         call.span = trace
-        if span.is_recording():
-            span.set_attributes(request_attributes(call))
+        rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
+        if rec is not None:
+            rec.attributes = request_attributes(call)
         token = otel_context.attach(ctx)
         try:
             result = await next(call)
@@ -165,7 +176,7 @@ class RequestSpanMiddleware:
         finally:
             otel_context.detach(token)
         if isinstance(result, ChunkStream):
-            if span.is_recording():  # (a sampled-out stream costs nothing per chunk)
+            if rec is not None:  # (a sampled-out stream costs nothing per chunk)
                 obs = trace.observer
                 if obs is None or obs.stream is not result:  # replayed (cache, stale copy)
                     trace.observer = obs = StreamObserver(result, False)
@@ -178,9 +189,9 @@ class RequestSpanMiddleware:
     @staticmethod
     def _end(call: Call, trace: RequestTrace, result: Any, error: BaseException | None) -> None:
         span = trace.span
-        if not span.is_recording():
+        if type(span) is not RecordedSpan or span.end_time is not None:
             return
-        a: Attributes = {}
+        a = span.attributes
         outcome_attributes(call, a)
         if result is not None:
             response_attributes(result, a)
@@ -188,7 +199,7 @@ class RequestSpanMiddleware:
             trace.observer.attributes(a)
         if call.stream and call.ttft is not None:
             a[TTFT] = call.ttft
-        end_span(span, a, error)
+        _finish(span, error)
 
 
 class AttemptSpanMiddleware:
@@ -207,11 +218,12 @@ class AttemptSpanMiddleware:
         assert dep is not None, "the router runs before the attempt"
         target = dep.target
         trace = call.span if isinstance(call.span, RequestTrace) else None
-        span = t.tracer.start_span(span_name(operation_of(call), target.model),
+        span = t.tracer.start_span(f"{OPERATIONS.get(call.kind, call.kind)} {target.model}",
                                    kind=SpanKind.CLIENT,
                                    parent=trace.span_context if trace is not None else None)
-        if span.is_recording():
-            span.set_attributes(self._start_attributes(call, trace, target, dep.id))
+        rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
+        if rec is not None:
+            rec.attributes = self._start_attributes(call, trace, target, dep.id)
         if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
             sc = span.get_span_context()  # (by index: see `SpanRecorder.start_span`)
             # Under a request span the trace id's hex is already made (the same trace).
@@ -232,24 +244,22 @@ class AttemptSpanMiddleware:
             if trace is not None:
                 trace.seen = len(call.events)
         if isinstance(result, ChunkStream):
-            if span.is_recording():
+            if rec is not None:
                 obs = StreamObserver(result, t.capture)
                 result.observe(obs)
                 if trace is not None:
                     trace.observer = obs
                 result.on_finish(lambda c, error: self._end_stream(c, span, obs, error))
             return result
-        if span.is_recording():
-            a: Attributes = {}
+        if rec is not None:  # (a `NonRecordingSpan` has nothing to end)
+            a = rec.attributes
             response_attributes(result, a)
             usage_attributes(call.usage, a)
             if t.capture:
                 text = output_messages(result, t.max_chars)
                 if text is not None:
                     a[OUTPUT_MESSAGES] = text
-            end_span(span, a, None)
-        else:
-            span.end()
+            _finish(rec, None)
         return result
 
     def _carrying(self, dep: Deployment, headers: dict[str, str]) -> Deployment:
