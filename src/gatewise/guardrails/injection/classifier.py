@@ -26,6 +26,11 @@ _TRAIN_CHARS = WINDOW
 _PRIOR_FEATURES = 24.0
 
 
+def training_features(text: str) -> set[str]:
+    """What a lower-cased training text contributes: the features of its first window."""
+    return all_features(text[:_TRAIN_CHARS])
+
+
 class NaiveBayesClassifier:
     __slots__ = ("_bias", "_char_weights", "_scale", "_weights", "_word_weights")
 
@@ -53,8 +58,13 @@ class NaiveBayesClassifier:
 
     @classmethod
     def train(cls, attacks: Iterable[str], benign: Iterable[str]) -> NaiveBayesClassifier:
-        pos_docs = [all_features(t[:_TRAIN_CHARS]) for t in attacks]
-        neg_docs = [all_features(t[:_TRAIN_CHARS]) for t in benign]
+        return cls.train_features([training_features(t) for t in attacks],
+                                  [training_features(t) for t in benign])
+
+    @classmethod
+    def train_features(cls, pos_docs: list[set[str]], neg_docs: list[set[str]]) -> NaiveBayesClassifier:
+        """`train` on texts whose `training_features` are already extracted: the floor's
+        calibration trains one classifier per held-out source on the same texts."""
         pos: Counter[str] = Counter()
         neg: Counter[str] = Counter()
         for d in pos_docs:

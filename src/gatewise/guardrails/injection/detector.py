@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gatewise.config.paths import user_cache_dir
 from gatewise.guardrails.injection import heuristics, model_cache, multilingual
-from gatewise.guardrails.injection.classifier import NaiveBayesClassifier
+from gatewise.guardrails.injection.classifier import NaiveBayesClassifier, training_features
 from gatewise.guardrails.injection.corpus import corpus, select, trainable
 from gatewise.guardrails.injection.features import WindowFeatures, windows, words
 from gatewise.guardrails.injection.heads import text_heads
@@ -124,20 +124,28 @@ def _source_folds(samples: Sequence[Sample]) -> dict[str, int]:
 
 
 def _calibrated_floor(attacks: Sequence[Sample], benign: Sequence[Sample]) -> float:
-    """The classifier's floor, from the training data only: the sources are split in two halves;
-    a classifier trained on one half scores the other half's benign texts (sources it never saw,
-    as production traffic will be), and the classifier alone blocks only above the 99th
-    percentile of those scores (clamped to 0.85..0.99)."""
+    """The classifier's floor, from the training data only, leave one source out: for every source
+    with benign text, a classifier trained on all the *other* sources scores that source's benign
+    texts (a source it never saw, as production traffic will be, judged by a model close to the
+    one that ships), and the classifier alone blocks only above the 99th percentile of those
+    scores (clamped to 0.85..0.99). Two halves of the sources (`_source_folds`, still used by the
+    embedding head) judged each source by a model trained on half the data, which is not the
+    model that ships, and moved with the sources' sizes (60 more texts in one source shifted the
+    floor by 0.03); with it the held-out jailbreak corpora lost recall and held-out chat lost
+    precision at once (bench/injection_eval.py)."""
+    held_out = sorted({s.source for s in benign})
+    if len(held_out) < 2:
+        return _CLF_FLOOR
+    pos = [(s.source, training_features(s.text.lower())) for s in attacks]
+    neg = [(s.source, training_features(s.text.lower()), s.text.lower()) for s in benign]
     scores: list[float] = []
-    folds = _source_folds([*attacks, *benign])
-    for fold in (0, 1):
-        train_a = [s.text.lower() for s in attacks if folds[s.source] != fold]
-        train_b = [s.text.lower() for s in benign if folds[s.source] != fold]
-        held = [s.text.lower() for s in benign if folds[s.source] == fold]
-        if not (train_a and train_b and held):
+    for src in held_out:
+        train_a = [f for source, f in pos if source != src]
+        train_b = [f for source, f, _ in neg if source != src]
+        if not (train_a and train_b):
             return _CLF_FLOOR
-        clf = NaiveBayesClassifier.train(train_a, train_b)
-        scores += [max(clf.predict(w) for w in windows(t)) for t in held]
+        clf = NaiveBayesClassifier.train_features(train_a, train_b)
+        scores += [max(clf.predict(w) for w in windows(t)) for source, _, t in neg if source == src]
     scores.sort()
     q = scores[min(len(scores) - 1, int(_CLF_BENIGN_QUANTILE * len(scores)))]
     lo, hi = _CLF_Q_RANGE

@@ -48,6 +48,19 @@ _AI = r"(?:ai|a\.i\.|assistant|llm|language model|model|chatbot|bot|agent|gpt|ch
 _SECRET = (r"(?:system prompt|initial prompt|hidden (?:instructions|prompt)|confidential instructions|api keys?|"
            r"passwords?|credentials|secret (?:key|configuration|config)|card numbers?|pin|one-time code)")
 
+# What red-team corpora ask a jailbroken model for (weapons, drugs, intrusion, fraud, violence):
+# the payload a framing wraps, not an injection by itself.
+_HARM = (r"(?:(?:make|build|create|assemble|synthesi[sz]e|manufacture|produce|cook|brew|prepare) (?:a |an |some |"
+         r"homemade |my own )?(?:bombs?|explosives?|pipe bombs?|molotov cocktails?|napalm|thermite|meth(?:amphetamine)?|"
+         r"crack cocaine|fentanyl|nerve (?:agent|gas)|sarin|ricin|anthrax|bio-?weapons?|chemical weapons?|poisons?|"
+         r"untraceable (?:guns?|weapons?)|ghost guns?|illegal drugs|counterfeit (?:money|bills|currency))|hack(?:ing)? "
+         r"into|break(?:ing)? into (?:a|an|someone|my neighbou?r)|steal(?:ing)? (?:someone's|a car|credit card|identit|"
+         r"passwords?)|launder(?:ing)? (?:money|the money|funds)|money laundering|ransomware|keyloggers?|malware|"
+         r"phishing (?:emails?|pages?|sites?|kits?)|credit card fraud|identity theft|evad(?:e|ing) (?:the )?(?:police|"
+         r"taxes|law enforcement)|without (?:getting caught|being detected|leaving (?:a )?trace)|untraceable poison|"
+         r"(?:kill|poison|hurt|harm) (?:someone|a person|people|my (?:wife|husband|boss|neighbou?r))|human trafficking|"
+         r"pick(?:ing)? a lock)")
+
 _RULES_TABLE: tuple[tuple[str, str, float, float], ...] = (
     # instruction override
     ("override", rf"\b{_VERB_IGNORE} (?:all |any |every |the |your |my |of )*(?:the )?{_PRIOR} (?:\w+ )?{_RULES}\b",
@@ -209,6 +222,63 @@ _RULES_TABLE: tuple[tuple[str, str, float, float], ...] = (
      r"approved)\"?", 0.6, 0.85),
     ("goal_hijack", r"\b(?:from now on|for the rest of this conversation),? (?:you|your) (?:are|will|must|"
      r"answers?) (?:be |only )?(?:an? )?(?:ai|dan|evil|unrestricted|respond (?:only )?with)", 0.5, 0.7),
+    # Jailbreak wrappers that carry a harmful request instead of overriding anything (the red-team
+    # families of persuasion and framing attacks: fiction and role-play, the "grandma" appeal and
+    # emotional pressure, verse, a set-theory encoding, claimed permissions, a redirected goal).
+    # Each framing alone stays under the threshold; it counts as independent evidence next to a
+    # request for a harm recipe (`harm_request`), which alone stays low too: 0.3 and 0.3 block.
+    ("harm_request", rf"\b{_HARM}\b", 0.3, 0.35),
+    ("fiction_frame", r"\b(?:in|for|within|inside) (?:a|my|this|the|an|our) (?:purely |completely |entirely )?"
+     r"(?:fictional|hypothetical|imaginary|alternate|parallel|fantasy|dystopian) (?:world|universe|reality|scenario|"
+     r"setting|society|story|novel|context|land|country)\b", 0.3, 0.4),
+    ("fiction_frame", r"\b(?:character|protagonist|villain|antagonist|narrator|expert|chemist|scientist|hacker|"
+     r"mastermind|professor|persona) (?:who |that |named \w+ who )?(?:\w+ ){0,2}(?:explains?|describes?|details?|"
+     r"walks? (?:us |me |the reader |the audience )?through|teaches|reveals?|lists?|recites?) (?:\w+ ){0,3}"
+     r"(?:how to|the (?:exact |precise |detailed )?(?:steps|process|procedure|recipe|method|formula))\b", 0.3, 0.45),
+    ("fiction_frame", r"\b(?:laws|rules|ethics|morals|restrictions|consequences) (?:do not|don't|no longer|never) "
+     r"(?:exist|apply|matter)\b|\b(?:everything|anything) is (?:legal|allowed|permitted)\b", 0.45, 0.6),
+    ("emotional_appeal", r"\b(?:my|our) (?:late|deceased|dead|departed) (?:grand(?:ma|mother|pa|father|ad)|nana|"
+     r"mother|mom|mum|father|dad)\b.{0,80}\b(?:used to|would always|would|always) (?:tell|read|sing|explain|recite|"
+     r"whisper|describe|teach)\b", 0.3, 0.5),
+    ("emotional_appeal", r"\b(?:act|pretend|behave|role-?play|speak|respond|answer) (?:as|like) (?:if you (?:were|are) )?"
+     r"my (?:late|deceased|dead|departed|beloved|dear|sweet) (?:grand(?:ma|mother|pa|father)|nana|mother|mom|mum|"
+     r"father|dad)\b", 0.4, 0.6),
+    ("emotional_appeal", r"\b(?:my|his|her|their|a child's|someone's|people's) (?:life|lives|job|career|family|"
+     r"future|safety) (?:depends|depend|is at stake|are at stake|hangs on)\b|\b(?:people|someone|i|my \w+) "
+     r"(?:will|could|might|is going to) (?:die|be killed|get hurt) (?:if|unless)\b|\bi(?:'m| am) (?:begging|"
+     r"desperate)\b|\bi beg you\b|\byou(?:'re| are) my (?:only|last) hope\b", 0.3, 0.4),
+    ("verse_frame", r"\b(?:poem|verse|sonnet|haiku|limerick|ballad|rhymes?|song|lyrics|rap|ode)\b.{0,120}\b(?:how to|"
+     r"step[- ]by[- ]step|the (?:exact )?steps|instructions|recipe|ingredients)\b", 0.3, 0.4),
+    ("math_encoding", r"\blet [a-z]\b (?:represent|be|denote)s? (?:the |a |an )?(?:set|group|collection|space|"
+     r"operation|function|predicate|sequence)\b.{0,400}\b(?:real[- ]world|practical|concrete|actual|physical) "
+     r"(?:example|implementation|steps|terms|application|scenario|equivalent|instructions|solution)s?\b", 0.35, 0.45),
+    ("goal_redirect", r"\byour (?:new |real |true |primary |only |actual |updated |current )?(?:goal|objective|purpose|"
+     r"mission|directive|priority|function) (?:is now|has (?:now )?(?:been )?(?:changed|updated|redefined|replaced)|"
+     r"is no longer|now is)\b", 0.55, 0.85),
+    ("goal_redirect", r"\b(?:forget|abandon|drop|set aside|disregard|ignore|put aside) (?:your|the) (?:original|"
+     r"previous|current|initial|assigned|usual|default|primary) (?:goal|objective|purpose|task|mission|role|function)s?\b",
+     0.6, 0.85),
+    ("goal_redirect", r"\b(?:instead of|rather than) (?:your|the) (?:original|assigned|usual|intended|normal|default) "
+     r"(?:task|goal|purpose|objective|function|job)\b", 0.4, 0.8),
+    ("permission_claim", r"\b(?:i am|i'm|as|speaking as) (?:an? |the |your )?(?:authori[sz]ed |verified |certified |"
+     r"senior |lead |chief |head |system |platform |site |database )?(?:administrator|admin|developer|creator|owner|"
+     r"moderator|operator|superuser|root user|security (?:officer|researcher|auditor|team)|red team(?:er)?|"
+     r"penetration tester|engineer at openai|openai (?:employee|staff|engineer))\b.{0,120}\b(?:(?:full|elevated|"
+     r"admin(?:istrative)?|root|unrestricted|special|override|developer|master) (?:access|privileges?|permissions?|"
+     r"clearance|rights|mode|key)|bypass|override|unlock|lift (?:the|your|all)|(?:authori[sz]ed|cleared|permitted|"
+     r"allowed) to)\b", 0.45, 0.8),
+    ("permission_claim", r"\b(?:clearance|access|authori[sz]ation|security|privilege) level\s*(?::|of|is|=)?\s*"
+     r"(?:\d+|alpha|omega|max(?:imum)?|top|admin|root|unlimited|unrestricted)\b", 0.35, 0.7),
+    ("permission_claim", r"\b(?:authori[sz]ation|override|access|admin|clearance) (?:code|token|key|password)\s*"
+     r"(?::|is|=)\s*[\w-]{4,}", 0.3, 0.7),
+    ("bypass_claim", r"\b(?:this|the following|my|the current) (?:request|query|prompt|message|question|session|"
+     r"conversation|task) (?:is|has been|was) (?:exempt|pre-?approved|whitelisted|cleared|authori[sz]ed|verified|"
+     r"approved) (?:from|for|by|to)\b", 0.5, 0.8),
+    ("bypass_claim", r"\b(?:the )?(?:user|requester|you) (?:has|have) been (?:verified|authenticated|cleared|"
+     r"authori[sz]ed) (?:as|for|to)\b.{0,80}\b(?:unrestricted|full|all|any|without|bypass|no (?:restrictions|filters|"
+     r"limits))\b", 0.45, 0.8),
+    ("bypass_claim", r"\byou (?:already|previously|earlier) (?:agreed|confirmed|promised|said you would|consented)\b",
+     0.3, 0.6),
 )
 
 RULES: tuple[Rule, ...] = tuple(Rule(c, re.compile(p), d, i, pattern_heads(p), anchored_heads(p) is not None,

@@ -1,9 +1,10 @@
 """The trained injection model, cached on disk so a process start does not retrain it.
 
-Training (`detector.train_model`) reads every packaged corpus and fits the classifier three times
-(once, then twice more to calibrate its floor), plus the embedding head when it is installed: 10 s
-on an idle core, much more on a loaded one, in every process that loads the guard. The result is
-a pure function of the training samples and the code, so it is stored under a key made of both:
+Training (`detector.train_model`) reads every packaged corpus and fits the classifier once, then
+once more per benign source to calibrate its floor (leave one source out), plus the embedding head
+when it is installed: 10-20 s on an idle core, much more on a loaded one, in every process that
+loads the guard. The result is a pure function of the training samples and the code, so it is
+stored under a key made of both:
 sha256 over `FORMAT_VERSION`, the gatewise version, whether the embedding head was asked for and
 every training sample (text, label, source, family, category). A different corpus, a new release
 or a new format misses and retrains.

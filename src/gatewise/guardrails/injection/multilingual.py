@@ -7,13 +7,14 @@ languages put the verb last): `verb` + `rules` (override), `reveal` + `sysprompt
 `role` + `nolimits` (persona), `send` + an address (exfiltration), `inject` ("include in your
 answer") + a payload the answer would carry to the user's screen (a markdown image, an HTML event
 handler, a `javascript:` link, base64: OWASP LLM01 feeding LLM05), and a fake new task (`newinst`
-or `mode`: "new instructions", "developer mode") + `inject` or `reveal`. The payload is the same in every
-language, like the address. A hit wrapped in quotes counts less, as in `heuristics.py`. Both the
-table and the scanned text are normalised the same way: `normalize.canonical` (NFKC, confusables,
-lower case), then case-folded with the accents of Latin letters stripped (so "Instrucciones"
-matches "instrucciones"; Devanagari and Bengali vowel signs are kept: they are letters, not
-accents) and the Turkish dotless i (U+0131) read as i (casefold evasion: "instructions" spelt
-with dotless i).
+or `mode`: "new instructions", "developer mode") + `inject` or `reveal`, and `repeat` + a count of
+hundreds ("repeat the word ... 1000 times": the answer flooded). The payload is the same in every
+language, like the address and the count. A hit wrapped in quotes counts less, as in
+`heuristics.py`. Both the table and the scanned text are normalised the same way:
+`normalize.canonical` (NFKC, confusables, lower case), then case-folded with the accents of Latin
+letters stripped (so "Instrucciones" matches "instrucciones"; Devanagari and Bengali vowel signs
+are kept: they are letters, not accents) and the Turkish dotless i (U+0131) read as i (casefold
+evasion: "instructions" spelt with dotless i).
 
 Compiled once, at first use; `match` is pure and thread-safe.
 """
@@ -35,7 +36,10 @@ _ADDRESS = r"(?:[\w.+-]+@[\w-]+\.[\w.]+|https?://\S+)"
 # What an injected answer carries to the client: an image that calls home, script, an encoded blob.
 _PAYLOAD = (r"(?:!\[[^\]]{0,60}\]\(https?://|<(?:img|svg|iframe|script|a|body|input|video)\b[^>]{0,120}"
             r"(?:\bon[a-z]+\s*=|javascript:)|<svg/on[a-z]+\s*=|javascript:|<script\b|\bbase64\b)")
-_LANGUAGE_NEUTRAL = {"address": (_ADDRESS, "@|https?://"), "payload": (_PAYLOAD, r"!\[|<|javascript:|base64")}
+# A count of hundreds or more: "repeat the word ... 1000 times" floods the answer (unbounded output).
+_COUNT = r"(?<!\d)(?<!\d[.,])(?:[1-9]\d{2,}|[1-9]\d{0,2}(?:[ ,.]\d{3})+)(?![.,]?\d)"
+_LANGUAGE_NEUTRAL = {"address": (_ADDRESS, "@|https?://"), "payload": (_PAYLOAD, r"!\[|<|javascript:|base64"),
+                     "count": (_COUNT, r"[1-9]\d\d|\d[ ,.]\d{3}")}
 # intent -> (first part, second part, characters between, weight direct, weight indirect)
 _INTENTS = (
     ("override", "verb", "rules", 40, 0.85, 0.95),
@@ -47,6 +51,7 @@ _INTENTS = (
     ("task", "mode", "inject", 120, 0.6, 0.9),
     ("task", "newinst", "reveal", 120, 0.5, 0.85),
     ("task", "mode", "reveal", 120, 0.5, 0.85),
+    ("output", "repeat", "count", 80, 0.5, 0.75),  # "repeat the word ... 1000 times"
 )
 _SINGLE = (("persona", "nolimits", 0.3, 0.5), ("extraction", "sysprompt", 0.3, 0.6),
            ("task", "newinst", 0.2, 0.25), ("task", "mode", 0.2, 0.35), ("output", "inject", 0.2, 0.35))
@@ -86,10 +91,6 @@ def _gate(lang: str, phrases: list[str]) -> _Gate:
     phrases as one expression when their start cannot be read or is not a letter."""
     found = _heads.pattern_heads("|".join(phrases), 1 if lang in _NO_BOUNDARY else _heads.HEAD_CHARS)
     return re.compile("|".join(phrases)) if found is None else found
-
-
-def _open(gate: _Gate, probe: set[str], folded: str) -> bool:
-    return not gate.isdisjoint(probe) if isinstance(gate, frozenset) else gate.search(folded) is not None
 
 
 @cache
@@ -144,13 +145,22 @@ def match(text: str, indirect: bool = False, *, folded: str | None = None,
     words = _heads.text_heads(folded) if heads is None else heads
     chars = set(folded)
     best: dict[str, tuple[float, str]] = {}
+    searched: dict[re.Pattern[str], bool] = {}  # the language-neutral gates, searched once per text
+
+    def opens(gate: _Gate, probe: set[str]) -> bool:
+        if isinstance(gate, frozenset):
+            return not gate.isdisjoint(probe)
+        if gate not in searched:
+            searched[gate] = gate.search(folded) is not None
+        return searched[gate]
+
     for lang, any_part, rules in _rules():
         probe = chars if lang in _NO_BOUNDARY else words
-        if not _open(any_part, probe, folded):
+        if not opens(any_part, probe):
             continue
         for intent, _, parts, pattern, direct, indirect_w, starts in rules:
             w = indirect_w if indirect else direct
-            if w <= best.get(intent, (0.0, ""))[0] or not all(_open(g, probe, folded) for g in parts):
+            if w <= best.get(intent, (0.0, ""))[0] or not all(opens(g, probe) for g in parts):
                 continue
             if isinstance(starts, frozenset):
                 m = _heads.search_at_heads(pattern, starts, folded, words)
