@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from gatewise.storage.base import StoreUnavailableError
+from gatewise.storage.postgres import PgDatabase
 from gatewise.storage.pubsub_postgres import (
     MAX_PAYLOAD_BYTES,
     ListenHub,
@@ -171,8 +172,9 @@ async def test_a_replicas_subscriptions_share_one_session_and_all_resume_when_it
     `PostgresPubSub` (`Stores.new_pubsub`): on one hub they hold one server connection, not
     three; a lost session resumes every one of them, and each still hears only its channel."""
     name = f"gw-test-hub-{os.urandom(4).hex()}"
-    hub = ListenHub(pg_url, application_name=name)
-    buses = [PostgresPubSub(pg_url, hub=hub) for _ in range(3)]
+    db = PgDatabase(pg_url, min_size=1, max_size=2)
+    hub = ListenHub(db, application_name=name)
+    buses = [PostgresPubSub(db, hub=hub) for _ in range(3)]
     publisher = PostgresPubSub(pg_url)
     channels = [f"{channel}:{i}" for i in range(3)]
     inboxes = [Inbox() for _ in range(3)]
@@ -214,3 +216,29 @@ async def test_a_replicas_subscriptions_share_one_session_and_all_resume_when_it
             await bus.aclose()
         await hub.aclose()
         await publisher.aclose()
+        await db.close()
+
+
+async def test_a_subscription_joining_a_waiting_session_listens_at_once(
+        pg_url: str, channel: str) -> None:
+    """The reader holds the shared session while it waits for notifications; a new LISTEN
+    wakes it rather than waiting for its poll to end (5 s here), since whatever is published
+    before the LISTEN runs is lost to the new subscriber."""
+    db = PgDatabase(pg_url, min_size=1, max_size=2)
+    hub = ListenHub(db, poll_s=5.0)
+    bus = PostgresPubSub(db, hub=hub)
+    try:
+        first = bus.subscribe(channel + ":first", Inbox())
+        await first.wait_ready()
+        await asyncio.sleep(0.1)  # the reader is inside its 5 s wait now
+        inbox = Inbox()
+        started = time.monotonic()
+        late = bus.subscribe(channel + ":late", inbox)
+        await late.wait_ready()
+        assert time.monotonic() - started < 0.5
+        await bus.publish(channel + ":late", "heard")
+        assert await inbox.wait_for(1) == ["heard"]
+    finally:
+        await bus.aclose()
+        await hub.aclose()
+        await db.close()

@@ -230,7 +230,7 @@ def open_stores(cfg: ResolvedConfig, *, pg_schema: str | None = None,
         from gatewise.storage.pubsub_postgres import ListenHub, PostgresPubSub
 
         # One LISTEN session for the replica, whoever subscribes (breakers, near cache, keys).
-        hub = ListenHub(pg.url, connect_timeout_s=1.0, op_timeout_s=2.0)
+        hub = ListenHub(pg, connect_timeout_s=1.0, op_timeout_s=2.0)
         closers.insert(0, hub.aclose)
         stores.new_pubsub = partial(PostgresPubSub, pg, hub=hub, connect_timeout_s=1.0,
                                     op_timeout_s=2.0)

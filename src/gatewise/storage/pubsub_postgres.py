@@ -11,10 +11,13 @@ or a key revoked (otherwise each learns only when its own copy expires).
   a session each they took three of the server's connections per replica. One reader task per
   session hands each notification to the subscriptions of its channel; a lost session fails
   every subscription on it, each loop reconnects, and the first to ask opens the next session.
-  A new LISTEN waits for the reader's current wait (at most `poll_s`, 0.25 s) to end, since
-  psycopg serialises a connection's operations. Autocommit, since a session hears
-  notifications only between transactions. TCP keepalives bound how long a half-open
-  connection (a peer gone without a reset) passes for a live one.
+  psycopg serialises a connection's operations and the reader holds the connection while it
+  waits, so a new LISTEN queues for the connection and then wakes the reader with a NOTIFY on
+  the session's own private channel (sent through the pool): the reader's wait ends at once
+  and the LISTEN runs next, in a couple of milliseconds. A subscription that is not listening
+  yet loses what is published meanwhile, so this wait is kept short, not bounded by `poll_s`.
+  Autocommit, since a session hears notifications only between transactions. TCP keepalives
+  bound how long a half-open connection (a peer gone without a reset) passes for a live one.
 - **No SQL built from a channel name.** Publishing is `SELECT pg_notify(%s, %s)`, the channel a
   bound parameter; LISTEN takes only an identifier, quoted by `psycopg.sql.Identifier`. A
   channel must fit an identifier (63 bytes): LISTEN would silently truncate a longer one while
@@ -37,6 +40,7 @@ import asyncio
 import contextlib
 import hashlib
 import math
+import os
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -100,9 +104,12 @@ class _HubListener:
 class _Session:
     """A LISTEN session and its reader task (see the module docstring)."""
 
-    def __init__(self, conn: AsyncConnection[Any], *, poll_s: float, op_timeout_s: float,
+    def __init__(self, conn: AsyncConnection[Any], wake: str, *, db: PgDatabase,
+                 poll_s: float, op_timeout_s: float,
                  errors: tuple[type[BaseException], ...]) -> None:
         self.conn = conn
+        self._wake = wake
+        self._db = db
         self.failed: BaseException | None = None
         self._listeners: list[_HubListener] = []
         self._poll_s = poll_s
@@ -116,7 +123,9 @@ class _Session:
             while True:
                 # Run to its end every time: a generator left open keeps the connection's
                 # lock (a LISTEN waiting behind it would never run).
-                async for note in self.conn.notifies(timeout=self._poll_s):
+                # `stop_after`: a wake-up (or any message) ends the wait, so a queued LISTEN
+                # gets the connection; the rest of that packet's notifications still come.
+                async for note in self.conn.notifies(timeout=self._poll_s, stop_after=1):
                     for listener in self._listeners:
                         if listener.channel == note.channel:
                             listener.pending.append(note.payload)
@@ -133,18 +142,31 @@ class _Session:
             listener.wake.set()
 
     async def add(self, channel: str) -> _HubListener:
-        from psycopg import sql
-
         listener = _HubListener(self, channel)
         if not any(other.channel == channel for other in self._listeners):
+            listen = asyncio.ensure_future(self._listen(channel))
+            await asyncio.sleep(0)  # queued for the connection before the reader wakes
+            if not listen.done():
+                await self._wake_reader()
             try:
-                async with asyncio.timeout(self._poll_s + self._op_timeout_s):
-                    await self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                await listen
             except self._errors as exc:
                 self._fail(exc)
                 raise
         self._listeners.append(listener)
         return listener
+
+    async def _listen(self, channel: str) -> None:
+        from psycopg import sql
+
+        async with asyncio.timeout(self._poll_s + self._op_timeout_s):
+            await self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+    async def _wake_reader(self) -> None:
+        """Ends the reader's wait early (best effort: else it ends within `poll_s`)."""
+        with contextlib.suppress(*self._errors):
+            async with asyncio.timeout(self._op_timeout_s), self._db.session() as conn:
+                await conn.execute("SELECT pg_notify(%s, '')", (self._wake,))
 
     async def remove(self, listener: _HubListener) -> None:
         if listener not in self._listeners:
@@ -171,12 +193,14 @@ class ListenHub:
     (`Stores.new_pubsub`); opened on the first subscription, reopened after a loss by the
     first subscription that reconnects, closed by its owner."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 1.0, op_timeout_s: float = 2.0,
-                 keepalive_idle_s: int = 10, poll_s: float = 0.25,
+    def __init__(self, db: PgDatabase, *, connect_timeout_s: float = 1.0,
+                 op_timeout_s: float = 2.0, keepalive_idle_s: int = 10, poll_s: float = 0.25,
                  application_name: str = "gatewise-pubsub") -> None:
+        """`db`: the pool that sends the reader's wake-ups (the session itself is not pooled)."""
         import psycopg
 
-        self.url = url
+        self._db = db
+        self.url = db.url
         self.errors: tuple[type[BaseException], ...] = (psycopg.Error, OSError, TimeoutError)
         self._connect_timeout_s = connect_timeout_s
         self._op_timeout_s = op_timeout_s
@@ -202,6 +226,7 @@ class ListenHub:
 
     async def _open(self) -> _Session:
         import psycopg
+        from psycopg import sql
 
         async with asyncio.timeout(self._connect_timeout_s + self._op_timeout_s):
             conn = await psycopg.AsyncConnection.connect(
@@ -210,8 +235,14 @@ class ListenHub:
                 connect_timeout=max(2, math.ceil(self._connect_timeout_s)),
                 keepalives=1, keepalives_idle=self._keepalive_idle_s,
                 keepalives_interval=max(1, self._keepalive_idle_s // 3), keepalives_count=3)
-        return _Session(conn, poll_s=self._poll_s, op_timeout_s=self._op_timeout_s,
-                        errors=self.errors)
+            wake = f"gatewise-wake-{os.urandom(8).hex()}"
+            try:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(wake)))
+            except BaseException:
+                await conn.close()
+                raise
+        return _Session(conn, wake, db=self._db, poll_s=self._poll_s,
+                        op_timeout_s=self._op_timeout_s, errors=self.errors)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -238,7 +269,7 @@ class PostgresPubSub(ListeningPubSub):
         self._op_timeout_s = op_timeout_s
         self._owns_hub = hub is None
         self._hub = hub if hub is not None else ListenHub(
-            self._db.url, connect_timeout_s=connect_timeout_s, op_timeout_s=op_timeout_s,
+            self._db, connect_timeout_s=connect_timeout_s, op_timeout_s=op_timeout_s,
             keepalive_idle_s=keepalive_idle_s)
         self.errors = (psycopg.Error, OSError, TimeoutError)
 
