@@ -260,8 +260,6 @@ class PostgresPubSub(ListeningPubSub):
     def __init__(self, db: PgDatabase | str, *, hub: ListenHub | None = None,
                  connect_timeout_s: float = 1.0, op_timeout_s: float = 2.0,
                  keepalive_idle_s: int = 10) -> None:
-        import psycopg
-
         super().__init__()
         self._owns_db = isinstance(db, str)
         self._db = PgDatabase(db, min_size=1, max_size=2) if isinstance(db, str) else db
@@ -271,7 +269,7 @@ class PostgresPubSub(ListeningPubSub):
         self._hub = hub if hub is not None else ListenHub(
             self._db, connect_timeout_s=connect_timeout_s, op_timeout_s=op_timeout_s,
             keepalive_idle_s=keepalive_idle_s)
-        self.errors = (psycopg.Error, OSError, TimeoutError)
+        self.errors = self._hub.errors
 
     async def publish(self, channel: str, message: str) -> None:
         name = pg_channel(channel)

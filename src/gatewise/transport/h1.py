@@ -507,17 +507,12 @@ class H1Transport:
                     raise ConnectError(f"cannot connect to http://{key[1]}:{key[2]} through "
                                        "proxy: proxy authentication failed")
                 return conn
-            except ProtocolError:
+            except BaseException as exc:
                 if watch is not None:
                     watch.conns.pop(conn, None)
                 conn.close()
-                if reused and not conn.got_bytes:
+                if isinstance(exc, ProtocolError) and reused and not conn.got_bytes:
                     continue
-                raise
-            except BaseException:
-                if watch is not None:
-                    watch.conns.pop(conn, None)
-                conn.close()
                 raise
         raise ProtocolError("unreachable")
 
