@@ -313,9 +313,9 @@ class Tokenizers:
         with self._lock:
             found = self._gguf.get(model_path)
             if found is None:
-                import llama_cpp
+                from gatewise.providers.llamacpp.runtime import import_llama_cpp
 
-                vocab = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
+                vocab = import_llama_cpp().Llama(model_path=model_path, vocab_only=True, verbose=False)
                 found = self._gguf[model_path] = GGUFCounter(f"gguf:{Path(model_path).name}", vocab)
             return found
 

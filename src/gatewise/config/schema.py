@@ -85,7 +85,9 @@ class LocalModelConfig(_Strict):
     parts: list[str] | None = None
     sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")] | None = None
     n_ctx: _PositiveInt | None = None
+    # Threads generating (default: all cores but one) and reading the prompt (all cores).
     n_threads: _PositiveInt | None = None
+    n_threads_batch: _PositiveInt | None = None
     n_batch: _PositiveInt | None = None
     chat_format: str | None = None
 

@@ -33,6 +33,7 @@ from gatewise.errors import (
 )
 from gatewise.providers.llamacpp.grammar import GrammarCache, StopText
 from gatewise.providers.llamacpp.models import LocalModel
+from gatewise.providers.llamacpp.runtime import import_llama_cpp
 
 PROVIDER = "llamacpp"
 DEFAULT_MAX_TOKENS = 512
@@ -293,7 +294,7 @@ class LlamaEngine:
     def _llama_kwargs(self) -> dict[str, Any]:
         spec = self.model.spec
         return {"model_path": self.model.path, "n_threads": spec.n_threads,
-                "n_threads_batch": spec.n_threads, "verbose": False}
+                "n_threads_batch": spec.n_threads_batch, "verbose": False}
 
     def _load_chat(self) -> _ChatModel:
         lib = _import_llama_cpp(self.model)
@@ -397,7 +398,7 @@ class LlamaEngine:
 
 def _import_llama_cpp(model: LocalModel) -> Any:
     try:
-        return importlib.import_module("llama_cpp")
+        return import_llama_cpp()
     except ImportError:
         raise ConfigError(f"local model '{model.name}' needs llama-cpp-python: run "
                           "`pip install 'gatewise[local]'`") from None

@@ -26,9 +26,11 @@ from typing import Any
 
 from gatewise.errors import ConfigError
 from gatewise.providers.llamacpp.catalog import CATALOG
+from gatewise.providers.llamacpp.runtime import cpu_count, default_batch_threads, default_threads
 
 SPEC_KEYS = frozenset(
-    {"path", "package", "file", "parts", "sha256", "n_ctx", "n_threads", "chat_format", "n_batch"}
+    {"path", "package", "file", "parts", "sha256", "n_ctx", "n_threads", "n_threads_batch",
+     "chat_format", "n_batch"}
 )
 DEFAULT_N_CTX = 4096
 DEFAULT_N_BATCH = 512
@@ -38,13 +40,6 @@ _NOT_CHUNKS = frozenset({".py", ".pyc", ".pyi", ".typed"})
 
 def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "gatewise" / "models"
-
-
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +53,8 @@ class ModelSpec:
     parts: tuple[str, ...] = ()
     sha256: str | None = None
     n_ctx: int = DEFAULT_N_CTX
-    n_threads: int = 1
+    n_threads: int = 1  # generating, a token at a time (`runtime.py` says why these defaults)
+    n_threads_batch: int = 1  # reading the prompt
     n_batch: int = DEFAULT_N_BATCH
     chat_format: str | None = None
     sampling: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
@@ -84,6 +80,7 @@ def parse_spec(name: str, raw: Mapping[str, Any] | None = None) -> ModelSpec:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)}; allowed: "
                           f"{', '.join(sorted(SPEC_KEYS))}", path=where)
     entry = CATALOG.get(name)
+    cpus = cpu_count()
     path = _opt_str(raw, "path", where)
     package = _opt_str(raw, "package", where)
     file = _opt_str(raw, "file", where)
@@ -114,7 +111,9 @@ def parse_spec(name: str, raw: Mapping[str, Any] | None = None) -> ModelSpec:
         parts=parts,
         sha256=sha.lower() if sha else None,
         n_ctx=_opt_int(raw, "n_ctx", where, entry.n_ctx if entry else DEFAULT_N_CTX, lo=16),
-        n_threads=_opt_int(raw, "n_threads", where, _cpu_count(), lo=1),
+        n_threads=_opt_int(raw, "n_threads", where, default_threads(cpus), lo=1),
+        n_threads_batch=_opt_int(raw, "n_threads_batch", where, default_batch_threads(cpus),
+                                 lo=1),
         n_batch=_opt_int(raw, "n_batch", where, DEFAULT_N_BATCH, lo=1),
         chat_format=_opt_str(raw, "chat_format", where),
         sampling=entry.sampling if entry else MappingProxyType({}),

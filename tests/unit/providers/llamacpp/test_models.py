@@ -153,9 +153,22 @@ def test_runtime_settings_default_and_can_be_overridden(tmp_path: Path) -> None:
     assert (spec.n_ctx, spec.n_batch, spec.chat_format) == (4096, 512, None)
     assert spec.n_threads >= 1
     spec = parse_spec("mine", {"path": str(f), "n_ctx": 1024, "n_threads": 3, "n_batch": 64,
-                               "chat_format": "chatml"})
-    assert (spec.n_ctx, spec.n_threads, spec.n_batch, spec.chat_format) == (1024, 3, 64,
-                                                                            "chatml")
+                               "n_threads_batch": 5, "chat_format": "chatml"})
+    assert (spec.n_ctx, spec.n_threads, spec.n_threads_batch, spec.n_batch,
+            spec.chat_format) == (1024, 3, 5, 64, "chatml")
+
+
+@pytest.mark.parametrize(("cpus", "generating", "prompt"), [(1, 1, 1), (2, 1, 2), (8, 7, 8)])
+def test_generation_leaves_the_gateway_a_core_and_the_prompt_uses_them_all(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpus: int, generating: int,
+        prompt: int) -> None:
+    # Spinning OpenMP threads that lose their core to the event loop stall every barrier of a
+    # forward pass (runtime.py): generation keeps off one core, the prompt's big products use all.
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"GGUF")
+    monkeypatch.setattr("gatewise.providers.llamacpp.models.cpu_count", lambda: cpus)
+    spec = parse_spec("mine", {"path": str(f)})
+    assert (spec.n_threads, spec.n_threads_batch) == (generating, prompt)
 
 
 def test_catalog_names_fill_in_what_the_spec_leaves_out() -> None:
@@ -184,6 +197,7 @@ def test_a_catalog_model_whose_packages_are_missing_names_its_install_command(
     ({"path": "/x.gguf", "n_gpu": 1}, "unknown key"),
     ({"path": "/x.gguf", "n_ctx": "big"}, "n_ctx"),
     ({"path": "/x.gguf", "n_threads": 0}, "n_threads"),
+    ({"path": "/x.gguf", "n_threads_batch": -2}, "n_threads_batch"),
     ({"package": "somepkg"}, "needs 'file'"),
     ({"parts": "onepkg", "sha256": "0" * 64}, "parts"),
     ({"parts": ["a"], "sha256": "xyz"}, "64 hex digits"),

@@ -1,0 +1,61 @@
+"""How llama.cpp shares the CPU with the gateway: thread counts and OpenMP's waiting policy.
+
+llama-cpp-python's wheels are built with OpenMP, whose worker threads by default *spin* at the
+barriers between a forward pass's operations. On a dedicated machine that is fastest. In a
+gateway it is not dedicated: the event loop, the guardrail and ledger threads, another worker,
+or any other process want a core too, and a spinning thread that loses its core holds every
+other thread at the next barrier for a whole scheduler time slice. Measured on the project's
+2-core reference VM with SmolLM2-135M and a 61-token prompt, one other busy process beside it
+(`bench/local_model.py` has the figures):
+
+- all cores for generation and prompt (the old default): decoding 72-80 ms a token (median)
+  and up to 0.9 s, prompts 1.0-1.4 s and up to 7 s;
+- one generation thread, both cores for the prompt, passive waiting (the default now):
+  decoding 6.8-6.9 ms a token, prompts 244-247 ms, worst 287 ms;
+- the same with spinning: prompts from 136 ms to 10 s, depending on who held the other core.
+
+So the defaults: generation (one token at a time, many short barriers) runs on all cores but
+one, leaving a core to the gateway itself; the prompt (large matrix products, where threads
+pay) runs on all cores; and OpenMP waits passively (`OMP_WAIT_POLICY=PASSIVE`) unless the
+environment already says otherwise. A dedicated machine can set `OMP_WAIT_POLICY=ACTIVE` and
+the `n_threads`/`n_threads_batch` of a local model in config.
+
+The policy is read by libgomp once, when it is loaded with llama-cpp-python, so every import of
+llama_cpp in gatewise goes through `import_llama_cpp`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
+DEFAULT_WAIT_POLICY = "PASSIVE"
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads(cpus: int) -> int:
+    """Generation threads: every core but one, which the gateway keeps for itself."""
+    return max(1, cpus - 1)
+
+
+def default_batch_threads(cpus: int) -> int:
+    """Prompt threads: every core (prompt processing is where more threads pay)."""
+    return max(1, cpus)
+
+
+def import_llama_cpp() -> ModuleType:
+    """`llama_cpp`, with OpenMP set to wait passively unless the environment chose already.
+
+    Raises ImportError when llama-cpp-python is not installed."""
+    # Not a setting gatewise reads: libgomp reads it, from the process environment, on load.
+    os.environ.setdefault(WAIT_POLICY_ENV, DEFAULT_WAIT_POLICY)  # noqa: TID251
+    return importlib.import_module("llama_cpp")
