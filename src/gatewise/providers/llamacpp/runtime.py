@@ -22,16 +22,31 @@ the `n_threads`/`n_threads_batch` of a local model in config.
 
 The policy is read by libgomp once, when it is loaded with llama-cpp-python, so every import of
 llama_cpp in gatewise goes through `import_llama_cpp`.
+
+Logs: llama-cpp-python 0.3's own log callback maps ggml's levels by an older numbering (ggml now
+counts DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5), so with `verbose=False` it still printed
+llama.cpp's warnings as raw stderr lines, outside gatewise's log format: every start of the
+offline default printed "llama_context: n_ctx_seq (512) > n_ctx_train (0) -- possible training
+context overflow" (the token counter opens the model's vocabulary only, which has no training
+context). `import_llama_cpp` routes them into the `gatewise.llamacpp` logger instead: llama.cpp's
+errors as warnings, its warnings at DEBUG, its chatter (about 2,000 lines a model load) not at
+all.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
+import logging
 import os
 from types import ModuleType
+from typing import Any
 
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
 DEFAULT_WAIT_POLICY = "PASSIVE"
+_GGML_WARN, _GGML_ERROR = 3, 4
+_CALLBACK_ATTR = "_gatewise_log_callback"  # kept on the module: ctypes must not free it
+_log = logging.getLogger("gatewise.llamacpp")
 
 
 def cpu_count() -> int:
@@ -58,4 +73,17 @@ def import_llama_cpp() -> ModuleType:
     Raises ImportError when llama-cpp-python is not installed."""
     # Not a setting gatewise reads: libgomp reads it, from the process environment, on load.
     os.environ.setdefault(WAIT_POLICY_ENV, DEFAULT_WAIT_POLICY)  # noqa: TID251
-    return importlib.import_module("llama_cpp")
+    lib = importlib.import_module("llama_cpp")
+    if getattr(lib, _CALLBACK_ATTR, None) is None:
+        callback = lib.llama_log_callback(_on_llama_log)
+        lib.llama_log_set(callback, ctypes.c_void_p(0))
+        setattr(lib, _CALLBACK_ATTR, callback)
+    return lib
+
+
+def _on_llama_log(level: int, text: bytes, user_data: Any) -> None:
+    """llama.cpp's log line, on whichever thread logged it (ctypes holds the GIL here)."""
+    if level == _GGML_ERROR:
+        _log.warning("%s", text.decode("utf-8", "replace").rstrip())
+    elif level == _GGML_WARN and _log.isEnabledFor(logging.DEBUG):
+        _log.debug("%s", text.decode("utf-8", "replace").rstrip())

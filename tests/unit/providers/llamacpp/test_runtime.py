@@ -39,3 +39,25 @@ def test_the_tokenizer_and_the_engine_load_llama_cpp_through_the_runtime() -> No
               if p.name != "runtime.py" and ("import llama_cpp" in p.read_text()
                                              or 'import_module("llama_cpp")' in p.read_text())]
     assert direct == []
+
+
+_LOAD = ("import logging, sys; logging.basicConfig(level=logging.%s, stream=sys.stdout, "
+         "format='%%(name)s %%(levelname)s %%(message)s'); "
+         "from gatewise.providers.llamacpp.models import resolve_model; "
+         "from gatewise.providers.llamacpp.runtime import import_llama_cpp; "
+         "import_llama_cpp().Llama(model_path=resolve_model('smollm2-135m').path, "
+         "vocab_only=True, verbose=False)")
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_llama_cpp_warnings_go_to_the_gatewise_log_not_raw_stderr(level: str) -> None:
+    # Opening a model's vocabulary alone makes llama.cpp warn about a context longer than the
+    # (absent) training context: noise that used to open every `gatewise serve` log.
+    done = subprocess.run([sys.executable, "-c", _LOAD % level], capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert "n_ctx_train" not in done.stderr
+    warned = [x for x in done.stdout.splitlines() if "n_ctx_train" in x]
+    assert warned == ([] if level == "INFO" else
+                      [x for x in warned if x.startswith("gatewise.llamacpp DEBUG llama_context:")])
+    if level == "DEBUG":
+        assert len(warned) == 1
