@@ -149,6 +149,9 @@ def test_models_expand_to_their_provider_models_without_secrets(server: GatewayS
 def test_an_unknown_expansion_is_a_400(server: GatewayServer) -> None:
     r = httpx.get(f"{server.url}/v1/models?expand=keys", headers=ADMIN, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["param"] == "expand"
+    # An empty value is not one of the expansions either (found by the long fuzz run).
+    r = httpx.get(f"{server.url}/v1/models?expand=", headers=ADMIN, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "expand"
 
 
 def test_a_key_sees_and_expands_only_the_models_it_may_use(server: GatewayServer) -> None:

@@ -34,7 +34,7 @@ def _expand(ctx: RequestContext) -> bool:
     raw: bytes = ctx.scope.get("query_string", b"")
     if not raw:
         return False
-    values = parse_qs(raw.decode("latin-1")).get("expand", [])
+    values = parse_qs(raw.decode("latin-1"), keep_blank_values=True).get("expand", [])
     for value in values:
         if value not in EXPANSIONS:
             raise InvalidRequestError(f"expand must be one of {', '.join(EXPANSIONS)}",
