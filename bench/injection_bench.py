@@ -1,7 +1,7 @@
 """Prompt-injection detector speed: milliseconds per KB of scanned text (target <= 5 ms/KB),
 for benign and attack text at several sizes, direct and indirect, plus first-use training time.
 
-    .venv/bin/python bench/injection_bench.py [--startup] [--semantic]
+    .venv/bin/python bench/injection_bench.py [--startup | --first-use] [--semantic | --auto]
 
 Each figure is the best of several rounds (the machine is shared; the minimum is the cost, the
 rest is noise); CPU time per scan is printed beside wall time (steadier on a loaded machine).
@@ -11,6 +11,13 @@ Exit status 0 when every row meets the target.
 empty model cache (`GATEWISE_CACHE_DIR` in a temporary directory: train, then store; the cost
 every process paid before the cache) and then, alternating, with the cache that run filled (read
 it back) and with the cache disabled again, wall and CPU seconds of each child.
+
+`--semantic` scans with the embedding head on every channel (`semantic: true`), `--auto` with
+the gateway's default (`semantic: "auto"`: the head on direct text only, once it is built).
+`--first-use` measures what the head's first use on a machine costs a process with
+`semantic: "auto"`: from start to the first scan (which must not wait for the head) and to the
+head being ready (distilling the MiniLM table, fitting the head), with an empty cache, then
+with the cache that run filled; and the same with `semantic: true`, whose first scan waits.
 """
 
 from __future__ import annotations
@@ -68,6 +75,32 @@ def _fresh_cache() -> str:
     return path
 
 
+_FIRST_USE = ("import sys, time; t = time.perf_counter(); "
+              "from gatewise.guardrails.injection import InjectionDetector; "
+              "d = InjectionDetector(semantic=True if sys.argv[1] == 'true' else 'auto'); "
+              "v = d.scan('hello, could you summarise this report?'); first = time.perf_counter() - t; "
+              "ready = d.head_ready(); print(f'{first:.2f} {time.perf_counter() - t:.2f} {ready}')")
+
+
+def first_use() -> int:
+    """Start to first scan and to the head being ready, with an empty cache (no MiniLM table,
+    no model) and then with the cache that run filled, for `semantic: "auto"` and `true`."""
+    print(f"{'setting':<8} {'cache':<22} {'first scan s':>12} {'head ready s':>12} {'CPU s':>7}  head")
+    for setting in ("auto", "true"):
+        cache = tempfile.mkdtemp(prefix="gatewise-bench-")
+        for label in ("empty (distils, trains)", "filled (reads)"):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out = subprocess.run([sys.executable, "-c", _FIRST_USE, setting], check=True,
+                                 capture_output=True, text=True,
+                                 env={**os.environ, "GATEWISE_CACHE_DIR": cache}).stdout.split()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            print(f"{setting:<8} {label:<22} {float(out[0]):>12.2f} {float(out[1]):>12.2f} {cpu:>7.2f}  "
+                  f"{out[2]}")
+        shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
 def startup(rounds: int = 1) -> int:
     """Process start to first scan: with no model cache (train + store), then alternating runs
     that read the cache the first run filled and runs that train again."""
@@ -87,12 +120,16 @@ def startup(rounds: int = 1) -> int:
 def main() -> int:
     if "--startup" in sys.argv:
         return startup()
-    semantic = "--semantic" in sys.argv  # with the opt-in embedding head (`semantic.py`)
+    if "--first-use" in sys.argv:
+        return first_use()
+    semantic = "--semantic" in sys.argv or "--auto" in sys.argv  # with the embedding head
     t0 = time.perf_counter()
     train_model(semantic=semantic)
     train_s = time.perf_counter() - t0
-    detector = InjectionDetector(semantic=semantic)
+    detector = InjectionDetector(semantic="auto" if "--auto" in sys.argv else semantic)
     detector.warm_up()
+    if "--auto" in sys.argv and not detector.head_ready():
+        print("embedding head not installed: scanning without it")
     benign = [s.text for s in project_samples("benign.txt")]
     attacks = [s.text for s in select(attack_samples(), "test")]
     print(f"first-use training{' (with the embedding head)' if semantic else ''}: {train_s:.2f} s\n")

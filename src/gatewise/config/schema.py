@@ -326,12 +326,15 @@ class InjectionGuardConfig(_Strict):
     # Scores from here up to `threshold` are flagged (event, `x-gatewise-injection-flag` header),
     # never blocked; above `threshold` the action applies. Unset: no flag band.
     flag_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] | None = None
-    # The embedding head (`guardrails/injection/semantic.py`, needs the `semantic` extra): more
-    # recall on unseen attacks (held-out deepteam 0.42 -> 0.85) at more false positives on
-    # unseen benign text (hard negatives 0.00 -> 0.03), so off unless a policy asks for it.
-    # Its first use on a machine distils a word-piece table from MiniLM (about 100 s of CPU,
-    # then cached under the user cache directory).
-    semantic: bool = False
+    # The embedding head (`guardrails/injection/semantic.py`, needs the `semantic` extra).
+    # `auto`: on the caller's own turns only, when the extra is installed (held out, deepteam
+    # recall 0.59 -> 0.83, non-English 0.71 -> 0.78; everyday turns 0/1036, hard negatives
+    # 0.014, unseen chat 0.030 -> 0.050: bench/injection_eval.py --semantic); tool results and
+    # documents stay on the other layers. Built in the background on first use (about 23 s of
+    # CPU once per machine, then read from the user cache), the other layers judging meanwhile.
+    # `true`: on every channel, tool results and documents too, built before the first scan.
+    # `false`: never.
+    semantic: bool | Literal["auto"] = "auto"
 
 
 class ToolSpecConfig(_Strict):

@@ -35,7 +35,7 @@ class Guardrails:
         self.events = events
         self.vault_store = vault_store
         self.tools = tools
-        self._detectors: dict[tuple[float | None, bool], InjectionDetector] = {}
+        self._detectors: dict[tuple[float | None, bool | str], InjectionDetector] = {}
         self._pii: list[PIIMiddleware] = []
         self._pii_of: dict[int, PIIMiddleware] = {}  # id(policy) -> its PII guard
         self._mcp: list[tuple[Any, str | None]] = []

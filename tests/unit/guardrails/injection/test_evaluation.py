@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from gatewise.guardrails.injection.detector import semantic_available
 from gatewise.guardrails.injection.evaluation import evaluate, leave_one_source_out
 
 
@@ -28,3 +31,21 @@ def test_only_holds_out_the_named_sources_and_still_scans_the_everyday_set() -> 
     assert held.attack and held.loso.total > 0
     assert held.trained_on > 0  # a model trained without it, on the other sources
     assert report.everyday_shipped.total >= 500
+
+
+@pytest.mark.skipif(not semantic_available(),
+                    reason="the semantic extra (MiniLM, onnxruntime) is not installed")
+def test_with_the_head_each_held_out_corpus_is_split_by_role_and_judged_with_and_without_it() -> None:
+    """agentdojo holds direct text (user tasks), indirect text (tool data) and indirect attacks:
+    each role gets its own row, both verdicts cover the same samples, and the head only adds
+    evidence, so no row flags fewer texts with it than without."""
+    report = leave_one_source_out(only=frozenset({"agentdojo"}), max_eval=40, obfuscated=1, semantic=True)
+    rows = {(h.attack, role): row for h in report.corpora for role, row in h.roles.items()}
+    assert {(False, "direct"), (False, "indirect"), (True, "indirect")} <= set(rows)
+    for row in rows.values():
+        assert row.head.total == row.plain.total == row.head_in_sample.total > 0
+        assert row.head.flagged >= row.plain.flagged
+        assert row.head_in_sample.flagged >= row.plain_in_sample.flagged
+    benign = next(h for h in report.corpora if not h.attack)
+    assert sum(r.head.total for r in benign.roles.values()) == benign.loso.total
+    assert set(report.plain_families) == set(report.families)

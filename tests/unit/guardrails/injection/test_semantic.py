@@ -120,3 +120,131 @@ def test_short_turns_never_reach_the_head_floor(text: str) -> None:
     layer = detector.default_model(semantic=True).semantic
     assert layer is not None and layer.probability(text.lower()) < layer.floor
     assert not InjectionDetector(semantic=True).scan(text).flagged
+
+
+# --- which channels read the head, and when it is built ------------------------------------------
+
+def _certain_head() -> detector.InjectionModel:
+    """A model whose only layer is a head certain that every text is an injection."""
+    from gatewise.guardrails.injection.semantic import FEATURES, SemanticLayer
+
+    layer = SemanticLayer(np.zeros(FEATURES), 30.0, 0.5, lambda texts: np.ones((len(texts), FEATURES),
+                                                                                 dtype=np.float32))
+    return detector.InjectionModel(None, None, 0, semantic=layer)
+
+
+@pytest.mark.parametrize(("setting", "direct", "indirect"), [
+    (False, False, False), (True, True, True), ("auto", True, False)])
+def test_the_setting_names_the_channels_the_head_reads(setting: detector.SemanticSetting, direct: bool,
+                                                       indirect: bool) -> None:
+    d = InjectionDetector(model=_certain_head(), semantic=setting)
+    text = "Could you list three museums in Lisbon worth a rainy afternoon?"
+    assert d.scan(text, "direct").flagged is direct
+    assert d.scan(text, "indirect").flagged is indirect
+    if direct:
+        assert d.scan(text, "direct").layer == "semantic"
+
+
+def _readings(classifier: float, head: float) -> detector.InjectionModel:
+    """A model whose classifier gives every text `classifier` (floor 0.7) and whose head gives
+    it `head` (floor 0.6); no other learned layer."""
+    import math
+
+    from gatewise.guardrails.injection.classifier import NaiveBayesClassifier
+    from gatewise.guardrails.injection.semantic import FEATURES, SemanticLayer
+
+    clf = NaiveBayesClassifier({}, 1.0, math.log(classifier / (1 - classifier)))
+    layer = SemanticLayer(np.zeros(FEATURES), math.log(head / (1 - head)), 0.6,
+                          lambda texts: np.zeros((len(texts), FEATURES), dtype=np.float32))
+    return detector.InjectionModel(clf, None, 0, classifier_floor=0.7, semantic=layer)
+
+
+def test_the_classifier_and_the_head_are_one_learned_reading_the_stronger_counts() -> None:
+    text = "There is something so healthy about painting on a Sunday morning."
+    # Each a little over its floor (0.34 of the score each): as independent evidence they would
+    # make 0.56 and block; as one reading they stay at the stronger one's 0.34.
+    weak = InjectionDetector(model=_readings(0.8, 0.7), semantic="auto").scan(text)
+    assert not weak.flagged and weak.score == pytest.approx(0.34, abs=0.01)
+    # The head alone, sure of itself, still blocks what the classifier missed.
+    strong = InjectionDetector(model=_readings(0.5, 0.95), semantic="auto").scan(text)
+    assert strong.flagged and strong.layer == "semantic"
+
+
+class _SlowHead:
+    """`default_model` stand-in: the head-less model at once, the one with the head only when
+    the test lets its build finish."""
+
+    def __init__(self, fail: bool = False) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.fail = fail
+        self.asked: list[bool] = []
+
+    def __call__(self, semantic: bool = False) -> detector.InjectionModel:
+        self.asked.append(semantic)
+        if not semantic:
+            return detector.InjectionModel(None, None, 0)
+        assert self.release.wait(10)
+        if self.fail:
+            raise RuntimeError("distillation failed")
+        return _certain_head()
+
+
+def test_auto_judges_with_the_other_layers_until_the_head_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = _SlowHead()
+    monkeypatch.setattr(detector, "semantic_available", lambda: True)
+    monkeypatch.setattr(detector, "default_model", slow)
+    d = InjectionDetector(semantic="auto")
+    d.warm_up()  # starts the build, does not wait for it
+    text = "Could you list three museums in Lisbon worth a rainy afternoon?"
+    assert not d.scan(text).flagged  # no request waits: the head-less model answers meanwhile
+    assert not d.head_ready(timeout=0.05)
+    slow.release.set()
+    assert d.head_ready(timeout=10)
+    assert d.scan(text).layer == "semantic" and not d.scan(text, "indirect").flagged
+    assert slow.asked == [False, True]  # built once, on one background thread
+
+
+def test_a_head_read_back_at_once_from_the_cache_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = _SlowHead()
+    slow.release.set()  # the build returns as soon as it starts, before the first scan
+    monkeypatch.setattr(detector, "semantic_available", lambda: True)
+    monkeypatch.setattr(detector, "default_model", slow)
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over often, so the build's thread runs at once
+    try:
+        assert all(InjectionDetector(semantic="auto").head_ready(timeout=10) for _ in range(50))
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_a_head_that_cannot_be_built_leaves_the_other_layers(monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = _SlowHead(fail=True)
+    slow.release.set()
+    monkeypatch.setattr(detector, "semantic_available", lambda: True)
+    monkeypatch.setattr(detector, "default_model", slow)
+    d = InjectionDetector(semantic="auto")
+    assert not d.head_ready(timeout=10)
+    assert not d.scan("Could you list three museums in Lisbon worth a rainy afternoon?").flagged
+
+
+def test_auto_without_the_extra_starts_no_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = _SlowHead()
+    monkeypatch.setattr(detector, "semantic_available", lambda: False)
+    monkeypatch.setattr(detector, "default_model", slow)
+    d = InjectionDetector(semantic="auto")
+    assert not d.head_ready(timeout=0)
+    assert slow.asked == [False]
+
+
+@needs_model
+def test_with_the_head_on_direct_text_no_everyday_turn_is_flagged() -> None:
+    from gatewise.guardrails.injection.corpus import everyday_samples
+
+    d = InjectionDetector(semantic="auto")
+    assert d.head_ready(timeout=600)
+    flagged = [s.text for s in everyday_samples() if d.scan(s.text).flagged]
+    assert flagged == []
