@@ -15,6 +15,7 @@ import pytest
 from gatewise import Gateway
 from gatewise.config.loader import parse_config, resolve_config
 from gatewise.errors import ConfigError, PIIViolation, ProviderServerError
+from gatewise.observability.tracing.attributes import header_carrier
 from gatewise.observability.tracing.spans import RequestTrace
 from gatewise.pipeline.core import Call
 from gatewise.pipeline.stream import ChunkStream
@@ -301,6 +302,16 @@ async def test_the_clients_traceparent_is_continued_and_sent_upstream() -> None:
     # The deployment's own target is untouched: the header rode on a per-attempt copy.
     assert "traceparent" not in gw.deployments()[0].target.headers
     await gw.aclose()
+
+
+def test_the_trace_context_is_read_from_the_raw_headers_and_needs_a_traceparent() -> None:
+    parent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01".encode()
+    assert header_carrier([(b"host", b"gw"), (b"tracestate", b"vendor=abc")]) is None
+    assert header_carrier([(b"traceparent", b"stale"), (b"host", b"gw"),
+                           (b"traceparent", parent)]) \
+        == {"traceparent": parent.decode()}  # a repeated header: the last one wins
+    assert header_carrier([(b"tracestate", b"vendor=\xe9"), (b"traceparent", parent)]) \
+        == {"traceparent": parent.decode(), "tracestate": "vendor=\xe9"}  # latin-1, as sent
 
 
 async def test_propagation_upstream_can_be_turned_off() -> None:

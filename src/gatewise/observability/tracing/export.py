@@ -145,11 +145,11 @@ class OtlpHttpSink:
     def _encode(self, spans: list[RecordedSpan]) -> list[bytes]:
         """The batch's spans as `ScopeSpans` entries; a span that cannot be encoded (a bad
         attribute value) is dropped alone."""
-        entry = self._encoder.entry
         try:
-            return [entry(s) for s in spans]
+            return self._encoder.entries(spans)
         except Exception:
             pass
+        entry = self._encoder.entry
         entries: list[bytes] = []
         for s in spans:
             try:

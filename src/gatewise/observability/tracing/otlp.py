@@ -21,10 +21,18 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from opentelemetry.trace import DEFAULT_TRACE_STATE, TraceState
+
 _fixed64 = struct.Struct("<Q").pack
 _double = struct.Struct("<d").pack
 _fixed32 = struct.Struct("<I").pack
 _SMALL = tuple(bytes((i,)) for i in range(128))
+# A span's fixed-width fields, each tag and value in one call (tags as big-endian shorts).
+_IDS = struct.Struct(">HQQHQ").pack  # trace_id = 1 (16 bytes), span_id = 2 (8)
+_IDS_PARENT = struct.Struct(">HQQHQHQ").pack  # ... and parent_span_id = 4 (8)
+_PARENT = struct.Struct(">HQ").pack
+_TIMES = struct.Struct("<QBQ").pack  # start's value, end_time_unix_nano's tag, its value
+_LOW64 = (1 << 64) - 1
 
 # Span.flags: "the context's is_remote is known", and "the parent is remote".
 _FLAGS_HAS_IS_REMOTE = 0x100
@@ -39,18 +47,13 @@ _ATTRIBUTES_LIMIT = 16384  # (key, value) entries kept
 _PLAIN_TAIL = b"\x7a\x00\x85\x01" + _fixed32(_FLAGS_HAS_IS_REMOTE)
 
 
-class ParentContext(Protocol):
-    @property
-    def span_id(self) -> int: ...
-    @property
-    def is_remote(self) -> bool: ...
-
-
 class SpanRecord(Protocol):
     """What the encoder reads of a finished span (`recorder.RecordedSpan`)."""
 
     @property
     def name(self) -> str: ...
+    @property
+    def kind(self) -> object: ...
     @property
     def kind_value(self) -> int: ...
     @property
@@ -58,9 +61,9 @@ class SpanRecord(Protocol):
     @property
     def span_id(self) -> int: ...
     @property
-    def trace_state(self) -> str: ...
+    def state(self) -> TraceState: ...
     @property
-    def parent(self) -> ParentContext | None: ...
+    def parent(self) -> tuple[int, int, bool, Any, Any, bool] | None: ...
     @property
     def start_time(self) -> int: ...
     @property
@@ -85,6 +88,11 @@ def varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+# Every span length below 2 KB as its varint (a span is a few hundred bytes; ~90 KB of table).
+_MAX_LENGTH = 2048
+_LENGTHS = tuple(varint(n) for n in range(_MAX_LENGTH))
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -121,7 +129,7 @@ def key_value(key: str, v: Any) -> bytes:
 
 class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
     """`Span.attributes` entries already encoded, keyed by (key, value, the value's type): a
-    span's attributes are looked up all at once, in C (`OtlpEncoder.span`), and only a miss
+    span's attributes are looked up all at once, in C (`OtlpEncoder.entries`), and only a miss
     runs Python (`__missing__`). The type is in the key because 1 == 1.0 == True encode
     differently. Unique-valued keys (`UNIQUE_KEYS`) are encoded but never kept."""
 
@@ -148,8 +156,8 @@ class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
                 key = self._keys[k] = _field(b"\x0a", k.encode())
             raw: bytes = v.encode()
             n = len(raw)
-            if n < 124 - len(key):  # every length below fits one varint byte
-                return bytes((0x4A, len(key) + n + 4)) + key + bytes((0x12, n + 2, 0x0A, n)) + raw
+            if n < 124 - len(key):  # every length below fits one varint byte (one % in C)
+                return b"\x4a%c%b\x12%c\x0a%c%b" % (len(key) + n + 4, key, n + 2, n, raw)
         elif t is float:
             prefix = self._prefixes.get(k)
             if prefix is None:  # the entry up to the double's 8 bytes, which are all that vary
@@ -171,15 +179,13 @@ class OtlpEncoder:
             scope += _field(b"\x12", scope_version.encode())
         self._scope = _field(b"\x0a", scope)  # ScopeSpans.scope = 1
         self._attrs = _EncodedAttributes()
-        self._names: dict[str, bytes] = {}  # span name -> its encoded field
+        # span name -> (its kind, the encoded name and kind and the start time's tag, the span's
+        # length but for its ids and attributes when its tail is the plain one)
+        self._names: dict[str, tuple[object, bytes, int]] = {}
 
     def encode(self, spans: Iterable[SpanRecord]) -> bytes:
         """An `ExportTraceServiceRequest` holding `spans`."""
-        return self.request([self.entry(s) for s in spans])
-
-    def entry(self, s: SpanRecord) -> bytes:
-        """One span as an entry of `ScopeSpans.spans` (= 2), ready for `request`."""
-        return _field(b"\x12", self.span(s))
+        return self.request(self.entries(spans))
 
     def request(self, entries: Sequence[bytes]) -> bytes:
         """An `ExportTraceServiceRequest` from spans already encoded by `entry`: one join, the
@@ -191,43 +197,69 @@ class OtlpEncoder:
         return b"".join((b"\x0a", varint(m), self._resource,  # request.resource_spans = 1
                          b"\x12", scope_tag, self._scope, *entries))  # ResourceSpans.scope_spans
 
-    def span(self, s: SpanRecord) -> bytes:
-        """A `Span` message's body, fields in number order (as protobuf serialises them)."""
-        attrs = s.attributes
-        try:  # attributes = 9: every entry looked up in C, a miss encoded by `__missing__`
-            encoded = b"".join(map(self._attrs.__getitem__,  # (zip reuses its key tuple)
-                                   zip(attrs, attrs.values(), map(type, attrs.values()),
-                                       strict=False)))
-        except TypeError:  # an unhashable value (a list): that span the slow way
-            encoded = b"".join(_field(b"\x4a", key_value(k, v)) for k, v in attrs.items())
-        parts = [b"\x0a\x10", s.trace_id.to_bytes(16, "big"),  # trace_id = 1
-                 b"\x12\x08", s.span_id.to_bytes(8, "big")]  # span_id = 2
-        state = s.trace_state
-        if state:
-            parts.append(_field(b"\x1a", state.encode()))  # trace_state = 3
-        parent = s.parent
-        if parent is not None:
-            parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))  # parent_span_id = 4
-        name = self._names.get(s.name)
-        if name is None:
-            if len(self._names) >= _CACHE_LIMIT:
-                self._names.clear()
-            name = self._names[s.name] = _field(b"\x2a", s.name.encode())  # name = 5
-        parts += (name,
-                  b"\x30", _SMALL[s.kind_value],  # kind = 6
-                  b"\x39", _fixed64(s.start_time),  # start_time_unix_nano = 7
-                  b"\x41", _fixed64(s.end_time or s.start_time),  # end_time_unix_nano = 8
-                  encoded)
-        remote = parent is not None and parent.is_remote
-        if not s.status_code and not s.status_message and not remote:
-            parts.append(_PLAIN_TAIL)  # the usual: status unset, a local parent or none
-            return b"".join(parts)
+    def entry(self, s: SpanRecord) -> bytes:
+        """One span as an entry of `ScopeSpans.spans` (= 2), ready for `request`."""
+        return self.entries((s,))[0]
+
+    def entries(self, spans: Iterable[SpanRecord]) -> list[bytes]:
+        """Each span as an entry of `ScopeSpans.spans` (= 2), ready for `request`: a `Span`
+        message, fields in number order (as protobuf serialises them), framed in one join.
+        One loop over the batch with everything it reads bound once; the fixed-width fields
+        go through one `struct` call each (the ids, big-endian as the wire wants them; the
+        two times); the name, kind and the tag after them are kept encoded per span name."""
+        lookup = self._attrs.__getitem__
+        names = self._names
+        default_state = DEFAULT_TRACE_STATE
+        out: list[bytes] = []
+        append = out.append
+        for s in spans:
+            attrs = s.attributes
+            try:  # attributes = 9: every entry looked up in C, a miss encoded by `__missing__`
+                encoded = b"".join(map(lookup,  # (zip reuses its key tuple)
+                                       zip(attrs, attrs.values(), map(type, attrs.values()),
+                                           strict=False)))
+            except TypeError:  # an unhashable value (a list): that span the slow way
+                encoded = b"".join(_field(b"\x4a", key_value(k, v)) for k, v in attrs.items())
+            tid = s.trace_id
+            parent = s.parent  # (a `SpanContext`, read by index: its properties are Python)
+            state = s.state
+            if state is not default_state and state:  # trace_state = 3 (rare: a client's)
+                ids = _IDS(0x0A10, tid >> 64, tid & _LOW64, 0x1208, s.span_id) \
+                    + _field(b"\x1a", state.to_header().encode())
+                if parent is not None:
+                    ids += _PARENT(0x2208, parent[1])
+            elif parent is not None:
+                ids = _IDS_PARENT(0x0A10, tid >> 64, tid & _LOW64, 0x1208, s.span_id,
+                                  0x2208, parent[1])  # trace_id = 1, span_id = 2, parent = 4
+            else:
+                ids = _IDS(0x0A10, tid >> 64, tid & _LOW64, 0x1208, s.span_id)
+            name = s.name
+            head = names.get(name)
+            if head is None or head[0] is not s.kind:  # name = 5, kind = 6, start's tag (7)
+                if len(names) >= _CACHE_LIMIT:
+                    names.clear()
+                nk = _field(b"\x2a", name.encode()) + bytes((0x30, s.kind_value, 0x39))
+                head = names[name] = (s.kind, nk, len(nk) + 17 + len(_PLAIN_TAIL))
+            start = s.start_time
+            times = _TIMES(start, 0x41, s.end_time or start)  # start = 7, end = 8 (fixed64)
+            if not s.status_code and not s.status_message and (parent is None or not parent[2]):
+                tail = _PLAIN_TAIL  # the usual: status unset, a local parent or none
+                n = len(ids) + head[2] + len(encoded)
+            else:
+                tail = self._tail(s)
+                n = len(ids) + head[2] - len(_PLAIN_TAIL) + len(encoded) + len(tail)
+            append(b"".join((b"\x12", _LENGTHS[n] if n < _MAX_LENGTH else varint(n),
+                             ids, head[1], times, encoded, tail)))
+        return out
+
+    @staticmethod
+    def _tail(s: SpanRecord) -> bytes:
+        """Status (= 15) and flags (= 16) of a span that failed or has a remote parent."""
         status = b""
         if s.status_message:
             status = _field(b"\x12", s.status_message.encode())  # Status.message = 2
         if s.status_code:
             status += b"\x18" + _SMALL[s.status_code]  # Status.code = 3
-        parts.append(_field(b"\x7a", status))  # status = 15
+        remote = s.parent is not None and s.parent[2]
         flags = _FLAGS_HAS_IS_REMOTE | (_FLAGS_IS_REMOTE if remote else 0)
-        parts += (b"\x85\x01", _fixed32(flags))  # flags = 16 (fixed32)
-        return b"".join(parts)
+        return _field(b"\x7a", status) + b"\x85\x01" + _fixed32(flags)

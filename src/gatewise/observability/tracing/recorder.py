@@ -42,6 +42,7 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    TraceState,
     get_current_span,
 )
 from opentelemetry.util import types
@@ -90,29 +91,33 @@ class SpanRecorder:
             sampled, state = trace_id & _TRACE_ID_MASK < self._bound, DEFAULT_TRACE_STATE
             parent = None
         span_id = getrandbits(64) or 1
-        ctx = _new_tuple(SpanContext, (trace_id, span_id, False,
-                                       _SAMPLED if sampled else _UNSAMPLED, state, True))
         if not sampled:
-            return NonRecordingSpan(ctx)
-        return RecordedSpan(self.sink, name, ctx, parent, kind,
-                            start_time if start_time is not None else _time_ns(),
-                            trace_id, span_id)
+            return NonRecordingSpan(_new_tuple(SpanContext, (trace_id, span_id, False,
+                                                             _UNSAMPLED, state, True)))
+        return RecordedSpan(self.sink, name, trace_id, span_id, parent, kind,
+                            start_time if start_time is not None else _time_ns(), state)
 
 
 class RecordedSpan(Span):
-    """A sampled span being recorded, and (once ended) the record its sink keeps."""
+    """A sampled span being recorded, and (once ended) the record its sink keeps.
 
-    __slots__ = ("attributes", "context", "end_time", "kind", "name", "parent", "sink",
-                 "span_id", "start_time", "status_code", "status_message", "trace_id")
+    Its `SpanContext` is made when first asked for (`context`): a request's span is asked at
+    once (its children hang under it), an attempt's usually never (its `traceparent` is
+    written from the ids), and a span without one is one object fewer for the collector to
+    walk while it waits in the export queue."""
 
-    def __init__(self, sink: SpanSink, name: str, context: SpanContext,
+    __slots__ = ("_context", "attributes", "end_time", "kind", "name", "parent", "sink",
+                 "span_id", "start_time", "state", "status_code", "status_message", "trace_id")
+
+    def __init__(self, sink: SpanSink, name: str, trace_id: int, span_id: int,
                  parent: SpanContext | None, kind: SpanKind, start_time: int,
-                 trace_id: int | None = None, span_id: int | None = None) -> None:
+                 state: TraceState = DEFAULT_TRACE_STATE) -> None:
         self.sink = sink
         self.name = name
-        self.context = context
-        self.trace_id = context.trace_id if trace_id is None else trace_id
-        self.span_id = context.span_id if span_id is None else span_id
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.state = state
+        self._context: SpanContext | None = None
         self.parent = parent
         self.kind = kind
         self.start_time = start_time
@@ -121,12 +126,15 @@ class RecordedSpan(Span):
         self.status_code = 0  # StatusCode.UNSET
         self.status_message: str | None = None
 
-    # -- what the OTLP encoder reads (`otlp.SpanRecord`) -----------------------------------------
     @property
-    def trace_state(self) -> str:
-        state = self.context[4]  # (`TraceState.__len__` is Python: the usual, empty one skips it)
-        return "" if state is DEFAULT_TRACE_STATE or not state else state.to_header()
+    def context(self) -> SpanContext:
+        ctx = self._context
+        if ctx is None:  # (ids valid by construction: no validating constructor)
+            ctx = self._context = _new_tuple(SpanContext, (self.trace_id, self.span_id, False,
+                                                           _SAMPLED, self.state, True))
+        return ctx
 
+    # -- what the OTLP encoder reads (`otlp.SpanRecord`) -----------------------------------------
     @property
     def kind_value(self) -> int:
         """The OTLP `SpanKind` number (the API's enum counts from 0, OTLP's from 1)."""
@@ -138,7 +146,8 @@ class RecordedSpan(Span):
 
     # -- opentelemetry.trace.Span ------------------------------------------------------------------
     def get_span_context(self) -> SpanContext:
-        return self.context
+        ctx = self._context
+        return ctx if ctx is not None else self.context
 
     def is_recording(self) -> bool:
         return self.end_time is None

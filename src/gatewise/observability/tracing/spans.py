@@ -20,7 +20,14 @@ import time
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    set_span_in_context,
+)
 
 from gatewise.observability.tracing.attributes import (
     ERROR_TYPE,
@@ -48,7 +55,7 @@ from gatewise.pipeline.stream import ChunkStream
 from gatewise.types.stream import ChatCompletionChunk
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Coroutine, Sequence
 
     from opentelemetry.context import Context
 
@@ -77,13 +84,15 @@ class RequestTrace:
     """What `call.span` holds while tracing is on: the request's span, the context its
     children start from, and the 32-hex trace id (the request log line prints it)."""
 
-    __slots__ = ("context", "observer", "seen", "span", "span_context", "trace_id")
+    __slots__ = ("context", "observer", "sampled", "seen", "span", "span_context", "trace_id")
 
     def __init__(self, span: Span, context: Context) -> None:
         self.span = span
         self.context = context
         self.span_context = sc = span.get_span_context()
         self.trace_id = format(sc[0], "032x")  # (by index: see `SpanRecorder.start_span`)
+        # Read by every step stage (`_sampled_out`): the flags' `sampled` is two properties.
+        self.sampled = type(span) is RecordedSpan
         # Index into `call.events` up to which attempts have read their reasons.
         self.seen = 0
         # The stream observer an attempt attached (the request span reads the response off it).
@@ -225,14 +234,17 @@ class AttemptSpanMiddleware:
         if rec is not None:
             rec.attributes = self._start_attributes(call, trace, target, dep.id)
         if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
-            sc = span.get_span_context()  # (by index: see `SpanRecorder.start_span`)
+            if rec is not None:  # from the ids (a recorded span's `SpanContext` is not made)
+                trace_id, span_id, flags, state = rec.trace_id, rec.span_id, "01", rec.state
+            else:  # (by index: see `SpanRecorder.start_span`)
+                sc = span.get_span_context()
+                trace_id, span_id, flags, state = sc[0], sc[1], "01" if sc[3] & 1 else "00", sc[4]
             # Under a request span the trace id's hex is already made (the same trace).
-            trace_hex = trace.trace_id if trace is not None else f"{sc[0]:032x}"
+            trace_hex = trace.trace_id if trace is not None else f"{trace_id:032x}"
             headers = {**target.headers,
-                       "traceparent": f"00-{trace_hex}-{sc[1]:016x}-"
-                                      f"{'01' if sc[3] & 1 else '00'}"}
-            if sc[4]:
-                headers["tracestate"] = sc[4].to_header()
+                       "traceparent": f"00-{trace_hex}-{span_id:016x}-{flags}"}
+            if state is not DEFAULT_TRACE_STATE and state:
+                headers["tracestate"] = state.to_header()
             call.deployment = self._carrying(dep, headers)
         try:
             result = await next(call)
@@ -335,11 +347,17 @@ class StepSpanMiddleware:
         self._kind = kind
         self._name = name
 
-    async def __call__(self, call: Call, next: Handler) -> Any:
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]:
+        """Not a coroutine itself: a call with nothing to record for this step (retrieval
+        without a knowledge base, any step of a sampled-out call) runs the stage's own
+        coroutine, one frame less on every await of everything after it."""
         kind = self._kind
         if (call.kind != "chat" and kind != "guard") or (kind == "retrieval" and call.rag is None) \
                 or _sampled_out(call):
-            return await self.inner(call, next)  # nothing for this step to record on this call
+            return self.inner(call, next)
+        return self._traced(call, next)
+
+    async def _traced(self, call: Call, next: Handler) -> Any:
         start = time.time_ns()
         mark = len(call.events)
         handed: list[int] = []
@@ -416,10 +434,13 @@ class GuardSpanMiddleware:
     def __init__(self, step: StepSpanMiddleware) -> None:
         self._step = step
 
-    async def __call__(self, call: Call, next: Handler) -> Any:
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]:
+        if _sampled_out(call):  # the guard's own coroutine (as `StepSpanMiddleware.__call__`)
+            return self._step.inner(call, next)
+        return self._traced(call, next)
+
+    async def _traced(self, call: Call, next: Handler) -> Any:
         step = self._step
-        if _sampled_out(call):
-            return await step.inner(call, next)
         back: list[int] = []
 
         async def downstream(c: Call) -> Any:
@@ -442,7 +463,7 @@ class GuardSpanMiddleware:
 
 def _sampled_out(call: Call) -> bool:
     trace = call.span
-    return isinstance(trace, RequestTrace) and not trace.span_context.trace_flags.sampled
+    return type(trace) is RequestTrace and not trace.sampled
 
 
 def _cache_result(header: str | None, error: BaseException | None) -> str:
