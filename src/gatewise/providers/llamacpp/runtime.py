@@ -5,14 +5,17 @@ barriers between a forward pass's operations. On a dedicated machine that is fas
 gateway it is not dedicated: the event loop, the guardrail and ledger threads, another worker,
 or any other process want a core too, and a spinning thread that loses its core holds every
 other thread at the next barrier for a whole scheduler time slice. Measured on the project's
-2-core reference VM with SmolLM2-135M and a 61-token prompt, one other busy process beside it
-(`bench/local_model.py` has the figures):
+2-core reference VM with SmolLM2-135M and a 61-token prompt, one other busy process beside it, then
+two (`bench/local_threads.py`, medians, worst round in brackets):
 
-- all cores for generation and prompt (the old default): decoding 72-80 ms a token (median)
-  and up to 0.9 s, prompts 1.0-1.4 s and up to 7 s;
+- all cores for generation and prompt (the old default): decoding 24.9 ms a token (80), then
+  19.4 (395); prompts 582 ms (1,981), then 475 (1,605);
 - one generation thread, both cores for the prompt, passive waiting (the default now):
-  decoding 6.8-6.9 ms a token, prompts 244-247 ms, worst 287 ms;
-- the same with spinning: prompts from 136 ms to 10 s, depending on who held the other core.
+  decoding 10.6 (13.7), then 9.9 (10.6); prompts 263 (381), then 270 (418);
+- the same with spinning: prompts 1,178 ms (8,629), then 727 (5,071).
+
+On the quiet machine the old default is faster: 7.3 ms a token and 145 ms a prompt against 7.8
+and 181 (5-25 %), which a dedicated machine can have back (below).
 
 So the defaults: generation (one token at a time, many short barriers) runs on all cores but
 one, leaving a core to the gateway itself; the prompt (large matrix products, where threads
