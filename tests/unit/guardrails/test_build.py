@@ -40,10 +40,10 @@ def test_the_defaults_offload_all_but_tiny_requests_to_one_thread() -> None:
     assert 0 < cfg.offload_chars <= 1024 and cfg.check_threads == 1
 
 
-async def test_the_embedding_head_is_a_per_policy_choice_on_direct_text_by_default() -> None:
-    g, guards = built({"default": {"injection": {}},
+async def test_the_embedding_head_is_a_per_policy_choice_and_off_by_default() -> None:
+    g, guards = built({"default": {"injection": {"semantic": "auto"}},
                        "aliases": {"strict": {"injection": {"semantic": True}},
-                                   "plain": {"injection": {"semantic": False}}}})
+                                   "plain": {"injection": {}}}})
     detectors = [m.detector for m in guards if isinstance(m, InjectionMiddleware)]
     assert sorted(str(d._semantic) for d in detectors) == ["False", "True", "auto"]
     assert sorted(sorted(d._head_channels) for d in detectors) == [
@@ -52,7 +52,7 @@ async def test_the_embedding_head_is_a_per_policy_choice_on_direct_text_by_defau
 
 
 def test_the_embedding_head_setting_is_true_false_or_auto() -> None:
-    assert InjectionGuardConfig().semantic == "auto"
+    assert InjectionGuardConfig().semantic is False
     assert msgspec.convert({"semantic": False}, InjectionGuardConfig).semantic is False
     ok = msgspec.convert({"default": {"injection": {"semantic": "auto"}}}, GuardrailsConfig)
     assert ok.default is not None and ok.default.injection is not None

@@ -21,8 +21,10 @@ threshold. The learned model is built from package data at first use (or read ba
 user cache, `model_cache.py`, when the same code trained it on the same data), under a lock,
 then only read: one detector is safe to share between threads and requests.
 
-The embedding head reads the channels `semantic` names (`InjectionDetector`): with "auto" (the
-gateway's default) the caller's own turns only. Held out (bench/injection_eval.py --semantic),
+The embedding head reads the channels `semantic` names (`InjectionDetector`): with "auto" the
+caller's own turns only. It is opt-in: it scored a benign 1 KB "summarise this support thread
+and list the open action items" prompt 0.74 (bench/paths_bench.py's guarded path), a long task
+prompt of a kind the held-out benign sets lack. Held out (bench/injection_eval.py --semantic),
 the attacks it adds are persona and harmful-content jailbreaks typed into the user turn
 (deepteam recall 0.59 -> 0.83), while on tool results and documents it added false positives
 (0.009 -> 0.080 when it counted as independent evidence) for little recall, the other layers
