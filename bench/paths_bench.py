@@ -340,10 +340,10 @@ class PathsBench:
         in a process of its own: what tracing adds to `make bench`'s proxied request."""
         if self.only is not None and "traced" not in self.only:
             return
-        from tracing_bench import _sink  # the stand-in collector tracing_bench.py uses
+        from tracing_bench import discarding_collector  # tracing_bench.py's stand-in collector
 
         cfg = base_config(self.key, self.tmp / "traced")
-        with _sink() as endpoint:
+        with discarding_collector() as endpoint:
             cfg["observability"] = {"tracing": {"enabled": True, "sample_ratio": 1.0,
                                                 "endpoint": endpoint}}
             self.one("traced", cfg, "chat", "/v1/chat/completions")

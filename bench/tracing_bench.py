@@ -102,7 +102,7 @@ def _serve_sink(port: int) -> None:
 
 
 @contextmanager
-def _sink() -> Iterator[str]:
+def discarding_collector() -> Iterator[str]:
     """The discarding endpoint in a process of its own (its CPU is nobody's measurement)."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--sink", str(port)])
@@ -190,7 +190,7 @@ def _http_round(pid: int, port: int, n: int) -> float:
 
 
 def http_rows(calls: int, rounds: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, _sink() as endpoint:
+    with tempfile.TemporaryDirectory() as tmp, discarding_collector() as endpoint:
         configs: dict[str, dict[str, Any] | None] = {
             "off": None, "off again": None,
             "on, otlp_http": {"endpoint": endpoint},
@@ -211,7 +211,7 @@ def http_rows(calls: int, rounds: int) -> dict[str, float]:
 
 
 async def main(calls: int, rounds: int, http_calls: int) -> int:
-    with tempfile.TemporaryDirectory() as tmp, _sink() as endpoint:
+    with tempfile.TemporaryDirectory() as tmp, discarding_collector() as endpoint:
         gws = {"off": _gateway(f"{tmp}/a", None),
                "off again": _gateway(f"{tmp}/b", None),
                "on, otlp_http": _gateway(f"{tmp}/c", {"endpoint": endpoint}),

@@ -453,7 +453,8 @@ class InjectionDetector:
         s_part = _SIMILARITY_WEIGHT * min(1.0, max(0.0, (s - _SIM_FLOOR) / _SIM_SPAN))
         # The phrase table and the English patterns read the same evidence (an English override
         # also matches the French table): the stronger of the two counts, not both.
-        score = 1.0 - (1.0 - max(h, m)) * (1.0 - c_part) * (1.0 - s_part)
+        pattern = max(h, m)
+        score = 1.0 - (1.0 - pattern) * (1.0 - c_part) * (1.0 - s_part)
         e_part = 0.0
         # The embedding head costs more than every other layer together: it runs only on what
         # the cheap layers leave under the threshold (above it the verdict cannot change).
@@ -467,7 +468,7 @@ class InjectionDetector:
             # score a little was flagged by the product of the two): one learned reading, the
             # stronger, counts, as the two pattern layers do.
             if e_part > c_part:
-                score = 1.0 - (1.0 - max(h, m)) * (1.0 - e_part) * (1.0 - s_part)
+                score = 1.0 - (1.0 - pattern) * (1.0 - e_part) * (1.0 - s_part)
         parts = {"heuristic": h, "multilingual": m, "classifier": c_part, "similarity": s_part,
                  "semantic": e_part}
         layer = max(parts, key=parts.__getitem__) if score > 0 else ""

@@ -245,13 +245,14 @@ def leave_one_source_out(max_eval: int = MAX_EVAL_PER_CORPUS, obfuscated: int = 
             for s in tests[src, h.attack]:
                 hit = _scan(detector, s)
                 h.loso.add(hit)
+                core = h.attack and s.category not in _NOT_CORE
+                if core:
+                    h.core.add(hit)
                 if semantic:
                     row = h.roles.setdefault(role_of(s), RoleRow())
                     row.head.add(hit)
-                    if h.attack and s.category not in _NOT_CORE:
+                    if core:
                         row.core_head.add(hit)
-                if h.attack and s.category not in _NOT_CORE:
-                    h.core.add(hit)
                 families.setdefault(s.category, (Tally(), Tally()))[0].add(hit)
                 if hit != h.attack and len(h.misses) < 20:
                     h.misses.append(f"[{s.category}] {s.text}")
