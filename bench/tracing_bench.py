@@ -25,7 +25,18 @@ included; "on, ratio 0" shows what tracing costs before any span is recorded.
 Targets (issue 14): off = no measurable change (no code runs per request when off); on with
 a sampling ratio of 1 ≤ +20 % CPU per request.
 
+`--callgrind N` counts instructions instead (deterministic, so a change of a few percent shows
+where CPU time on a shared machine cannot): `gatewise serve` under `valgrind --tool=callgrind`,
+proxying to an HTTP upstream stand-in in another process (the canned chat completion of the
+anchor's nginx, so the path is `paths_bench.py`'s bare and traced one, not the in-process
+model's), tracing off and on (otlp_http to the discarding collector). Counters are dumped
+(`callgrind_control`) after a warm-up and again after N requests plus a wait longer than the
+exporter's 5 s timer, so every span of the N requests is encoded and posted inside the window.
+The ledger is set to flush by count only (its 0.5 s timer would flush a few rows at a time
+under callgrind's slowness, more or fewer with the machine's load).
+
     .venv/bin/python bench/tracing_bench.py [--calls 1500] [--rounds 5] [--http-calls 1500]
+    .venv/bin/python bench/tracing_bench.py --callgrind 512     # about 2 minutes
 
 Prints one table; exit status 0 when the target is met. Never part of the test run.
 """
@@ -101,22 +112,132 @@ def _serve_sink(port: int) -> None:
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
+_COMPLETION = json.dumps({
+    "id": "chatcmpl-fake123", "object": "chat.completion", "created": 1700000000,
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": {
+        "role": "assistant", "refusal": None, "content": "Hello! How can I help you today? This "
+        "is a canned response from the fake upstream used for gateway overhead benchmarks."}}],
+    "usage": {"prompt_tokens": 19, "completion_tokens": 24, "total_tokens": 43},
+    "system_fingerprint": "fp_fake"}).encode()
+
+
+def _serve_upstream(port: int) -> None:
+    """An OpenAI-compatible upstream answering every POST with one canned completion
+    (`--upstream PORT`; the anchor's nginx answers the same)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(_COMPLETION)))
+            self.end_headers()
+            self.wfile.write(_COMPLETION)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
 @contextmanager
-def discarding_collector() -> Iterator[str]:
-    """The discarding endpoint in a process of its own (its CPU is nobody's measurement)."""
+def _helper(flag: str, what: str) -> Iterator[int]:
+    """This script's `--sink`/`--upstream` server in a process of its own (its CPU is nobody's
+    measurement); yields its port."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--sink", str(port)])
+    proc = subprocess.Popen([sys.executable, __file__, flag, str(port)])
     try:
-        _wait_until_up(port, "/", proc, "the OTLP sink", expect=None)
-        yield f"http://127.0.0.1:{port}/v1/traces"
+        _wait_until_up(port, "/", proc, what, expect=None)
+        yield port
     finally:
         proc.terminate()
         proc.wait(30)
 
 
+def _callgrind_total(pid: int, out: Path) -> int:
+    """Dumps the server's counters since the last dump; their instruction total."""
+    before = set(out.parent.glob(out.name + ".*"))
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, timeout=600,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (dump,) = set(out.parent.glob(out.name + ".*")) - before
+    for line in dump.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no instruction total in {dump}")
+
+
+def callgrind_rows(n: int, warm: int = 200, wait_s: float = 7.0) -> dict[str, float]:
+    """Instructions per request of `gatewise serve`, tracing off and on (see the docstring)."""
+    body = json.dumps({"model": "fake", "max_tokens": 64, "temperature": 0.2, "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Say hello and ask how you can help me today."}]})
+    rows: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp, discarding_collector() as endpoint, \
+            _helper("--upstream", "the upstream stand-in") as up:
+        for name, tracing in (("off", None), ("on, otlp_http", {"endpoint": endpoint})):
+            data: dict[str, Any] = {
+                "models": {"fake": [{"model": "openai/fake", "api_key": "sk-fake",
+                                     "api_base": f"http://127.0.0.1:{up}/v1",
+                                     "prices": {"input": 0.1, "output": 0.2}}]},
+                "storage": {"state_dir": f"{tmp}/{len(rows)}"},
+                "router": {"retry": {"max_retries": 0}},
+                # The ledger flushes every 256 rows only, not on its 0.5 s timer: under
+                # callgrind a request takes ~100x longer, and the timer's flushes would add
+                # per-request instructions that vary with the machine's load.
+                "accounting": {"ledger_flush_s": 3600}}
+            if tracing is not None:
+                data["observability"] = {"tracing": {"enabled": True, "sample_ratio": 1.0,
+                                                     **tracing}}
+            path = Path(tmp) / f"{len(rows)}.yaml"
+            path.write_text(json.dumps(data))
+            out = Path(tmp) / f"callgrind.{len(rows)}"
+            port = _free_port()
+            proc = subprocess.Popen(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                 str(BIN / "gatewise"), "serve", "--config", str(path), "--port", str(port),
+                 "--log-level", "warning"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONHASHSEED": "0"})
+            try:
+                _wait_until_up(port, "/healthz", proc, f"gatewise serve ({name}) under callgrind",
+                               timeout_s=900)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                _post(conn, body, warm)
+                time.sleep(wait_s)  # the warm-up's spans exported before the window opens
+                _callgrind_total(proc.pid, out)
+                _post(conn, body, n)
+                time.sleep(wait_s)  # ... and the window's spans inside it
+                rows[name] = _callgrind_total(proc.pid, out) / n
+                conn.close()
+            finally:
+                proc.terminate()
+                proc.wait(120)
+    return rows
+
+
+def _post(conn: http.client.HTTPConnection, body: str, n: int) -> None:
+    headers = {"content-type": "application/json"}
+    for _ in range(n):
+        conn.request("POST", "/v1/chat/completions", body, headers)
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"HTTP {resp.status}")
+
+
+@contextmanager
+def discarding_collector() -> Iterator[str]:
+    """The discarding endpoint in a process of its own (its CPU is nobody's measurement)."""
+    with _helper("--sink", "the OTLP sink") as port:
+        yield f"http://127.0.0.1:{port}/v1/traces"
+
+
 def _wait_until_up(port: int, path: str, proc: subprocess.Popen[bytes], what: str,
-                   expect: int | None = 200) -> None:
-    deadline = time.monotonic() + 60
+                   expect: int | None = 200, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -271,10 +392,21 @@ if __name__ == "__main__":
     ap.add_argument("--calls", type=int, default=1500)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--http-calls", type=int, default=1500, help="0: skip the server rows")
+    ap.add_argument("--callgrind", type=int, default=0, metavar="N",
+                    help="instructions per request through the HTTP server instead (N requests)")
     ap.add_argument("--sink", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--upstream", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.sink:
         _serve_sink(a.sink)
+    if a.upstream:
+        _serve_upstream(a.upstream)
+    if a.callgrind:
+        got = callgrind_rows(a.callgrind)
+        off = got["off"]
+        for name, ir in got.items():
+            print(f"{name:<16} {ir:>12,.0f} instructions/request {ir / off:>6.3f}x")
+        sys.exit(0)
     import logging
 
     # The SDK's batch processor (the "before" row) drops spans it cannot queue, saying so each

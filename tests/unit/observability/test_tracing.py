@@ -375,6 +375,27 @@ async def test_a_tool_loop_is_an_agent_span_over_its_turns_and_tool_calls() -> N
     await gw.aclose()
 
 
+async def test_a_call_inside_an_applications_span_continues_it_and_restores_its_context(
+) -> None:
+    from opentelemetry import context, trace
+
+    gw, _ = traced({"m": "ok"})
+    app_span = trace.NonRecordingSpan(trace.SpanContext(
+        int(CLIENT_TRACE, 16), int(CLIENT_SPAN, 16), False, trace.TraceFlags(1)))
+    token = context.attach(trace.set_span_in_context(app_span))
+    try:
+        current = context.get_current()
+        await gw.run(chat_call("m"))
+        assert context.get_current() is current  # the request's context is current only inside
+    finally:
+        context.detach(token)
+    (request,) = [s for s in every(gw) if s.kind.name == "INTERNAL"]
+    assert format(request.context.trace_id, "032x") == CLIENT_TRACE
+    assert format(request.parent.span_id, "016x") == CLIENT_SPAN
+    assert client(gw)[0].parent.span_id == request.context.span_id
+    await gw.aclose()
+
+
 async def test_each_gateway_has_its_own_provider_and_leaves_the_global_one_alone() -> None:
     from opentelemetry import trace
 

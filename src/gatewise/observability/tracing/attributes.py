@@ -58,7 +58,7 @@ def request_attributes(call: Call) -> Attributes:
     """What is known when the call starts: the operation, the model asked for, the sampling
     parameters, the request id and who is calling (ids only)."""
     req = call.request
-    a: Attributes = {OPERATION: operation_of(call), REQUEST_MODEL: req.model,
+    a: Attributes = {OPERATION: OPERATIONS.get(call.kind, call.kind), REQUEST_MODEL: req.model,
                      "gatewise.request_id": call.request_id}
     if isinstance(req, ChatRequest):
         _chat_parameters(req, a)
@@ -89,7 +89,7 @@ def _chat_parameters(req: ChatRequest, a: Attributes) -> None:
 def attempt_attributes(call: Call, target: Target, deployment_id: str,
                        address: tuple[str, int] | None) -> Attributes:
     """One attempt against one deployment: what the provider is asked for."""
-    a: Attributes = {OPERATION: operation_of(call), SYSTEM: target.provider,
+    a: Attributes = {OPERATION: OPERATIONS.get(call.kind, call.kind), SYSTEM: target.provider,
                      PROVIDER: target.provider, REQUEST_MODEL: target.model,
                      "gatewise.deployment": deployment_id, "gatewise.alias": call.alias,
                      "gatewise.attempt": call.attempts + 1}
@@ -191,11 +191,15 @@ def truncate(text: str, limit: int) -> str:
 
 def header_carrier(headers: Sequence[tuple[bytes, bytes]]) -> Mapping[str, str] | None:
     """The W3C trace-context headers of a raw (lower-cased) header list; None without a
-    `traceparent`."""
-    carrier: dict[str, str] | None = None
-    for k, v in headers:
-        if k == b"traceparent" or k == b"tracestate":
-            if carrier is None:
-                carrier = {}
-            carrier[k.decode()] = v.decode("latin-1")
-    return carrier if carrier is not None and "traceparent" in carrier else None
+    `traceparent`. The list is read as a dict (built in C; a repeated header's last value
+    wins, as before): looping over every header in Python, on every request, cost more than
+    the rest of starting the request's span."""
+    found = dict(headers)
+    parent = found.get(b"traceparent")
+    if parent is None:
+        return None
+    carrier = {"traceparent": parent.decode("latin-1")}
+    state = found.get(b"tracestate")
+    if state is not None:
+        carrier["tracestate"] = state.decode("latin-1")
+    return carrier

@@ -133,11 +133,13 @@ class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
     runs Python (`__missing__`). The type is in the key because 1 == 1.0 == True encode
     differently. Unique-valued keys (`UNIQUE_KEYS`) are encoded but never kept."""
 
-    __slots__ = ("_keys", "_prefixes")
+    __slots__ = ("_prefixes", "_strings")
 
     def __init__(self) -> None:
         super().__init__()
-        self._keys: dict[str, bytes] = {}  # attribute key -> its encoded `KeyValue.key`
+        # key -> a string entry's bytes before the UTF-8, for each length that keeps every
+        # length field one byte (so a unique string costs one concatenation)
+        self._strings: dict[str, tuple[bytes, ...]] = {}
         self._prefixes: dict[str, bytes] = {}  # key -> a float entry's bytes before the double
 
     def __missing__(self, item: tuple[str, Any, type]) -> bytes:
@@ -151,13 +153,15 @@ class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
         # A value not worth keeping (ids, text, timings): the encoded key is kept and the value
         # appended to it (strings and floats, the usual ones; a couple a span, so inline).
         if t is str:
-            key = self._keys.get(k)
-            if key is None:
-                key = self._keys[k] = _field(b"\x0a", k.encode())
+            heads = self._strings.get(k)
+            if heads is None:
+                key = _field(b"\x0a", k.encode())
+                heads = self._strings[k] = tuple(  # below 124 - len(key): one-byte lengths
+                    b"\x4a%c%b\x12%c\x0a%c" % (len(key) + n + 4, key, n + 2, n)
+                    for n in range(max(0, 124 - len(key))))
             raw: bytes = v.encode()
-            n = len(raw)
-            if n < 124 - len(key):  # every length below fits one varint byte (one % in C)
-                return b"\x4a%c%b\x12%c\x0a%c%b" % (len(key) + n + 4, key, n + 2, n, raw)
+            if len(raw) < len(heads):
+                return heads[len(raw)] + raw
         elif t is float:
             prefix = self._prefixes.get(k)
             if prefix is None:  # the entry up to the double's 8 bytes, which are all that vary
@@ -180,8 +184,11 @@ class OtlpEncoder:
         self._scope = _field(b"\x0a", scope)  # ScopeSpans.scope = 1
         self._attrs = _EncodedAttributes()
         # span name -> (its kind, the encoded name and kind and the start time's tag, the span's
-        # length but for its ids and attributes when its tail is the plain one)
+        # length but for its ids and attributes when its tail is the plain one); a name seen
+        # with a second kind is kept in the second map, so that a request's span and its
+        # attempts' (SERVER and CLIENT, both `chat {model}`) do not evict each other's
         self._names: dict[str, tuple[object, bytes, int]] = {}
+        self._names2: dict[str, tuple[object, bytes, int]] = {}
 
     def encode(self, spans: Iterable[SpanRecord]) -> bytes:
         """An `ExportTraceServiceRequest` holding `spans`."""
@@ -236,10 +243,9 @@ class OtlpEncoder:
             name = s.name
             head = names.get(name)
             if head is None or head[0] is not s.kind:  # name = 5, kind = 6, start's tag (7)
-                if len(names) >= _CACHE_LIMIT:
-                    names.clear()
-                nk = _field(b"\x2a", name.encode()) + bytes((0x30, s.kind_value, 0x39))
-                head = names[name] = (s.kind, nk, len(nk) + 17 + len(_PLAIN_TAIL))
+                head = self._names2.get(name)
+                if head is None or head[0] is not s.kind:
+                    head = self._head(s, self._names2 if name in names else names)
             start = s.start_time
             times = _TIMES(start, 0x41, s.end_time or start)  # start = 7, end = 8 (fixed64)
             if not s.status_code and not s.status_message and (parent is None or not parent[2]):
@@ -251,6 +257,16 @@ class OtlpEncoder:
             append(b"".join((b"\x12", _LENGTHS[n] if n < _MAX_LENGTH else varint(n),
                              ids, head[1], times, encoded, tail)))
         return out
+
+    @staticmethod
+    def _head(s: SpanRecord, names: dict[str, tuple[object, bytes, int]]
+              ) -> tuple[object, bytes, int]:
+        """A span name's encoded name, kind and start time's tag, kept in `names`."""
+        if len(names) >= _CACHE_LIMIT:
+            names.clear()
+        nk = _field(b"\x2a", s.name.encode()) + bytes((0x30, s.kind_value, 0x39))
+        head = names[s.name] = (s.kind, nk, len(nk) + 17 + len(_PLAIN_TAIL))
+        return head
 
     @staticmethod
     def _tail(s: SpanRecord) -> bytes:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opentelemetry import context as otel_context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
     Span,
@@ -84,7 +86,8 @@ class RequestTrace:
     """What `call.span` holds while tracing is on: the request's span, the context its
     children start from, and the 32-hex trace id (the request log line prints it)."""
 
-    __slots__ = ("context", "observer", "sampled", "seen", "span", "span_context", "trace_id")
+    __slots__ = ("context", "observer", "response", "sampled", "seen", "span", "span_context",
+                 "trace_id")
 
     def __init__(self, span: Span, context: Context) -> None:
         self.span = span
@@ -97,6 +100,9 @@ class RequestTrace:
         self.seen = 0
         # The stream observer an attempt attached (the request span reads the response off it).
         self.observer: StreamObserver | None = None
+        # The last attempt's whole answer and its response attributes: the request span's are
+        # the same when that answer is what the request returns (read once, not twice).
+        self.response: tuple[Any, Attributes] | None = None
 
 
 class StreamObserver:
@@ -152,6 +158,17 @@ def _finish(span: RecordedSpan, error: BaseException | None) -> None:
     span.end()
 
 
+def _context_var() -> ContextVar[Context] | None:
+    """The context variable OpenTelemetry keeps the current context in, when its runtime
+    context is the default one (`contextvars`); None for another (`OTEL_PYTHON_CONTEXT`).
+    Reading and setting it directly skips three Python calls for each of `get_current`,
+    `attach` and `detach`, on every request."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    return var if type(runtime) is ContextVarsRuntimeContext and isinstance(var, ContextVar) \
+        else None
+
+
 class RequestSpanMiddleware:
     """Outermost stage: the request's span (SERVER when the call came over HTTP, continuing
     the client's `traceparent`; INTERNAL from the library), ended when the answer is whole:
@@ -159,13 +176,16 @@ class RequestSpanMiddleware:
 
     def __init__(self, tracing: Tracing) -> None:
         self._tracing = tracing
+        self._var = _context_var()
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         t = self._tracing
+        var = self._var
         headers = call.request_headers
         parent = t.extract(headers) if headers else None
         # The context read once, for both the parent's span and the one made here.
-        base = parent if parent is not None else otel_context.get_current()
+        base = parent if parent is not None else \
+            var.get() if var is not None else otel_context.get_current()
         # `span_name(operation_of(call), model)`, inlined (two calls a span, on every request)
         span = t.tracer.start_span(f"{OPERATIONS.get(call.kind, call.kind)} {call.request.model}",
                                    context=base,
@@ -176,14 +196,20 @@ class RequestSpanMiddleware:
         rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
         if rec is not None:
             rec.attributes = request_attributes(call)
-        token = otel_context.attach(ctx)
+        token = var.set(ctx) if var is not None else otel_context.attach(ctx)
         try:
             result = await next(call)
         except BaseException as exc:
             self._end(call, trace, None, exc)
             raise
         finally:
-            otel_context.detach(token)
+            if var is None:
+                otel_context.detach(token)
+            else:
+                try:
+                    var.reset(token)
+                except Exception:  # (another context's token): as `detach`, logged, not raised
+                    otel_context.detach(token)
         if isinstance(result, ChunkStream):
             if rec is not None:  # (a sampled-out stream costs nothing per chunk)
                 obs = trace.observer
@@ -203,7 +229,11 @@ class RequestSpanMiddleware:
         a = span.attributes
         outcome_attributes(call, a)
         if result is not None:
-            response_attributes(result, a)
+            seen = trace.response
+            if seen is not None and seen[0] is result:
+                a.update(seen[1])
+            else:
+                response_attributes(result, a)
         elif trace.observer is not None:
             trace.observer.attributes(a)
         if call.stream and call.ttft is not None:
@@ -265,13 +295,17 @@ class AttemptSpanMiddleware:
             return result
         if rec is not None:  # (a `NonRecordingSpan` has nothing to end)
             a = rec.attributes
-            response_attributes(result, a)
+            response: Attributes = {}
+            response_attributes(result, response)
+            a.update(response)
+            if trace is not None:
+                trace.response = (result, response)
             usage_attributes(call.usage, a)
             if t.capture:
                 text = output_messages(result, t.max_chars)
                 if text is not None:
                     a[OUTPUT_MESSAGES] = text
-            _finish(rec, None)
+            rec.end()
         return result
 
     def _carrying(self, dep: Deployment, headers: dict[str, str]) -> Deployment:
