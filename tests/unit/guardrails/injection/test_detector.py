@@ -133,6 +133,20 @@ def test_one_benign_source_cannot_be_held_out_so_the_floor_is_the_default() -> N
     assert _calibrated_floor(_samples("red", True, _ATTACKS), _samples("chat", False, _CHAT)) == _CLF_FLOOR
 
 
+def test_joined_benign_texts_are_long_and_each_made_of_one_sources_short_benign_texts() -> None:
+    from gatewise.guardrails.injection.detector import joined_benign
+
+    benign = [*_samples("chat", False, _CHAT * 3), *_samples("food", False, _RECIPES * 3),
+              Sample("x" * 400, "doc/long", "doc", "benign-indirect")]  # already long: not joined
+    joined = joined_benign(benign)
+    assert joined and all(len(s.text) >= 300 and not s.attack for s in joined)
+    assert {s.source for s in joined} == {"chat", "food"}
+    for s in joined:
+        own = {t.text for t in benign if t.source == s.source}
+        assert set(s.text.split("\n\n")) <= own
+    assert joined_benign(benign) == joined  # a fixed order: training stays deterministic
+
+
 # Long benign task prompts: the held-out benign sets are mostly short turns, and the opt-in
 # embedding head blocked the first of these (score 0.74; bench/paths_bench.py's guarded path).
 LONG_TASKS = [
