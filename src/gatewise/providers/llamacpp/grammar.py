@@ -7,7 +7,13 @@ impossible, so the output parses by construction. A required tool call is the JS
 allowed tools. With `tool_choice: "auto"` nothing is constrained: the tools are described in
 the system prompt and an answer that is such a JSON object for a declared tool becomes a tool
 call. Converting a schema costs milliseconds of Python, so compiled grammars are kept in a
-small LRU keyed by the schema's canonical JSON.
+small LRU keyed by the schema's JSON.
+
+Key order is kept, never sorted: a grammar writes an object's properties in the order the
+schema lists them, and that order is the order the model generates in. Sorted, a tool call
+became `{"arguments": ..., "name": ...}`, so the model had to write the arguments before it
+had chosen the tool (a 1.5B model asked to move money filled in currencies and then named
+the exchange-rate tool), and every argument object came out alphabetically.
 """
 
 from __future__ import annotations
@@ -140,7 +146,7 @@ class GrammarCache:
         return len(self._items)
 
     def get(self, schema: Mapping[str, Any], *, param: str = "response_format") -> Any:
-        key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+        key = json.dumps(schema, separators=(",", ":"))
         found = self._items.get(key)
         if found is not None:
             self.hits += 1

@@ -184,6 +184,24 @@ def test_catalog_names_fill_in_what_the_spec_leaves_out() -> None:
     assert default.sampling["repeat_penalty"] == 1.1
 
 
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_every_catalog_model_is_pinned_and_its_install_command_brings_every_part(
+        name: str) -> None:
+    # Nothing is downloaded at run time: the install command is the only way the weights
+    # arrive, so it must name every package the entry reads, and joined chunks need a hash.
+    entry = CATALOG[name]
+    packages = {p.partition(":")[0] for p in entry.parts} | (
+        {entry.package} if entry.package else set())
+    assert packages, "an entry names where its weights are"
+    installed = {word.partition("==")[0] for word in entry.install.split()}
+    for package in packages:
+        assert package.replace("_", "-") in installed, package
+    if entry.parts:
+        assert entry.sha256 is not None and len(entry.sha256) == 64
+        assert entry.size is not None and entry.size > 0
+    assert entry.context_train is None or entry.n_ctx <= entry.context_train
+
+
 def test_a_catalog_model_whose_packages_are_missing_names_its_install_command(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
