@@ -92,24 +92,32 @@ async def _round(gw: Gateway, n: int, stream: bool) -> float:
 
 
 # -- through the HTTP server ----------------------------------------------------------------------
-def _serve_sink(port: int) -> None:
-    """An OTLP/HTTP endpoint that accepts and discards every export (`--sink PORT`)."""
+def _serve(port: int, body: bytes, content_type: str | None) -> None:
+    """Answers every POST with `body` after reading the request, keep-alive, as a real
+    collector (the OpenTelemetry Collector, Jaeger, Tempo) or upstream speaks: HTTP/1.0 would
+    close after every request and charge a reconnect to each one."""
 
     class Handler(BaseHTTPRequestHandler):
-        # Keep-alive, as a real collector (the OpenTelemetry Collector, Jaeger, Tempo) speaks:
-        # HTTP/1.0 would close after every export and charge a reconnect to each batch.
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             self.send_response(200)
-            self.send_header("Content-Length", "0")
+            if content_type is not None:
+                self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             pass
 
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def _serve_sink(port: int) -> None:
+    """An OTLP/HTTP endpoint that accepts and discards every export (`--sink PORT`)."""
+    _serve(port, b"", None)
 
 
 _COMPLETION = json.dumps({
@@ -125,22 +133,7 @@ _COMPLETION = json.dumps({
 def _serve_upstream(port: int) -> None:
     """An OpenAI-compatible upstream answering every POST with one canned completion
     (`--upstream PORT`; the anchor's nginx answers the same)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(_COMPLETION)))
-            self.end_headers()
-            self.wfile.write(_COMPLETION)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    _serve(port, _COMPLETION, "application/json")
 
 
 @contextmanager
