@@ -629,9 +629,13 @@ class Gateway:
         await self.prompts.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+        await self.quality.aclose()  # judges finish: they call models through the breakers
+        # The breakers before the stores they may share (PostgreSQL's pool and LISTEN session):
+        # closed after them, the shared board heard its subscription fail (a false "breaker
+        # unavailable" warning on every shutdown) and its last success counts were lost.
+        await self.breakers.aclose()
         await self._close_records()
         self._started = False
-        await self.breakers.aclose()
         await self.pool.aclose()
         if self.tracing is not None:  # flushes queued spans: blocking, so off the loop
             await asyncio.to_thread(self.tracing.shutdown)
@@ -641,8 +645,8 @@ class Gateway:
 
     async def _close_records(self) -> None:
         """Accounting settles and flushes the ledger, security flushes key usage and its
-        audit writes; the stores they share close last."""
-        await self.quality.aclose()  # judges finish, pending quality rows are written
+        audit writes; the stores they share close last (quality, whose judges call models
+        through the breakers, closes before them, in `aclose`)."""
         await self.accounting.aclose()
         await self.security.aclose()
         await self.stores.aclose()
@@ -662,8 +666,9 @@ class Gateway:
             self._sync.submit(self.prompts.aclose())
             if self.cache is not None:
                 self._sync.submit(self.cache.aclose())
-            self._sync.submit(self._close_records())
+            self._sync.submit(self.quality.aclose())
             self._sync.submit(self.breakers.aclose())
+            self._sync.submit(self._close_records())
             self._sync.submit(self.pool.aclose())
             if self.tracing is not None:
                 self.tracing.shutdown()

@@ -103,3 +103,40 @@ def test_failures_through_both_replicas_stop_both_from_calling_the_upstream(
     for srv in (a, b, a, b, a, b):
         assert _chat(srv) >= 500
     assert f.count("gpt-flaky") == THRESHOLD
+
+
+def test_a_replica_that_shuts_down_sends_its_last_success_counts_and_warns_of_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The breakers close before the stores they share: closed after them, the board heard its
+    # LISTEN session end ("breaker postgres unavailable" on every clean shutdown), and the
+    # success counts still pending found the pool closed and were lost.
+    import psycopg
+
+    pg_url = require_pg()
+    schema = f"gw_breaker_close_{os.getpid()}_{time.time_ns()}"
+    cfg: dict[str, Any] = {
+        "models": {"echo": [{"model": "fake/echo", "id": "echo"}]},
+        "server": {"master_key": MASTER},
+        # (the board flushes success counts every second: the last ones are still pending
+        # when the server closes right after its answers)
+        "router": {"breaker": {"store": "postgres"}},
+        "storage": {"state_dir": str(tmp_path), "database": "postgres",
+                    "postgres_url": pg_url, "postgres_schema": schema},
+    }
+    try:
+        caplog.set_level("WARNING", logger="gatewise")
+        with GatewayServer(cfg) as srv:
+            assert isinstance(srv.app.gateway.breakers, PostgresBreakers)
+            for _ in range(5):
+                assert httpx.post(srv.url + "/v1/chat/completions", timeout=30,
+                                  headers={"authorization": f"Bearer {MASTER}"},
+                                  json={"model": "echo", "messages": [
+                                      {"role": "user", "content": "hi"}]}).status_code == 200
+        assert not [r for r in caplog.records if "breaker" in r.name]
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            row = conn.execute(f'SELECT COALESCE(SUM(c), 0) FROM "{schema}".breaker_window '
+                               "WHERE dep = 'echo'").fetchone()
+        assert row is not None and row[0] == 5
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
