@@ -289,14 +289,8 @@ _BODY = json.dumps({"model": "m", "max_tokens": 64, "temperature": 0.2, "message
 
 def _http_round(pid: int, port: int, n: int) -> float:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"content-type": "application/json"}
     start = _cpu_s(pid)
-    for _ in range(n):
-        conn.request("POST", "/v1/chat/completions", _BODY, headers)
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"HTTP {resp.status}")
+    _post(conn, _BODY, n)
     time.sleep(0.3)  # let the batch worker export what this round queued
     used = _cpu_s(pid) - start
     conn.close()
