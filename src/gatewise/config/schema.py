@@ -327,13 +327,12 @@ class InjectionGuardConfig(_Strict):
     # never blocked; above `threshold` the action applies. Unset: no flag band.
     flag_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] | None = None
     # The embedding head (`guardrails/injection/semantic.py`, needs the `semantic` extra), opt-in.
-    # `auto`: on the caller's own turns only (held out, deepteam recall 0.59 -> 0.83,
-    # non-English 0.71 -> 0.78; everyday turns 0/1036, hard negatives 0.014, unseen chat
-    # 0.041 -> 0.056: bench/injection_eval.py --semantic); tool results and documents stay on
-    # the other layers. Built in the background on first use (about 23 s of CPU once per
-    # machine, then read from the user cache), the other layers judging meanwhile. Not the
-    # default: it blocked bench/paths_bench.py's benign 1 KB "summarise this support thread"
-    # prompt (score 0.74), a long task prompt of a kind the held-out sets lack.
+    # `auto`: on the caller's own turns only (held out, bench/injection_eval.py --semantic:
+    # deepteam recall 0.41 -> 0.51, direct attacks 0.90 -> 0.95; everyday turns 0/1036 either
+    # way); tool results and documents stay on the other layers. Built in the background on
+    # first use (about 23 s of CPU once per machine, then read from the user cache), the other
+    # layers judging meanwhile. Not the default: held out it flags 9.7 % of long benign task
+    # prompts (the other layers 9.0 %), against the 3 % a default may cost.
     # `true`: on every channel, tool results and documents too, built before the first scan.
     # `false`: never.
     semantic: bool | Literal["auto"] = False

@@ -31,7 +31,8 @@ train on benign texts joined to length (`joined_benign`): held out 0.090 without
 the long-tasks corpus too; the head adds nothing there). Still above the 0.03 the default
 would need, so "auto" stays opt-in. Held out (bench/injection_eval.py --semantic),
 the attacks it adds are persona and harmful-content jailbreaks typed into the user turn
-(deepteam recall 0.59 -> 0.83), while on tool results and documents it added false positives
+(deepteam recall 0.59 -> 0.83 when measured, 0.41 -> 0.51 since both layers train on joined
+benign text), while on tool results and documents it added false positives
 (0.009 -> 0.080 when it counted as independent evidence) for little recall, the other layers
 already catching the injections carried in data; so indirect text stays on the other layers.
 The head and the classifier count as one learned reading, the stronger (`_score`): added as
