@@ -37,6 +37,7 @@ under callgrind's slowness, more or fewer with the machine's load).
 
     .venv/bin/python bench/tracing_bench.py [--calls 1500] [--rounds 5] [--http-calls 1500]
     .venv/bin/python bench/tracing_bench.py --callgrind 512     # about 2 minutes
+    .venv/bin/python bench/tracing_bench.py --callgrind 512 --keep /tmp/cg   # + the dumps
 
 Prints one table; exit status 0 when the target is met. Never part of the test run.
 """
@@ -48,6 +49,7 @@ import asyncio
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -150,20 +152,26 @@ def _helper(flag: str, what: str) -> Iterator[int]:
         proc.wait(30)
 
 
-def _callgrind_total(pid: int, out: Path) -> int:
-    """Dumps the server's counters since the last dump; their instruction total."""
+def _callgrind_total(pid: int, out: Path, keep: Path | None = None) -> int:
+    """Dumps the server's counters since the last dump; their instruction total. The dump is
+    copied to `keep` when given (for `callgrind_annotate`)."""
     before = set(out.parent.glob(out.name + ".*"))
     subprocess.run(["callgrind_control", "-d", str(pid)], check=True, timeout=600,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (dump,) = set(out.parent.glob(out.name + ".*")) - before
+    if keep is not None:
+        shutil.copyfile(dump, keep)
     for line in dump.read_text().splitlines():
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
     raise RuntimeError(f"no instruction total in {dump}")
 
 
-def callgrind_rows(n: int, warm: int = 200, wait_s: float = 7.0) -> dict[str, float]:
-    """Instructions per request of `gatewise serve`, tracing off and on (see the docstring)."""
+def callgrind_rows(n: int, warm: int = 200, wait_s: float = 7.0,
+                   keep: Path | None = None) -> dict[str, float]:
+    """Instructions per request of `gatewise serve`, tracing off and on (see the docstring).
+    `keep`: a directory where each configuration's window dump is copied
+    (`callgrind.off`, `callgrind.on`)."""
     body = json.dumps({"model": "fake", "max_tokens": 64, "temperature": 0.2, "messages": [
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "Say hello and ask how you can help me today."}]})
@@ -203,7 +211,8 @@ def callgrind_rows(n: int, warm: int = 200, wait_s: float = 7.0) -> dict[str, fl
                 _callgrind_total(proc.pid, out)
                 _post(conn, body, n)
                 time.sleep(wait_s)  # ... and the window's spans inside it
-                rows[name] = _callgrind_total(proc.pid, out) / n
+                kept = keep / f"callgrind.{name.split(',')[0]}" if keep is not None else None
+                rows[name] = _callgrind_total(proc.pid, out, kept) / n
                 conn.close()
             finally:
                 proc.terminate()
@@ -381,6 +390,8 @@ if __name__ == "__main__":
     ap.add_argument("--http-calls", type=int, default=1500, help="0: skip the server rows")
     ap.add_argument("--callgrind", type=int, default=0, metavar="N",
                     help="instructions per request through the HTTP server instead (N requests)")
+    ap.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                    help="with --callgrind: keep the measured windows' dumps in DIR")
     ap.add_argument("--sink", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--upstream", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -389,7 +400,9 @@ if __name__ == "__main__":
     if a.upstream:
         _serve_upstream(a.upstream)
     if a.callgrind:
-        got = callgrind_rows(a.callgrind)
+        if a.keep is not None:
+            a.keep.mkdir(parents=True, exist_ok=True)
+        got = callgrind_rows(a.callgrind, keep=a.keep)
         off = got["off"]
         for name, ir in got.items():
             print(f"{name:<16} {ir:>12,.0f} instructions/request {ir / off:>6.3f}x")

@@ -5,7 +5,12 @@ receiver decoding the protobuf), with the export headers resolved from secret re
 
 from __future__ import annotations
 
+import http.client
+import socket
+import threading
+
 import openai
+import pytest
 from opentelemetry.sdk.resources import Resource
 
 from gatewise.observability.tracing.export import HttpPoster, OtlpHttpSink
@@ -87,3 +92,92 @@ def test_batches_reach_a_collector_over_http_with_the_configured_headers() -> No
     assert sink.exported == 4 and sink.dropped == 0
     assert all(h["x-collector-key"] == "k1" for h in rx.headers)
     assert all(h["content-type"] == "application/x-protobuf" for h in rx.headers)
+
+
+class ScriptedCollector:
+    """A raw TCP server answering each request it reads (head and Content-Length body) with
+    the next of `answers`, verbatim; closes the connection after an answer when told to. Keeps
+    the requests (head, body) and counts the connections."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = answers
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1/traces"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                buf = b""
+                while self.answers:
+                    while b"\r\n\r\n" not in buf:
+                        data = conn.recv(65536)
+                        if not data:
+                            break
+                        buf += data
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    n = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                 if line.lower().startswith(b"content-length")))
+                    while len(buf) < n:
+                        buf += conn.recv(65536)
+                    self.requests.append((head, buf[:n]))
+                    buf = buf[n:]
+                    answer, close = self.answers.pop(0)
+                    conn.sendall(answer)
+                    if close:
+                        break
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_the_poster_keeps_its_connection_and_reads_every_kind_of_answer() -> None:
+    """Content-Length, chunked (with a trailer) and no-length answers, keep-alive and close:
+    each post gets its status, and the connection is reused until the collector closes it."""
+    collector = ScriptedCollector([
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n", False),
+        (b"HTTP/1.1 503 Busy\r\ncontent-length: 0\r\nConnection: close\r\n\r\n", True),
+        (b"HTTP/1.0 200 OK\r\n\r\nbody to the end", True),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", False),
+    ])
+    poster = HttpPoster(collector.endpoint, {"x-collector-key": "k1"}, timeout_s=5)
+    try:
+        assert [poster.post(b"span-%d" % i) for i in range(5)] == [200, 200, 503, 200, 204]
+    finally:
+        poster.close()
+        collector.close()
+    assert collector.connections == 3  # kept alive, reopened after each close
+    assert [body for _, body in collector.requests] == [b"span-%d" % i for i in range(5)]
+    head = collector.requests[0][0].decode().split("\r\n")
+    assert head[0] == "POST /v1/traces HTTP/1.1"
+    assert {"x-collector-key: k1", "Content-Type: application/x-protobuf",
+            "Content-Length: 6"} <= set(head[1:])
+
+
+def test_a_malformed_answer_is_an_export_failure_not_a_crash() -> None:
+    collector = ScriptedCollector([(b"SMTP ready\r\n\r\n", True),
+                                   (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False)])
+    poster = HttpPoster(collector.endpoint, {}, timeout_s=5)
+    try:
+        with pytest.raises(http.client.HTTPException):
+            poster.post(b"x")
+        assert poster.post(b"y") == 200  # a new connection after the bad one
+    finally:
+        poster.close()
+        collector.close()
+
+
+def test_export_headers_cannot_smuggle_lines_into_the_request() -> None:
+    with pytest.raises(ValueError, match="invalid OTLP export header"):
+        HttpPoster("http://127.0.0.1:4318/v1/traces", {"x-key": "a\r\nHost: evil"}, 5)

@@ -12,11 +12,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind
 
 from gatewise.errors import ConfigError
 from gatewise.observability.tracing.export import OtlpHttpSink, default_endpoint
 from gatewise.observability.tracing.otlp import OtlpEncoder
-from gatewise.observability.tracing.recorder import RecordedSpan, SdkSink, SpanRecorder
+from gatewise.observability.tracing.recorder import (
+    AttributeBlock,
+    RecordedSpan,
+    SdkSink,
+    SpanRecorder,
+)
 from tests.fakes.spans import Keep, some_spans
 
 RESOURCE = Resource.create({"service.name": "gw-test"})
@@ -154,3 +160,70 @@ def test_an_endpoint_that_is_not_an_http_url_is_a_config_error() -> None:
     resolved = resolve_config(cfg, None, {}, w)
     with pytest.raises(ConfigError, match=r"observability\.tracing\.endpoint: not an http"):
         build_tracing(resolved.config.observability.tracing)
+
+
+def blocked_spans() -> tuple[list[RecordedSpan], AttributeBlock]:
+    """A request span and two attempts sharing a deployment's block, the second attempt and
+    the request sharing a response's block, each with attributes of its own."""
+    keep = Keep()
+    rec = SpanRecorder(keep, 1.0)
+    deployment = AttributeBlock({"gen_ai.operation.name": "chat", "gen_ai.system": "openai",
+                                 "gen_ai.request.model": "gpt-4o", "server.port": 443})
+    response = AttributeBlock({"gen_ai.response.id": "chatcmpl-1",
+                               "gen_ai.response.finish_reasons": ("stop",),
+                               "gen_ai.usage.output_tokens": 7})
+    request = rec.start_span("chat gpt", kind=SpanKind.SERVER)
+    assert isinstance(request, RecordedSpan)
+    request.set_attribute("gatewise.request_id", "req_1")
+    ctx = request.get_span_context()
+    for n, blocks in ((1, (deployment,)), (2, (deployment, response))):
+        attempt = rec.start_span("chat gpt-4o", kind=SpanKind.CLIENT, parent=ctx)
+        assert isinstance(attempt, RecordedSpan)
+        attempt.attributes = {"gatewise.attempt": n, "gen_ai.request.temperature": 0.2}
+        attempt.blocks = blocks
+        attempt.end()
+    request.blocks = (AttributeBlock({"gatewise.alias": "gpt"}), response)
+    request.end()
+    return keep.spans, deployment
+
+
+def test_attribute_blocks_encode_as_if_every_span_carried_them_itself() -> None:
+    """A block shared by spans is written into each (first, then the span's own attributes)
+    from bytes encoded once, by whichever encoder met it first."""
+    spans, deployment = blocked_spans()
+    first = OtlpEncoder(RESOURCE.attributes, "gatewise")
+    assert first.encode(spans) == official_bytes(spans)
+    assert deployment.encoded is not None  # kept on the block...
+    other = OtlpEncoder(RESOURCE.attributes, "gatewise")
+    assert other.encode(spans) == official_bytes(spans)  # ... and right for any encoder
+    req = ExportTraceServiceRequest()
+    req.ParseFromString(other.encode(spans))
+    first_attempt, second_attempt, request = req.resource_spans[0].scope_spans[0].spans
+    assert [a.key for a in second_attempt.attributes] == [
+        "gen_ai.operation.name", "gen_ai.system", "gen_ai.request.model", "server.port",
+        "gen_ai.response.id", "gen_ai.response.finish_reasons", "gen_ai.usage.output_tokens",
+        "gatewise.attempt", "gen_ai.request.temperature"]
+    assert {a.key: a.value.int_value for a in first_attempt.attributes}["gatewise.attempt"] == 1
+    assert [a.key for a in request.attributes] == [
+        "gatewise.alias", "gen_ai.response.id", "gen_ai.response.finish_reasons",
+        "gen_ai.usage.output_tokens", "gatewise.request_id"]
+
+
+def test_setting_a_blocks_key_on_one_span_changes_that_span_alone_and_says_it_once() -> None:
+    spans, deployment = blocked_spans()
+    keep = Keep()
+    rec = SpanRecorder(keep, 1.0)
+    span = rec.start_span("chat gpt-4o", kind=SpanKind.CLIENT)
+    assert isinstance(span, RecordedSpan)
+    span.blocks = (deployment,)
+    span.set_attribute("gen_ai.system", "azure")  # an application's own say, on this span
+    span.end()
+    assert span.all_attributes["gen_ai.system"] == "azure"
+    assert deployment.attributes["gen_ai.system"] == "openai"  # the others' block as it was
+    req = ExportTraceServiceRequest()
+    req.ParseFromString(OtlpEncoder(RESOURCE.attributes, "gatewise").encode([*spans, span]))
+    *_, changed = req.resource_spans[0].scope_spans[0].spans
+    keys = [a.key for a in changed.attributes]
+    assert keys.count("gen_ai.system") == 1
+    assert {a.key: a.value.string_value for a in changed.attributes}["gen_ai.system"] == "azure"
+    assert OtlpEncoder(RESOURCE.attributes, "gatewise").encode([span]) == official_bytes([span])

@@ -10,6 +10,7 @@ leaves for the provider, i.e. after the PII guard masked it).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +44,7 @@ SERVER_PORT = "server.port"
 
 OPERATIONS = {"chat": "chat", "embed": "embeddings"}  # call kind -> gen_ai.operation.name
 _encode = msgspec.json.Encoder().encode
+_NAME = itemgetter(0)
 
 
 def operation_of(call: Call) -> str:
@@ -55,11 +57,11 @@ def span_name(operation: str, model: str) -> str:
 
 
 def request_attributes(call: Call) -> Attributes:
-    """What is known when the call starts: the operation, the model asked for, the sampling
-    parameters, the request id and who is calling (ids only)."""
+    """What is known when the call starts and differs from request to request: the request
+    id, the sampling parameters and who is calling (ids only). The operation and the model
+    asked for are in the request span's block (`request_constants`)."""
     req = call.request
-    a: Attributes = {OPERATION: OPERATIONS.get(call.kind, call.kind), REQUEST_MODEL: req.model,
-                     "gatewise.request_id": call.request_id}
+    a: Attributes = {"gatewise.request_id": call.request_id}
     if isinstance(req, ChatRequest):
         _chat_parameters(req, a)
     ident = call.identity
@@ -86,18 +88,38 @@ def _chat_parameters(req: ChatRequest, a: Attributes) -> None:
         a["gen_ai.request.stream"] = True
 
 
-def attempt_attributes(call: Call, target: Target, deployment_id: str,
-                       address: tuple[str, int] | None) -> Attributes:
-    """One attempt against one deployment: what the provider is asked for."""
-    a: Attributes = {OPERATION: OPERATIONS.get(call.kind, call.kind), SYSTEM: target.provider,
+def request_constants(kind: str, model: str, target: Target | None, deployment_id: str | None,
+                      alias: str) -> Attributes:
+    """The request span's attributes that every request for `model` served by the same
+    deployment shares: the operation, the model asked for, and where it was served (the
+    provider, the deployment; none when no deployment answered, e.g. a cache hit)."""
+    a: Attributes = {OPERATION: OPERATIONS.get(kind, kind), REQUEST_MODEL: model}
+    if target is not None and deployment_id is not None:
+        a[SYSTEM] = a[PROVIDER] = target.provider
+        a["gatewise.deployment"] = deployment_id
+    a["gatewise.alias"] = alias
+    return a
+
+
+def attempt_constants(kind: str, target: Target, deployment_id: str, alias: str,
+                      address: tuple[str, int] | None) -> Attributes:
+    """What every attempt against one deployment for one alias says alike: the operation,
+    the provider, the model asked of it, the deployment, the alias and the server."""
+    a: Attributes = {OPERATION: OPERATIONS.get(kind, kind), SYSTEM: target.provider,
                      PROVIDER: target.provider, REQUEST_MODEL: target.model,
-                     "gatewise.deployment": deployment_id, "gatewise.alias": call.alias,
-                     "gatewise.attempt": call.attempts + 1}
+                     "gatewise.deployment": deployment_id, "gatewise.alias": alias}
+    if address is not None:
+        a[SERVER_ADDRESS], a[SERVER_PORT] = address
+    return a
+
+
+def attempt_attributes(call: Call) -> Attributes:
+    """One attempt's own: its number and the sampling parameters it asks for (the rest is in
+    the deployment's block, `attempt_constants`)."""
+    a: Attributes = {"gatewise.attempt": call.attempts + 1}
     req = call.request
     if isinstance(req, ChatRequest):
         _chat_parameters(req, a)
-    if address is not None:
-        a[SERVER_ADDRESS], a[SERVER_PORT] = address
     return a
 
 
@@ -131,27 +153,29 @@ def response_attributes(result: Any, a: Attributes) -> None:
             a[RESPONSE_ID] = result.id
         if result.model:
             a[RESPONSE_MODEL] = result.model
-        reasons = [c.finish_reason for c in result.choices if c.finish_reason]
-        if reasons:
-            a[FINISH_REASONS] = tuple(reasons)
+        choices = result.choices
+        if len(choices) == 1:  # the usual answer: no list built only to become a tuple
+            reason = choices[0].finish_reason
+            if reason:
+                a[FINISH_REASONS] = (reason,)
+        else:
+            reasons = [c.finish_reason for c in choices if c.finish_reason]
+            if reasons:
+                a[FINISH_REASONS] = tuple(reasons)
     elif isinstance(result, EmbeddingResponse) and result.model:
         a[RESPONSE_MODEL] = result.model
 
 
 def outcome_attributes(call: Call, a: Attributes) -> None:
-    """What the whole call ended with: where it was served, what it cost, the cache's say."""
-    dep = call.deployment
-    if dep is not None:
-        a[SYSTEM] = a[PROVIDER] = dep.target.provider
-        a["gatewise.deployment"] = dep.id
-    a["gatewise.alias"] = call.alias
+    """What the whole call ended with: how many attempts, what it cost, the cache's say
+    (where it was served is in the request span's block, `request_constants`; the usage is
+    the caller's to add, `usage_attributes`, unless the last attempt's block has it)."""
     a["gatewise.attempts"] = call.attempts
     cache = call.response_headers.get("x-gatewise-cache")
     if cache is not None:
         a["gatewise.cache"] = cache
     if call.cost_usd is not None:
         a["gatewise.cost_usd"] = call.cost_usd
-    usage_attributes(call.usage, a)
 
 
 def error_type(exc: BaseException) -> str:
@@ -191,9 +215,13 @@ def truncate(text: str, limit: int) -> str:
 
 def header_carrier(headers: Sequence[tuple[bytes, bytes]]) -> Mapping[str, str] | None:
     """The W3C trace-context headers of a raw (lower-cased) header list; None without a
-    `traceparent`. The list is read as a dict (built in C; a repeated header's last value
-    wins, as before): looping over every header in Python, on every request, cost more than
-    the rest of starting the request's span."""
+    `traceparent`. The names are searched in C first (looping over every header in Python,
+    on every request, cost more than the rest of starting the request's span; building a
+    dict of a server's dozen headers to look one up cost several thousand instructions a
+    request, by callgrind), and only a list with a `traceparent` is read as a dict (a
+    repeated header's last value wins, as before)."""
+    if b"traceparent" not in map(_NAME, headers):
+        return None
     found = dict(headers)
     parent = found.get(b"traceparent")
     if parent is None:

@@ -6,8 +6,9 @@ bookkeeping), and a `ReadableSpan` plus the SDK's batch processor a few µs more
 request span and an attempt span, more than the rest of a library call. Gatewise's spans are
 few, short, written by one task, and carry attributes gatewise builds itself (names and
 numbers, content cut to `max_content_chars`), so a span is one slotted object with a plain
-attribute dict, and that same object is what the sink receives: the OTLP exporter
-(`export.py`) queues it and encodes it on its own thread (`otlp.py`); only the `memory` and
+attribute dict (and the `AttributeBlock`s it shares with other spans: a deployment's
+constant attributes, a response's), and that same object is what the sink receives: the
+OTLP exporter (`export.py`) queues it and encodes it on its own thread (`otlp.py`); only the `memory` and
 `console` exporters (and one passed to `Tracing.use_exporter`) get SDK `ReadableSpan`s,
 through `SdkSink`.
 
@@ -23,7 +24,7 @@ nothing: an exception's message may quote the request.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from random import getrandbits
 from typing import Any, Protocol
 
@@ -53,6 +54,7 @@ _TRACE_ID_MASK = (1 << 64) - 1
 _KIND_VALUES = {kind: kind.value + 1 for kind in SpanKind}  # OTLP's numbers count from 1
 _time_ns = time.time_ns
 _new_tuple = tuple.__new__
+_new_object = object.__new__
 
 
 class SpanSink(Protocol):
@@ -94,20 +96,69 @@ class SpanRecorder:
         if not sampled:
             return NonRecordingSpan(_new_tuple(SpanContext, (trace_id, span_id, False,
                                                              _UNSAMPLED, state, True)))
-        return RecordedSpan(self.sink, name, trace_id, span_id, parent, kind,
-                            start_time if start_time is not None else _time_ns(), state)
+        # `RecordedSpan.__init__`, inlined: a class's Python `__init__`, reached from C through
+        # the type call, cost about 2,400 instructions a span besides its fifteen stores
+        # (callgrind, `slot_tp_init`)
+        span = _new_object(RecordedSpan)
+        span.sink = self.sink
+        span.name = name
+        span.trace_id = trace_id
+        span.span_id = span_id
+        span.state = state
+        span._context = None
+        span.parent = parent
+        span.kind = kind
+        span.start_time = start_time if start_time is not None else _time_ns()
+        span.end_time = None
+        span.attributes = {}
+        span.blocks = ()
+        span.status_code = 0
+        span.status_message = None
+        return span
+
+
+class AttributeBlock:
+    """Attributes that many spans carry alike, kept once and encoded once.
+
+    A deployment's attempts all say the same operation, provider, model, deployment, alias
+    and server; a request's span and its last attempt's say the same response id, model and
+    finish reasons. Written into each span's own dict, every one of them was built per span
+    and looked up (or encoded) per span by the OTLP encoder; as a block, a span holds one
+    reference (`RecordedSpan.blocks`) and the encoder writes the block's bytes, kept on the
+    block (`encoded`, set by the export worker: the bytes of an attribute list do not depend
+    on the encoder). Never changed once made; its keys are not in the spans' own dicts."""
+
+    __slots__ = ("attributes", "encoded")
+
+    def __init__(self, attributes: dict[str, Any]) -> None:
+        self.attributes = attributes
+        self.encoded: bytes | None = None
+
+
+def new_block(attributes: dict[str, Any]) -> AttributeBlock:
+    """`AttributeBlock(attributes)` for blocks made per request (a response's): the same
+    object without the type call into its Python `__init__` (see `SpanRecorder.start_span`)."""
+    block = _new_object(AttributeBlock)
+    block.attributes = attributes
+    block.encoded = None
+    return block
 
 
 class RecordedSpan(Span):
     """A sampled span being recorded, and (once ended) the record its sink keeps.
+
+    Its attributes are its `blocks`' (shared with other spans, see `AttributeBlock`), then its
+    own `attributes` dict, the two never sharing a key (`set_attribute` of a block's key copies
+    the blocks into the dict first); `all_attributes` is both, in that order.
 
     Its `SpanContext` is made when first asked for (`context`): a request's span is asked at
     once (its children hang under it), an attempt's usually never (its `traceparent` is
     written from the ids), and a span without one is one object fewer for the collector to
     walk while it waits in the export queue."""
 
-    __slots__ = ("_context", "attributes", "end_time", "kind", "name", "parent", "sink",
-                 "span_id", "start_time", "state", "status_code", "status_message", "trace_id")
+    __slots__ = ("_context", "attributes", "blocks", "end_time", "kind", "name", "parent",
+                 "sink", "span_id", "start_time", "state", "status_code", "status_message",
+                 "trace_id")
 
     def __init__(self, sink: SpanSink, name: str, trace_id: int, span_id: int,
                  parent: SpanContext | None, kind: SpanKind, start_time: int,
@@ -123,6 +174,7 @@ class RecordedSpan(Span):
         self.start_time = start_time
         self.end_time: int | None = None
         self.attributes: dict[str, Any] = {}
+        self.blocks: tuple[AttributeBlock, ...] = ()
         self.status_code = 0  # StatusCode.UNSET
         self.status_message: str | None = None
 
@@ -141,6 +193,24 @@ class RecordedSpan(Span):
         return _KIND_VALUES[self.kind]
 
     @property
+    def all_attributes(self) -> dict[str, Any]:
+        """The blocks' attributes and the span's own, in the order the encoder writes them."""
+        if not self.blocks:
+            return self.attributes
+        out: dict[str, Any] = {}
+        for block in self.blocks:
+            out.update(block.attributes)
+        out.update(self.attributes)
+        return out
+
+    def _unblock(self, keys: Iterable[str]) -> None:
+        """Before one of the blocks' keys is set on this span alone: the blocks' attributes
+        copied into its own dict (so no key is written twice, and the block stays as it is)."""
+        if any(k in b.attributes for b in self.blocks for k in keys):
+            self.attributes = self.all_attributes
+            self.blocks = ()
+
+    @property
     def status(self) -> Status:
         return Status(StatusCode(self.status_code), self.status_message)
 
@@ -154,10 +224,14 @@ class RecordedSpan(Span):
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
         if self.end_time is None:
+            if self.blocks:
+                self._unblock(attributes)
             self.attributes.update(attributes)
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
         if self.end_time is None:
+            if self.blocks:
+                self._unblock((key,))
             self.attributes[key] = value
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
@@ -203,7 +277,7 @@ class SdkSink:
     def on_end(self, span: RecordedSpan) -> None:
         self.processor.on_end(ReadableSpan(
             name=span.name, context=span.context, parent=span.parent, resource=self._resource,
-            attributes=span.attributes, kind=span.kind, status=span.status,
+            attributes=span.all_attributes, kind=span.kind, status=span.status,
             start_time=span.start_time, end_time=span.end_time,
             instrumentation_scope=self._scope))
 

@@ -8,6 +8,13 @@ runs it; calls made without that stage (an orchestration branch, a hedge's twin,
 turns) take the ambient OpenTelemetry context instead, which the request stage and the tool
 loop's agent span set while their work runs.
 
+The request's and the attempt's spans carry their attributes partly in shared blocks
+(`recorder.AttributeBlock`): what every attempt against a deployment says alike (operation,
+provider, model, deployment, alias, server) and what every request for a model served by a
+deployment says alike, made once per deployment; the answer's id, model, finish reasons and
+usage, made once per request for the attempt that got it and the request that returns it.
+Each block is built once and encoded once, not once per span.
+
 A step's span covers the step's own work, not everything after it: the wrapper hands the
 step a `next` that closes the span when called, so a cache miss's span ends at the lookup and
 the provider's attempts are not nested inside the cache.
@@ -18,9 +25,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from contextvars import ContextVar
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context as OtelContext
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
@@ -30,6 +39,7 @@ from opentelemetry.trace import (
     StatusCode,
     set_span_in_context,
 )
+from opentelemetry.trace import propagation as otel_propagation
 
 from gatewise.observability.tracing.attributes import (
     ERROR_TYPE,
@@ -41,17 +51,19 @@ from gatewise.observability.tracing.attributes import (
     TTFT,
     Attributes,
     attempt_attributes,
+    attempt_constants,
     error_type,
     input_messages,
     outcome_attributes,
     output_messages,
     request_attributes,
+    request_constants,
     response_attributes,
     server_address,
     streamed_output,
     usage_attributes,
 )
-from gatewise.observability.tracing.recorder import RecordedSpan
+from gatewise.observability.tracing.recorder import AttributeBlock, RecordedSpan, new_block
 from gatewise.pipeline.core import Call, Handler, Middleware
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.types.stream import ChatCompletionChunk
@@ -63,11 +75,18 @@ if TYPE_CHECKING:
 
     from gatewise.observability.tracing.recorder import SpanRecorder
     from gatewise.providers.deployment import Deployment
+    from gatewise.types.responses import Usage
+
+# Blocks kept per stage (`AttributeBlock`): one per deployment and alias (attempts), per model
+# asked for and deployment (requests); cleared when full (direct `provider/model` calls and
+# client-chosen model names come and go).
+_BLOCKS_LIMIT = 1024
 
 # Events an attempt's reason is read from (the last one since the previous attempt wins).
 _REASONS = {"retry": "retry", "failover": "failover", "simplified_prompt": "simplified_prompt",
             "hedge": "hedge"}
 CACHE_HEADER = "x-gatewise-cache"
+_HEADER_NAME = itemgetter(0)
 
 
 class Tracing(Protocol):
@@ -93,16 +112,19 @@ class RequestTrace:
         self.span = span
         self.context = context
         self.span_context = sc = span.get_span_context()
-        self.trace_id = format(sc[0], "032x")  # (by index: see `SpanRecorder.start_span`)
+        # (by index: see `SpanRecorder.start_span`; `to_bytes().hex()` is the same 32 digits
+        # as format(id, "032x"), without the format-spec parsing: half the instructions)
+        self.trace_id = sc[0].to_bytes(16, "big").hex()
         # Read by every step stage (`_sampled_out`): the flags' `sampled` is two properties.
         self.sampled = type(span) is RecordedSpan
         # Index into `call.events` up to which attempts have read their reasons.
         self.seen = 0
         # The stream observer an attempt attached (the request span reads the response off it).
         self.observer: StreamObserver | None = None
-        # The last attempt's whole answer and its response attributes: the request span's are
-        # the same when that answer is what the request returns (read once, not twice).
-        self.response: tuple[Any, Attributes] | None = None
+        # The last attempt's whole answer, its response and usage attributes as a block, and
+        # the usage they were read from: the request span carries the same block when that
+        # answer and usage are what the request ends with (built once, encoded once).
+        self.response: tuple[Any, AttributeBlock, Usage | None] | None = None
 
 
 class StreamObserver:
@@ -158,6 +180,24 @@ def _finish(span: RecordedSpan, error: BaseException | None) -> None:
     span.end()
 
 
+def _span_key() -> str | None:
+    """The context key OpenTelemetry keeps the current span under (`set_span_in_context`
+    writes it through two Python calls and a copy; `_with_span` does it in one step); None
+    when this OpenTelemetry version names it otherwise."""
+    key = getattr(otel_propagation, "_SPAN_KEY", None)
+    return key if isinstance(key, str) else None
+
+
+_SPAN_KEY = _span_key()
+
+
+def _with_span(span: Span, context: Context) -> Context:
+    """`set_span_in_context(span, context)`: a new context holding `span`."""
+    if _SPAN_KEY is None:
+        return set_span_in_context(span, context)
+    return OtelContext({**context, _SPAN_KEY: span})
+
+
 def _context_var() -> ContextVar[Context] | None:
     """The context variable OpenTelemetry keeps the current context in, when its runtime
     context is the default one (`contextvars`); None for another (`OTEL_PYTHON_CONTEXT`).
@@ -177,20 +217,28 @@ class RequestSpanMiddleware:
     def __init__(self, tracing: Tracing) -> None:
         self._tracing = tracing
         self._var = _context_var()
+        # (model asked for, deployment id) -> (the deployment, alias, kind, their block)
+        self._blocks: dict[tuple[str, str | None], tuple[Any, str, str, AttributeBlock]] = {}
+        self._chat_names: dict[str, str] = {}  # model asked for -> its chats' span name
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         t = self._tracing
         var = self._var
         headers = call.request_headers
-        parent = t.extract(headers) if headers else None
+        # (the usual request has no `traceparent`: looked for here, in C, before any call)
+        parent = t.extract(headers) \
+            if headers and b"traceparent" in map(_HEADER_NAME, headers) else None
         # The context read once, for both the parent's span and the one made here.
         base = parent if parent is not None else \
             var.get() if var is not None else otel_context.get_current()
-        # `span_name(operation_of(call), model)`, inlined (two calls a span, on every request)
-        span = t.tracer.start_span(f"{OPERATIONS.get(call.kind, call.kind)} {call.request.model}",
-                                   context=base,
+        # `span_name(operation_of(call), model)`, kept per model asked for in a chat
+        model = call.request.model
+        name = self._chat_names.get(model) if call.kind == "chat" else None
+        if name is None:
+            name = self._name(call.kind, model)
+        span = t.tracer.start_span(name, context=base,
                                    kind=SpanKind.SERVER if headers else SpanKind.INTERNAL)
-        ctx = set_span_in_context(span, base)
+        ctx = _with_span(span, base)
         trace = RequestTrace(span, ctx)
         call.span = trace
         rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
@@ -221,24 +269,54 @@ class RequestSpanMiddleware:
         self._end(call, trace, result, None)
         return result
 
-    @staticmethod
-    def _end(call: Call, trace: RequestTrace, result: Any, error: BaseException | None) -> None:
+    def _end(self, call: Call, trace: RequestTrace, result: Any,
+             error: BaseException | None) -> None:
         span = trace.span
         if type(span) is not RecordedSpan or span.end_time is not None:
             return
         a = span.attributes
         outcome_attributes(call, a)
-        if result is not None:
-            seen = trace.response
-            if seen is not None and seen[0] is result:
-                a.update(seen[1])
-            else:
+        constants = self._constants(call)
+        seen = trace.response
+        if result is not None and seen is not None and seen[0] is result \
+                and seen[2] is call.usage:  # the last attempt's answer: its block
+            span.blocks = (constants, seen[1])
+        else:
+            span.blocks = (constants,)
+            usage_attributes(call.usage, a)
+            if result is not None:
                 response_attributes(result, a)
-        elif trace.observer is not None:
-            trace.observer.attributes(a)
+            elif trace.observer is not None:
+                trace.observer.attributes(a)
         if call.stream and call.ttft is not None:
             a[TTFT] = call.ttft
         _finish(span, error)
+
+    def _name(self, kind: str, model: str) -> str:
+        """`{gen_ai.operation.name} {gen_ai.request.model}`, kept for chats (made once, and
+        one string the encoder's name cache finds without hashing it again)."""
+        name = f"{OPERATIONS.get(kind, kind)} {model}"
+        if kind == "chat":
+            if len(self._chat_names) >= _BLOCKS_LIMIT:
+                self._chat_names.clear()
+            self._chat_names[model] = name
+        return name
+
+    def _constants(self, call: Call) -> AttributeBlock:
+        """The request span's block: operation, model asked for, where it was served."""
+        dep = call.deployment
+        model = call.request.model
+        key = (model, dep.id if dep is not None else None)
+        cached = self._blocks.get(key)
+        if cached is None or cached[0] is not dep or cached[1] != call.alias \
+                or cached[2] != call.kind:
+            if len(self._blocks) >= _BLOCKS_LIMIT:
+                self._blocks.clear()
+            block = AttributeBlock(request_constants(
+                call.kind, model, dep.target if dep is not None else None,
+                dep.id if dep is not None else None, call.alias))
+            cached = self._blocks[key] = (dep, call.alias, call.kind, block)
+        return cached[3]
 
 
 class AttemptSpanMiddleware:
@@ -250,6 +328,8 @@ class AttemptSpanMiddleware:
         self._tracing = tracing
         self._addresses: dict[str, tuple[str, int] | None] = {}
         self._copies: dict[str, tuple[Deployment, Deployment]] = {}
+        # deployment id -> (the deployment, alias, kind, their block, the span name)
+        self._blocks: dict[str, tuple[Deployment, str, str, AttributeBlock, str]] = {}
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         t = self._tracing
@@ -257,12 +337,13 @@ class AttemptSpanMiddleware:
         assert dep is not None, "the router runs before the attempt"
         target = dep.target
         trace = call.span if isinstance(call.span, RequestTrace) else None
-        span = t.tracer.start_span(f"{OPERATIONS.get(call.kind, call.kind)} {target.model}",
-                                   kind=SpanKind.CLIENT,
+        constants = self._constants(call, dep)
+        span = t.tracer.start_span(constants[4], kind=SpanKind.CLIENT,
                                    parent=trace.span_context if trace is not None else None)
         rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
         if rec is not None:
-            rec.attributes = self._start_attributes(call, trace, target, dep.id)
+            rec.attributes = self._start_attributes(call, trace)
+            rec.blocks = (constants[3],)
         if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
             if rec is not None:  # from the ids (a recorded span's `SpanContext` is not made)
                 trace_id, span_id, flags, state = rec.trace_id, rec.span_id, "01", rec.state
@@ -270,9 +351,10 @@ class AttemptSpanMiddleware:
                 sc = span.get_span_context()
                 trace_id, span_id, flags, state = sc[0], sc[1], "01" if sc[3] & 1 else "00", sc[4]
             # Under a request span the trace id's hex is already made (the same trace).
-            trace_hex = trace.trace_id if trace is not None else f"{trace_id:032x}"
-            headers = {**target.headers,
-                       "traceparent": f"00-{trace_hex}-{span_id:016x}-{flags}"}
+            trace_hex = trace.trace_id if trace is not None else trace_id.to_bytes(16, "big").hex()
+            parent = f"00-{trace_hex}-{span_id.to_bytes(8, 'big').hex()}-{flags}"
+            headers = {**target.headers, "traceparent": parent} if target.headers \
+                else {"traceparent": parent}
             if state is not DEFAULT_TRACE_STATE and state:
                 headers["tracestate"] = state.to_header()
             call.deployment = self._carrying(dep, headers)
@@ -297,10 +379,12 @@ class AttemptSpanMiddleware:
             a = rec.attributes
             response: Attributes = {}
             response_attributes(result, response)
-            a.update(response)
+            usage = call.usage
+            usage_attributes(usage, response)
+            block = new_block(response)  # shared with the request span when it returns it
+            rec.blocks = (*rec.blocks, block)
             if trace is not None:
-                trace.response = (result, response)
-            usage_attributes(call.usage, a)
+                trace.response = (result, block, usage)
             if t.capture:
                 text = output_messages(result, t.max_chars)
                 if text is not None:
@@ -324,15 +408,30 @@ class AttemptSpanMiddleware:
         copy.target.headers = headers
         return copy
 
-    def _start_attributes(self, call: Call, trace: RequestTrace | None, target: Any,
-                          dep_id: str) -> Attributes:
-        base = target.api_base
-        if base not in self._addresses:  # one entry per upstream base URL in the config
-            self._addresses[base] = server_address(base)
-        a = attempt_attributes(call, target, dep_id, self._addresses[base])
+    def _constants(self, call: Call, dep: Deployment
+                   ) -> tuple[Deployment, str, str, AttributeBlock, str]:
+        """The deployment's block for this alias and kind of call, and its attempts' span
+        name (`{gen_ai.operation.name} {gen_ai.request.model}`), made once."""
+        cached = self._blocks.get(dep.id)
+        if cached is None or cached[0] is not dep or cached[1] != call.alias \
+                or cached[2] != call.kind:  # new, the vault's copy changed, another alias
+            if len(self._blocks) >= _BLOCKS_LIMIT:
+                self._blocks.clear()
+            target = dep.target
+            base = target.api_base
+            if base not in self._addresses:  # one entry per upstream base URL in the config
+                self._addresses[base] = server_address(base)
+            block = AttributeBlock(attempt_constants(call.kind, target, dep.id, call.alias,
+                                                     self._addresses[base]))
+            name = f"{OPERATIONS.get(call.kind, call.kind)} {target.model}"
+            cached = self._blocks[dep.id] = (dep, call.alias, call.kind, block, name)
+        return cached
+
+    def _start_attributes(self, call: Call, trace: RequestTrace | None) -> Attributes:
+        a = attempt_attributes(call)
         if call.failures:
             a["gatewise.previous_error.type"] = error_type(call.failures[-1])
-        if trace is not None:
+        if trace is not None and len(call.events) > trace.seen:  # (no slice made for none)
             for name, data in reversed(call.events[trace.seen:]):
                 reason = _REASONS.get(name)
                 if reason is not None:
