@@ -26,8 +26,8 @@ caller's own turns only. It is opt-in: it scored a benign 1 KB "summarise this s
 and list the open action items" prompt 0.74 (bench/paths_bench.py's guarded path), and held
 out it blocked 82 % of the long-tasks corpus (300 long benign task prompts), the layers
 without it 25 %: long texts in training were nearly all attacks. Both learned layers now also
-train on benign texts joined to length (`joined_benign`): held out 0.090 without the head,
-0.097 with it; the support-thread prompt scores 0.20 with the shipped model (which trains on
+train on benign texts joined to length (`joined_benign`): held out 0.087 without the head,
+0.123 with it (24 sources); the support-thread prompt scores 0.20 with the shipped model (which trains on
 the long-tasks corpus too; the head adds nothing there). Still above the 0.03 the default
 would need, so "auto" stays opt-in. Held out (bench/injection_eval.py --semantic),
 the attacks it adds are persona and harmful-content jailbreaks typed into the user turn
