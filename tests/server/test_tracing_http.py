@@ -178,6 +178,27 @@ def test_a_malformed_answer_is_an_export_failure_not_a_crash() -> None:
         collector.close()
 
 
+@pytest.mark.parametrize(("answer", "close"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", False),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFF\r\n" + b"x" * 1000, False),
+    (b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * (2 << 20), True),
+], ids=["content-length", "chunked", "to-the-end"])
+def test_an_endless_answer_is_read_no_further_than_a_megabyte(answer: bytes, close: bool) -> None:
+    """A collector that announces or streams a huge answer cannot hold the export thread
+    until its timeout or fill its memory: the post fails at once (the announced size is
+    refused before reading; an unannounced one after a megabyte), the next one reconnects."""
+    collector = ScriptedCollector([(answer, close),
+                                   (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False)])
+    poster = HttpPoster(collector.endpoint, {}, timeout_s=5)
+    try:
+        with pytest.raises(http.client.HTTPException):
+            poster.post(b"x")
+        assert poster.post(b"y") == 200
+    finally:
+        poster.close()
+        collector.close()
+
+
 def test_export_headers_cannot_smuggle_lines_into_the_request() -> None:
     with pytest.raises(ValueError, match="invalid OTLP export header"):
         HttpPoster("http://127.0.0.1:4318/v1/traces", {"x-key": "a\r\nHost: evil"}, 5)

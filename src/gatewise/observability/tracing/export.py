@@ -128,12 +128,17 @@ class HttpPoster:
             buf = _skip_chunks(sock, buf)
         elif "content-length" in fields:
             n = int(fields["content-length"])
+            if not 0 <= n <= _MAX_BODY:
+                raise http.client.HTTPException(f"the collector's answer body: {n} bytes")
             while len(buf) < n:
                 buf += _recv(sock)
             buf = buf[n:]
         elif status not in (204, 304):  # no length: the body runs to the connection's end
-            while sock.recv(65536):
-                pass
+            read = 0
+            while data := sock.recv(65536):
+                read += len(data)
+                if read > _MAX_BODY:
+                    raise http.client.HTTPException("the collector's answer body is too long")
             buf, close = b"", True
         self._buf = buf
         return status, close
@@ -163,6 +168,9 @@ class HttpPoster:
 
 
 _MAX_HEAD = 65536  # an answer's status line and headers, at most
+# An answer's body, at most: a collector's is empty or a few bytes (an OTLP partial-success
+# message); one that sends more is read no further, so it cannot hold the worker thread.
+_MAX_BODY = 1 << 20
 
 
 def _recv(sock: socket.socket) -> bytes:
@@ -174,10 +182,16 @@ def _recv(sock: socket.socket) -> bytes:
 
 def _skip_chunks(sock: socket.socket, buf: bytes) -> bytes:
     """Reads past a chunked body and its trailers; returns what follows them."""
+    total = 0
     while True:
         while (i := buf.find(b"\r\n")) < 0:
+            if len(buf) > _MAX_HEAD:
+                raise http.client.LineTooLong("a chunk size line")
             buf += _recv(sock)
         size = int(buf[:i].split(b";")[0], 16)
+        total += size
+        if total > _MAX_BODY:
+            raise http.client.HTTPException("the collector's answer body is too long")
         buf = buf[i + 2:]
         if size == 0:
             break
@@ -186,6 +200,8 @@ def _skip_chunks(sock: socket.socket, buf: bytes) -> bytes:
         buf = buf[size + 2:]
     while True:  # trailers, up to the empty line
         while (i := buf.find(b"\r\n")) < 0:
+            if len(buf) > _MAX_HEAD:
+                raise http.client.LineTooLong("the collector's answer trailers")
             buf += _recv(sock)
         line, buf = buf[:i], buf[i + 2:]
         if not line:
