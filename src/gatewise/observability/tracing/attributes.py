@@ -44,7 +44,7 @@ SERVER_PORT = "server.port"
 
 OPERATIONS = {"chat": "chat", "embed": "embeddings"}  # call kind -> gen_ai.operation.name
 _encode = msgspec.json.Encoder().encode
-_NAME = itemgetter(0)
+HEADER_NAME = itemgetter(0)  # a raw header's name: `map(HEADER_NAME, headers)` runs in C
 
 
 def operation_of(call: Call) -> str:
@@ -220,7 +220,7 @@ def header_carrier(headers: Sequence[tuple[bytes, bytes]]) -> Mapping[str, str] 
     dict of a server's dozen headers to look one up cost several thousand instructions a
     request, by callgrind), and only a list with a `traceparent` is read as a dict (a
     repeated header's last value wins, as before)."""
-    if b"traceparent" not in map(_NAME, headers):
+    if b"traceparent" not in map(HEADER_NAME, headers):
         return None
     found = dict(headers)
     parent = found.get(b"traceparent")

@@ -96,9 +96,9 @@ class SpanRecorder:
         if not sampled:
             return NonRecordingSpan(_new_tuple(SpanContext, (trace_id, span_id, False,
                                                              _UNSAMPLED, state, True)))
-        # `RecordedSpan.__init__`, inlined: a class's Python `__init__`, reached from C through
-        # the type call, cost about 2,400 instructions a span besides its fifteen stores
-        # (callgrind, `slot_tp_init`)
+        # Every field set here, no `__init__`: a class's Python `__init__`, reached from C
+        # through the type call, cost about 2,400 instructions a span besides its fifteen
+        # stores (callgrind, `slot_tp_init`)
         span = _new_object(RecordedSpan)
         span.sink = self.sink
         span.name = name
@@ -160,23 +160,21 @@ class RecordedSpan(Span):
                  "sink", "span_id", "start_time", "state", "status_code", "status_message",
                  "trace_id")
 
-    def __init__(self, sink: SpanSink, name: str, trace_id: int, span_id: int,
-                 parent: SpanContext | None, kind: SpanKind, start_time: int,
-                 state: TraceState = DEFAULT_TRACE_STATE) -> None:
-        self.sink = sink
-        self.name = name
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.state = state
-        self._context: SpanContext | None = None
-        self.parent = parent
-        self.kind = kind
-        self.start_time = start_time
-        self.end_time: int | None = None
-        self.attributes: dict[str, Any] = {}
-        self.blocks: tuple[AttributeBlock, ...] = ()
-        self.status_code = 0  # StatusCode.UNSET
-        self.status_message: str | None = None
+    # Made only by `SpanRecorder.start_span`, which sets every field without an `__init__`.
+    sink: SpanSink
+    name: str
+    trace_id: int
+    span_id: int
+    state: TraceState
+    _context: SpanContext | None
+    parent: SpanContext | None
+    kind: SpanKind
+    start_time: int
+    end_time: int | None
+    attributes: dict[str, Any]
+    blocks: tuple[AttributeBlock, ...]
+    status_code: int  # 0: StatusCode.UNSET
+    status_message: str | None
 
     @property
     def context(self) -> SpanContext:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from contextvars import ContextVar
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opentelemetry import context as otel_context
@@ -44,6 +43,7 @@ from opentelemetry.trace import propagation as otel_propagation
 from gatewise.observability.tracing.attributes import (
     ERROR_TYPE,
     FINISH_REASONS,
+    HEADER_NAME,
     OPERATIONS,
     OUTPUT_MESSAGES,
     RESPONSE_ID,
@@ -86,7 +86,6 @@ _BLOCKS_LIMIT = 1024
 _REASONS = {"retry": "retry", "failover": "failover", "simplified_prompt": "simplified_prompt",
             "hedge": "hedge"}
 CACHE_HEADER = "x-gatewise-cache"
-_HEADER_NAME = itemgetter(0)
 
 
 class Tracing(Protocol):
@@ -227,7 +226,7 @@ class RequestSpanMiddleware:
         headers = call.request_headers
         # (the usual request has no `traceparent`: looked for here, in C, before any call)
         parent = t.extract(headers) \
-            if headers and b"traceparent" in map(_HEADER_NAME, headers) else None
+            if headers and b"traceparent" in map(HEADER_NAME, headers) else None
         # The context read once, for both the parent's span and the one made here.
         base = parent if parent is not None else \
             var.get() if var is not None else otel_context.get_current()
