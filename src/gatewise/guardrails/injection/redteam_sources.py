@@ -66,6 +66,7 @@ from gatewise.guardrails.injection.sources import (
     _INVISIBLE,
     _MIXED_WORD,
     _PERSONA,
+    _WORD,
     LONG_TASK_CHARS,
     _attack_kind,
     _category,
@@ -78,7 +79,6 @@ from gatewise.guardrails.injection.sources import (
 )
 
 _FOLD = re.compile(r"[\W_]+")
-_WORD = re.compile(r"[^\W\d_]+")
 
 
 def _unique(samples: list[Sample]) -> list[Sample]:

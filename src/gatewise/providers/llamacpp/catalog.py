@@ -30,6 +30,9 @@ class CatalogEntry:
 
 
 DEFAULT_MODEL = "smollm2-135m"
+# Qwen2.5-Coder's generation_config (its model card), the same for every size.
+_QWEN_CODER_SAMPLING: Mapping[str, float] = MappingProxyType(
+    {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.1})
 
 CATALOG: Mapping[str, CatalogEntry] = MappingProxyType({
     "smollm2-135m": CatalogEntry(
@@ -57,9 +60,7 @@ CATALOG: Mapping[str, CatalogEntry] = MappingProxyType({
         size=491_400_064,
         n_ctx=4096,
         context_train=32768,
-        sampling=MappingProxyType(
-            {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.1}
-        ),
+        sampling=_QWEN_CODER_SAMPLING,
     ),
     "qwen2.5-coder-1.5b": CatalogEntry(
         name="qwen2.5-coder-1.5b",
@@ -75,10 +76,7 @@ CATALOG: Mapping[str, CatalogEntry] = MappingProxyType({
         size=1_117_320_768,
         n_ctx=4096,
         context_train=32768,
-        # The model card's generation_config, the same as the 0.5B's.
-        sampling=MappingProxyType(
-            {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.1}
-        ),
+        sampling=_QWEN_CODER_SAMPLING,
     ),
 })
 
