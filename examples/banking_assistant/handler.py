@@ -201,6 +201,12 @@ class BankingHandler:
         params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": 0}
         if choice is not None:
             params["tool_choice"] = choice
+        if self.tool_choice == "route" and intent is not None:
+            # The routed tool ran; the model only words the reply. Offered the tools again, a
+            # 135M model sometimes answers the tool's result with a second call of its own
+            # invention (verify_identity with the result's first_name), which the guard
+            # rejects, and the whole turn with it.
+            params["then_tool_choice"] = "none"
         try:
             loop = await gatewise.run_tools(
                 self.gateway, messages=[{"role": "user", "content": transcript}],

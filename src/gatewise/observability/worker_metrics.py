@@ -107,6 +107,9 @@ class WorkerMetrics:
         self.slot = slot
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        # Each peer's last good snapshot, by file name (only `_peers`, one thread at a time).
+        self._last: dict[str, dict[str, list[Any]]] = {}
+        self._reading = asyncio.Lock()
 
     async def write(self) -> None:
         """Snapshot on the loop (the registry is only touched there), file I/O off it."""
@@ -120,21 +123,35 @@ class WorkerMetrics:
         os.replace(tmp, path)
 
     def _peers(self) -> list[dict[str, list[Any]]]:
-        out: list[dict[str, list[Any]]] = []
+        """Every other worker's latest snapshot. A directory listing taken while a worker
+        renames its new snapshot into place may miss that file (POSIX leaves readdir during a
+        rename unspecified; it happened under load), and a scrape then dropped that worker's
+        counts, so a counter seemed to go backwards. So a peer seen before is read by name
+        even when the listing misses it, and kept until its file is gone (the parent
+        deletes a dead worker's); a snapshot that cannot be read or decoded counts with
+        its last good one."""
         own = snapshot_path(self.run_dir, self.slot).name
-        for path in self.run_dir.glob("worker-*.json"):
-            if path.name == own:
-                continue
+        names = {p.name for p in self.run_dir.glob("worker-*.json")}
+        names.update(self._last)
+        names.discard(own)
+        out: list[dict[str, list[Any]]] = []
+        for name in sorted(names):
+            data: Any
             try:
-                data = _decode.decode(path.read_bytes())
+                data = _decode.decode((self.run_dir / name).read_bytes())
+            except FileNotFoundError:
+                self._last.pop(name, None)  # its worker exited
+                continue
             except (OSError, msgspec.DecodeError):
-                continue  # gone between listing and reading (its worker exited), or torn
+                data = self._last.get(name)
             if isinstance(data, dict):
+                self._last[name] = data
                 out.append(data)
         return out
 
     async def render(self) -> str:
-        peers = await asyncio.to_thread(self._peers)
+        async with self._reading:
+            peers = await asyncio.to_thread(self._peers)
         return merged(self.metrics, peers)
 
     async def _loop(self) -> None:

@@ -61,9 +61,13 @@ class ToolLoopResult:
 async def run_tools(gateway: Runner, *, messages: Sequence[dict[str, Any]], registry: ToolRegistry,
                     identity: Identity, model: str | None = None, max_steps: int = 5,
                     inspect_text: InspectText | None = None, max_result_chars: int = 16_000,
-                    **params: Any) -> ToolLoopResult:
+                    then_tool_choice: Any = None, **params: Any) -> ToolLoopResult:
     """Runs the loop for at most `max_steps` model turns. `tool_choice` in `params` applies to
-    the first turn only (later turns use "auto", or "required" would never let it answer)."""
+    the first turn only: later turns use `then_tool_choice`, by default none at all (the
+    provider's "auto"), since "required" or a named tool would never let the model answer.
+    An application that routed the turn to one tool itself passes `then_tool_choice="none"`:
+    once that tool ran, the model only words the reply, and a small model cannot answer the
+    tool's result with a second, invented call."""
     if max_steps < 1:
         raise ValueError("max_steps must be at least 1")
     # The gateway's tracing (`gatewise.observability.tracing`), when on: a span around the
@@ -71,15 +75,15 @@ async def run_tools(gateway: Runner, *, messages: Sequence[dict[str, Any]], regi
     tracing = getattr(gateway, "tracing", None)
     if tracing is None:
         return await _loop(gateway, messages, registry, identity, model, max_steps,
-                           inspect_text, max_result_chars, params, None)
+                           inspect_text, max_result_chars, then_tool_choice, params, None)
     with tracing.agent(model):
         return await _loop(gateway, messages, registry, identity, model, max_steps,
-                           inspect_text, max_result_chars, params, tracing)
+                           inspect_text, max_result_chars, then_tool_choice, params, tracing)
 
 
 async def _loop(gateway: Runner, messages: Sequence[dict[str, Any]], registry: ToolRegistry,
                 identity: Identity, model: str | None, max_steps: int,
-                inspect_text: InspectText | None, max_result_chars: int,
+                inspect_text: InspectText | None, max_result_chars: int, then_choice: Any,
                 params: dict[str, Any], tracing: Any) -> ToolLoopResult:
     msgs = [dict(m) for m in messages]
     tools = [msgspec.to_builtins(t) for t in registry.tools_for(identity)]
@@ -90,8 +94,9 @@ async def _loop(gateway: Runner, messages: Sequence[dict[str, Any]], registry: T
         kw = dict(params)
         if tools:
             kw["tools"] = tools
-            if turn == 1 and first_choice is not None:
-                kw["tool_choice"] = first_choice
+            choice = first_choice if turn == 1 else then_choice
+            if choice is not None:
+                kw["tool_choice"] = choice
         result = await gateway.chat(model=model, messages=msgs, identity=identity, **kw)
         calls = result.tool_calls
         if not calls:

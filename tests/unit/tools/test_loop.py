@@ -116,6 +116,20 @@ async def test_tool_choice_applies_to_the_first_turn_only() -> None:
     assert [r.tool_choice for r in model.requests] == ["required", None]
 
 
+async def test_a_routed_turn_can_forbid_further_calls_once_its_tool_ran() -> None:
+    """The application chose the tool; after it ran, the model may only answer in words."""
+    log: list[Any] = []
+    gw, model = scripted_gateway([call("balance", {"account": "A"}), "You have 120.50 EUR."])
+    async with gw:
+        out = await run_tools(gw, messages=[{"role": "user", "content": "b"}], registry=bank(log),
+                              identity=TELLER, then_tool_choice="none",
+                              tool_choice={"type": "function", "function": {"name": "balance"}})
+    assert out.content == "You have 120.50 EUR." and log == [("balance", "A", "bank")]
+    first, then = (r.tool_choice for r in model.requests)
+    assert first is not None and first.function.name == "balance"  # type: ignore[union-attr]
+    assert then == "none"
+
+
 async def test_the_loop_works_behind_the_guard_middleware() -> None:
     log: list[Any] = []
     reg = bank(log)
