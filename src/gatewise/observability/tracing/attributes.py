@@ -56,19 +56,33 @@ def span_name(operation: str, model: str) -> str:
     return f"{operation} {model}"
 
 
-def request_attributes(call: Call) -> Attributes:
+def request_attributes(call: Call, parameters: bool = True) -> Attributes:
     """What is known when the call starts and differs from request to request: the request
-    id, the sampling parameters and who is calling (ids only). The operation and the model
-    asked for are in the request span's block (`request_constants`)."""
+    id, the sampling parameters (unless the caller puts them in a block, `parameters_key`)
+    and who is calling (ids only). The operation and the model asked for are in the request
+    span's block (`request_constants`)."""
     req = call.request
     a: Attributes = {"gatewise.request_id": call.request_id}
-    if isinstance(req, ChatRequest):
+    if parameters and isinstance(req, ChatRequest):
         _chat_parameters(req, a)
     ident = call.identity
     if ident.team is not None:
         a["gatewise.team"] = ident.team
     if ident.key_id is not None:
         a["gatewise.key_id"] = ident.key_id
+    return a
+
+
+def parameters_key(req: ChatRequest) -> tuple[Any, ...]:
+    """Everything `chat_parameters` reads: requests with equal keys carry equal attributes
+    (the numbers' types are the decoder's: a temperature is always a float)."""
+    return (req.max_completion_tokens or req.max_tokens, req.temperature, req.top_p, req.seed,
+            req.n, req.stream)
+
+
+def chat_parameters(req: ChatRequest) -> Attributes:
+    a: Attributes = {}
+    _chat_parameters(req, a)
     return a
 
 
@@ -113,12 +127,12 @@ def attempt_constants(kind: str, target: Target, deployment_id: str, alias: str,
     return a
 
 
-def attempt_attributes(call: Call) -> Attributes:
-    """One attempt's own: its number and the sampling parameters it asks for (the rest is in
-    the deployment's block, `attempt_constants`)."""
+def attempt_attributes(call: Call, parameters: bool = True) -> Attributes:
+    """One attempt's own: its number and (unless they are in a block) the sampling
+    parameters it asks for (the rest is in the deployment's block, `attempt_constants`)."""
     a: Attributes = {"gatewise.attempt": call.attempts + 1}
     req = call.request
-    if isinstance(req, ChatRequest):
+    if parameters and isinstance(req, ChatRequest):
         _chat_parameters(req, a)
     return a
 

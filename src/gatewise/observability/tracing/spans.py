@@ -33,6 +33,7 @@ from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
     Span,
+    SpanContext,
     SpanKind,
     Status,
     StatusCode,
@@ -52,10 +53,12 @@ from gatewise.observability.tracing.attributes import (
     Attributes,
     attempt_attributes,
     attempt_constants,
+    chat_parameters,
     error_type,
     input_messages,
     outcome_attributes,
     output_messages,
+    parameters_key,
     request_attributes,
     request_constants,
     response_attributes,
@@ -66,6 +69,7 @@ from gatewise.observability.tracing.attributes import (
 from gatewise.observability.tracing.recorder import AttributeBlock, RecordedSpan, new_block
 from gatewise.pipeline.core import Call, Handler, Middleware
 from gatewise.pipeline.stream import ChunkStream
+from gatewise.types.requests import ChatRequest
 from gatewise.types.stream import ChatCompletionChunk
 
 if TYPE_CHECKING:
@@ -86,6 +90,8 @@ _BLOCKS_LIMIT = 1024
 _REASONS = {"retry": "retry", "failover": "failover", "simplified_prompt": "simplified_prompt",
             "hedge": "hedge"}
 CACHE_HEADER = "x-gatewise-cache"
+_NONE = object()  # (a cache miss, where None is a value)
+_new_object = object.__new__
 
 
 class Tracing(Protocol):
@@ -102,28 +108,47 @@ class Tracing(Protocol):
 
 class RequestTrace:
     """What `call.span` holds while tracing is on: the request's span, the context its
-    children start from, and the 32-hex trace id (the request log line prints it)."""
+    children start from, and the 32-hex trace id (the request log line prints it). Made only
+    by `new_trace` (every field set there, without an `__init__`: see
+    `SpanRecorder.start_span`)."""
 
-    __slots__ = ("context", "observer", "response", "sampled", "seen", "span", "span_context",
-                 "trace_id")
+    __slots__ = ("context", "observer", "parameters", "request", "response", "sampled", "seen",
+                 "span", "span_context", "trace_id")
 
-    def __init__(self, span: Span, context: Context) -> None:
-        self.span = span
-        self.context = context
-        self.span_context = sc = span.get_span_context()
-        # (by index: see `SpanRecorder.start_span`; `to_bytes().hex()` is the same 32 digits
-        # as format(id, "032x"), without the format-spec parsing: half the instructions)
-        self.trace_id = sc[0].to_bytes(16, "big").hex()
-        # Read by every step stage (`_sampled_out`): the flags' `sampled` is two properties.
-        self.sampled = type(span) is RecordedSpan
-        # Index into `call.events` up to which attempts have read their reasons.
-        self.seen = 0
-        # The stream observer an attempt attached (the request span reads the response off it).
-        self.observer: StreamObserver | None = None
-        # The last attempt's whole answer, its response and usage attributes as a block, and
-        # the usage they were read from: the request span carries the same block when that
-        # answer and usage are what the request ends with (built once, encoded once).
-        self.response: tuple[Any, AttributeBlock, Usage | None] | None = None
+    span: Span
+    context: Context
+    span_context: SpanContext
+    trace_id: str
+    # Read by every step stage (`_sampled_out`): the flags' `sampled` is two properties.
+    sampled: bool
+    # Index into `call.events` up to which attempts have read their reasons.
+    seen: int
+    # The stream observer an attempt attached (the request span reads the response off it).
+    observer: StreamObserver | None
+    # The last attempt's whole answer, its response and usage attributes as a block, and
+    # the usage they were read from: the request span carries the same block when that
+    # answer and usage are what the request ends with (built once, encoded once).
+    response: tuple[Any, AttributeBlock, Usage | None] | None
+    # The request's sampling parameters as a block (None: it has none, or it is not
+    # sampled) and the request they were read from: its attempts carry the same block while
+    # they send that same request.
+    parameters: AttributeBlock | None
+    request: Any
+
+
+def new_trace(span: Span, context: Context) -> RequestTrace:
+    trace: RequestTrace = _new_object(RequestTrace)
+    trace.span = span
+    trace.context = context
+    trace.sampled = recorded = type(span) is RecordedSpan
+    # (a recorded span's context in one property call rather than two)
+    trace.span_context = sc = span.context if recorded else span.get_span_context()  # type: ignore[attr-defined]
+    # (by index: see `SpanRecorder.start_span`; `to_bytes().hex()` is the same 32 digits as
+    # format(id, "032x"), without the format-spec parsing: half the instructions)
+    trace.trace_id = sc[0].to_bytes(16, "big").hex()
+    trace.seen = 0
+    trace.observer = trace.response = trace.parameters = trace.request = None
+    return trace
 
 
 class StreamObserver:
@@ -219,6 +244,7 @@ class RequestSpanMiddleware:
         # (model asked for, deployment id) -> (the deployment, alias, kind, their block)
         self._blocks: dict[tuple[str, str | None], tuple[Any, str, str, AttributeBlock]] = {}
         self._chat_names: dict[str, str] = {}  # model asked for -> its chats' span name
+        self._params: dict[tuple[Any, ...], AttributeBlock | None] = {}  # (`_parameters`)
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         t = self._tracing
@@ -238,11 +264,17 @@ class RequestSpanMiddleware:
         span = t.tracer.start_span(name, context=base,
                                    kind=SpanKind.SERVER if headers else SpanKind.INTERNAL)
         ctx = _with_span(span, base)
-        trace = RequestTrace(span, ctx)
+        trace = new_trace(span, ctx)
         call.span = trace
         rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
         if rec is not None:
-            rec.attributes = request_attributes(call)
+            req = call.request
+            if type(req) is ChatRequest:
+                rec.attributes = request_attributes(call, parameters=False)
+                trace.request = req
+                trace.parameters = self._parameters(req)
+            else:
+                rec.attributes = request_attributes(call)
         token = var.set(ctx) if var is not None else otel_context.attach(ctx)
         try:
             result = await next(call)
@@ -276,12 +308,14 @@ class RequestSpanMiddleware:
         a = span.attributes
         outcome_attributes(call, a)
         constants = self._constants(call)
+        parameters = trace.parameters
         seen = trace.response
         if result is not None and seen is not None and seen[0] is result \
                 and seen[2] is call.usage:  # the last attempt's answer: its block
-            span.blocks = (constants, seen[1])
+            span.blocks = (constants, seen[1]) if parameters is None \
+                else (constants, parameters, seen[1])
         else:
-            span.blocks = (constants,)
+            span.blocks = (constants,) if parameters is None else (constants, parameters)
             usage_attributes(call.usage, a)
             if result is not None:
                 response_attributes(result, a)
@@ -300,6 +334,19 @@ class RequestSpanMiddleware:
                 self._chat_names.clear()
             self._chat_names[model] = name
         return name
+
+    def _parameters(self, req: ChatRequest) -> AttributeBlock | None:
+        """The sampling parameters' block, one per distinct set (most applications send the
+        same few every time), shared by the request's span and its attempts': made and
+        encoded once, not read off the request and looked up by the encoder per span."""
+        key = parameters_key(req)
+        block = self._params.get(key, _NONE)
+        if block is _NONE:
+            if len(self._params) >= _BLOCKS_LIMIT:
+                self._params.clear()
+            a = chat_parameters(req)
+            block = self._params[key] = AttributeBlock(a) if a else None
+        return block  # type: ignore[return-value]
 
     def _constants(self, call: Call) -> AttributeBlock:
         """The request span's block: operation, model asked for, where it was served."""
@@ -341,8 +388,14 @@ class AttemptSpanMiddleware:
                                    parent=trace.span_context if trace is not None else None)
         rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
         if rec is not None:
-            rec.attributes = self._start_attributes(call, trace)
-            rec.blocks = (constants[3],)
+            if trace is not None and call.request is trace.request:  # the request's block
+                rec.attributes = self._start_attributes(call, trace, False)
+                parameters = trace.parameters
+                rec.blocks = (constants[3],) if parameters is None \
+                    else (constants[3], parameters)
+            else:  # (changed on the way, or no request span): read here
+                rec.attributes = self._start_attributes(call, trace, True)
+                rec.blocks = (constants[3],)
         if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
             if rec is not None:  # from the ids (a recorded span's `SpanContext` is not made)
                 trace_id, span_id, flags, state = rec.trace_id, rec.span_id, "01", rec.state
@@ -426,8 +479,9 @@ class AttemptSpanMiddleware:
             cached = self._blocks[dep.id] = (dep, call.alias, call.kind, block, name)
         return cached
 
-    def _start_attributes(self, call: Call, trace: RequestTrace | None) -> Attributes:
-        a = attempt_attributes(call)
+    def _start_attributes(self, call: Call, trace: RequestTrace | None,
+                          parameters: bool) -> Attributes:
+        a = attempt_attributes(call, parameters)
         if call.failures:
             a["gatewise.previous_error.type"] = error_type(call.failures[-1])
         if trace is not None and len(call.events) > trace.seen:  # (no slice made for none)
