@@ -56,6 +56,23 @@ def test_equal_values_of_different_types_keep_their_own_type_on_the_wire() -> No
     assert encoder.encode(keep.spans) == official_bytes(keep.spans)
 
 
+def test_unique_values_and_unhashable_ones_encode_as_the_official_encoder_does() -> None:
+    """Request ids and costs are appended to their keys' kept bytes (never cached); a list
+    value cannot be a cache key, so its span's attributes take the uncached path."""
+    keep = Keep()
+    rec = SpanRecorder(keep, 1.0)
+    for i in range(3):
+        span = rec.start_span("chat gpt")
+        span.set_attributes({"gatewise.request_id": f"req_{i}", "gatewise.cost_usd": i / 7,
+                             "gatewise.attempts": 1, "gen_ai.response.id": "x" * (100 + i * 60)})
+        if i == 1:
+            span.set_attribute("gen_ai.response.finish_reasons", ["stop"])
+        span.end()
+    encoder = OtlpEncoder(RESOURCE.attributes, "gatewise")
+    assert encoder.encode(keep.spans) == official_bytes(keep.spans)
+    assert encoder.encode(keep.spans) == official_bytes(keep.spans)
+
+
 def test_a_collector_decodes_names_ids_parents_attributes_and_status() -> None:
     spans = some_spans()
     req = ExportTraceServiceRequest()

@@ -56,13 +56,13 @@ def span_name(operation: str, model: str) -> str:
     return f"{operation} {model}"
 
 
-def request_attributes(call: Call, parameters: bool = True) -> Attributes:
-    """What is known when the call starts and differs from request to request: the request
-    id, the sampling parameters (unless the caller puts them in a block, `parameters_key`)
-    and who is calling (ids only). The operation and the model asked for are in the request
-    span's block (`request_constants`)."""
+def request_attributes(call: Call, a: Attributes, parameters: bool = True) -> None:
+    """What is known when the call starts and differs from request to request, written into
+    the span's own `a`: the request id, the sampling parameters (unless the caller puts them
+    in a block, `parameters_key`) and who is calling (ids only). The operation and the model
+    asked for are in the request span's block (`request_constants`)."""
     req = call.request
-    a: Attributes = {"gatewise.request_id": call.request_id}
+    a["gatewise.request_id"] = call.request_id
     if parameters and isinstance(req, ChatRequest):
         _chat_parameters(req, a)
     ident = call.identity
@@ -70,7 +70,6 @@ def request_attributes(call: Call, parameters: bool = True) -> Attributes:
         a["gatewise.team"] = ident.team
     if ident.key_id is not None:
         a["gatewise.key_id"] = ident.key_id
-    return a
 
 
 def parameters_key(req: ChatRequest) -> tuple[Any, ...]:
@@ -127,14 +126,19 @@ def attempt_constants(kind: str, target: Target, deployment_id: str, alias: str,
     return a
 
 
-def attempt_attributes(call: Call, parameters: bool = True) -> Attributes:
-    """One attempt's own: its number and (unless they are in a block) the sampling
+ATTEMPT = "gatewise.attempt"
+
+
+def attempt_attributes(call: Call, a: Attributes, parameters: bool = True,
+                       number: bool = True) -> None:
+    """One attempt's own, written into `a`: its number (unless it is in a block: a first
+    attempt's is in its deployment's) and (unless they are in a block) the sampling
     parameters it asks for (the rest is in the deployment's block, `attempt_constants`)."""
-    a: Attributes = {"gatewise.attempt": call.attempts + 1}
+    if number:
+        a[ATTEMPT] = call.attempts + 1
     req = call.request
     if parameters and isinstance(req, ChatRequest):
         _chat_parameters(req, a)
-    return a
 
 
 def server_address(api_base: str) -> tuple[str, int] | None:
@@ -158,6 +162,16 @@ def usage_attributes(usage: Usage | None, a: Attributes) -> None:
         return
     a[INPUT_TOKENS] = usage.prompt_tokens
     a[OUTPUT_TOKENS] = usage.completion_tokens
+
+
+def answer_attributes(result: Any, usage: Usage | None, a: Attributes) -> None:
+    """Response id, model and finish reasons of a whole answer (`result`: None for none),
+    and the usage."""
+    if usage is not None:
+        a[INPUT_TOKENS] = usage.prompt_tokens
+        a[OUTPUT_TOKENS] = usage.completion_tokens
+    if result is not None:
+        response_attributes(result, a)
 
 
 def response_attributes(result: Any, a: Attributes) -> None:

@@ -146,14 +146,15 @@ class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
     (`__missing__`). The type is in the key because 1 == 1.0 == True encode differently.
     Unique-valued keys (`UNIQUE_KEYS`) are encoded but never kept."""
 
-    __slots__ = ("_prefixes", "_strings")
+    __slots__ = ("prefixes", "strings")
 
     def __init__(self) -> None:
         super().__init__()
         # key -> a string entry's bytes before the UTF-8, for each length that keeps every
-        # length field one byte (so a unique string costs one concatenation)
-        self._strings: dict[str, tuple[bytes, ...]] = {}
-        self._prefixes: dict[str, bytes] = {}  # key -> a float entry's bytes before the double
+        # length field one byte (so a unique string costs one concatenation; `entries` does
+        # it itself once the key's are made)
+        self.strings: dict[str, tuple[bytes, ...]] = {}
+        self.prefixes: dict[str, bytes] = {}  # key -> a float entry's bytes before the double
 
     def __missing__(self, item: tuple[str, Any, type]) -> bytes:
         k, v, t = item
@@ -166,19 +167,19 @@ class _EncodedAttributes(dict[tuple[str, Any, type], bytes]):
         # A value not worth keeping (ids, text, timings): the encoded key is kept and the value
         # appended to it (strings and floats, the usual ones; a couple a span, so inline).
         if t is str:
-            heads = self._strings.get(k)
+            heads = self.strings.get(k)
             if heads is None:
                 key = _field(b"\x0a", k.encode())
-                heads = self._strings[k] = tuple(  # below 124 - len(key): one-byte lengths
+                heads = self.strings[k] = tuple(  # below 124 - len(key): one-byte lengths
                     b"\x4a%c%b\x12%c\x0a%c" % (len(key) + n + 4, key, n + 2, n)
                     for n in range(max(0, 124 - len(key))))
             raw: bytes = v.encode()
             if len(raw) < len(heads):
                 return heads[len(raw)] + raw
         elif t is float:
-            prefix = self._prefixes.get(k)
+            prefix = self.prefixes.get(k)
             if prefix is None:  # the entry up to the double's 8 bytes, which are all that vary
-                prefix = self._prefixes[k] = _field(b"\x4a", key_value(k, 0.0))[:-8]
+                prefix = self.prefixes[k] = _field(b"\x4a", key_value(k, 0.0))[:-8]
             return prefix + _double(v)
         return _field(b"\x4a", key_value(k, v))
 
@@ -227,23 +228,15 @@ class OtlpEncoder:
         One loop over the batch with everything it reads bound once; the fixed-width fields
         go through one `struct` call each (the ids, big-endian as the wire wants them; the
         two times); the name, kind and the tag after them are kept encoded per span name; a
-        span's attribute blocks are written from the bytes kept on them (`_block`). A span's
-        own attributes (a few, now that the blocks hold the rest) are looked up in a list
-        comprehension: `map` over a `zip` of the dict's keys, values and their types built
-        five iterator objects a span, which cost more than the loop does, and
-        `zip(strict=False)` parsed its keyword on every call (about 2,500 instructions a
-        span, by callgrind)."""
-        lookup = self._attrs.__getitem__
+        span's attribute blocks are written from the bytes kept on them (`_block`), its own
+        attributes (a few, now that the blocks hold the rest) by `_attributes`."""
+        attributes = self._attributes
         names = self._names
         default_state = DEFAULT_TRACE_STATE
         out: list[bytes] = []
         append = out.append
         for s in spans:
-            attrs = s.attributes
-            try:  # attributes = 9: every entry looked up, a miss encoded by `__missing__`
-                encoded = b"".join([lookup((k, v, type(v))) for k, v in attrs.items()])
-            except TypeError:  # an unhashable value (a list): that span the slow way
-                encoded = b"".join(_field(b"\x4a", key_value(k, v)) for k, v in attrs.items())
+            encoded = attributes(s.attributes)  # attributes = 9
             shared = b""  # shared attributes first, their bytes kept on the block
             for block in s.blocks:  # (one or two: a loop, not a join of a comprehension)
                 pre = block.encoded
@@ -283,14 +276,40 @@ class OtlpEncoder:
     def _block(self, block: AttributeBlock) -> bytes:
         """A block's attributes encoded, kept on the block: a deployment's block is encoded
         once, a response's block once for the two spans that share it."""
-        lookup = self._attrs.__getitem__
-        attrs = block.attributes
-        try:
-            enc = b"".join([lookup((k, v, type(v))) for k, v in attrs.items()])
-        except TypeError:  # an unhashable value (a list)
-            enc = b"".join(_field(b"\x4a", key_value(k, v)) for k, v in attrs.items())
-        block.encoded = enc
+        enc = block.encoded = self._attributes(block.attributes)
         return enc
+
+    def _attributes(self, attrs: Mapping[str, Any]) -> bytes:
+        """`attrs` as `KeyValue` entries: each looked up in the cache, a miss encoded by its
+        `__missing__`, and a unique-valued string or float (the request id, the cost) appended
+        to its key's kept bytes right here. A loop, not a comprehension: 3.11 makes a function
+        object and a frame for each comprehension run, and a unique value's miss called
+        `__missing__` from C; the two were a third of the export worker's instructions
+        (callgrind)."""
+        cache = self._attrs
+        lookup = cache.__getitem__
+        unique = UNIQUE_KEYS
+        parts: list[bytes] = []
+        try:
+            for k, v in attrs.items():
+                t = type(v)
+                if k in unique:
+                    if t is str:
+                        heads = cache.strings.get(k)
+                        if heads is not None:
+                            raw = v.encode()
+                            if len(raw) < len(heads):
+                                parts.append(heads[len(raw)] + raw)
+                                continue
+                    elif t is float:
+                        prefix = cache.prefixes.get(k)
+                        if prefix is not None:
+                            parts.append(prefix + _double(v))
+                            continue
+                parts.append(lookup((k, v, t)))
+        except TypeError:  # an unhashable value (a list): these attributes the slow way
+            parts = [_field(b"\x4a", key_value(k, v)) for k, v in attrs.items()]
+        return b"".join(parts)
 
     @staticmethod
     def _head(s: SpanRecord, names: dict[str, tuple[object, bytes, int]]

@@ -42,6 +42,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace import propagation as otel_propagation
 
 from gatewise.observability.tracing.attributes import (
+    ATTEMPT,
     ERROR_TYPE,
     FINISH_REASONS,
     HEADER_NAME,
@@ -51,6 +52,7 @@ from gatewise.observability.tracing.attributes import (
     RESPONSE_MODEL,
     TTFT,
     Attributes,
+    answer_attributes,
     attempt_attributes,
     attempt_constants,
     chat_parameters,
@@ -61,7 +63,6 @@ from gatewise.observability.tracing.attributes import (
     parameters_key,
     request_attributes,
     request_constants,
-    response_attributes,
     server_address,
     streamed_output,
     usage_attributes,
@@ -270,11 +271,11 @@ class RequestSpanMiddleware:
         if rec is not None:
             req = call.request
             if type(req) is ChatRequest:
-                rec.attributes = request_attributes(call, parameters=False)
+                request_attributes(call, rec.attributes, parameters=False)
                 trace.request = req
                 trace.parameters = self._parameters(req)
             else:
-                rec.attributes = request_attributes(call)
+                request_attributes(call, rec.attributes)
         token = var.set(ctx) if var is not None else otel_context.attach(ctx)
         try:
             result = await next(call)
@@ -316,10 +317,8 @@ class RequestSpanMiddleware:
                 else (constants, parameters, seen[1])
         else:
             span.blocks = (constants,) if parameters is None else (constants, parameters)
-            usage_attributes(call.usage, a)
-            if result is not None:
-                response_attributes(result, a)
-            elif trace.observer is not None:
+            answer_attributes(result, call.usage, a)
+            if result is None and trace.observer is not None:
                 trace.observer.attributes(a)
         if call.stream and call.ttft is not None:
             a[TTFT] = call.ttft
@@ -374,8 +373,10 @@ class AttemptSpanMiddleware:
         self._tracing = tracing
         self._addresses: dict[str, tuple[str, int] | None] = {}
         self._copies: dict[str, tuple[Deployment, Deployment]] = {}
-        # deployment id -> (the deployment, alias, kind, their block, the span name)
-        self._blocks: dict[str, tuple[Deployment, str, str, AttributeBlock, str]] = {}
+        # deployment id -> (the deployment, alias, kind, their block, the span name, their
+        # block with `gatewise.attempt: 1`)
+        self._blocks: dict[str, tuple[Deployment, str, str, AttributeBlock, str,
+                                      AttributeBlock]] = {}
 
     async def __call__(self, call: Call, next: Handler) -> Any:
         t = self._tracing
@@ -388,14 +389,16 @@ class AttemptSpanMiddleware:
                                    parent=trace.span_context if trace is not None else None)
         rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
         if rec is not None:
+            # A first attempt's number is in the deployment's second block (`_constants`).
+            first = not call.attempts
+            block = constants[5] if first else constants[3]
             if trace is not None and call.request is trace.request:  # the request's block
-                rec.attributes = self._start_attributes(call, trace, False)
+                self._start_attributes(call, trace, rec.attributes, False, not first)
                 parameters = trace.parameters
-                rec.blocks = (constants[3],) if parameters is None \
-                    else (constants[3], parameters)
+                rec.blocks = (block,) if parameters is None else (block, parameters)
             else:  # (changed on the way, or no request span): read here
-                rec.attributes = self._start_attributes(call, trace, True)
-                rec.blocks = (constants[3],)
+                self._start_attributes(call, trace, rec.attributes, True, not first)
+                rec.blocks = (block,)
         if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
             if rec is not None:  # from the ids (a recorded span's `SpanContext` is not made)
                 trace_id, span_id, flags, state = rec.trace_id, rec.span_id, "01", rec.state
@@ -430,9 +433,8 @@ class AttemptSpanMiddleware:
         if rec is not None:  # (a `NonRecordingSpan` has nothing to end)
             a = rec.attributes
             response: Attributes = {}
-            response_attributes(result, response)
             usage = call.usage
-            usage_attributes(usage, response)
+            answer_attributes(result, usage, response)
             block = new_block(response)  # shared with the request span when it returns it
             rec.blocks = (*rec.blocks, block)
             if trace is not None:
@@ -461,9 +463,10 @@ class AttemptSpanMiddleware:
         return copy
 
     def _constants(self, call: Call, dep: Deployment
-                   ) -> tuple[Deployment, str, str, AttributeBlock, str]:
-        """The deployment's block for this alias and kind of call, and its attempts' span
-        name (`{gen_ai.operation.name} {gen_ai.request.model}`), made once."""
+                   ) -> tuple[Deployment, str, str, AttributeBlock, str, AttributeBlock]:
+        """The deployment's block for this alias and kind of call, its attempts' span name
+        (`{gen_ai.operation.name} {gen_ai.request.model}`), and the block of its first
+        attempts (the same and `gatewise.attempt: 1`: most requests need one), made once."""
         cached = self._blocks.get(dep.id)
         if cached is None or cached[0] is not dep or cached[1] != call.alias \
                 or cached[2] != call.kind:  # new, the vault's copy changed, another alias
@@ -473,15 +476,16 @@ class AttemptSpanMiddleware:
             base = target.api_base
             if base not in self._addresses:  # one entry per upstream base URL in the config
                 self._addresses[base] = server_address(base)
-            block = AttributeBlock(attempt_constants(call.kind, target, dep.id, call.alias,
-                                                     self._addresses[base]))
+            a = attempt_constants(call.kind, target, dep.id, call.alias, self._addresses[base])
             name = f"{OPERATIONS.get(call.kind, call.kind)} {target.model}"
-            cached = self._blocks[dep.id] = (dep, call.alias, call.kind, block, name)
+            cached = self._blocks[dep.id] = (dep, call.alias, call.kind, AttributeBlock(a), name,
+                                             AttributeBlock({**a, ATTEMPT: 1}))
         return cached
 
-    def _start_attributes(self, call: Call, trace: RequestTrace | None,
-                          parameters: bool) -> Attributes:
-        a = attempt_attributes(call, parameters)
+    def _start_attributes(self, call: Call, trace: RequestTrace | None, a: Attributes,
+                          parameters: bool, number: bool) -> None:
+        if parameters or number:
+            attempt_attributes(call, a, parameters, number)
         if call.failures:
             a["gatewise.previous_error.type"] = error_type(call.failures[-1])
         if trace is not None and len(call.events) > trace.seen:  # (no slice made for none)
@@ -500,7 +504,6 @@ class AttemptSpanMiddleware:
             text = input_messages(call, t.max_chars)
             if text is not None:
                 a["gen_ai.input.messages"] = text
-        return a
 
     def _end_stream(self, call: Call, span: Span, obs: StreamObserver,
                     error: BaseException | None) -> None:
