@@ -165,17 +165,11 @@ def usage_attributes(usage: Usage | None, a: Attributes) -> None:
 
 
 def answer_attributes(result: Any, usage: Usage | None, a: Attributes) -> None:
-    """Response id, model and finish reasons of a whole answer (`result`: None for none),
-    and the usage."""
+    """The usage, and the response id, model and finish reasons of a whole answer (`result`:
+    None when there is none)."""
     if usage is not None:
         a[INPUT_TOKENS] = usage.prompt_tokens
         a[OUTPUT_TOKENS] = usage.completion_tokens
-    if result is not None:
-        response_attributes(result, a)
-
-
-def response_attributes(result: Any, a: Attributes) -> None:
-    """Response id, model and finish reasons of a whole answer."""
     if isinstance(result, ChatCompletion):
         if result.id:
             a[RESPONSE_ID] = result.id

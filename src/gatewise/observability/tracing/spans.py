@@ -196,31 +196,16 @@ def end_span(span: Span, a: Attributes, error: BaseException | None,
     span.end(end_time)
 
 
-def _finish(span: RecordedSpan, error: BaseException | None) -> None:
-    """`end_span` for a recorded span whose attributes were written into it directly (the
-    request's and the attempt's: no dict built per span only to be copied into it)."""
-    if error is not None:
-        span.attributes[ERROR_TYPE] = etype = error_type(error)
-        span.set_status(Status(StatusCode.ERROR, etype))
-    span.end()
-
-
 def _span_key() -> str | None:
     """The context key OpenTelemetry keeps the current span under (`set_span_in_context`
-    writes it through two Python calls and a copy; `_with_span` does it in one step); None
-    when this OpenTelemetry version names it otherwise."""
+    writes it through two Python calls and a copy; the request stage does it in one step);
+    None when this OpenTelemetry version names it otherwise."""
     key = getattr(otel_propagation, "_SPAN_KEY", None)
     return key if isinstance(key, str) else None
 
 
 _SPAN_KEY = _span_key()
 
-
-def _with_span(span: Span, context: Context) -> Context:
-    """`set_span_in_context(span, context)`: a new context holding `span`."""
-    if _SPAN_KEY is None:
-        return set_span_in_context(span, context)
-    return OtelContext({**context, _SPAN_KEY: span})
 
 
 def _context_var() -> ContextVar[Context] | None:
@@ -264,7 +249,9 @@ class RequestSpanMiddleware:
             name = self._name(call.kind, model)
         span = t.tracer.start_span(name, context=base,
                                    kind=SpanKind.SERVER if headers else SpanKind.INTERNAL)
-        ctx = _with_span(span, base)
+        # `set_span_in_context(span, base)`: a new context holding the span
+        ctx = OtelContext({**base, _SPAN_KEY: span}) if _SPAN_KEY is not None \
+            else set_span_in_context(span, base)
         trace = new_trace(span, ctx)
         call.span = trace
         rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
@@ -322,7 +309,10 @@ class RequestSpanMiddleware:
                 trace.observer.attributes(a)
         if call.stream and call.ttft is not None:
             a[TTFT] = call.ttft
-        _finish(span, error)
+        if error is not None:  # (as `end_span`, into the span's own dict)
+            a[ERROR_TYPE] = etype = error_type(error)
+            span.set_status(Status(StatusCode.ERROR, etype))
+        span.end()
 
     def _name(self, kind: str, model: str) -> str:
         """`{gen_ai.operation.name} {gen_ai.request.model}`, kept for chats (made once, and
@@ -393,7 +383,8 @@ class AttemptSpanMiddleware:
             first = not call.attempts
             block = constants[5] if first else constants[3]
             if trace is not None and call.request is trace.request:  # the request's block
-                self._start_attributes(call, trace, rec.attributes, False, not first)
+                if not first or call.failures or len(call.events) > trace.seen or t.capture:
+                    self._start_attributes(call, trace, rec.attributes, False, not first)
                 parameters = trace.parameters
                 rec.blocks = (block,) if parameters is None else (block, parameters)
             else:  # (changed on the way, or no request span): read here
@@ -401,12 +392,13 @@ class AttemptSpanMiddleware:
                 rec.blocks = (block,)
         if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
             if rec is not None:  # from the ids (a recorded span's `SpanContext` is not made)
-                trace_id, span_id, flags, state = rec.trace_id, rec.span_id, "01", rec.state
+                span_id, flags, state = rec.span_id, "01", rec.state
             else:  # (by index: see `SpanRecorder.start_span`)
                 sc = span.get_span_context()
-                trace_id, span_id, flags, state = sc[0], sc[1], "01" if sc[3] & 1 else "00", sc[4]
+                span_id, flags, state = sc[1], "01" if sc[3] & 1 else "00", sc[4]
             # Under a request span the trace id's hex is already made (the same trace).
-            trace_hex = trace.trace_id if trace is not None else trace_id.to_bytes(16, "big").hex()
+            trace_hex = trace.trace_id if trace is not None \
+                else span.get_span_context()[0].to_bytes(16, "big").hex()
             parent = f"00-{trace_hex}-{span_id.to_bytes(8, 'big').hex()}-{flags}"
             headers = {**target.headers, "traceparent": parent} if target.headers \
                 else {"traceparent": parent}
@@ -484,6 +476,9 @@ class AttemptSpanMiddleware:
 
     def _start_attributes(self, call: Call, trace: RequestTrace | None, a: Attributes,
                           parameters: bool, number: bool) -> None:
+        """An attempt's own attributes, into `a`: its number and parameters (unless its blocks
+        hold them), the previous error, why it happened, the input with capture on. (`__call__`
+        skips the call when none of these can apply: the usual first attempt.)"""
         if parameters or number:
             attempt_attributes(call, a, parameters, number)
         if call.failures:
