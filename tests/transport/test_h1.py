@@ -120,6 +120,28 @@ async def test_chunked_and_gzip_bodies_are_decoded(h1: H1Transport) -> None:
     assert resp.body == b'{"hello": "world"}'
 
 
+async def test_one_connection_reads_chunked_gzip_and_plain_responses_in_turn(
+        h1: H1Transport) -> None:
+    """A connection keeps its parser from one response to the next (`_Conn.__init__`)."""
+    payload = gzip.compress(b'{"zipped": true}')
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            await _read_request(r)
+            w.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n"
+                    b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload))
+            await _read_request(r)
+            w.write(_ok(b'{"plain": true}'))
+
+    srv = Server(handler)
+    async with srv as url:
+        for _ in range(2):
+            assert (await h1.send(_post(url))).body == b'{"zipped": true}'
+            assert (await h1.send(_post(url))).body == b'{"plain": true}'
+    assert srv.connections == 1
+
+
 async def test_a_body_delimited_by_connection_close_is_complete(h1: H1Transport) -> None:
     async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         await _read_request(r)

@@ -23,7 +23,7 @@ checked with one more full count and trimmed further if a custom `count` is not 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -144,10 +144,16 @@ class ContextFitMiddleware:
         self.default_reserve = default_reserve
         self.fallback_window = fallback_window
 
-    async def __call__(self, call: Call, next: Handler) -> Any:
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]:
+        # A plain `def` (`pipeline.core.Middleware`): a call that did not ask gets no
+        # coroutine of this stage.
+        if not call.fit_context or call.kind != "chat" or call.deployment is None:
+            return next(call)
+        return self._fit(call, next)
+
+    async def _fit(self, call: Call, next: Handler) -> Any:
         dep = call.deployment
-        if not call.fit_context or call.kind != "chat" or dep is None:
-            return await next(call)
+        assert dep is not None
         price = self.prices.for_deployment(dep)
         window = (price.context_window if price is not None else None) or self.fallback_window
         if window is None:

@@ -15,7 +15,7 @@ PII policy masks, and the answer it records is the model's, before unmasking):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -79,10 +79,15 @@ class MemoryMiddleware:
     def __init__(self, memory: ConversationMemory) -> None:
         self.memory = memory
 
-    async def __call__(self, call: Call, next: Handler) -> Any:
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]:
+        # A plain `def` (`pipeline.core.Middleware`): a call outside a conversation gets no
+        # coroutine of this stage.
         conv = call.conversation
         if call.kind != "chat" or not conv:
-            return await next(call)
+            return next(call)
+        return self._remembered(call, conv, next)
+
+    async def _remembered(self, call: Call, conv: str, next: Handler) -> Any:
         memory = self.memory
         scope = call.identity.tenant
         req = call.chat_request

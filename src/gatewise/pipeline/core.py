@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gatewise.types.embeddings import EmbeddingRequest
@@ -230,11 +230,18 @@ class Call:
                 _log.warning("step listener failed on %r", name, exc_info=True)
 
 
-Handler = Callable[[Call], Awaitable[Any]]
+Handler = Callable[[Call], Coroutine[Any, Any, Any]]
 
 
 class Middleware(Protocol):
-    async def __call__(self, call: Call, next: Handler) -> Any: ...
+    """Usually an `async def __call__`. A stage with nothing to do for most calls may be a
+    plain `def` that returns `next(call)` itself for those (and its own coroutine for the
+    rest): such a call then has one coroutine less to create, and to resume at each of its
+    suspensions. Only where the stage before awaits `next(call)` at once (not the first stage
+    hedging starts as a task, or one that orchestration branches are gathered into), since
+    what the plain `def` checks runs when it is called, not when it is awaited."""
+
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]: ...
 
 
 def build_chain(middlewares: Sequence[Middleware], terminal: Handler) -> Handler:
@@ -251,21 +258,21 @@ def build_chain(middlewares: Sequence[Middleware], terminal: Handler) -> Handler
 
 
 def _link(mw: Middleware, nxt: Handler) -> Handler:
-    def handler(call: Call) -> Awaitable[Any]:
+    def handler(call: Call) -> Coroutine[Any, Any, Any]:
         return mw(call, nxt)
 
     return handler
 
 
 def run_nested(chain: Sequence[Middleware], call: Call, last: Handler,
-               i: int = 0) -> Awaitable[Any]:
+               i: int = 0) -> Coroutine[Any, Any, Any]:
     """Runs `chain[i:]` then `last`, chosen per call (a policy's guards, an identity's
     checks) rather than fixed at build time like `build_chain`. Awaited like a coroutine;
     links as `build_chain`'s do, without a coroutine frame per stage."""
     if i == len(chain):
         return last(call)
 
-    def nxt(c: Call) -> Awaitable[Any]:
+    def nxt(c: Call) -> Coroutine[Any, Any, Any]:
         return run_nested(chain, c, last, i + 1)
 
     return chain[i](call, nxt)

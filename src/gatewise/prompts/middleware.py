@@ -17,7 +17,7 @@ format. A request with no template to a model with the default format costs one 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import msgspec
@@ -26,7 +26,7 @@ from gatewise.errors import InvalidRequestError
 from gatewise.pipeline.core import Call, Handler
 from gatewise.prompts.engine import TemplateEngine
 from gatewise.prompts.fewshot import FewShotSelector
-from gatewise.prompts.formats import DEFAULT, FormatTable, apply_system_style
+from gatewise.prompts.formats import DEFAULT, FormatTable, ModelFormat, apply_system_style
 from gatewise.prompts.registry import PromptRegistry
 from gatewise.prompts.render import RenderedPrompt, render_parts
 from gatewise.prompts.spec import VARIABLES_PARAM, bind_variables, parse_ref
@@ -74,9 +74,11 @@ class PromptMiddleware:
         self.aliases = dict(aliases)
         self.counter = counter
 
-    async def __call__(self, call: Call, next: Handler) -> Any:
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]:
+        # A plain `def` (`pipeline.core.Middleware`): a call without a template gets no
+        # coroutine of this stage.
         if call.kind != "chat":
-            return await next(call)
+            return next(call)
         req = call.chat_request
         md = req.metadata
         if isinstance(call.prompt, tuple):
@@ -87,7 +89,11 @@ class PromptMiddleware:
             ref, variables = self.aliases[call.alias], parse_variables(md.get(VARIABLES_KEY)
                                                                    if md else None)
         else:
-            return await next(call)
+            return next(call)
+        return self._rendered(call, next, req, ref, variables)
+
+    async def _rendered(self, call: Call, next: Handler, req: ChatRequest, ref: str,
+                        variables: dict[str, Any] | None) -> Any:
         call.request, rendered = await self.prepare(req, ref, variables, alias=call.alias)
         call.prompt = rendered
         call.event("prompt", prompt=rendered.name, version=rendered.version,
@@ -129,13 +135,20 @@ class PromptFormatMiddleware:
     def __init__(self, table: FormatTable) -> None:
         self.table = table
 
-    async def __call__(self, call: Call, next: Handler) -> Any:
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]:
+        # A plain `def` (`pipeline.core.Middleware`): a model in the default format gets no
+        # coroutine of this stage.
         dep = call.deployment
         if dep is None or call.kind != "chat":
-            return await next(call)
+            return next(call)
         fmt = self.table.lookup(dep.target.provider, dep.target.model)
         if fmt == DEFAULT:
-            return await next(call)
+            return next(call)
+        return self._formatted(call, next, fmt)
+
+    async def _formatted(self, call: Call, next: Handler, fmt: ModelFormat) -> Any:
+        dep = call.deployment
+        assert dep is not None
         rendered = call.prompt if isinstance(call.prompt, RenderedPrompt) else None
         req = call.chat_request
         messages = list(req.messages)

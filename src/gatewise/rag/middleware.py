@@ -32,7 +32,7 @@ Response: `citations` and `rag` in the body (the final stream chunk for a stream
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -99,9 +99,15 @@ class RagScopeMiddleware:
     def __init__(self, owner: RagMiddleware) -> None:
         self._owner = owner
 
-    async def __call__(self, call: Call, next: Handler) -> Any:
-        if call.kind == "chat":
-            await self._owner.prepare(call)
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]:
+        # A plain `def` (`pipeline.core.Middleware`): a call that asks for no knowledge-base
+        # answer gets no coroutine of this stage.
+        if call.kind != "chat" or self._owner.spec_of(call) is None:
+            return next(call)
+        return self._scoped(call, next)
+
+    async def _scoped(self, call: Call, next: Handler) -> Any:
+        await self._owner.prepare(call)
         return await next(call)
 
 
@@ -139,25 +145,34 @@ class RagMiddleware:
         if warm is not None:
             await asyncio.to_thread(warm)
 
+    def spec_of(self, call: Call) -> RagSpec | None:
+        """What the call asks of a knowledge base (its collection maybe not resolved yet), or
+        None."""
+        if isinstance(call.rag, RagSpec):
+            return call.rag
+        return spec_for(call.chat_request, call.alias, self.config)
+
     async def prepare(self, call: Call) -> RagSpec | None:
         """The call's spec with its collection resolved (kept on `call.rag`), or None."""
-        spec = call.rag if isinstance(call.rag, RagSpec) else None
+        spec = self.spec_of(call)
         if spec is None:
-            spec = spec_for(call.chat_request, call.alias, self.config)
-            if spec is None:
-                return None
+            return None
         if spec.record is None:
             spec = replace(spec, record=await self.resolver.resolve(call.identity,
                                                                      spec.collection))
         call.rag = spec
         return spec
 
-    async def __call__(self, call: Call, next: Handler) -> Any:
-        if call.kind != "chat":
-            return await next(call)
+    def __call__(self, call: Call, next: Handler) -> Coroutine[Any, Any, Any]:
+        # A plain `def` (`pipeline.core.Middleware`): a call that asks for no knowledge-base
+        # answer gets no coroutine of this stage.
+        if call.kind != "chat" or self.spec_of(call) is None:
+            return next(call)
+        return self._answered(call, next)
+
+    async def _answered(self, call: Call, next: Handler) -> Any:
         spec = await self.prepare(call)
-        if spec is None:
-            return await next(call)
+        assert spec is not None
         assert spec.record is not None
         req = call.chat_request
         question = question_of(req)

@@ -60,10 +60,12 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.lost: asyncio.Future[None] | None = None  # done when the connection is gone
+        # One parser for the connection's responses: a response read to its end leaves it
+        # ready for the next one, and a connection goes back to the pool only then.
+        self._parser = httptools.HttpResponseParser(self)
         self._reset()
 
     def _reset(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
         self.status = 0
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -148,9 +150,13 @@ class _Conn(asyncio.Protocol):
                 fut.set_exception(exc)
                 fut.exception()  # whoever awaits it still gets the error; nobody has to
 
-    def start(self, payload: bytes, loop: asyncio.AbstractEventLoop) -> None:
+    def start(self, payload: bytes, loop: asyncio.AbstractEventLoop, *,
+              whole: bool = False) -> None:
+        """Sends a request; `whole`: its caller waits for the whole response only (`ended`),
+        not for the headers first."""
         self._reset()
-        self._headers_ready = loop.create_future()
+        if not whole:
+            self._headers_ready = loop.create_future()
         self._done = loop.create_future()
         assert self.transport is not None
         self.transport.write(payload)
@@ -159,9 +165,12 @@ class _Conn(asyncio.Protocol):
         assert self._headers_ready is not None
         await self._headers_ready
 
-    async def complete(self) -> bytes:
+    async def ended(self) -> None:
         assert self._done is not None
         await self._done
+
+    def body(self) -> bytes:
+        """The whole body, once `ended`."""
         chunks = self._chunks
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -480,12 +489,14 @@ class H1Transport:
         return b"".join(lines)
 
     async def _open(self, request: HttpRequest, watch: _Deadlines | None = None,
-                    deadline: float | None = None) -> _Conn:
+                    deadline: float | None = None, *, whole: bool = False) -> _Conn:
         """Sends the request and waits for the response headers, on a pooled connection when
-        one is idle. A reused connection that dies before any byte arrives (the server closed
-        it while idle) is retried once on a fresh one: nothing reached the application.
-        `deadline` (loop time, with the loop's `watch`): the connection returned stays in
-        `watch` until the caller takes it out."""
+        one is idle; `whole`: for the whole response instead (`send`: one wake-up of the
+        calling task less when the headers and the body arrive in separate reads, and each
+        wake-up resumes every coroutine of the pipeline). A reused connection that dies before
+        any byte arrives (the server closed it while idle) is retried once on a fresh one:
+        nothing reached the application. `deadline` (loop time, with the loop's `watch`): the
+        connection returned stays in `watch` until the caller takes it out."""
         key, host_line, target = self._origin(request.url)
         payload = self._payload(request, host_line, target)
         loop = asyncio.get_running_loop()
@@ -495,11 +506,11 @@ class H1Transport:
             reused = conn is not None
             if conn is None:
                 conn = await self._connect_by(key, t.connect, deadline)
-            conn.start(payload, loop)
+            conn.start(payload, loop, whole=whole)
             if watch is not None and deadline is not None:
                 watch.add(conn, deadline)
             try:
-                await conn.headers()
+                await (conn.ended() if whole else conn.headers())
                 if conn.status == 407 and key[0] == "http" and self._route(key).proxy:
                     # The proxy, not the upstream, refused: a connection failure, not an
                     # upstream error status (the message names no credential).
@@ -527,15 +538,10 @@ class H1Transport:
             if watch is None:
                 watch = self._watch(loop)
             deadline = loop.time() + total
-        conn = await self._open(request, watch, deadline)
-        try:
-            body = await conn.complete()
-        except BaseException:
-            conn.close()
-            raise
-        finally:
-            if watch is not None:
-                watch.conns.pop(conn, None)
+        conn = await self._open(request, watch, deadline, whole=True)
+        if watch is not None:
+            watch.conns.pop(conn, None)
+        body = conn.body()
         status, headers = conn.status, conn.response_headers
         self._release(conn)
         return HttpResponse(status, headers, body)

@@ -12,10 +12,15 @@ import inspect
 
 import msgspec
 import pytest
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from gatewise.config.schema import ServerConfig
-from gatewise.server.protocol import GatewayHttpProtocol, http_protocol
+from gatewise.server.protocol import _NAME_BAD, _VALUE_BAD, GatewayHttpProtocol, http_protocol
 
 # sha256 (first 16 hex digits) of `inspect.getsource` of each method, uvicorn 0.55.0.
 PROTOCOL = {
@@ -85,3 +90,13 @@ def test_default_limits_bound_headers_and_slow_clients() -> None:
     assert (s.max_header_bytes, s.max_headers) == (16 * 1024, 100)
     assert (s.header_timeout_s, s.body_timeout_s, s.body_total_timeout_s) == (10, 30, 300)
     assert s.keep_alive_s <= 75
+
+
+def test_header_byte_tables_refuse_what_uvicorns_patterns_refuse() -> None:
+    """`_Cycle._start` checks a response's header bytes with `translate` tables built from
+    uvicorn's patterns, which holds only while each pattern is one character class."""
+    for pattern, table in ((HEADER_RE, _NAME_BAD), (HEADER_VALUE_RE, _VALUE_BAD)):
+        assert pattern.pattern.startswith(b"[") and pattern.pattern.endswith(b"]")
+        for b in range(256):
+            text = b"ok" + bytes([b]) + b"ok"
+            assert (pattern.search(text) is not None) == (b in table)
