@@ -236,7 +236,8 @@ class OtlpEncoder:
         out: list[bytes] = []
         append = out.append
         for s in spans:
-            encoded = attributes(s.attributes)  # attributes = 9
+            own = s.attributes  # attributes = 9 (often none of its own: all in blocks)
+            encoded = attributes(own) if own else b""
             shared = b""  # shared attributes first, their bytes kept on the block
             for block in s.blocks:  # (one or two: a loop, not a join of a comprehension)
                 pre = block.encoded

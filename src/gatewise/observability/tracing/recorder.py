@@ -178,11 +178,7 @@ class RecordedSpan(Span):
 
     @property
     def context(self) -> SpanContext:
-        ctx = self._context
-        if ctx is None:  # (ids valid by construction: no validating constructor)
-            ctx = self._context = _new_tuple(SpanContext, (self.trace_id, self.span_id, False,
-                                                           _SAMPLED, self.state, True))
-        return ctx
+        return self.get_span_context()
 
     # -- what the OTLP encoder reads (`otlp.SpanRecord`) -----------------------------------------
     @property
@@ -214,8 +210,12 @@ class RecordedSpan(Span):
 
     # -- opentelemetry.trace.Span ------------------------------------------------------------------
     def get_span_context(self) -> SpanContext:
+        """(A method, not the property: called from Python, one frame, no C slot between.)"""
         ctx = self._context
-        return ctx if ctx is not None else self.context
+        if ctx is None:  # (ids valid by construction: no validating constructor)
+            ctx = self._context = _new_tuple(SpanContext, (self.trace_id, self.span_id, False,
+                                                           _SAMPLED, self.state, True))
+        return ctx
 
     def is_recording(self) -> bool:
         return self.end_time is None

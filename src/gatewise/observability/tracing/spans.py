@@ -141,9 +141,8 @@ def new_trace(span: Span, context: Context) -> RequestTrace:
     trace: RequestTrace = _new_object(RequestTrace)
     trace.span = span
     trace.context = context
-    trace.sampled = recorded = type(span) is RecordedSpan
-    # (a recorded span's context in one property call rather than two)
-    trace.span_context = sc = span.context if recorded else span.get_span_context()  # type: ignore[attr-defined]
+    trace.sampled = type(span) is RecordedSpan
+    trace.span_context = sc = span.get_span_context()
     # (by index: see `SpanRecorder.start_span`; `to_bytes().hex()` is the same 32 digits as
     # format(id, "032x"), without the format-spec parsing: half the instructions)
     trace.trace_id = sc[0].to_bytes(16, "big").hex()
