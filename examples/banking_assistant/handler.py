@@ -191,21 +191,19 @@ class BankingHandler:
         return result
 
     async def _answer(self, transcript: str, intent: str | None) -> TurnResult:
-        choice: Any = "required" if self.tool_choice == "required" else None
-        if self.tool_choice == "route" and intent is not None:
+        params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": 0}
+        if self.tool_choice == "required":
+            params["tool_choice"] = "required"
+        elif self.tool_choice == "route" and intent is not None:
             tool = self.registry.get(intent)
             if tool is not None and not tool.permitted(self.identity):
                 # Refused in code: the model is not even asked.
                 return TurnResult(REPLIES["refused"], "refused")
-            choice = {"type": "function", "function": {"name": intent}}
-        params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": 0}
-        if choice is not None:
-            params["tool_choice"] = choice
-        if self.tool_choice == "route" and intent is not None:
-            # The routed tool ran; the model only words the reply. Offered the tools again, a
-            # 135M model sometimes answers the tool's result with a second call of its own
-            # invention (verify_identity with the result's first_name), which the guard
-            # rejects, and the whole turn with it.
+            params["tool_choice"] = {"type": "function", "function": {"name": intent}}
+            # Once the routed tool ran, the model only words the reply. Offered the tools
+            # again, a 135M model sometimes answered the tool's result with a second call of
+            # its own invention (verify_identity with the result's first_name), which the
+            # guard rejected, and the whole turn with it.
             params["then_tool_choice"] = "none"
         try:
             loop = await gatewise.run_tools(

@@ -157,13 +157,6 @@ def server_address(api_base: str) -> tuple[str, int] | None:
     return host, port
 
 
-def usage_attributes(usage: Usage | None, a: Attributes) -> None:
-    if usage is None:
-        return
-    a[INPUT_TOKENS] = usage.prompt_tokens
-    a[OUTPUT_TOKENS] = usage.completion_tokens
-
-
 def answer_attributes(result: Any, usage: Usage | None, a: Attributes) -> None:
     """The usage, and the response id, model and finish reasons of a whole answer (`result`:
     None when there is none)."""
@@ -191,7 +184,7 @@ def answer_attributes(result: Any, usage: Usage | None, a: Attributes) -> None:
 def outcome_attributes(call: Call, a: Attributes) -> None:
     """What the whole call ended with: how many attempts, what it cost, the cache's say
     (where it was served is in the request span's block, `request_constants`; the usage is
-    the caller's to add, `usage_attributes`, unless the last attempt's block has it)."""
+    the caller's to add, `answer_attributes`, unless the last attempt's block has it)."""
     a["gatewise.attempts"] = call.attempts
     cache = call.response_headers.get("x-gatewise-cache")
     if cache is not None:

@@ -65,7 +65,6 @@ from gatewise.observability.tracing.attributes import (
     request_constants,
     server_address,
     streamed_output,
-    usage_attributes,
 )
 from gatewise.observability.tracing.recorder import AttributeBlock, RecordedSpan, new_block
 from gatewise.pipeline.core import Call, Handler, Middleware
@@ -108,16 +107,15 @@ class Tracing(Protocol):
 
 
 class RequestTrace:
-    """What `call.span` holds while tracing is on: the request's span, the context its
+    """What `call.span` holds while tracing is on: the request's span, the span context its
     children start from, and the 32-hex trace id (the request log line prints it). Made only
     by `new_trace` (every field set there, without an `__init__`: see
     `SpanRecorder.start_span`)."""
 
-    __slots__ = ("context", "observer", "parameters", "request", "response", "sampled", "seen",
-                 "span", "span_context", "trace_id")
+    __slots__ = ("observer", "parameters", "request", "response", "sampled", "seen", "span",
+                 "span_context", "trace_id")
 
     span: Span
-    context: Context
     span_context: SpanContext
     trace_id: str
     # Read by every step stage (`_sampled_out`): the flags' `sampled` is two properties.
@@ -137,10 +135,9 @@ class RequestTrace:
     request: Any
 
 
-def new_trace(span: Span, context: Context) -> RequestTrace:
+def new_trace(span: Span) -> RequestTrace:
     trace: RequestTrace = _new_object(RequestTrace)
     trace.span = span
-    trace.context = context
     trace.sampled = type(span) is RecordedSpan
     trace.span_context = sc = span.get_span_context()
     # (by index: see `SpanRecorder.start_span`; `to_bytes().hex()` is the same 32 digits as
@@ -189,10 +186,16 @@ def end_span(span: Span, a: Attributes, error: BaseException | None,
     """Sets what was gathered, the error (type only: a message may quote the request) and
     ends the span."""
     if error is not None:
-        a[ERROR_TYPE] = etype = error_type(error)
-        span.set_status(Status(StatusCode.ERROR, etype))
+        _mark_failed(span, a, error)
     span.set_attributes(a)
     span.end(end_time)
+
+
+def _mark_failed(span: Span, a: Attributes, error: BaseException) -> None:
+    """The error's type (never its message: that may quote the request) into `a`, and the
+    span's status."""
+    a[ERROR_TYPE] = etype = error_type(error)
+    span.set_status(Status(StatusCode.ERROR, etype))
 
 
 def _span_key() -> str | None:
@@ -251,7 +254,7 @@ class RequestSpanMiddleware:
         # `set_span_in_context(span, base)`: a new context holding the span
         ctx = OtelContext({**base, _SPAN_KEY: span}) if _SPAN_KEY is not None \
             else set_span_in_context(span, base)
-        trace = new_trace(span, ctx)
+        trace = new_trace(span)
         call.span = trace
         rec = span if type(span) is RecordedSpan else None  # None: not sampled (no ABC check)
         if rec is not None:
@@ -308,9 +311,8 @@ class RequestSpanMiddleware:
                 trace.observer.attributes(a)
         if call.stream and call.ttft is not None:
             a[TTFT] = call.ttft
-        if error is not None:  # (as `end_span`, into the span's own dict)
-            a[ERROR_TYPE] = etype = error_type(error)
-            span.set_status(Status(StatusCode.ERROR, etype))
+        if error is not None:  # (into the span's own dict: no copy as in `end_span`)
+            _mark_failed(span, a, error)
         span.end()
 
     def _name(self, kind: str, model: str) -> str:
@@ -382,8 +384,7 @@ class AttemptSpanMiddleware:
             first = not call.attempts
             block = constants[5] if first else constants[3]
             if trace is not None and call.request is trace.request:  # the request's block
-                if not first or call.failures or len(call.events) > trace.seen or t.capture:
-                    self._start_attributes(call, trace, rec.attributes, False, not first)
+                self._start_attributes(call, trace, rec.attributes, False, not first)
                 parameters = trace.parameters
                 rec.blocks = (block,) if parameters is None else (block, parameters)
             else:  # (changed on the way, or no request span): read here
@@ -476,8 +477,7 @@ class AttemptSpanMiddleware:
     def _start_attributes(self, call: Call, trace: RequestTrace | None, a: Attributes,
                           parameters: bool, number: bool) -> None:
         """An attempt's own attributes, into `a`: its number and parameters (unless its blocks
-        hold them), the previous error, why it happened, the input with capture on. (`__call__`
-        skips the call when none of these can apply: the usual first attempt.)"""
+        hold them), the previous error, why it happened, the input with capture on."""
         if parameters or number:
             attempt_attributes(call, a, parameters, number)
         if call.failures:
@@ -503,7 +503,7 @@ class AttemptSpanMiddleware:
                     error: BaseException | None) -> None:
         a: Attributes = {}
         obs.attributes(a)
-        usage_attributes(call.usage, a)
+        answer_attributes(None, call.usage, a)
         if call.ttft is not None:
             a[TTFT] = call.ttft
         if obs.parts is not None:
