@@ -168,6 +168,21 @@ def tree_cpu_s(root: int) -> float:
     return total / CLK_TCK
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time of a process's live threads in nanoseconds (`/proc/PID/task/*/schedstat`).
+
+    `/proc/PID/stat` counts in clock ticks (10 ms): a round of a few hundred milliseconds
+    then reads ±5 % from rounding alone. A thread that has exited is not counted, so this
+    suits servers whose threads live as long as they do."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def tree_rss_mib(root: int) -> float:
     """Resident memory of a process and all its descendants (each counted whole)."""
     total = 0

@@ -18,7 +18,8 @@ add time):
 
 The same comparison through the HTTP server (`gatewise serve`, the denominator `make bench`
 uses): one server process per configuration, driven over one keep-alive connection, CPU
-read from the server's /proc stat around each round. "on" there is the production path: the
+read around each round from the server's threads' `schedstat` (nanoseconds; `/proc/PID/stat`
+counts 10 ms ticks, ±5 % of a round). "on" there is the production path: the
 `otlp_http` exporter posting to the same stand-in collector, so encoding and export are
 included; "on, ratio 0" shows what tracing costs before any span is recorded.
 
@@ -29,14 +30,14 @@ a sampling ratio of 1 ≤ +20 % CPU per request.
 where CPU time on a shared machine cannot): `gatewise serve` under `valgrind --tool=callgrind`,
 proxying to an HTTP upstream stand-in in another process (the canned chat completion of the
 anchor's nginx, so the path is `paths_bench.py`'s bare and traced one, not the in-process
-model's), tracing off and on (otlp_http to the discarding collector). Counters are dumped
-(`callgrind_control`) after a warm-up and again after N requests plus a wait longer than the
-exporter's 5 s timer, so every span of the N requests is encoded and posted inside the window.
-The ledger is set to flush by count only (its 0.5 s timer would flush a few rows at a time
-under callgrind's slowness, more or fewer with the machine's load).
+model's), tracing off, on (otlp_http to the discarding collector) and on at ratio 0. Counters
+are dumped (`callgrind_control`) after a warm-up and again after N requests plus a wait longer
+than the exporter's 5 s timer, so every span of the N requests is encoded and posted inside the
+window. The ledger is set to flush by count only (its 0.5 s timer would flush a few rows at a
+time under callgrind's slowness, more or fewer with the machine's load).
 
     .venv/bin/python bench/tracing_bench.py [--calls 1500] [--rounds 5] [--http-calls 1500]
-    .venv/bin/python bench/tracing_bench.py --callgrind 512     # about 2 minutes
+    .venv/bin/python bench/tracing_bench.py --callgrind 512     # about 4 minutes
     .venv/bin/python bench/tracing_bench.py --callgrind 512 --keep /tmp/cg   # + the dumps
 
 Prints one table; exit status 0 when the target is met. Never part of the test run.
@@ -59,6 +60,8 @@ from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from harness import cpu_ns
 
 from gatewise import Gateway
 from gatewise.config.loader import parse_config, resolve_config
@@ -169,16 +172,18 @@ def _callgrind_total(pid: int, out: Path, keep: Path | None = None) -> int:
 
 def callgrind_rows(n: int, warm: int = 200, wait_s: float = 7.0,
                    keep: Path | None = None) -> dict[str, float]:
-    """Instructions per request of `gatewise serve`, tracing off and on (see the docstring).
+    """Instructions per request of `gatewise serve`, tracing off, on and on at ratio 0 (see the
+    docstring).
     `keep`: a directory where each configuration's window dump is copied
-    (`callgrind.off`, `callgrind.on`)."""
+    (`callgrind.off`, `callgrind.on-otlp_http`, `callgrind.on-ratio0`)."""
     body = json.dumps({"model": "fake", "max_tokens": 64, "temperature": 0.2, "messages": [
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "Say hello and ask how you can help me today."}]})
     rows: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, discarding_collector() as endpoint, \
             _helper("--upstream", "the upstream stand-in") as up:
-        for name, tracing in (("off", None), ("on, otlp_http", {"endpoint": endpoint})):
+        for name, tracing in (("off", None), ("on, otlp_http", {"endpoint": endpoint}),
+                              ("on, ratio 0", {"endpoint": endpoint, "sample_ratio": 0.0})):
             data: dict[str, Any] = {
                 "models": {"fake": [{"model": "openai/fake", "api_key": "sk-fake",
                                      "api_base": f"http://127.0.0.1:{up}/v1",
@@ -211,7 +216,8 @@ def callgrind_rows(n: int, warm: int = 200, wait_s: float = 7.0,
                 _callgrind_total(proc.pid, out)
                 _post(conn, body, n)
                 time.sleep(wait_s)  # ... and the window's spans inside it
-                kept = keep / f"callgrind.{name.split(',')[0]}" if keep is not None else None
+                kept = keep / f"callgrind.{name.replace(', ', '-').replace(' ', '')}" \
+                    if keep is not None else None
                 rows[name] = _callgrind_total(proc.pid, out, kept) / n
                 conn.close()
             finally:
@@ -288,8 +294,7 @@ def _server(tmp: str, name: str, tracing: dict[str, Any] | None) -> Iterator[tup
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_ns(pid) / 1e9  # (ns, every live thread: ticks would round a round by ±5 %)
 
 
 _BODY = json.dumps({"model": "m", "max_tokens": 64, "temperature": 0.2, "messages": [
