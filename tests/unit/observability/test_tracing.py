@@ -329,8 +329,12 @@ async def test_a_sampled_out_request_keeps_its_trace_id_and_records_nothing() ->
     await gw.run(call)
     assert gw.tracing is not None and gw.tracing.finished_spans() == ()
     assert call.span is not None and len(call.span.trace_id) == 32
-    flags = int(provider.headers[0]["traceparent"][-2:], 16)
-    assert flags & 1 == 0  # "not sampled", said upstream too
+    version, trace_id, parent_id, flags = provider.headers[0]["traceparent"].split("-")
+    assert version == "00"
+    assert int(flags, 16) & 1 == 0  # "not sampled", said upstream too
+    assert trace_id == call.span.trace_id  # the same trace the request log line names
+    assert len(parent_id) == 16 and int(parent_id, 16) != 0  # the attempt's own span id
+    assert parent_id != f"{call.span.span_context.span_id:016x}"
     await gw.aclose()
 
 

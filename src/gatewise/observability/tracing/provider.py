@@ -146,11 +146,11 @@ class Tracing:
         retrieval stages (found by identity) wrapped, each guard wrapped through the guard
         middleware's `wrap_guards`, and the attempt span innermost."""
         calls: list[Middleware] = [self.request]
-        for mw in per_call:
+        for mw in per_call:  # (bound methods, as `request` and `attempt`: see `__init__`)
             if cache is not None and mw is cache:
-                mw = StepSpanMiddleware(mw, self, "cache")
+                mw = StepSpanMiddleware(mw, self, "cache").__call__
             elif retrieval is not None and mw is retrieval:
-                mw = StepSpanMiddleware(mw, self, "retrieval")
+                mw = StepSpanMiddleware(mw, self, "retrieval").__call__
             calls.append(mw)
         wrap = getattr(guards, "wrap_guards", None)
         if wrap is not None:
