@@ -260,8 +260,17 @@ def test_one_scrape_counts_every_workers_requests(upstream: FakeServer, tmp_path
         by = [r.headers[WORKER_HEADER] for r in answers]
         assert set(by) == {"0", "1"}  # both served some: one worker alone cannot count n
         # Snapshots are at most a second old: soon every scrape, by either worker, says n.
-        wait_until(lambda: _chat_requests(srv)[0] == n, 15, what="n in one scrape",
-                   every_s=0.2)
+        # (Each worker reads the other's snapshot: until both have answered n once, one of
+        # them may still hold the other's snapshot from before its last requests.)
+        said_n: set[str] = set()
+
+        def both_say_n() -> bool:
+            total, _, worker = _chat_requests(srv)
+            if total == n:
+                said_n.add(worker)
+            return said_n == {"0", "1"}
+
+        wait_until(both_say_n, 15, what="n in a scrape by each worker", every_s=0.2)
         scrapes = [_chat_requests(srv) for _ in range(12)]
         assert {total for total, _, _ in scrapes} == {n}
         assert {worker for _, _, worker in scrapes} == {"0", "1"}
