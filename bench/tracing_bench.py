@@ -19,7 +19,9 @@ add time):
 The same comparison through the HTTP server (`gatewise serve`, the denominator `make bench`
 uses): one server process per configuration, driven over one keep-alive connection, CPU
 read around each round from the server's threads' `schedstat` (nanoseconds; `/proc/PID/stat`
-counts 10 ms ticks, ±5 % of a round). "on" there is the production path: the
+counts 10 ms ticks, ±5 % of a round). Its rounds are also printed as the median of each
+round's own ratio to "off": a shared VM's speed drifts between rounds, and a per-round ratio
+cancels the drift that a ratio of two best rounds does not. "on" there is the production path: the
 `otlp_http` exporter posting to the same stand-in collector, so encoding and export are
 included; "on, ratio 0" shows what tracing costs before any span is recorded.
 
@@ -37,6 +39,7 @@ window. The ledger is set to flush by count only (its 0.5 s timer would flush a 
 time under callgrind's slowness, more or fewer with the machine's load).
 
     .venv/bin/python bench/tracing_bench.py [--calls 1500] [--rounds 5] [--http-calls 1500]
+                                            [--http-rounds 8]
     .venv/bin/python bench/tracing_bench.py --callgrind 512     # about 4 minutes
     .venv/bin/python bench/tracing_bench.py --callgrind 512 --keep /tmp/cg   # + the dumps
 
@@ -51,6 +54,7 @@ import http.client
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -311,7 +315,9 @@ def _http_round(pid: int, port: int, n: int) -> float:
     return used / n * 1e6
 
 
-def http_rows(calls: int, rounds: int) -> dict[str, float]:
+def http_rows(calls: int, rounds: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Each server's best round, and every round's figure (in round order, for the
+    per-round ratios: on this shared VM a single round's ratio ranged 0.93-1.50)."""
     with tempfile.TemporaryDirectory() as tmp, discarding_collector() as endpoint:
         configs: dict[str, dict[str, Any] | None] = {
             "off": None, "off again": None,
@@ -323,16 +329,22 @@ def http_rows(calls: int, rounds: int) -> dict[str, float]:
                        for i, (name, config) in enumerate(configs.items())}
             for pid, port in servers.values():
                 _http_round(pid, port, 200)  # warm up
-            best = {k: float("inf") for k in servers}
+            seen: dict[str, list[float]] = {k: [] for k in servers}
             for r in range(rounds):
                 order = list(servers.items())
                 order = order[r % len(order):] + order[:r % len(order)]
                 for name, (pid, port) in order:
-                    best[name] = min(best[name], _http_round(pid, port, calls))
-    return best
+                    seen[name].append(_http_round(pid, port, calls))
+    return {k: min(v) for k, v in seen.items()}, seen
 
 
-async def main(calls: int, rounds: int, http_calls: int) -> int:
+def per_round_ratio(seen: dict[str, list[float]], name: str) -> float:
+    """The median over rounds of `name`'s CPU against "off" in the same round: steadier than
+    the ratio of the best rounds when the machine's speed drifts between rounds."""
+    return statistics.median(a / b for a, b in zip(seen[name], seen["off"], strict=True))
+
+
+async def main(calls: int, rounds: int, http_calls: int, http_rounds: int) -> int:
     with tempfile.TemporaryDirectory() as tmp, discarding_collector() as endpoint:
         gws = {"off": _gateway(f"{tmp}/a", None),
                "off again": _gateway(f"{tmp}/b", None),
@@ -366,8 +378,9 @@ async def main(calls: int, rounds: int, http_calls: int) -> int:
     if exported == 0 or dropped > exported / 100:
         print("more than 1 % dropped: the otlp_http row is not a fair measurement")
         return 2
+    seen: dict[str, list[float]] = {}
     if http_calls:
-        results["http"] = http_rows(http_calls, max(2, rounds - 2))
+        results["http"], seen = http_rows(http_calls, http_rounds)
     print(f"{'request':<7} {'configuration':<22} {'CPU µs/call':>12} {'vs off':>8}  target")
     missed = False
     for kind, best in results.items():
@@ -385,6 +398,11 @@ async def main(calls: int, rounds: int, http_calls: int) -> int:
             else:
                 target = "-"
             print(f"{kind:<7} {name:<22} {us:>12.1f} {ratio:>7.2f}x  {target}")
+    if seen:
+        print(f"http, median of {len(seen['off'])} rounds' own ratios: on, otlp_http "
+              f"{per_round_ratio(seen, 'on, otlp_http'):.3f}x; on, ratio 0 "
+              f"{per_round_ratio(seen, 'on, ratio 0'):.3f}x; off again (A/A) "
+              f"{per_round_ratio(seen, 'off again'):.3f}x")
     return 1 if missed else 0
 
 
@@ -393,6 +411,7 @@ if __name__ == "__main__":
     ap.add_argument("--calls", type=int, default=1500)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--http-calls", type=int, default=1500, help="0: skip the server rows")
+    ap.add_argument("--http-rounds", type=int, default=8)
     ap.add_argument("--callgrind", type=int, default=0, metavar="N",
                     help="instructions per request through the HTTP server instead (N requests)")
     ap.add_argument("--keep", type=Path, default=None, metavar="DIR",
@@ -418,6 +437,6 @@ if __name__ == "__main__":
     # time; its row is a comparison, not a gate.
     logging.getLogger("opentelemetry.sdk").setLevel(logging.ERROR)
     t0 = time.monotonic()
-    status = asyncio.run(main(a.calls, a.rounds, a.http_calls))
+    status = asyncio.run(main(a.calls, a.rounds, a.http_calls, a.http_rounds))
     print(f"({time.monotonic() - t0:.0f} s)")
     sys.exit(status)
