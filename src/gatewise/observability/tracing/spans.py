@@ -414,7 +414,7 @@ class AttemptSpanMiddleware:
             else:  # (changed on the way, or no request span): read here
                 self._start_attributes(call, trace, rec.attributes, True, not first)
                 rec.blocks = (block,)
-        if t.propagate:  # W3C trace context, on the deployment's copy (`_carrying`)
+        if t.propagate:  # W3C trace context, on the deployment's copy (`_copy_of`)
             # (Under a request span the trace id's hex is already made: the same trace.)
             if rec is not None:  # from the ids (a recorded span's `SpanContext` is not made)
                 span_id, flags, state = rec.span_id, "01", rec.state
@@ -434,14 +434,11 @@ class AttemptSpanMiddleware:
                 else {"traceparent": parent}
             if state is not DEFAULT_TRACE_STATE and state:
                 headers["tracestate"] = state.to_header()
-            # `self._carrying(dep, headers)`, its usual case inline (one call less)
+            # The deployment's copy carries this attempt's headers (`_copy_of`: why one copy)
             cached = self._copies.get(dep.id)
-            if cached is not None and cached[0] is dep:
-                copy = cached[1]
-                copy.target.headers = headers
-                call.deployment = copy
-            else:
-                call.deployment = self._carrying(dep, headers)
+            copy = cached[1] if cached is not None and cached[0] is dep else self._copy_of(dep)
+            copy.target.headers = headers
+            call.deployment = copy
         try:
             result = await next(call)
         except BaseException as exc:
@@ -482,20 +479,17 @@ class AttemptSpanMiddleware:
         result.on_finish(lambda c, error: self._end_stream(c, span, obs, error))
         return result
 
-    def _carrying(self, dep: Deployment, headers: dict[str, str]) -> Deployment:
-        """`dep` with `headers` on its target, for this attempt. One copy per deployment whose
-        headers are swapped per attempt (copying two dataclasses per attempt cost more than
-        the span): safe because this stage is the last before the provider call, which builds
-        its HTTP request from them synchronously, before its first await, so a concurrent
-        attempt cannot swap them in between."""
-        cached = self._copies.get(dep.id)
-        if cached is None or cached[0] is not dep:  # new, or the vault's copy changed
-            if len(self._copies) >= 1024:  # direct `provider/model` deployments come and go
-                self._copies.clear()
-            cached = (dep, dataclasses.replace(dep, target=dataclasses.replace(dep.target)))
-            self._copies[dep.id] = cached
-        copy = cached[1]
-        copy.target.headers = headers
+    def _copy_of(self, dep: Deployment) -> Deployment:
+        """A new copy of `dep` (new, or the vault's copy changed), kept: the one copy per
+        deployment whose target's headers each attempt swaps for its own (copying two
+        dataclasses per attempt cost more than the span). Safe because this stage is the
+        last before the provider call, which builds its HTTP request from them
+        synchronously, before its first await, so a concurrent attempt cannot swap them in
+        between. The usual attempt finds its copy in `_copies` without this call."""
+        if len(self._copies) >= 1024:  # direct `provider/model` deployments come and go
+            self._copies.clear()
+        copy = dataclasses.replace(dep, target=dataclasses.replace(dep.target))
+        self._copies[dep.id] = (dep, copy)
         return copy
 
     def _constants(self, call: Call, dep: Deployment
