@@ -291,6 +291,23 @@ def test_keep_alive_serves_requests_in_turn_and_pipelined_then_closes_when_idle(
     assert idle < KEEP_ALIVE + 1.0
 
 
+def test_an_idle_connection_closes_keep_alive_after_its_last_response_not_its_first(
+        gateway: GatewayServer) -> None:
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with _connect(gateway) as sock:
+        for _ in range(3):  # each request comes after 0.6 of the keep-alive: 1.8 in all
+            sock.sendall(get)
+            [(status, _, _)] = _parse(_read_one(sock))
+            assert status == 200
+            time.sleep(KEEP_ALIVE * 0.6)
+        sock.sendall(get)
+        [(status, _, _)] = _parse(_read_one(sock))  # still open, long past the first deadline
+        last = time.monotonic()
+        assert status == 200 and _read_all(sock) == b""  # then closed when idle
+        idle = time.monotonic() - last
+    assert KEEP_ALIVE * 0.9 <= idle < KEEP_ALIVE + 1.0
+
+
 def test_a_long_stream_is_not_cut_by_the_connection_timers(gateway: GatewayServer) -> None:
     body = json.dumps({"model": "endless", "stream": True,
                        "messages": [{"role": "user", "content": "go"}]}).encode()

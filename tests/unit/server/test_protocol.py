@@ -32,8 +32,10 @@ PROTOCOL = {
     "on_body": "dba9c32aeba35b6a",  # copied, plus the "body came out" note
     "on_headers_complete": "1ea8589acfad92d8",  # wrapped; makes the cycle, queues pipelining
     "on_message_complete": "1fbad42dc31fc01f",  # wrapped
-    "on_response_complete": "64e254f28e389e76",  # arms the keep-alive timer we set
-    "_unset_keepalive_if_required": "00a6a4e47214e68e",  # called
+    # replaced: the keep-alive watchdog where uvicorn arms a timer per response
+    "on_response_complete": "64e254f28e389e76",
+    "_unset_keepalive_if_required": "00a6a4e47214e68e",  # replaced (the connection is busy)
+    "timeout_keep_alive_handler": "8b53bf5f2e202970",  # called by the watchdog
     "_should_upgrade": "8fcad1ab8e096739",  # called
     "handle_websocket_upgrade": "d5da377bfc77e588",  # called (never, with ws="none")
     "_unsupported_upgrade_warning": "55bbd2762b189d9a",  # replaced by `_ignore_upgrade`
