@@ -195,6 +195,18 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_returns_the_csrf_token(
     assert me["signed_in"] and me["csrf_token"] == csrf and me["key_id"] == "master"
 
 
+def test_behind_a_tls_proxy_on_the_same_host_the_cookie_is_secure(gw: GatewayServer) -> None:
+    """The proxy says the client spoke https (`X-Forwarded-Proto`, trusted from 127.0.0.1 as
+    uvicorn trusts it); a request without the header stays plain http."""
+    with httpx.Client(base_url=gw.url, timeout=30) as client:
+        proxied = client.post("/console/session", json={"key": MASTER},
+                              headers={"x-forwarded-proto": "https"})
+        plain = client.post("/console/session", json={"key": MASTER})
+    assert proxied.status_code == plain.status_code == 201
+    assert "Secure" in [p.strip() for p in proxied.headers["set-cookie"].split(";")]
+    assert "Secure" not in [p.strip() for p in plain.headers["set-cookie"].split(";")]
+
+
 def test_bad_sign_ins_get_no_cookie(gw: GatewayServer,
                                     keys: dict[str, dict[str, Any]]) -> None:
     url = gw.url + "/console/session"

@@ -100,6 +100,9 @@ def build_server(app: GatewayApp, *, host: str, port: int, log_level: str = "inf
     config = uvicorn.Config(app, host=host, port=port, loop=loop or best_loop(),
                             http=http_protocol(settings), ws="none",
                             lifespan="on", access_log=False, log_config=None,
+                            # X-Forwarded-* still honoured, by the protocol, per request that
+                            # has them (`server/protocol.py`); uvicorn's way costs every request
+                            proxy_headers=False,
                             log_level=log_level,
                             server_header=False, date_header=False, headers=headers,
                             timeout_keep_alive=math.ceil(settings.keep_alive_s),

@@ -30,7 +30,8 @@ PROTOCOL = {
     "data_received": "010a7ae59a5d3b1a",  # replaced
     "on_header": "1e86ebb6cea0458c",  # copied, plus the field count
     "on_body": "dba9c32aeba35b6a",  # copied, plus the "body came out" note
-    "on_headers_complete": "1ea8589acfad92d8",  # wrapped; makes the cycle, queues pipelining
+    # copied (`_begin`): makes the cycle, queues pipelining; forwarded headers per request
+    "on_headers_complete": "1ea8589acfad92d8",
     "on_message_complete": "1fbad42dc31fc01f",  # wrapped
     # replaced: the keep-alive watchdog where uvicorn arms a timer per response
     "on_response_complete": "64e254f28e389e76",
@@ -42,7 +43,7 @@ PROTOCOL = {
     "shutdown": "d7351fa33f00d430",  # closes the connections we time
 }
 CYCLE = {
-    "__init__": "4d2f220910c33c12",  # response_started/complete, disconnected, keep_alive...
+    "__init__": "4d2f220910c33c12",  # copied (called positionally): every attribute it sets
     "receive": "8124ae006be71184",  # a disconnected cycle's app gets http.disconnect
     # replaced by `_Cycle.send` (a known length: head and body in one write); a disconnected
     # cycle writes nothing; keep_alive=False closes after it
