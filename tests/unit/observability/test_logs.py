@@ -272,6 +272,24 @@ def test_text_values_with_spaces_or_quotes_are_json_quoted() -> None:
                          'quoted="say \\"hi\\"" n=3 items=["a","b"]')
 
 
+def test_text_values_print_the_same_when_they_repeat_and_after_many_distinct_ones() -> None:
+    fmt = TextFormatter()  # keeps printed values; must never print a stale or wrong one
+
+    def fields(extra: dict[str, object]) -> str:
+        rec = logging.getLogger("gatewise.test").makeRecord(
+            "gatewise.test", logging.INFO, __file__, 1, "hello", (), None, extra=extra)
+        return fmt.format(rec).split(" hello ", 1)[1]
+
+    repeated = {"model": "gpt-x", "who": "a b", "said": 'q"', "long": "w z" * 200}
+    first = fields(repeated)
+    assert first == ('model=gpt-x who="a b" said="q\\"" long="' + "w z" * 200 + '"')
+    assert fields(repeated) == first
+    for i in range(3000):  # more distinct values than are kept: the store empties and refills
+        assert fields({"request_id": f"req {i}"}) == f'request_id="req {i}"'
+    assert fields(repeated) == first
+    assert fields({"model": "a b", "who": "gpt-x"}) == 'model="a b" who=gpt-x'
+
+
 @pytest.fixture
 def root_logging() -> Iterator[None]:
     root = logging.getLogger()
