@@ -172,6 +172,9 @@ class BreakerConfig(_Strict):
     # else "postgres" on the PostgreSQL database, "sqlite" when `server.workers` > 1 on the
     # SQLite database, else "memory".
     store: Literal["auto", "memory", "redis", "sqlite", "postgres"] = "auto"
+    # How long a shared store's (Redis, PostgreSQL) breaker operation may take on a request's
+    # path; past it, this replica runs on its own breakers until the store answers again.
+    store_timeout_s: _Positive = 0.5
 
 
 class RoutingRule(_Strict):

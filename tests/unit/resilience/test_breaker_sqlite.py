@@ -128,3 +128,15 @@ def test_serve_says_breakers_are_per_worker_only_when_they_are(
 
 class TestSQLiteBoard(SharedBoardContract):
     """The contract every shared board keeps (`shared_board_contract.py`), workers on one file."""
+
+
+def test_a_shared_store_gets_the_configured_time_per_operation() -> None:
+    """`store_timeout_s` bounds each breaker operation on a shared store (past it, the replica
+    runs on its own breakers): the PostgreSQL store gets it as it is built, nothing connects."""
+    from gatewise.resilience.breaker_postgres import PostgresBreakers
+
+    built = build_breakers(BreakerConfig(store="postgres", store_timeout_s=2.5),
+                           database="postgres", postgres="postgresql://127.0.0.1:1/none")
+    assert isinstance(built, PostgresBreakers)
+    assert built._store._op_timeout_s == 2.5
+    assert BreakerConfig().store_timeout_s == 0.5
