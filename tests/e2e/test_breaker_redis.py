@@ -33,6 +33,11 @@ from tests.fakes.server import FakeServer
 OPEN_S = 1.5
 
 
+# The tests below check sharing, not the fallback to local breakers: a busy CI machine once took
+# Redis past the 0.5 s default for one operation, and a replica went on alone (CI log: "breaker
+# redis unavailable"). The fallback has its own test, with its own short timeout.
+SHARED_TIMEOUT_S = 10.0
+
 @pytest.fixture
 def prefix(redis_prefix: str) -> str:
     return redis_prefix
@@ -87,7 +92,8 @@ def _config(fake_url: str, redis_url: str) -> dict[str, Any]:
         "router": {"redis_url": redis_url,
                    "retry": {"max_retries": 2, "base_delay_s": 0.001, "max_delay_s": 0.01},
                    "breaker": {"store": "redis", "failure_threshold": 3, "min_calls": 10,
-                               "window_s": 30.0, "open_s": OPEN_S}},
+                               "window_s": 30.0, "open_s": OPEN_S,
+                               "store_timeout_s": SHARED_TIMEOUT_S}},
     }
 
 
@@ -240,7 +246,8 @@ def test_two_processes_share_one_breaker(flaky: tuple[Flaky, FakeServer],
 async def test_exactly_one_probe_across_many_replicas(redis_url: str, prefix: str) -> None:
     from gatewise.resilience.breaker_redis import RedisBreakers
 
-    cfg = BreakerConfig(store="redis", failure_threshold=2, window_s=30.0, open_s=0.2)
+    cfg = BreakerConfig(store="redis", failure_threshold=2, window_s=30.0, open_s=0.2,
+                        store_timeout_s=SHARED_TIMEOUT_S)
     boards = [RedisBreakers(cfg, redis_url, prefix=prefix, refresh_s=0.2) for _ in range(5)]
     try:
         for board in boards:
@@ -268,7 +275,7 @@ async def test_successes_flushed_by_one_replica_keep_a_busy_deployment_closed(
     from gatewise.resilience.breaker_redis import RedisBreakers
 
     cfg = BreakerConfig(store="redis", failure_threshold=3, failure_ratio=0.5, min_calls=10,
-                        window_s=30.0, open_s=30.0)
+                        window_s=30.0, open_s=30.0, store_timeout_s=SHARED_TIMEOUT_S)
     busy, failing = (RedisBreakers(cfg, redis_url, prefix=prefix) for _ in range(2))
     try:
         for _ in range(100):
@@ -316,7 +323,8 @@ async def test_failed_probes_back_off_for_every_replica_and_a_success_resets_it(
     from tests.unit.resilience.support import FakeClock, FixedRandom
 
     clock = FakeClock(1_000_000.0)
-    cfg = BreakerConfig(store="redis", failure_threshold=2, min_open_s=1.0, open_s=5.0)
+    cfg = BreakerConfig(store="redis", failure_threshold=2, min_open_s=1.0, open_s=5.0,
+                        store_timeout_s=SHARED_TIMEOUT_S)
     boards = [RedisBreakers(cfg, redis_url, prefix=prefix, clock=clock, rng=FixedRandom(0.0))
               for _ in range(2)]
     try:
@@ -359,7 +367,8 @@ async def test_the_jitter_drawn_by_the_replica_shortens_the_shared_period(
     from tests.unit.resilience.support import FakeClock, FixedRandom
 
     clock = FakeClock(1_000_000.0)
-    cfg = BreakerConfig(store="redis", failure_threshold=1, min_open_s=1.0, open_s=30.0)
+    cfg = BreakerConfig(store="redis", failure_threshold=1, min_open_s=1.0, open_s=30.0,
+                        store_timeout_s=SHARED_TIMEOUT_S)
     board = RedisBreakers(cfg, redis_url, prefix=prefix, clock=clock, rng=FixedRandom(0.5))
     try:
         t = await board.record_failure("d", "ProviderServerError")

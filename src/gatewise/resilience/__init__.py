@@ -74,8 +74,7 @@ def build_breakers(config: BreakerConfig, redis_url: str | None = None, *,
         from gatewise.resilience.breaker_postgres import PostgresBreakers
 
         return PostgresBreakers(config, postgres,
-                                pubsub=new_pubsub() if new_pubsub is not None else None,
-                                op_timeout_s=config.store_timeout_s)
+                                pubsub=new_pubsub() if new_pubsub is not None else None)
     if store == "sqlite":
         if not state_dir:
             raise ConfigError("breaker.store 'sqlite' needs storage.state_dir",
@@ -94,7 +93,7 @@ def build_breakers(config: BreakerConfig, redis_url: str | None = None, *,
         raise ConfigError(f"breaker.store 'redis' needs the redis extra "
                           f"(pip install 'gatewise[redis]'): {exc}",
                           path="router.breaker.store") from None
-    return RedisBreakers(config, redis_url, prefix=prefix, op_timeout_s=config.store_timeout_s)
+    return RedisBreakers(config, redis_url, prefix=prefix)
 
 
 __all__ = [

@@ -60,7 +60,7 @@ class PostgresBreakers(SubscribedBreakers):
 
     def __init__(self, config: BreakerConfig, db: PgDatabase | str, *,
                  pubsub: PubSub | None = None, schema: str = "gatewise",
-                 refresh_s: float = 1.0, op_timeout_s: float = 0.5, retry_s: float = 1.0,
+                 refresh_s: float = 1.0, op_timeout_s: float | None = None, retry_s: float = 1.0,
                  clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None) -> None:
         super().__init__(config, clock=clock, rng=rng, local_clock=clock)
@@ -70,8 +70,10 @@ class PostgresBreakers(SubscribedBreakers):
         self._db_schema = schema if isinstance(db, str) else db.schema
         # One channel per schema: two gateways on one server in separate schemas stay apart.
         self.channel = f"gatewise:breaker:{self._db_schema}"
+        # `op_timeout_s`: the config's `store_timeout_s` unless given (tests of the fallback)
+        timeout = config.store_timeout_s if op_timeout_s is None else op_timeout_s
         self._store = PostgresBreakerStore(db, rules, channel=self.channel, schema=schema,
-                                           op_timeout_s=op_timeout_s)
+                                           op_timeout_s=timeout)
         self.refresh_s = refresh_s
         self.retry_s = retry_s
         self._pubsub = pubsub

@@ -68,13 +68,14 @@ class RedisBreakers(SubscribedBreakers):
 
     def __init__(self, config: BreakerConfig, url: str | None = None, *,
                  client: Any = None, prefix: str = "gatewise:breaker:",
-                 refresh_s: float = 1.0, op_timeout_s: float = 0.5,
+                 refresh_s: float = 1.0, op_timeout_s: float | None = None,
                  clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None) -> None:
         # `client`: a redis-py client to share (typed loosely: redis lives in storage/ only).
         super().__init__(config, clock=clock, rng=rng)
-        self._store = RedisBreakerStore(url, client=client, prefix=prefix,
-                                        op_timeout_s=op_timeout_s)
+        # `op_timeout_s`: the config's `store_timeout_s` unless given (tests of the fallback)
+        timeout = config.store_timeout_s if op_timeout_s is None else op_timeout_s
+        self._store = RedisBreakerStore(url, client=client, prefix=prefix, op_timeout_s=timeout)
         self.prefix = prefix
         self.channel = self._store.channel
         self.refresh_s = refresh_s

@@ -23,8 +23,10 @@ from gatewise.storage.breaker_rules import Reply
 from tests.unit.resilience.support import FakeClock
 
 DEP = "chat:fake/echo"
+# (a generous time per store operation: the contract checks sharing; a fallback test passes
+# its own short `op_timeout_s`)
 CFG = BreakerConfig(failure_threshold=3, failure_ratio=0.5, min_calls=10, window_s=10.0,
-                    min_open_s=2.0, open_s=30.0)
+                    min_open_s=2.0, open_s=30.0, store_timeout_s=10.0)
 
 
 async def open_breaker(board: Any) -> None:
