@@ -50,7 +50,8 @@ _BARE = re.compile(r"[!#-<>-\[\]-~]+").fullmatch
 
 # What a record waiting to be formatted counts towards `max_bytes` (a request line's size).
 _DEFERRED_BYTES = 320
-# String values `TextFormatter` keeps as printed (short ones: a few tens of KB at most).
+# String values `TextFormatter` keeps as printed: at most 1,024 of at most 256 characters each
+# (each with its printed form: about 0.25 MB once request ids have filled it, ~1 MB at worst).
 _SHOWN_MAX = 1024
 _SHOWN_CHARS = 256
 
@@ -139,7 +140,7 @@ class TextFormatter(logging.Formatter):
         self._ts = _Timestamps()
         # A short string value as printed (bare or JSON-quoted), for the values lines repeat
         # (model, deployment, key, team, endpoint): a dict hit, where the check was a regex
-        # call a value (a text request line: 5.8 -> 4.4 µs to format). Bounded: emptied when
+        # call a value (a text request line: 5.8 -> 4.7 µs to format). Bounded: emptied when
         # full (a request id never repeats and ends up here too).
         self._shown: dict[str, str] = {}
 

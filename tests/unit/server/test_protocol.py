@@ -44,7 +44,9 @@ PROTOCOL = {
 }
 CYCLE = {
     "__init__": "4d2f220910c33c12",  # copied (called positionally): every attribute it sets
-    "receive": "8124ae006be71184",  # a disconnected cycle's app gets http.disconnect
+    # copied (no `Event.wait` when the body is in): a disconnected cycle's app gets
+    # http.disconnect
+    "receive": "8124ae006be71184",
     # replaced by `_Cycle.send` (a known length: head and body in one write); a disconnected
     # cycle writes nothing; keep_alive=False closes after it
     "send": "abdd8601b326a8da",
