@@ -172,7 +172,13 @@ class TextFormatter(logging.Formatter):
                             shown.clear()
                         shown[v] = text
                 parts.append(f"{k}={text}")
-            elif cls is int or cls is float or cls is bool:
+            elif cls is float:
+                # msgspec's shortest digits, as the JSON format prints them (`1e-05` reads
+                # `0.00001`): a third of `repr`'s instructions, the largest part of a line's
+                # cost that was left (a request line has three); `repr` for NaN and infinity,
+                # which JSON has no number for.
+                parts.append(f"{k}={encode(v).decode()}" if v - v == 0.0 else f"{k}={v}")
+            elif cls is int or cls is bool:
                 parts.append(f"{k}={v}")
             else:
                 parts.append(f"{k}={self._value(v)}")

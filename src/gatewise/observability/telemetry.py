@@ -87,7 +87,10 @@ def request_fields(call: Call, status: int, latency: float,
         out["model"] = dep.target.ref
         out["deployment"] = dep.id
     out["status"] = status
-    out["latency_ms"] = round(latency * 1000, 3)
+    # Rounded as integers, not by `round(x, n)`: that makes a decimal string and parses it
+    # back (two conversions of the three fields' ~4k instructions a request, callgrind);
+    # an integer divided by a power of ten is the double nearest the decimal all the same.
+    out["latency_ms"] = int(latency * 1e6 + 0.5) / 1000
     span = call.span
     if span is not None:
         trace_id = getattr(span, "trace_id", None)
@@ -102,13 +105,14 @@ def request_fields(call: Call, status: int, latency: float,
     if error is not None:
         out["error_type"] = type(error).__name__
     if call.ttft is not None and error is None:
-        out["ttft_ms"] = round(call.ttft * 1000, 3)
+        out["ttft_ms"] = int(call.ttft * 1e6 + 0.5) / 1000
     u = call.usage
     if u is not None:
         out["prompt_tokens"] = u.prompt_tokens
         out["completion_tokens"] = u.completion_tokens
-    if call.cost_usd is not None:
-        out["cost_usd"] = round(call.cost_usd, 8)
+    cost = call.cost_usd
+    if cost is not None:  # (a price from config could make it anything: NaN stays NaN)
+        out["cost_usd"] = int(cost * 1e8 + 0.5) / 1e8 if 0.0 <= cost < 1e9 else cost
     cache = call.response_headers.get(CACHE_HEADER)
     if cache is not None:
         out["cache"] = cache

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -27,6 +28,7 @@ from gatewise.observability.logs import (
 )
 from gatewise.pipeline.core import Call, Handler, Identity
 from gatewise.security.events import log_event
+from gatewise.types.validation import decode_chat_request
 from tests.waiting import wait_until
 
 CANARY = "CANARY-prompt-7f3a9c"  # prompt text that must never reach a log line
@@ -270,6 +272,28 @@ def test_text_values_with_spaces_or_quotes_are_json_quoted() -> None:
     line = TextFormatter().format(rec)
     assert line.endswith(' INFO gatewise.test hello plain=abc spaced="a b" '
                          'quoted="say \\"hi\\"" n=3 items=["a","b"]')
+
+
+def test_text_numbers_print_as_their_shortest_digits_and_non_finite_ones_by_name() -> None:
+    rec = logging.getLogger("gatewise.test").makeRecord(
+        "gatewise.test", logging.INFO, __file__, 1, "hello", (), None,
+        extra={"latency_ms": 3.142, "cost_usd": 1e-05, "big": 1.5e300, "whole": 2.0,
+               "nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "n": 7,
+               "yes": True})
+    line = TextFormatter().format(rec)
+    assert line.endswith(" hello latency_ms=3.142 cost_usd=0.00001 big=1.5e300 whole=2.0 "
+                         "nan=nan inf=inf ninf=-inf n=7 yes=True")
+
+
+def test_the_request_line_rounds_its_numbers_to_what_they_mean() -> None:
+    call = Call("chat", decode_chat_request(b'{"model":"m","messages":[{"role":"user",'
+                                            b'"content":"hi"}]}'), Identity())
+    call.ttft, call.cost_usd = 0.0012344999, 0.000123456789
+    fields = telemetry.request_fields(call, 200, 0.0314159, None)
+    assert (fields["latency_ms"], fields["ttft_ms"], fields["cost_usd"]) == (
+        31.416, 1.234, 0.00012346)
+    call.cost_usd = float("nan")  # a price from config can make anything: it never raises
+    assert math.isnan(telemetry.request_fields(call, 200, 0.0, None)["cost_usd"])
 
 
 def test_text_values_print_the_same_when_they_repeat_and_after_many_distinct_ones() -> None:
