@@ -19,7 +19,10 @@ out op by op, which left half of a run outside the products (masking `Where` alo
 by default the session runs the same weights rebuilt with fused kernels
 (`gatewise.embedding.minilm_graph`, built once into the user cache directory): the same
 vectors for about 35 % less CPU. `int8_activations=True` also quantizes the activations
-(int8 VNNI products, ~1.8x more on long chunks): other vectors, so another `name`.
+(int8 VNNI products, ~1.8x more on long chunks): other vectors, so another `name`. How
+close they stay depends on the CPU: on one without VNNI (AVX2 only), ONNX Runtime's int8
+products saturate, and the test texts' worst cosine to the float vectors fell from above
+0.97 to 0.966 (mean 0.991).
 
 A batch is never padded as one block: its texts are sorted by length and cut into runs
 of similar lengths of at most `batch_tokens` padded tokens (`length_groups`), which skips

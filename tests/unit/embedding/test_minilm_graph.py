@@ -89,7 +89,10 @@ def test_int8_activations_are_opt_in_close_vectors_under_another_name(
     assert quantized.name != MiniLMEmbedder().name  # never mixed into a float32 index
     vectors = quantized.embed(TEXTS)
     cosine = (vectors * shipped).sum(axis=1)
-    assert float(cosine.min()) > 0.97 and float(cosine.mean()) > 0.99
+    # How close depends on the CPU's int8 products: with VNNI the worst text was above 0.97;
+    # on an AVX2-only CPU (AMD EPYC, no VNNI) ONNX Runtime's int8 products saturate, and the
+    # worst was 0.966 (mean 0.991).
+    assert float(cosine.min()) > 0.95 and float(cosine.mean()) > 0.985
     assert not np.allclose(vectors, shipped, atol=1e-4)  # quantized: not the same vectors
     assert len(list((tmp_path / "models").glob(f"{quantized.name}-*.onnx"))) == 1
     with pytest.raises(ValueError, match="int8_activations"):
