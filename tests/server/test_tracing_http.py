@@ -132,7 +132,10 @@ class ScriptedCollector:
                     self.requests.append((head, buf[:n]))
                     buf = buf[n:]
                     answer, close = self.answers.pop(0)
-                    conn.sendall(answer)
+                    try:
+                        conn.sendall(answer)
+                    except OSError:  # the poster hung up mid-answer (one it refuses to read
+                        break        # to the end): on to its next connection, as a server would
                     if close:
                         break
 
