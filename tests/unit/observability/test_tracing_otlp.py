@@ -15,6 +15,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind
 
 from gatewise.errors import ConfigError
+from gatewise.observability.tracing.attributes import answer_attributes, answer_block
 from gatewise.observability.tracing.export import OtlpHttpSink, default_endpoint
 from gatewise.observability.tracing.otlp import OtlpEncoder
 from gatewise.observability.tracing.recorder import (
@@ -23,6 +24,8 @@ from gatewise.observability.tracing.recorder import (
     SdkSink,
     SpanRecorder,
 )
+from gatewise.types.embeddings import EmbeddingResponse, EmbeddingUsage
+from gatewise.types.responses import ChatCompletion, Choice, ResponseMessage, Usage
 from tests.fakes.spans import Keep, some_spans
 
 RESOURCE = Resource.create({"service.name": "gw-test"})
@@ -224,6 +227,57 @@ def test_attribute_blocks_encode_as_if_every_span_carried_them_itself() -> None:
     assert [a.key for a in request.attributes] == [
         "gatewise.alias", "gen_ai.response.id", "gen_ai.response.finish_reasons",
         "gen_ai.usage.output_tokens", "gatewise.request_id"]
+
+
+def answer_spans(usage: Usage | None, result: object) -> list[RecordedSpan]:
+    """An attempt and its request span sharing the block of the attempt's answer, as the
+    span stages make it."""
+    keep = Keep()
+    rec = SpanRecorder(keep, 1.0)
+    answer = answer_block(result, usage)
+    request = rec.start_span("chat gpt", kind=SpanKind.SERVER)
+    assert isinstance(request, RecordedSpan)
+    attempt = rec.start_span("chat gpt-4o", kind=SpanKind.CLIENT,
+                             parent=request.get_span_context())
+    assert isinstance(attempt, RecordedSpan)
+    attempt.blocks = (AttributeBlock({"gen_ai.system": "openai"}), answer)
+    attempt.end()
+    request.blocks = (answer,)
+    request.set_attribute("gatewise.request_id", "req_1")
+    request.end()
+    return keep.spans
+
+
+def _completion(rid: str, model: str, reasons: list[str | None]) -> ChatCompletion:
+    return ChatCompletion(id=rid, created=1, model=model, choices=[
+        Choice(index=i, message=ResponseMessage(content="hi"), finish_reason=r)
+        for i, r in enumerate(reasons)])
+
+
+@pytest.mark.parametrize(("usage", "result"), [
+    (Usage(prompt_tokens=19, completion_tokens=24, total_tokens=43),
+     _completion("chatcmpl-1", "gpt-4o-2024-08-06", ["stop"])),
+    # counts past one byte of varint, an id too long for the kept heads, several choices
+    (Usage(prompt_tokens=131_072, completion_tokens=300, total_tokens=131_372),
+     _completion("chatcmpl-" + "x" * 200, "gpt-4o", ["length", None, "tool_calls"])),
+    # no usage, no id, no model, no finish reason: nothing of them is written
+    (None, _completion("", "", [None])),
+    (Usage(prompt_tokens=5, completion_tokens=0, total_tokens=5),
+     EmbeddingResponse(data=[], model="text-embedding-3-small", usage=EmbeddingUsage())),
+    (None, None),
+])
+def test_an_answers_block_encodes_as_its_attributes_would(usage: Usage | None,
+                                                          result: object) -> None:
+    """The answer's block is written in a fixed layout, not from a dict: the bytes are still
+    the official encoder's for the same attributes, in the same order, whichever values it
+    holds, and the same again from the encoder's kept entries."""
+    encoder = OtlpEncoder(RESOURCE.attributes, "gatewise")
+    for _ in range(2):
+        spans = answer_spans(usage, result)
+        assert encoder.encode(spans) == official_bytes(spans)
+    expected: dict[str, object] = {}
+    answer_attributes(result, usage, expected)  # type: ignore[arg-type]
+    assert spans[0].all_attributes == {"gen_ai.system": "openai", **expected}
 
 
 def test_setting_a_blocks_key_on_one_span_changes_that_span_alone_and_says_it_once() -> None:

@@ -163,22 +163,85 @@ def answer_attributes(result: Any, usage: Usage | None, a: Attributes) -> None:
     if usage is not None:
         a[INPUT_TOKENS] = usage.prompt_tokens
         a[OUTPUT_TOKENS] = usage.completion_tokens
+    rid, model, reasons = answer_of(result)
+    if rid:
+        a[RESPONSE_ID] = rid
+    if model:
+        a[RESPONSE_MODEL] = model
+    if reasons:
+        a[FINISH_REASONS] = reasons
+
+
+_NO_ANSWER: tuple[str, str, tuple[str, ...]] = ("", "", ())
+
+
+def answer_of(result: Any) -> tuple[str, str, tuple[str, ...]]:
+    """A whole answer's response id, model and finish reasons ("" and () for what it does not
+    say; an embedding response says only its model; None is no answer)."""
     if isinstance(result, ChatCompletion):
-        if result.id:
-            a[RESPONSE_ID] = result.id
-        if result.model:
-            a[RESPONSE_MODEL] = result.model
         choices = result.choices
         if len(choices) == 1:  # the usual answer: no list built only to become a tuple
             reason = choices[0].finish_reason
-            if reason:
-                a[FINISH_REASONS] = (reason,)
+            reasons: tuple[str, ...] = (reason,) if reason else ()
         else:
-            reasons = [c.finish_reason for c in choices if c.finish_reason]
-            if reasons:
-                a[FINISH_REASONS] = tuple(reasons)
-    elif isinstance(result, EmbeddingResponse) and result.model:
-        a[RESPONSE_MODEL] = result.model
+            reasons = tuple(c.finish_reason for c in choices if c.finish_reason)
+        return result.id or "", result.model or "", reasons
+    if isinstance(result, EmbeddingResponse):
+        return "", result.model or "", ()
+    return _NO_ANSWER
+
+
+class AnswerBlock:
+    """An answer's attributes (the usage; the response's id, model and finish reasons) as
+    fields rather than a dict: one per request, shared by the attempt that got the answer
+    and the request span that returns it (a `recorder.AttributeBlock` in every other way).
+    The OTLP encoder writes these five in a fixed layout, each value's bytes looked up by the
+    value alone (`OtlpEncoder._answer`), where a dict's entries cost a (key, value, type)
+    lookup each; `attributes` gives the dict the SDK exporters and `RecordedSpan` read.
+    Made by `answer_block`; never changed once made."""
+
+    __slots__ = ("encoded", "input_tokens", "output_tokens", "reasons", "response_id",
+                 "response_model")
+
+    answer = True  # (what the encoder tells it from a dict's block by)
+    encoded: bytes | None
+    input_tokens: int | None  # both None: no usage
+    output_tokens: int | None
+    response_id: str  # "": none
+    response_model: str
+    reasons: tuple[str, ...]
+
+    @property
+    def attributes(self) -> Attributes:
+        """The same dict, in the same order, as `answer_attributes` makes."""
+        a: Attributes = {}
+        if self.input_tokens is not None and self.output_tokens is not None:
+            a[INPUT_TOKENS] = self.input_tokens
+            a[OUTPUT_TOKENS] = self.output_tokens
+        if self.response_id:
+            a[RESPONSE_ID] = self.response_id
+        if self.response_model:
+            a[RESPONSE_MODEL] = self.response_model
+        if self.reasons:
+            a[FINISH_REASONS] = self.reasons
+        return a
+
+
+_new_object = object.__new__
+
+
+def answer_block(result: Any, usage: Usage | None) -> AnswerBlock:
+    """`result`'s and `usage`'s attributes as a block (every field set here, without an
+    `__init__`: see `recorder.SpanRecorder.start_span`)."""
+    block: AnswerBlock = _new_object(AnswerBlock)
+    block.encoded = None
+    if usage is not None:
+        block.input_tokens = usage.prompt_tokens
+        block.output_tokens = usage.completion_tokens
+    else:
+        block.input_tokens = block.output_tokens = None
+    block.response_id, block.response_model, block.reasons = answer_of(result)
+    return block
 
 
 def outcome_attributes(call: Call, a: Attributes) -> None:

@@ -48,6 +48,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util import types
 
+from gatewise.observability.tracing.attributes import AnswerBlock
+
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _TRACE_ID_MASK = (1 << 64) - 1
@@ -127,8 +129,9 @@ class AttributeBlock:
     """Attributes that many spans carry alike, kept once and encoded once.
 
     A deployment's attempts all say the same operation, provider, model, deployment, alias
-    and server; a request's span and its last attempt's say the same response id, model and
-    finish reasons. Written into each span's own dict, every one of them was built per span
+    and server; the requests with the same sampling parameters say the same ones (a request's
+    span and its last attempt's share one more block, the answer's: `attributes.AnswerBlock`,
+    the same idea with fields for a dict). Written into each span's own dict, every one of them was built per span
     and looked up (or encoded) per span by the OTLP encoder; as a block, a span holds one
     reference (`RecordedSpan.blocks`) and the encoder writes the block's bytes, kept on the
     block (`encoded`, set by the export worker: the bytes of an attribute list do not depend
@@ -136,18 +139,15 @@ class AttributeBlock:
 
     __slots__ = ("attributes", "encoded")
 
+    answer = False  # (an `attributes.AnswerBlock` says True: the encoder's fixed layout)
+
     def __init__(self, attributes: dict[str, Any]) -> None:
         self.attributes = attributes
         self.encoded: bytes | None = None
 
 
-def new_block(attributes: dict[str, Any]) -> AttributeBlock:
-    """`AttributeBlock(attributes)` for blocks made per request (a response's): the same
-    object without the type call into its Python `__init__` (see `SpanRecorder.start_span`)."""
-    block = _new_object(AttributeBlock)
-    block.attributes = attributes
-    block.encoded = None
-    return block
+# What a span's `blocks` hold: attributes shared as a dict, or an answer's as fields.
+Block = AttributeBlock | AnswerBlock
 
 
 class RecordedSpan(Span):
@@ -178,7 +178,7 @@ class RecordedSpan(Span):
     start_time: int
     end_time: int | None
     attributes: dict[str, Any]
-    blocks: tuple[AttributeBlock, ...]
+    blocks: tuple[Block, ...]
     status_code: int  # 0: StatusCode.UNSET
     status_message: str | None
 

@@ -52,8 +52,10 @@ from gatewise.observability.tracing.attributes import (
     RESPONSE_ID,
     RESPONSE_MODEL,
     TTFT,
+    AnswerBlock,
     Attributes,
     answer_attributes,
+    answer_block,
     attempt_attributes,
     attempt_constants,
     chat_parameters,
@@ -67,7 +69,7 @@ from gatewise.observability.tracing.attributes import (
     server_address,
     streamed_output,
 )
-from gatewise.observability.tracing.recorder import AttributeBlock, RecordedSpan, new_block
+from gatewise.observability.tracing.recorder import AttributeBlock, RecordedSpan
 from gatewise.pipeline.core import Call, Handler, Middleware
 from gatewise.pipeline.stream import ChunkStream
 from gatewise.types.requests import ChatRequest
@@ -132,7 +134,7 @@ class RequestTrace:
     # The last attempt's whole answer, its response and usage attributes as a block, and
     # the usage they were read from: the request span carries the same block when that
     # answer and usage are what the request ends with (built once, encoded once).
-    response: tuple[Any, AttributeBlock, Usage | None] | None
+    response: tuple[Any, AnswerBlock, Usage | None] | None
     # The request's sampling parameters as a block (None: it has none, or it is not
     # sampled) and the request they were read from: its attempts carry the same block while
     # they send that same request.
@@ -454,13 +456,11 @@ class AttemptSpanMiddleware:
         if isinstance(result, ChunkStream):
             return self._stream(trace, rec, result)
         a = rec.attributes
-        response: Attributes = {}
         usage = call.usage
-        answer_attributes(result, usage, response)
-        block = new_block(response)  # shared with the request span when it returns it
-        rec.blocks = (*rec.blocks, block)
+        answer = answer_block(result, usage)  # shared with the request span when it returns it
+        rec.blocks = (*rec.blocks, answer)
         if trace is not None:
-            trace.response = (result, block, usage)
+            trace.response = (result, answer, usage)
         if t.capture:
             text = output_messages(result, t.max_chars)
             if text is not None:
