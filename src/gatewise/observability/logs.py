@@ -147,7 +147,10 @@ class TextFormatter(logging.Formatter):
     def _value(self, v: Any) -> str:
         if isinstance(v, str):
             return v if _BARE(v) else self._encode(v).decode()
-        if isinstance(v, bool | int | float):
+        if isinstance(v, float):  # a float's subclass (numpy's): as `format` prints a float
+            f = float(v)
+            return self._encode(f).decode() if f - f == 0.0 else repr(f)
+        if isinstance(v, int):
             return str(v)
         try:
             return self._encode(v).decode()

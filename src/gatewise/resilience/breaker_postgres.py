@@ -70,8 +70,7 @@ class PostgresBreakers(SubscribedBreakers):
         self._db_schema = schema if isinstance(db, str) else db.schema
         # One channel per schema: two gateways on one server in separate schemas stay apart.
         self.channel = f"gatewise:breaker:{self._db_schema}"
-        # `op_timeout_s`: the config's `store_timeout_s` unless given (tests of the fallback)
-        timeout = config.store_timeout_s if op_timeout_s is None else op_timeout_s
+        timeout = self.op_timeout(config, op_timeout_s)
         self._store = PostgresBreakerStore(db, rules, channel=self.channel, schema=schema,
                                            op_timeout_s=timeout)
         self.refresh_s = refresh_s

@@ -73,8 +73,7 @@ class RedisBreakers(SubscribedBreakers):
                  rng: random.Random | None = None) -> None:
         # `client`: a redis-py client to share (typed loosely: redis lives in storage/ only).
         super().__init__(config, clock=clock, rng=rng)
-        # `op_timeout_s`: the config's `store_timeout_s` unless given (tests of the fallback)
-        timeout = config.store_timeout_s if op_timeout_s is None else op_timeout_s
+        timeout = self.op_timeout(config, op_timeout_s)
         self._store = RedisBreakerStore(url, client=client, prefix=prefix, op_timeout_s=timeout)
         self.prefix = prefix
         self.channel = self._store.channel

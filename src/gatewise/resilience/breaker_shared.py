@@ -280,6 +280,12 @@ class SubscribedBreakers(SharedBreakers):
     refresh_s: float
     _sub: Subscription | None = None
 
+    @staticmethod
+    def op_timeout(config: BreakerConfig, given: float | None) -> float:
+        """A store operation's timeout: the config's `store_timeout_s` unless one is given
+        (the tests of the fail-open fallback give a short one)."""
+        return config.store_timeout_s if given is None else given
+
     def _pubsub_for(self) -> PubSub:
         """The pub/sub the subscription runs on (built on first `start`)."""
         raise NotImplementedError

@@ -285,6 +285,19 @@ def test_text_numbers_print_as_their_shortest_digits_and_non_finite_ones_by_name
                          "nan=nan inf=inf ninf=-inf n=7 yes=True")
 
 
+def test_a_float_subclass_prints_as_a_float_does() -> None:
+    """numpy's float64 (an application's metric, a score) reads as a plain float would."""
+
+    class Score(float):
+        def __str__(self) -> str:
+            return "Score(...)"
+
+    rec = logging.getLogger("gatewise.test").makeRecord(
+        "gatewise.test", logging.INFO, __file__, 1, "hello", (), None,
+        extra={"score": Score(1e-05), "odd": Score("nan"), "count": 3})
+    assert TextFormatter().format(rec).endswith(" hello score=0.00001 odd=nan count=3")
+
+
 def test_the_request_line_rounds_its_numbers_to_what_they_mean() -> None:
     call = Call("chat", decode_chat_request(b'{"model":"m","messages":[{"role":"user",'
                                             b'"content":"hi"}]}'), Identity())
