@@ -131,11 +131,12 @@ class AttributeBlock:
     A deployment's attempts all say the same operation, provider, model, deployment, alias
     and server; the requests with the same sampling parameters say the same ones (a request's
     span and its last attempt's share one more block, the answer's: `attributes.AnswerBlock`,
-    the same idea with fields for a dict). Written into each span's own dict, every one of them was built per span
-    and looked up (or encoded) per span by the OTLP encoder; as a block, a span holds one
-    reference (`RecordedSpan.blocks`) and the encoder writes the block's bytes, kept on the
-    block (`encoded`, set by the export worker: the bytes of an attribute list do not depend
-    on the encoder). Never changed once made; its keys are not in the spans' own dicts."""
+    the same idea with fields for a dict). Written into each span's own dict, every one of
+    them was built per span and looked up (or encoded) per span by the OTLP encoder; as a
+    block, a span holds one reference (`RecordedSpan.blocks`) and the encoder writes the
+    block's bytes, kept on the block (`encoded`, set by the export worker: the bytes of an
+    attribute list do not depend on the encoder). Never changed once made; its keys are not
+    in the spans' own dicts."""
 
     __slots__ = ("attributes", "encoded")
 
