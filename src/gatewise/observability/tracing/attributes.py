@@ -163,7 +163,19 @@ def answer_attributes(result: Any, usage: Usage | None, a: Attributes) -> None:
     if usage is not None:
         a[INPUT_TOKENS] = usage.prompt_tokens
         a[OUTPUT_TOKENS] = usage.completion_tokens
-    rid, model, reasons = answer_of(result)
+    if result is not None:  # (None, the usual here: a stream's end, or a failure)
+        rid, model, reasons = answer_of(result)
+        _answer_into(a, None, None, rid, model, reasons)
+
+
+def _answer_into(a: Attributes, input_tokens: int | None, output_tokens: int | None,
+                 rid: str, model: str, reasons: tuple[str, ...]) -> None:
+    """An answer's attributes into `a`, in the order the OTLP encoder writes an
+    `AnswerBlock` (`OtlpEncoder._answer`): the usage (both counts or neither), then the
+    response id, model and finish reasons, each unless empty."""
+    if input_tokens is not None and output_tokens is not None:
+        a[INPUT_TOKENS] = input_tokens
+        a[OUTPUT_TOKENS] = output_tokens
     if rid:
         a[RESPONSE_ID] = rid
     if model:
@@ -203,7 +215,6 @@ class AnswerBlock:
     __slots__ = ("encoded", "input_tokens", "output_tokens", "reasons", "response_id",
                  "response_model")
 
-    answer = True  # (what the encoder tells it from a dict's block by)
     encoded: bytes | None
     input_tokens: int | None  # both None: no usage
     output_tokens: int | None
@@ -215,15 +226,8 @@ class AnswerBlock:
     def attributes(self) -> Attributes:
         """The same dict, in the same order, as `answer_attributes` makes."""
         a: Attributes = {}
-        if self.input_tokens is not None and self.output_tokens is not None:
-            a[INPUT_TOKENS] = self.input_tokens
-            a[OUTPUT_TOKENS] = self.output_tokens
-        if self.response_id:
-            a[RESPONSE_ID] = self.response_id
-        if self.response_model:
-            a[RESPONSE_MODEL] = self.response_model
-        if self.reasons:
-            a[FINISH_REASONS] = self.reasons
+        _answer_into(a, self.input_tokens, self.output_tokens, self.response_id,
+                     self.response_model, self.reasons)
         return a
 
 

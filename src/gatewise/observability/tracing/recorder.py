@@ -140,8 +140,6 @@ class AttributeBlock:
 
     __slots__ = ("attributes", "encoded")
 
-    answer = False  # (an `attributes.AnswerBlock` says True: the encoder's fixed layout)
-
     def __init__(self, attributes: dict[str, Any]) -> None:
         self.attributes = attributes
         self.encoded: bytes | None = None
